@@ -1,0 +1,73 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { freePort } from "./free-port";
+
+export interface MotoServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+const INSTALL_HINT = 'moto server is not installed for python3. Install it with: pip install "moto[server]"';
+
+/** True when `python3 -m moto.server` can run here. */
+export function motoAvailable(python = process.env.PYTHON ?? "python3"): boolean {
+  const probe = spawnSync(python, ["-c", "import moto.server"], { stdio: "ignore", timeout: 20_000 });
+  return probe.status === 0;
+}
+
+/**
+ * Start moto server on a free loopback port and wait (bounded) until it answers. The caller owns
+ * the process and must stop() it; it is also killed if this process exits.
+ */
+export async function startMoto(options: { timeoutMs?: number; python?: string } = {}): Promise<MotoServer> {
+  const python = options.python ?? process.env.PYTHON ?? "python3";
+  if (!motoAvailable(python)) throw new Error(INSTALL_HINT);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(python, ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: "true" },
+  });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-2000);
+  });
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  for (;;) {
+    if (child.exitCode !== null)
+      throw new Error(`moto server exited with ${child.exitCode}: ${stderr.trim()}`);
+    try {
+      const res = await fetch(`${url}/moto-api/data.json`, { signal: AbortSignal.timeout(1_000) });
+      await res.body?.cancel();
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(
+        `moto server did not answer on ${url} within ${options.timeoutMs ?? 30_000} ms: ${stderr.trim()}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  return {
+    url,
+    port,
+    stop: () => stopChild(child, killOnExit),
+  };
+}
+
+async function stopChild(child: ChildProcess, killOnExit: () => void): Promise<void> {
+  process.removeListener("exit", killOnExit);
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,231 @@
+import { ConfigError } from "./errors";
+
+/**
+ * Every setting of every function, parsed once at cold start. Errors name the variable, so a
+ * misconfigured stack fails on its first invocation with a message an operator can act on.
+ */
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):(\d{12}):secret:(.+)$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const SLUG = /^[a-z0-9][a-z0-9-]*$/;
+
+export interface SecretRef {
+  arn: string;
+  region: string;
+  account: string;
+  /** The name with the six-character suffix Secrets Manager appends to ARNs removed. */
+  name: string;
+}
+
+export function parseSecretArn(variable: string, value: string): SecretRef {
+  const m = SECRET_ARN.exec(value);
+  if (!m) throw new ConfigError(variable, "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:…)");
+  const [, region = "", account = "", rest = ""] = m;
+  return { arn: value, region, account, name: rest.replace(/-[A-Za-z0-9]{6}$/, "") };
+}
+
+function required(env: Env, name: string): string {
+  const v = env[name]?.trim();
+  if (!v) throw new ConfigError(name, "is required");
+  return v;
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const v = env[name]?.trim();
+  return v ? v : undefined;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function httpUrl(env: Env, name: string, fallback: string): string {
+  const raw = optional(env, name) ?? fallback;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `must be an absolute URL, got "${raw}"`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new ConfigError(name, "must be http(s)");
+  // Plain http only for loopback: a token must never cross a network unencrypted.
+  if (url.protocol === "http:" && !isLoopback(url.hostname)) {
+    throw new ConfigError(name, "must use https (http is only allowed for loopback test servers)");
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "[::1]" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function regionList(env: Env, name: string): string[] {
+  const raw = optional(env, name);
+  if (!raw) return [];
+  const regions = raw
+    .split(",")
+    .map((r) => r.trim())
+    .filter(Boolean);
+  for (const r of regions)
+    if (!REGION.test(r)) throw new ConfigError(name, `"${r}" is not an AWS region name`);
+  return [...new Set(regions)];
+}
+
+export interface BuildkiteConfig {
+  organization: string;
+  clusterId: string;
+  apiUrl: string;
+  agentApiUrl: string;
+  apiTokenSecretArn: string;
+}
+
+function buildkiteConfig(env: Env): BuildkiteConfig {
+  const organization = required(env, "BUILDKITE_ORGANIZATION");
+  if (!SLUG.test(organization))
+    throw new ConfigError("BUILDKITE_ORGANIZATION", "must be an organization slug");
+  const clusterId = required(env, "BUILDKITE_CLUSTER_ID");
+  if (!UUID.test(clusterId)) throw new ConfigError("BUILDKITE_CLUSTER_ID", "must be the cluster UUID");
+  const apiTokenSecretArn = parseSecretArn(
+    "BUILDKITE_API_TOKEN_SECRET_ARN",
+    required(env, "BUILDKITE_API_TOKEN_SECRET_ARN"),
+  ).arn;
+  return {
+    organization,
+    clusterId,
+    apiUrl: httpUrl(env, "BUILDKITE_API_URL", "https://api.buildkite.com"),
+    agentApiUrl: httpUrl(env, "BUILDKITE_AGENT_API_URL", "https://agent.buildkite.com"),
+    apiTokenSecretArn,
+  };
+}
+
+export interface RotateTokenConfig {
+  secret: SecretRef;
+  buildkite: BuildkiteConfig;
+  /** 0 = tokens never expire. */
+  tokenExpirySeconds: number;
+  /** Invoked asynchronously after promotion; the label event and the schedule are the backstops. */
+  reconcileFunction: string | undefined;
+}
+
+export function loadRotateTokenConfig(env: Env): RotateTokenConfig {
+  const secret = parseSecretArn("ROTATION_SECRET_ARN", required(env, "ROTATION_SECRET_ARN"));
+  const buildkite = buildkiteConfig(env);
+  const tokenExpirySeconds = integer(env, "TOKEN_EXPIRY_SECONDS", 0, 0, 10 * 365 * 86_400);
+  if (tokenExpirySeconds !== 0 && tokenExpirySeconds < 600) {
+    // Buildkite refuses an expiry closer than 10 minutes; fail at cold start, not mid-rotation.
+    throw new ConfigError(
+      "TOKEN_EXPIRY_SECONDS",
+      `must be 0 (no expiry) or at least 600, got ${tokenExpirySeconds}`,
+    );
+  }
+  return {
+    secret,
+    buildkite,
+    tokenExpirySeconds,
+    reconcileFunction: optional(env, "RECONCILE_FUNCTION_NAME"),
+  };
+}
+
+export type ScaleInProtectedInstances = "Refresh" | "Ignore" | "Wait";
+
+export interface TargetGroup {
+  region: string;
+  groupName: string;
+}
+
+export interface RefreshPreferences {
+  minHealthyPercentage: number;
+  maxHealthyPercentage: number | undefined;
+  instanceWarmupSeconds: number | undefined;
+  scaleInProtectedInstances: ScaleInProtectedInstances;
+}
+
+export interface ReconcileConfig {
+  secret: SecretRef;
+  buildkite: BuildkiteConfig;
+  replicaRegions: string[];
+  targets: TargetGroup[];
+  refresh: RefreshPreferences;
+  /** A rollout older than this alerts (it is not stopped: stopping could strand instances). */
+  maxRolloutSeconds: number;
+  alertTopicArn: string | undefined;
+}
+
+export function parseTargets(
+  variable: string,
+  raw: string,
+  allowedRegions: readonly string[],
+): TargetGroup[] {
+  const targets: TargetGroup[] = [];
+  const seen = new Set<string>();
+  for (const item of raw
+    .split(/[,\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const i = item.indexOf(":");
+    const region = i > 0 ? item.slice(0, i) : "";
+    const groupName = i > 0 ? item.slice(i + 1) : "";
+    if (!REGION.test(region) || !/^[\w\-.@+=/]{1,255}$/.test(groupName)) {
+      throw new ConfigError(variable, `"${item}" must be region:auto-scaling-group-name`);
+    }
+    if (!allowedRegions.includes(region)) {
+      throw new ConfigError(
+        variable,
+        `region ${region} of "${item}" is neither the secret's primary region nor one of its replica regions (${allowedRegions.join(", ")})`,
+      );
+    }
+    const key = `${region}:${groupName}`;
+    if (!seen.has(key)) targets.push({ region, groupName });
+    seen.add(key);
+  }
+  if (targets.length === 0)
+    throw new ConfigError(variable, "must name at least one region:auto-scaling-group-name");
+  return targets;
+}
+
+export function loadReconcileConfig(env: Env): ReconcileConfig {
+  const secret = parseSecretArn("ROTATION_SECRET_ARN", required(env, "ROTATION_SECRET_ARN"));
+  const buildkite = buildkiteConfig(env);
+  const replicaRegions = regionList(env, "REPLICA_REGIONS").filter((r) => r !== secret.region);
+  const targets = parseTargets("TARGET_GROUPS", required(env, "TARGET_GROUPS"), [
+    secret.region,
+    ...replicaRegions,
+  ]);
+  const scaleIn = optional(env, "REFRESH_SCALE_IN_PROTECTED_INSTANCES") ?? "Wait";
+  if (scaleIn !== "Refresh" && scaleIn !== "Ignore" && scaleIn !== "Wait") {
+    throw new ConfigError(
+      "REFRESH_SCALE_IN_PROTECTED_INSTANCES",
+      `must be Refresh, Ignore or Wait, got "${scaleIn}"`,
+    );
+  }
+  const warmup = optional(env, "REFRESH_INSTANCE_WARMUP_SECONDS");
+  const maxHealthy = optional(env, "REFRESH_MAX_HEALTHY_PERCENTAGE");
+  const alertTopicArn = optional(env, "ALERT_TOPIC_ARN");
+  if (alertTopicArn && !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/.test(alertTopicArn)) {
+    throw new ConfigError("ALERT_TOPIC_ARN", "must be an SNS topic ARN");
+  }
+  return {
+    secret,
+    buildkite,
+    replicaRegions,
+    targets,
+    refresh: {
+      minHealthyPercentage: integer(env, "REFRESH_MIN_HEALTHY_PERCENTAGE", 90, 0, 100),
+      maxHealthyPercentage:
+        maxHealthy === undefined ? undefined : integer(env, "REFRESH_MAX_HEALTHY_PERCENTAGE", 100, 100, 200),
+      instanceWarmupSeconds:
+        warmup === undefined ? undefined : integer(env, "REFRESH_INSTANCE_WARMUP_SECONDS", 0, 0, 3600),
+      scaleInProtectedInstances: scaleIn,
+    },
+    maxRolloutSeconds: integer(env, "MAX_ROLLOUT_SECONDS", 4 * 3600, 60, 7 * 86_400),
+    alertTopicArn,
+  };
+}

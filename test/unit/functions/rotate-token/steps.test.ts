@@ -1,0 +1,232 @@
+import {
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from "@aws-sdk/client-secrets-manager";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it } from "vitest";
+import { parseRotationEvent, type RotationDeps, rotate } from "../../../../functions/rotate-token/steps";
+import type { ClusterToken, CreatedClusterToken } from "../../../../shared/buildkite/client";
+import { describeManagedToken } from "../../../../shared/buildkite/description";
+import { loadRotateTokenConfig } from "../../../../shared/config";
+import { createLogger } from "../../../../shared/log";
+
+const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
+const CUR = "11111111-1111-4111-8111-111111111111";
+const PEND = "22222222-2222-4222-8222-222222222222";
+const config = loadRotateTokenConfig({
+  ROTATION_SECRET_ARN: ARN,
+  BUILDKITE_ORGANIZATION: "acme",
+  BUILDKITE_CLUSTER_ID: "e4f44564-d3ea-45eb-87c2-6506643b852a",
+  BUILDKITE_API_TOKEN_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/api-XyZ789",
+  TOKEN_EXPIRY_SECONDS: "3600",
+});
+
+/** In-memory Buildkite: enough behaviour to assert what the steps do to tokens. */
+class FakeBuildkite {
+  tokens = new Map<string, ClusterToken & { value: string }>();
+  created: Array<{ description: string; expiresAt?: Date }> = [];
+  deleted: string[] = [];
+  valid = true;
+  org = "acme";
+  private n = 0;
+  async createToken(input: { description: string; expiresAt?: Date }): Promise<CreatedClusterToken> {
+    this.created.push(input);
+    const id = `tok-${++this.n}`;
+    const value = `bkct_value_${this.n}_abcdefghijklmnopqrstuvwxyz`;
+    const t = {
+      id,
+      description: input.description,
+      createdAt: "now",
+      expiresAt: input.expiresAt?.toISOString(),
+      value,
+    };
+    this.tokens.set(id, t);
+    return { ...t, token: value };
+  }
+  async listTokens(): Promise<ClusterToken[]> {
+    return [...this.tokens.values()].map(({ value: _v, ...t }) => t);
+  }
+  async deleteToken(id: string) {
+    this.deleted.push(id);
+    return this.tokens.delete(id) ? ("deleted" as const) : ("already-gone" as const);
+  }
+  async verifyAgentToken(token: string) {
+    const known = [...this.tokens.values()].some((t) => t.value === token);
+    return known && this.valid
+      ? { valid: true as const, organizationSlug: this.org }
+      : { valid: false as const, status: 401 };
+  }
+}
+
+const sm = mockClient(SecretsManagerClient);
+let bk: FakeBuildkite;
+let deps: RotationDeps;
+let reconciles: string[];
+
+function stages(s: Record<string, string[]>, rotationEnabled = true) {
+  sm.on(DescribeSecretCommand).resolves({ ARN, RotationEnabled: rotationEnabled, VersionIdsToStages: s });
+}
+const ev = (Step: string, extra: Record<string, unknown> = {}) =>
+  parseRotationEvent({ Step, SecretId: ARN, ClientRequestToken: PEND, ...extra });
+
+beforeEach(() => {
+  sm.reset();
+  bk = new FakeBuildkite();
+  reconciles = [];
+  deps = {
+    config,
+    secrets: new SecretsManagerClient({ region: "us-east-1" }),
+    buildkite: bk,
+    logger: createLogger("test", {}, "error"),
+    metrics: { put: () => {} },
+    now: () => new Date("2026-11-22T00:00:00Z"),
+    startReconcile: async ({ versionId }) => {
+      reconciles.push(versionId);
+    },
+  };
+});
+
+describe("preamble", () => {
+  it.each([
+    [
+      "rotation disabled",
+      () => stages({ [CUR]: ["AWSCURRENT"], [PEND]: ["AWSPENDING"] }, false),
+      /not enabled/,
+    ],
+    ["unknown version", () => stages({ [CUR]: ["AWSCURRENT"] }), /is not a version/],
+    [
+      "version not pending",
+      () => stages({ [CUR]: ["AWSCURRENT"], [PEND]: ["AWSPREVIOUS"] }),
+      /not AWSPENDING/,
+    ],
+  ])("%s: refuses and changes nothing", async (_, setup, message) => {
+    setup();
+    await expect(rotate(ev("createSecret"), deps)).rejects.toThrow(message);
+    expect(bk.created).toHaveLength(0);
+    expect(sm.commandCalls(PutSecretValueCommand)).toHaveLength(0);
+  });
+
+  it("rejects another secret before any call", async () => {
+    const other = parseRotationEvent({ Step: "createSecret", SecretId: `${ARN}x`, ClientRequestToken: PEND });
+    await expect(rotate(other, deps)).rejects.toMatchObject({ name: "InputError" });
+    expect(sm.calls()).toHaveLength(0);
+  });
+
+  it("returns when the version is already AWSCURRENT", async () => {
+    stages({ [PEND]: ["AWSCURRENT", "AWSPENDING"] });
+    for (const step of ["createSecret", "setSecret", "testSecret", "finishSecret"])
+      await rotate(ev(step), deps);
+    expect(bk.created).toHaveLength(0);
+    expect(sm.commandCalls(UpdateSecretVersionStageCommand)).toHaveLength(0);
+  });
+
+  it.each([
+    [{ Step: "rollback", SecretId: ARN, ClientRequestToken: PEND }, /unknown rotation step/],
+    [{ Step: "createSecret", ClientRequestToken: PEND }, /SecretId/],
+    [{ Step: "createSecret", SecretId: ARN, ClientRequestToken: "x" }, /ClientRequestToken/],
+    [null, /object/],
+  ])("rejects malformed event %#", (event, message) => {
+    expect(() => parseRotationEvent(event)).toThrow(message);
+  });
+});
+
+describe("createSecret", () => {
+  beforeEach(() => stages({ [CUR]: ["AWSCURRENT"], [PEND]: ["AWSPENDING"] }));
+
+  it("creates one described, expiring token and stores it as AWSPENDING with the RotationToken", async () => {
+    sm.on(GetSecretValueCommand).rejects(
+      Object.assign(new Error("no value"), { name: "ResourceNotFoundException" }),
+    );
+    await rotate(ev("createSecret", { RotationToken: "rt-1" }), deps);
+    expect(bk.created).toEqual([
+      { description: describeManagedToken(ARN, PEND), expiresAt: new Date("2026-11-22T01:00:00Z") },
+    ]);
+    const put = sm.commandCalls(PutSecretValueCommand)[0]?.args[0].input;
+    expect(put).toMatchObject({
+      SecretId: ARN,
+      ClientRequestToken: PEND,
+      VersionStages: ["AWSPENDING"],
+      RotationToken: "rt-1",
+    });
+    expect(put?.SecretString).toBe([...bk.tokens.values()][0]?.value);
+  });
+
+  it("does nothing when the pending version already holds a value", async () => {
+    sm.on(GetSecretValueCommand).resolves({ SecretString: "bkct_existing_abcdefghijklmnopqrstu" });
+    await rotate(ev("createSecret"), deps);
+    expect(bk.created).toHaveLength(0);
+  });
+
+  it("revokes a token left by a crashed attempt for the same version, and only that one", async () => {
+    sm.on(GetSecretValueCommand).resolves({});
+    const orphan = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+    const previous = await bk.createToken({ description: describeManagedToken(ARN, CUR) });
+    const human = await bk.createToken({ description: "Windows agents" });
+    bk.created = [];
+    await rotate(ev("createSecret"), deps);
+    expect(bk.deleted).toEqual([orphan.id]);
+    expect(bk.tokens.has(previous.id) && bk.tokens.has(human.id)).toBe(true);
+    expect(bk.created).toHaveLength(1);
+  });
+
+  it("revokes the new token when storing it fails", async () => {
+    sm.on(GetSecretValueCommand).resolves({});
+    sm.on(PutSecretValueCommand).rejects(new Error("throttled"));
+    await expect(rotate(ev("createSecret"), deps)).rejects.toThrow("throttled");
+    expect(bk.tokens.size).toBe(0);
+  });
+});
+
+describe("setSecret and testSecret", () => {
+  beforeEach(() => stages({ [CUR]: ["AWSCURRENT"], [PEND]: ["AWSPENDING"] }));
+
+  it("setSecret fails when the pending token was revoked", async () => {
+    await expect(rotate(ev("setSecret"), deps)).rejects.toThrow(/no Buildkite token/);
+    await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+    await expect(rotate(ev("setSecret"), deps)).resolves.toBeUndefined();
+  });
+
+  it("testSecret passes for a valid token of the organization", async () => {
+    const t = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+    sm.on(GetSecretValueCommand).resolves({ SecretString: t.token });
+    await expect(rotate(ev("testSecret"), deps)).resolves.toBeUndefined();
+  });
+
+  it.each([
+    ["an invalid token", () => (bk.valid = false), /refused by the agent API \(HTTP 401\)/],
+    ["another organization's token", () => (bk.org = "evil"), /belongs to organization evil/],
+  ])("testSecret fails for %s without printing it", async (_, setup, message) => {
+    const t = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+    sm.on(GetSecretValueCommand).resolves({ SecretString: t.token });
+    setup();
+    const e = (await rotate(ev("testSecret"), deps).catch((x: unknown) => x)) as Error;
+    expect(e.name).toBe("TokenVerificationError");
+    expect(e.message).toMatch(message);
+    expect(e.message).not.toContain(t.token);
+  });
+});
+
+describe("finishSecret", () => {
+  it("moves AWSCURRENT from the old version and starts the reconciler", async () => {
+    stages({ [CUR]: ["AWSCURRENT"], [PEND]: ["AWSPENDING"] });
+    await rotate(ev("finishSecret"), deps);
+    expect(sm.commandCalls(UpdateSecretVersionStageCommand)[0]?.args[0].input).toEqual({
+      SecretId: ARN,
+      VersionStage: "AWSCURRENT",
+      MoveToVersionId: PEND,
+      RemoveFromVersionId: CUR,
+    });
+    expect(reconciles).toEqual([PEND]);
+  });
+
+  it("does not fail the rotation when the reconciler cannot be started", async () => {
+    stages({ [CUR]: ["AWSCURRENT"], [PEND]: ["AWSPENDING"] });
+    deps.startReconcile = async () => {
+      throw new Error("AccessDenied");
+    };
+    await expect(rotate(ev("finishSecret"), deps)).resolves.toBeUndefined();
+  });
+});

@@ -1,0 +1,210 @@
+import { MockAgent, fetch as undiciFetch } from "undici";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { BuildkiteClient, nextLink } from "../../../../shared/buildkite/client";
+import { BuildkiteApiError, DeadlineError } from "../../../../shared/errors";
+
+const API = "https://api.buildkite.test";
+const AGENT = "https://agent.buildkite.test";
+const TOKENS = "/v2/organizations/acme/clusters/c1/tokens";
+const VALUE = "bkct_0123456789abcdef0123456789abcdef01234567";
+
+let agent: MockAgent;
+let sleeps: number[];
+
+function client(extra: Partial<ConstructorParameters<typeof BuildkiteClient>[0]> = {}) {
+  return new BuildkiteClient({
+    apiUrl: API,
+    agentApiUrl: AGENT,
+    organization: "acme",
+    clusterId: "c1",
+    apiToken: async () => "api-token-value-1234567890",
+    fetch: ((url: string, init: RequestInit) =>
+      undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+    },
+    ...extra,
+  });
+}
+
+const item = (id: string, description = "d") => ({ id, description, created_at: "2026-01-01T00:00:00Z" });
+
+beforeEach(() => {
+  agent = new MockAgent();
+  agent.disableNetConnect();
+  sleeps = [];
+});
+afterEach(async () => {
+  await agent.close();
+});
+
+describe("BuildkiteClient", () => {
+  it("creates a token with description and expiry and returns its value once", async () => {
+    let sent: unknown;
+    agent
+      .get(API)
+      .intercept({
+        path: TOKENS,
+        method: "POST",
+        headers: { authorization: "Bearer api-token-value-1234567890" },
+        body: (b) => {
+          sent = JSON.parse(b);
+          return true;
+        },
+      })
+      .reply(201, { ...item("t1", "desc"), expires_at: "2026-02-01T00:00:00.000Z", token: VALUE });
+    const created = await client().createToken({
+      description: "desc",
+      expiresAt: new Date("2026-02-01T00:00:00Z"),
+    });
+    expect(sent).toEqual({ description: "desc", expires_at: "2026-02-01T00:00:00.000Z" });
+    expect(created).toMatchObject({ id: "t1", token: VALUE, expiresAt: "2026-02-01T00:00:00.000Z" });
+  });
+
+  it("never retries a create that failed with 5xx or a network error", async () => {
+    agent.get(API).intercept({ path: TOKENS, method: "POST" }).reply(502, "bad gateway");
+    await expect(client().createToken({ description: "d" })).rejects.toMatchObject({ status: 502 });
+    agent.get(API).intercept({ path: TOKENS, method: "POST" }).replyWithError(new Error("socket hang up"));
+    await expect(client().createToken({ description: "d" })).rejects.toMatchObject({ status: 0 });
+    expect(sleeps).toEqual([]);
+    agent.assertNoPendingInterceptors();
+  });
+
+  it("retries a create refused with 429, waiting for RateLimit-Reset", async () => {
+    const pool = agent.get(API);
+    pool
+      .intercept({ path: TOKENS, method: "POST" })
+      .reply(429, "{}", { headers: { "ratelimit-reset": "3", "ratelimit-remaining": "0" } });
+    pool.intercept({ path: TOKENS, method: "POST" }).reply(201, { ...item("t1"), token: VALUE });
+    await expect(client().createToken({ description: "d" })).resolves.toMatchObject({ id: "t1" });
+    expect(sleeps).toEqual([3100]);
+  });
+
+  it("lists every page through the Link header", async () => {
+    const pool = agent.get(API);
+    pool.intercept({ path: `${TOKENS}?per_page=100`, method: "GET" }).reply(200, [item("a"), item("b")], {
+      headers: { link: `<${API}${TOKENS}?page=2&per_page=100>; rel="next"` },
+    });
+    pool
+      .intercept({ path: `${TOKENS}?page=2&per_page=100`, method: "GET" })
+      .reply(200, [item("c")], { headers: { link: `<${API}${TOKENS}?page=1&per_page=100>; rel="prev"` } });
+    expect((await client().listTokens()).map((t) => t.id)).toEqual(["a", "b", "c"]);
+  });
+
+  it("retries GET on 5xx, network errors and 429 with backoff, honouring the later reset", async () => {
+    const pool = agent.get(API);
+    pool.intercept({ path: `${TOKENS}/t1`, method: "GET" }).reply(503, "unavailable");
+    pool.intercept({ path: `${TOKENS}/t1`, method: "GET" }).replyWithError(new Error("ECONNRESET"));
+    pool
+      .intercept({ path: `${TOKENS}/t1`, method: "GET" })
+      .reply(429, "{}", { headers: { "ratelimit-reset": "1", "ratelimit-user-reset": "7" } });
+    pool.intercept({ path: `${TOKENS}/t1`, method: "GET" }).reply(200, item("t1"));
+    const retries: number[] = [];
+    const got = await client({ onRetry: (i) => retries.push(i.status) }).getToken("t1");
+    expect(got?.id).toBe("t1");
+    expect(retries).toEqual([503, 0, 429]);
+    expect(sleeps).toHaveLength(3);
+    expect(sleeps[2]).toBe(7100);
+  });
+
+  it("gives up after maxAttempts with the last status", async () => {
+    agent
+      .get(API)
+      .intercept({ path: `${TOKENS}/t1`, method: "GET" })
+      .reply(500, "boom")
+      .times(3);
+    await expect(client({ maxAttempts: 3 }).getToken("t1")).rejects.toMatchObject({
+      name: "BuildkiteApiError",
+      status: 500,
+    });
+  });
+
+  it("does not retry 4xx other than 429", async () => {
+    agent
+      .get(API)
+      .intercept({ path: `${TOKENS}/t1`, method: "GET" })
+      .reply(403, { message: "Forbidden" });
+    const e = await client()
+      .getToken("t1")
+      .catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(BuildkiteApiError);
+    expect((e as BuildkiteApiError).bodySnippet).toContain("Forbidden");
+    expect(sleeps).toEqual([]);
+  });
+
+  it("treats a missing token as undefined and deleting a gone token as success", async () => {
+    const pool = agent.get(API);
+    pool.intercept({ path: `${TOKENS}/gone`, method: "GET" }).reply(404, { message: "Not Found" });
+    pool.intercept({ path: `${TOKENS}/gone`, method: "DELETE" }).reply(404, { message: "Not Found" });
+    pool.intercept({ path: `${TOKENS}/t1`, method: "DELETE" }).reply(204, "");
+    expect(await client().getToken("gone")).toBeUndefined();
+    expect(await client().deleteToken("gone")).toBe("already-gone");
+    expect(await client().deleteToken("t1")).toBe("deleted");
+  });
+
+  it("retries DELETE (idempotent) on 5xx", async () => {
+    const pool = agent.get(API);
+    pool.intercept({ path: `${TOKENS}/t1`, method: "DELETE" }).reply(502, "");
+    pool.intercept({ path: `${TOKENS}/t1`, method: "DELETE" }).reply(204, "");
+    expect(await client().deleteToken("t1")).toBe("deleted");
+  });
+
+  it("verifies an agent token against the metrics endpoint with Token auth", async () => {
+    const pool = agent.get(AGENT);
+    pool
+      .intercept({ path: "/v3/metrics", method: "GET", headers: { authorization: `Token ${VALUE}` } })
+      .reply(200, { organization: { slug: "acme" } });
+    pool.intercept({ path: "/v3/metrics", method: "GET" }).reply(401, { message: "Invalid token" });
+    expect(await client().verifyAgentToken(VALUE)).toEqual({ valid: true, organizationSlug: "acme" });
+    expect(await client().verifyAgentToken("bkct_wrong_wrong_wrong_wrong_wrong")).toEqual({
+      valid: false,
+      status: 401,
+    });
+  });
+
+  it("stops before the caller's deadline instead of sleeping past it", async () => {
+    agent
+      .get(API)
+      .intercept({ path: `${TOKENS}/t1`, method: "GET" })
+      .reply(429, "{}", { headers: { "ratelimit-reset": "30" } });
+    const e = await client({ remainingMs: () => 12_000, timeoutMs: 2_000 })
+      .getToken("t1")
+      .catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(DeadlineError);
+    expect(sleeps).toEqual([]);
+  });
+
+  it("times out a hanging request", async () => {
+    agent
+      .get(API)
+      .intercept({ path: `${TOKENS}/t1`, method: "GET" })
+      .reply(200, item("t1"))
+      .delay(500);
+    await expect(client({ timeoutMs: 50, maxAttempts: 1 }).getToken("t1")).rejects.toMatchObject({
+      status: 0,
+    });
+  });
+
+  it("puts no token value in an error, even when the server echoes it", async () => {
+    agent
+      .get(AGENT)
+      .intercept({ path: "/v3/metrics", method: "GET" })
+      .reply(500, `{"echo":"${VALUE}"}`)
+      .times(5);
+    const e = await client()
+      .verifyAgentToken(VALUE)
+      .catch((x: unknown) => x);
+    expect(String((e as Error).message)).not.toContain(VALUE);
+    expect(JSON.stringify(e)).not.toContain(VALUE);
+  });
+});
+
+describe("nextLink", () => {
+  it("follows rel=next on the same origin only", () => {
+    expect(nextLink(`<${API}/x?page=2>; rel="next", <${API}/x?page=9>; rel="last"`, API)).toBe(
+      `${API}/x?page=2`,
+    );
+    expect(nextLink(`<https://evil.test/x?page=2>; rel="next"`, API)).toBeUndefined();
+    expect(nextLink(null, API)).toBeUndefined();
+  });
+});

@@ -1,0 +1,86 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { BuildkiteApiError, describeError, redactTokenLike, sanitizeSnippet } from "../../../shared/errors";
+import { createLogger, registerSecret, setLogSink } from "../../../shared/log";
+import { createMetrics } from "../../../shared/metrics";
+
+const lines: string[] = [];
+const previous = setLogSink((l) => lines.push(l));
+afterEach(() => {
+  lines.length = 0;
+});
+
+describe("logger", () => {
+  it("writes one JSON object per line with service and fields", () => {
+    createLogger("svc").child({ versionId: "v1" }).info("hello", { n: 1 });
+    const entry = JSON.parse(lines[0] ?? "{}");
+    expect(entry).toMatchObject({ level: "INFO", service: "svc", message: "hello", versionId: "v1", n: 1 });
+  });
+
+  it("never prints a registered secret, wherever it appears", () => {
+    const secret = "bkct_0123456789abcdef0123456789abcdef01234567";
+    registerSecret(secret);
+    createLogger("svc").warn(`message with ${secret}`, { nested: { note: `x${secret}y` }, list: [secret] });
+    expect(lines.join("\n")).not.toContain(secret);
+    expect(lines.join("\n")).toContain("[REDACTED]");
+  });
+
+  it("never prints fields named like credentials", () => {
+    createLogger("svc").info("m", { token: "abc", Authorization: "Bearer x", value: "v", ok: "shown" });
+    const entry = JSON.parse(lines[0] ?? "{}");
+    expect(entry).toMatchObject({
+      token: "[REDACTED]",
+      Authorization: "[REDACTED]",
+      value: "[REDACTED]",
+      ok: "shown",
+    });
+  });
+
+  it("respects the level", () => {
+    createLogger("svc", {}, "warn").info("hidden");
+    expect(lines).toHaveLength(0);
+  });
+
+  it("emits embedded metric format", () => {
+    createMetrics("svc").put("TokensRevoked", 2, "Count", { Region: "us-east-1" });
+    const m = JSON.parse(lines[0] ?? "{}");
+    expect(m._aws.CloudWatchMetrics[0]).toEqual({
+      Namespace: "BuildkiteAgentTokenRotation",
+      Dimensions: [["Service", "Region"]],
+      Metrics: [{ Name: "TokensRevoked", Unit: "Count" }],
+    });
+    expect(m.TokensRevoked).toBe(2);
+  });
+});
+
+describe("errors", () => {
+  it("redacts token-like runs but keeps UUIDs", () => {
+    const uuid = "c060152e-7b5a-4505-9c07-f8eeb1a09007";
+    expect(redactTokenLike(`token bkct_abcdefghijklmnopqrstuvwxyz012345 id ${uuid}`)).toBe(
+      `token [redacted] id ${uuid}`,
+    );
+  });
+
+  it("keeps status and a short, sanitized snippet", () => {
+    const body = `{"message":"oops","echo":"bkct_abcdefghijklmnopqrstuvwxyz012345"}${"x ".repeat(300)}`;
+    const e = new BuildkiteApiError("GET", "/v2/x", 503, sanitizeSnippet(body));
+    expect(e.status).toBe(503);
+    expect(e.message).toContain("HTTP 503");
+    expect(e.message).not.toContain("bkct_");
+    expect(e.bodySnippet.length).toBeLessThanOrEqual(201);
+    expect(e.retryable).toBe(true);
+    expect(new BuildkiteApiError("GET", "/v2/x", 422, "").retryable).toBe(false);
+  });
+
+  it("describes unknown errors safely", () => {
+    expect(
+      describeError(Object.assign(new Error("boom"), { name: "ThrottlingException", Code: "Throttling" })),
+    ).toEqual({
+      name: "ThrottlingException",
+      message: "boom",
+      code: "Throttling",
+    });
+    expect(describeError("plain")).toEqual({ name: "NonError", message: "plain" });
+  });
+});
+
+process.on("exit", () => setLogSink(previous));
