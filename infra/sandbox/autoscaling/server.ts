@@ -1,0 +1,116 @@
+/**
+ * HTTP front of the stand-in: accepts AWS Query requests (POST, form-encoded), takes the region
+ * from the SigV4 credential scope (signatures are not verified), dispatches to `operations` and
+ * answers with the protocol's XML envelopes.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { AutoScalingError } from "./errors";
+import type { Fleet } from "./fleet";
+import { operations } from "./operations";
+import { QueryParams } from "./query";
+import { errorDocument, responseDocument } from "./xml";
+
+const API_VERSION = "2011-01-01";
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface QueryServerOptions {
+  host?: string;
+  port?: number;
+}
+
+export interface QueryServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startQueryServer(fleet: Fleet, options: QueryServerOptions = {}): Promise<QueryServer> {
+  const host = options.host ?? "127.0.0.1";
+  const server = createServer((request, response) => {
+    void handle(fleet, request, response);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // The SDK keeps connections alive; without this, close() would wait for them to idle out.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(fleet: Fleet, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const requestId = randomUUID();
+  try {
+    if (request.method !== "POST") {
+      throw new AutoScalingError("MethodNotAllowed", "The stand-in only accepts POST requests.", 405);
+    }
+    const params = QueryParams.parse(await readBody(request));
+    const region = regionFromAuthorization(request.headers.authorization);
+    const action = params.string("Action") ?? "";
+    const operation = params.string("Version") === API_VERSION ? operations.get(action) : undefined;
+    if (operation === undefined) {
+      throw new AutoScalingError(
+        "InvalidAction",
+        `Could not find operation ${action} for version ${params.string("Version") ?? "(none)"}`,
+      );
+    }
+    const result = operation(fleet, region, params);
+    send(response, 200, responseDocument(action, result, requestId), requestId);
+  } catch (error) {
+    const failure =
+      error instanceof AutoScalingError
+        ? error
+        : new AutoScalingError(
+            "InternalFailure",
+            error instanceof Error ? error.message : String(error),
+            500,
+          );
+    send(response, failure.httpStatus, errorDocument(failure, requestId), requestId);
+  }
+}
+
+/** The region of `Credential=AKID/20260101/<region>/autoscaling/aws4_request`. */
+export function regionFromAuthorization(authorization: string | undefined): string {
+  const match = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/[^/,\s]+\/aws4_request/.exec(authorization ?? "");
+  if (match?.[1] === undefined) {
+    throw new AutoScalingError(
+      "MissingAuthenticationToken",
+      "Request is missing a SigV4 Authorization header.",
+      403,
+    );
+  }
+  return match[1];
+}
+
+async function readBody(request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += buffer.length;
+    if (size > MAX_BODY_BYTES)
+      throw new AutoScalingError("RequestEntityTooLarge", "Request body too large.", 413);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function send(response: ServerResponse, status: number, body: string, requestId: string): void {
+  response.writeHead(status, {
+    "content-type": "text/xml",
+    "content-length": Buffer.byteLength(body),
+    "x-amzn-requestid": requestId,
+  });
+  response.end(body);
+}

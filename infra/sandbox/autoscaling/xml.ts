@@ -1,0 +1,71 @@
+/**
+ * Hand-written XML for the AWS Query protocol's responses. Values map to elements the way the
+ * protocol expects: objects become child elements in key order, arrays become `<member>` lists,
+ * dates are ISO 8601, `undefined` is omitted.
+ */
+import type { AutoScalingError } from "./errors";
+
+export const XML_NAMESPACE = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
+
+export type XmlValue = string | number | boolean | Date | undefined | readonly XmlValue[] | XmlObject;
+export interface XmlObject {
+  readonly [element: string]: XmlValue;
+}
+
+const ENTITIES: Readonly<Record<string, string>> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&apos;",
+  // A literal CR would be normalised away by the client's parser; a character reference survives.
+  "\r": "&#13;",
+};
+
+/** Escapes text for element content; characters XML 1.0 cannot carry become U+FFFD. */
+export function escapeXml(text: string): string {
+  return Array.from(text, (character) => {
+    const code = character.codePointAt(0) ?? 0;
+    if (!isXmlChar(code)) return "\uFFFD";
+    return ENTITIES[character] ?? character;
+  }).join("");
+}
+
+/** The XML 1.0 `Char` production: tab, LF, CR and everything from space up, minus surrogates and U+FFFE/F. */
+function isXmlChar(code: number): boolean {
+  if (code === 0x9 || code === 0xa || code === 0xd) return true;
+  return code >= 0x20 && !(code >= 0xd800 && code <= 0xdfff) && code !== 0xfffe && code !== 0xffff;
+}
+
+export function element(name: string, value: XmlValue): string {
+  if (value === undefined) return "";
+  return `<${name}>${content(value)}</${name}>`;
+}
+
+function content(value: Exclude<XmlValue, undefined>): string {
+  if (isList(value)) return value.map((item) => element("member", item)).join("");
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === "object") {
+    return Object.entries(value)
+      .map(([name, child]) => element(name, child))
+      .join("");
+  }
+  return escapeXml(String(value));
+}
+
+function isList(value: XmlValue): value is readonly XmlValue[] {
+  return Array.isArray(value);
+}
+
+/** `<ActionResponse>` with an optional `<ActionResult>` (actions without output have none). */
+export function responseDocument(action: string, result: XmlObject | undefined, requestId: string): string {
+  const body = element(`${action}Result`, result) + element("ResponseMetadata", { RequestId: requestId });
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="${XML_NAMESPACE}">${body}</${action}Response>`;
+}
+
+export function errorDocument(error: AutoScalingError, requestId: string): string {
+  const body =
+    element("Error", { Type: error.type, Code: error.code, Message: error.message }) +
+    element("RequestId", requestId);
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="${XML_NAMESPACE}">${body}</ErrorResponse>`;
+}
