@@ -156,6 +156,8 @@ export interface ReconcileConfig {
   refresh: RefreshPreferences;
   /** A rollout older than this alerts (it is not stopped: stopping could strand instances). */
   maxRolloutSeconds: number;
+  /** A replica still serving an older version this long after a rotation is reported. */
+  replicaAlertSeconds: number;
   alertTopicArn: string | undefined;
 }
 
@@ -226,6 +228,7 @@ export function loadReconcileConfig(env: Env): ReconcileConfig {
       scaleInProtectedInstances: scaleIn,
     },
     maxRolloutSeconds: integer(env, "MAX_ROLLOUT_SECONDS", 4 * 3600, 60, 7 * 86_400),
+    replicaAlertSeconds: integer(env, "REPLICA_ALERT_SECONDS", 900, 1, 86_400),
     alertTopicArn,
   };
 }

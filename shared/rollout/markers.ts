@@ -1,0 +1,47 @@
+import { createHash } from "node:crypto";
+
+/**
+ * The only state this project writes: tags on the target Auto Scaling groups.
+ * - On every target group, `buildkite-agent-token-rotation:refresh` = `version=<id> refresh=<id>`:
+ *   the instance refresh we started for that secret version.
+ * - On the anchor group (the first target that exists), `buildkite-agent-token-rotation:rollout` =
+ *   `version=<id> complete=<0|1> alerts=<id,id>`: which alerts were already sent for the current
+ *   version (so a level-triggered loop alerts once) and whether its completion was recorded.
+ * Tag values are at most 256 characters: alert keys are stored as short hashes.
+ */
+export interface RefreshMarker {
+  versionId: string;
+  refreshId: string;
+}
+
+export interface RolloutMarker {
+  versionId: string;
+  complete: boolean;
+  alerts: string[];
+}
+
+export function encodeRefreshMarker(m: RefreshMarker): string {
+  return `version=${m.versionId} refresh=${m.refreshId}`;
+}
+
+export function decodeRefreshMarker(value: string | undefined): RefreshMarker | undefined {
+  const m = /^version=(\S+) refresh=(\S+)$/.exec(value ?? "");
+  return m?.[1] && m[2] ? { versionId: m[1], refreshId: m[2] } : undefined;
+}
+
+export function encodeRolloutMarker(m: RolloutMarker): string {
+  // Keep the newest alerts if there were ever more than fit.
+  const alerts = m.alerts.slice(-20).join(",");
+  return `version=${m.versionId} complete=${m.complete ? 1 : 0} alerts=${alerts}`;
+}
+
+export function decodeRolloutMarker(value: string | undefined): RolloutMarker | undefined {
+  const m = /^version=(\S+) complete=([01]) alerts=(\S*)$/.exec(value ?? "");
+  if (!m?.[1]) return undefined;
+  return { versionId: m[1], complete: m[2] === "1", alerts: m[3] ? m[3].split(",") : [] };
+}
+
+/** A short stable id for an alert key. */
+export function alertId(key: string): string {
+  return createHash("sha256").update(key).digest("hex").slice(0, 10);
+}

@@ -1,0 +1,120 @@
+import type { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { SNSClient } from "@aws-sdk/client-sns";
+import type { BuildkiteClient } from "../buildkite/client";
+import type { ReconcileConfig } from "../config";
+import { describeError } from "../errors";
+import type { Logger } from "../log";
+import type { MetricsSink } from "../metrics";
+import { backoffDelay, type Sleep } from "../sleep";
+import { type ActResult, act } from "./act";
+import { observe, replicaCurrentVersion } from "./observe";
+import { plan } from "./plan";
+import type { Plan, PlanSettings } from "./types";
+
+export interface ReconcileDeps {
+  config: ReconcileConfig;
+  secrets: (region: string) => SecretsManagerClient;
+  autoScaling: (region: string) => AutoScalingClient;
+  sns: (region: string) => SNSClient;
+  buildkite: Pick<BuildkiteClient, "listTokens" | "deleteToken">;
+  logger: Logger;
+  metrics: MetricsSink;
+  now: () => Date;
+  sleep: Sleep;
+  /** Milliseconds left in this invocation. */
+  remainingMs: () => number;
+}
+
+export interface ReconcileOutcome {
+  plan: Plan;
+  rounds: number;
+  results: ActResult[];
+}
+
+/** Stop waiting this long before the Lambda deadline, leaving time to act and log. */
+const DEADLINE_MARGIN_MS = 20_000;
+const MAX_ROUNDS = 10;
+
+export function planSettings(config: ReconcileConfig): PlanSettings {
+  return {
+    secretArn: config.secret.arn,
+    primaryRegion: config.secret.region,
+    preferences: config.refresh,
+    maxRolloutSeconds: config.maxRolloutSeconds,
+    replicaAlertSeconds: config.replicaAlertSeconds,
+  };
+}
+
+/**
+ * One reconcile run: observe → plan → act, again after waiting (bounded, within the deadline) for
+ * lagging replicas, so that a region that catches up is refreshed in the same run. Refreshes are
+ * not waited for: their completion events (and the schedule) trigger the next run.
+ */
+export async function reconcile(deps: ReconcileDeps): Promise<ReconcileOutcome> {
+  const settings = planSettings(deps.config);
+  const results: ActResult[] = [];
+  let current: Plan | undefined;
+  let rounds = 0;
+  while (rounds < MAX_ROUNDS) {
+    rounds++;
+    const observation = await observe(deps);
+    current = plan(observation, settings);
+    const result = await act(current, observation, { ...deps, alertTopicArn: deps.config.alertTopicArn });
+    results.push(result);
+    deps.logger.info("reconcile round", {
+      round: rounds,
+      versionId: current.versionId ?? null,
+      waitingFor: current.waitingFor,
+      complete: current.complete,
+      targets: current.targets.map((t) => ({
+        target: `${t.region}:${t.groupName}`,
+        phase: t.phase,
+        refreshId: t.refreshId,
+      })),
+      regionsBehind: current.regionsBehind,
+      actions: current.actions.map((a) => a.kind),
+      refreshesStarted: result.refreshesStarted.length,
+      revoked: result.revoked.length,
+    });
+    for (const notice of current.notices) deps.logger.info("notice", { notice });
+
+    // A refresh we just started or a revocation we just made changes what the next observation
+    // sees; anything else that could change soon is a lagging replica.
+    const waitForReplicas = current.waitingFor.includes("replicas") && current.versionId !== undefined;
+    if (!waitForReplicas) break;
+    const synced = await waitForReplicaSync(deps, current.versionId ?? "", current.regionsLagging);
+    if (!synced) {
+      deps.logger.info("replicas still behind at the end of this run's budget; the next trigger continues", {
+        regionsLagging: current.regionsLagging,
+      });
+      break;
+    }
+  }
+  if (!current) throw new Error("reconcile made no round");
+  return { plan: current, rounds, results };
+}
+
+/** Polls the lagging regions with capped backoff until they serve `versionId` or time runs out. */
+async function waitForReplicaSync(
+  deps: ReconcileDeps,
+  versionId: string,
+  regions: string[],
+): Promise<boolean> {
+  let behind = [...regions];
+  for (let attempt = 0; behind.length > 0; attempt++) {
+    const delay = backoffDelay(attempt, 100, 1_000);
+    if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) return false;
+    await deps.sleep(delay);
+    const served = await Promise.all(
+      behind.map((region) =>
+        replicaCurrentVersion(deps.secrets(region), deps.config.secret.name).catch((error: unknown) => {
+          deps.logger.debug("replica check failed", { region, error: describeError(error) });
+          return undefined;
+        }),
+      ),
+    );
+    behind = behind.filter((_, i) => served[i] !== versionId);
+  }
+  return true;
+}
