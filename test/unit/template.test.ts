@@ -1,0 +1,143 @@
+import { existsSync, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parse, type Tags } from "yaml";
+
+/**
+ * Invariants of template.yaml that cfn-lint cannot see: least privilege (no "*" resource for any
+ * write action), the intrinsic expression that turns TargetGroups into ASG ARNs, and the settings
+ * the design depends on.
+ */
+const root = new URL("../..", import.meta.url).pathname;
+const INTRINSICS = [
+  "Ref",
+  "Sub",
+  "Join",
+  "Split",
+  "Select",
+  "If",
+  "GetAtt",
+  "Equals",
+  "Not",
+  "Or",
+  "And",
+  "Condition",
+];
+const customTags: Tags = INTRINSICS.map((name) => ({
+  tag: `!${name}`,
+  resolve: (value: unknown) => ({
+    [name === "Ref" || name === "Condition" ? name : `Fn::${name}`]:
+      name === "GetAtt" && typeof value === "string" ? value.split(".") : value,
+  }),
+  collection: undefined,
+})).flatMap((t) => [
+  { ...t, collection: "seq" as const },
+  { ...t, collection: "map" as const },
+  { tag: t.tag, resolve: (v: string) => t.resolve(v) },
+]) as unknown as Tags;
+
+type Node = unknown;
+type Template = {
+  Globals: { Function: Record<string, unknown> };
+  Resources: Record<string, { Type: string; Properties: Record<string, Node> }>;
+};
+// The JSON round trip turns the YAML nodes inside tagged values into plain data.
+const load = (file: string) =>
+  JSON.parse(JSON.stringify(parse(readFileSync(`${root}/${file}`, "utf8"), { customTags }))) as Template;
+
+/** Evaluates the string intrinsics used in IAM resources, with the given parameters. */
+function evaluate(node: Node, params: Record<string, string | string[]>): Node {
+  if (Array.isArray(node)) return node.map((n) => evaluate(n, params));
+  if (node && typeof node === "object") {
+    const [key, arg] = Object.entries(node)[0] ?? [];
+    const a = evaluate(arg, params) as never;
+    switch (key) {
+      case "Ref":
+        return params[arg as string] ?? `<${arg as string}>`;
+      case "Fn::Join":
+        return (a[1] as string[]).join(a[0]);
+      case "Fn::Split":
+        return (a[1] as string).split(a[0]);
+      case "Fn::Sub":
+        return (a as string).replace(/\$\{([^}]+)\}/g, (_, k: string) => String(params[k] ?? `<${k}>`));
+      default:
+        return node;
+    }
+  }
+  return node;
+}
+
+const template = load("template.yaml");
+const functions = Object.entries(template.Resources).filter(
+  ([, r]) => r.Type === "AWS::Serverless::Function",
+);
+
+function statements(resource: { Properties: Record<string, Node> }) {
+  const policies = (resource.Properties.Policies ?? []) as Node[];
+  const out: Array<{ Sid?: string; Action: string | string[]; Resource: Node }> = [];
+  const visit = (n: Node) => {
+    if (Array.isArray(n)) n.forEach(visit);
+    else if (n && typeof n === "object") {
+      if ("Statement" in n) out.push(...((n as { Statement: typeof out }).Statement ?? []));
+      else Object.values(n).forEach(visit);
+    }
+  };
+  visit(policies);
+  return out;
+}
+
+describe("template.yaml", () => {
+  it("deploys every bundle on nodejs22.x arm64", () => {
+    const globals = template.Globals.Function;
+    expect(globals.Runtime).toBe("nodejs22.x");
+    expect(globals.Architectures).toEqual(["arm64"]);
+    expect(functions.length).toBeGreaterThanOrEqual(2);
+    for (const [, fn] of functions) {
+      const codeUri = String(fn.Properties.CodeUri);
+      expect(codeUri).toMatch(/^dist\/[a-z-]+\/$/);
+      expect(existsSync(`${root}/functions/${codeUri.split("/")[1]}/handler.ts`)).toBe(true);
+    }
+  });
+
+  it("grants no write action on a '*' resource", () => {
+    const readOnly =
+      /^(autoscaling:Describe|secretsmanager:(Describe|List|Get)|ssm:Get|sts:GetCallerIdentity|logs:)/;
+    expect(functions.flatMap(([, fn]) => statements(fn)).length).toBeGreaterThan(5);
+    for (const [name, fn] of functions) {
+      for (const s of statements(fn)) {
+        const actions = [s.Action].flat();
+        if (s.Resource === "*") {
+          expect(
+            actions.filter((a) => !readOnly.test(a)),
+            `${name} ${s.Sid}`,
+          ).toEqual([]);
+        }
+      }
+    }
+  });
+
+  it("scopes refresh and tag permissions to exactly the target groups", () => {
+    const reconcile = template.Resources.ReconcileFunction;
+    const statement = statements(reconcile ?? { Properties: {} }).find(
+      (s) => s.Sid === "RefreshAndTagTheTargetGroupsOnly",
+    );
+    const arns = evaluate(statement?.Resource, { TargetGroups: ["us-east-1:ci-a", "eu-west-1:ci-b"] });
+    expect(arns).toEqual([
+      "arn:*:autoscaling:us-east-1:*:autoScalingGroup:*:autoScalingGroupName/ci-a",
+      "arn:*:autoscaling:eu-west-1:*:autoScalingGroup:*:autoScalingGroupName/ci-b",
+    ]);
+  });
+
+  it("runs one reconciler at a time and lets Secrets Manager invoke rotate-token only for the secret", () => {
+    expect(template.Resources.ReconcileFunction?.Properties.ReservedConcurrentExecutions).toBe(1);
+    const permission = template.Resources.RotateTokenInvokedBySecretsManager?.Properties;
+    expect(permission?.Principal).toBe("secretsmanager.amazonaws.com");
+    expect(permission?.SourceAccount).toEqual({ Ref: "AWS::AccountId" });
+    expect(permission?.SourceArn).toBeDefined();
+  });
+
+  it("keeps every log group's retention", () => {
+    const groups = Object.values(template.Resources).filter((r) => r.Type === "AWS::Logs::LogGroup");
+    expect(groups.length).toBe(functions.length);
+    for (const g of groups) expect(g.Properties.RetentionInDays).toEqual({ Ref: "LogRetentionDays" });
+  });
+});
