@@ -1,0 +1,152 @@
+/**
+ * What a Buildkite agent instance does at boot in the Elastic CI Stack, for the simulated fleet:
+ * read the agent token once through the SSM reference path to Secrets Manager in the instance's
+ * own region (`aws ssm get-parameter --with-decryption`), then register with the agent API. The
+ * fleet calls the returned hook once per launched instance; `ok: false` fails the refresh, as an
+ * instance that never becomes a working agent would.
+ *
+ * The token never leaves this function: it is not logged, not returned, and reasons carry only
+ * statuses and error names.
+ */
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import type { BootContext, BootResult } from "./autoscaling/types";
+
+export interface AgentBootOptions {
+  motoUrl: string;
+  /** The secret's name (the same in every region: replicas keep the primary's name). */
+  secretName: string;
+  /** Base URL of the agent API; `POST <url>/v3/register`. */
+  buildkiteUrl: string;
+  /** Register attempts on 429/5xx/network errors, as the agent retries (default 5). */
+  registerAttempts?: number;
+  /** Base delay between register attempts, multiplied by the attempt number (default 100 ms). */
+  retryDelayMs?: number;
+  /** Per-request timeout for the register call (default 5 s). */
+  requestTimeoutMs?: number;
+}
+
+export type BootHook = ((context: BootContext) => Promise<BootResult>) & {
+  /** Releases the per-region SDK clients (their keep-alive sockets). */
+  destroy(): void;
+};
+
+const credentials = { accessKeyId: "test", secretAccessKey: "test" };
+const clientOptions = (region: string, endpoint: string) => ({
+  region,
+  endpoint,
+  credentials,
+  maxAttempts: 3,
+  requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
+});
+
+type TokenRead = { ok: true; token: string; via: string } | { ok: false; reason: string };
+
+export function agentBoot(options: AgentBootOptions): BootHook {
+  const ssmClients = new Map<string, SSMClient>();
+  const secretsClients = new Map<string, SecretsManagerClient>();
+  const ssm = (region: string) =>
+    cached(ssmClients, region, () => new SSMClient(clientOptions(region, options.motoUrl)));
+  const secrets = (region: string) =>
+    cached(secretsClients, region, () => new SecretsManagerClient(clientOptions(region, options.motoUrl)));
+  const attempts = Math.max(1, options.registerAttempts ?? 5);
+  const retryDelayMs = options.retryDelayMs ?? 100;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
+
+  async function readToken(region: string): Promise<TokenRead> {
+    try {
+      const out = await ssm(region).send(
+        new GetParameterCommand({
+          Name: `/aws/reference/secretsmanager/${options.secretName}`,
+          WithDecryption: true,
+        }),
+      );
+      const token = out.Parameter?.Value;
+      return token
+        ? { ok: true, token, via: "SSM reference" }
+        : { ok: false, reason: "SSM returned no value" };
+    } catch (error) {
+      if (errorName(error) !== "ParameterNotFound") {
+        return { ok: false, reason: `SSM GetParameter failed in ${region}: ${errorName(error)}` };
+      }
+    }
+    // moto's SSM reference lookup answers ParameterNotFound while ANY version of the secret has no
+    // value (the empty AWSPENDING version Secrets Manager creates at the start of a rotation); AWS
+    // resolves the reference to AWSCURRENT regardless. So, and only after ParameterNotFound, read
+    // what AWS would have returned: AWSCURRENT from Secrets Manager in the same region. A missing
+    // secret still fails the boot, because that lookup fails too.
+    try {
+      const out = await secrets(region).send(
+        new GetSecretValueCommand({ SecretId: options.secretName, VersionStage: "AWSCURRENT" }),
+      );
+      const token = out.SecretString;
+      return token
+        ? { ok: true, token, via: "Secrets Manager (moto SSM reference quirk)" }
+        : { ok: false, reason: "Secrets Manager returned no string value" };
+    } catch (error) {
+      return {
+        ok: false,
+        reason: `token not readable in ${region}: SSM ParameterNotFound, Secrets Manager ${errorName(error)}`,
+      };
+    }
+  }
+
+  async function register(
+    token: string,
+    instanceId: string,
+  ): Promise<{ status: number } | { error: string }> {
+    try {
+      const res = await fetch(`${options.buildkiteUrl.replace(/\/+$/, "")}/v3/register`, {
+        method: "POST",
+        headers: { Authorization: `Token ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ name: instanceId, hostname: instanceId }),
+        signal: AbortSignal.timeout(requestTimeoutMs),
+      });
+      await res.body?.cancel();
+      return { status: res.status };
+    } catch (error) {
+      return { error: errorName(error) };
+    }
+  }
+
+  const hook = async (context: BootContext): Promise<BootResult> => {
+    const read = await readToken(context.region);
+    if (!read.ok) return { ok: false, reason: read.reason };
+    let last = "";
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const outcome = await register(read.token, context.instanceId);
+      if ("status" in outcome) {
+        if (outcome.status === 200)
+          return { ok: true, reason: `registered with a token read via ${read.via}` };
+        last = `HTTP ${outcome.status}`;
+        const retryable = outcome.status === 429 || outcome.status >= 500;
+        if (!retryable) break;
+      } else {
+        last = outcome.error;
+      }
+      if (attempt < attempts) await new Promise((resolve) => setTimeout(resolve, retryDelayMs * attempt));
+    }
+    return { ok: false, reason: `agent registration refused: ${last} (token read via ${read.via})` };
+  };
+
+  return Object.assign(hook, {
+    destroy() {
+      for (const client of [...ssmClients.values(), ...secretsClients.values()]) client.destroy();
+      ssmClients.clear();
+      secretsClients.clear();
+    },
+  });
+}
+
+function cached<T>(map: Map<string, T>, key: string, create: () => T): T {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = create();
+    map.set(key, value);
+  }
+  return value;
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : "UnknownError";
+}

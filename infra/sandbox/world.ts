@@ -1,0 +1,483 @@
+/**
+ * One whole, local world for a rotation run, used by the end-to-end tests and by `npm run sandbox`:
+ *
+ *   moto (Secrets Manager, SSM, SNS, SQS, per-region backends)  + the local Buildkite API
+ *   + simulated replication of the agent-token secret to the replica regions (with lag)
+ *   + the EC2 Auto Scaling stand-in, whose instances boot like Elastic CI Stack agents
+ *   + a local Lambda endpoint running `rotate-token` and `reconcile` (serialized per function)
+ *   + a local event bus standing for the EventBridge rules that trigger reconcile
+ *   + an SNS alert topic with an SQS queue subscribed, so alerts can be read back.
+ *
+ * The handlers are passed in (this module never imports functions/), and the world sets
+ * `process.env` to the configuration contract both read at their first invocation. Handlers cache
+ * that configuration (and their SDK clients) at module level, so start at most one world per
+ * module instance of the handlers: vitest isolates test files, and a CLI is one world per process.
+ */
+import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
+import { DescribeSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from "@aws-sdk/client-sns";
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from "@aws-sdk/client-sqs";
+import { agentBoot, type BootHook } from "./agent-boot";
+import {
+  type AutoScalingStandIn,
+  type Fleet,
+  type GroupSpec,
+  type ScaleInProtectedInstances,
+  startAutoScalingStandIn,
+} from "./autoscaling/index";
+import { isActive } from "./autoscaling/state";
+import type { BuildkiteApi } from "./buildkite-api";
+import { createEventBus, type EventBus } from "./event-bus";
+import {
+  type InvocationPhase,
+  type InvocationRecord,
+  type LocalLambda,
+  startLocalLambda,
+} from "./local-lambda";
+import { type Replicator, startReplicator } from "./replicator";
+import { STEP_ORDER, startRotation } from "./rotation-driver";
+import { type RotationStack, startRotationStack, TEST_CREDENTIALS } from "./rotation-stack";
+
+/** The shape both functions export. */
+export type FunctionHandler = (
+  event: unknown,
+  context?: { getRemainingTimeInMillis(): number },
+) => Promise<unknown>;
+
+export interface WorldGroup {
+  region: string;
+  name: string;
+  instances: number;
+  protectedInstances?: number;
+}
+
+export interface WorldOptions {
+  primaryRegion?: string;
+  replicaRegions?: string[];
+  groups: WorldGroup[];
+  /** Replication lag to every replica region (default 300 ms); see `replicator.setLag`. */
+  replicaLagMs?: number;
+  /** Time to launch and boot one instance in a refresh (default 100 ms). */
+  replaceMs?: number;
+  /** How long a busy protected instance keeps its job under a Wait refresh (default 300 ms). */
+  jobMs?: number;
+  /** Fail every instance refresh of the matching groups (all groups when both are omitted). */
+  failRefresh?: { region?: string; groupName?: string };
+  /** Make the Buildkite API fail a share of requests (502/429), after the fleet's first registration. */
+  buildkiteFlaky?: boolean;
+  refresh?: {
+    minHealthyPercentage?: number;
+    /** Seconds in the contract; the stand-in waits that many milliseconds. Default 0. */
+    instanceWarmupSeconds?: number;
+    scaleInProtectedInstances?: ScaleInProtectedInstances;
+  };
+  /** Default 600. */
+  maxRolloutSeconds?: number;
+  /** Default 60. */
+  replicaAlertSeconds?: number;
+  /** Default `buildkite/agent-token`. */
+  secretName?: string;
+  /** The functions' configured timeouts (default 900 s each). */
+  timeoutsMs?: { rotateToken?: number; reconcile?: number };
+  handlers: { rotateToken: FunctionHandler; reconcile: FunctionHandler };
+  /** Observers for a CLI: every Lambda invocation phase, every event put on the bus. Must not throw. */
+  onInvoke?: (record: InvocationRecord, phase: InvocationPhase) => void;
+  onEvent?: (event: unknown) => void;
+}
+
+export interface Alert {
+  subject: string | undefined;
+  message: string;
+}
+
+export interface RotationResult {
+  versionId: string;
+  /** Just after finishSecret returned, i.e. once AWSCURRENT had moved. */
+  promotedAt: Date;
+}
+
+export interface World {
+  /** The configuration contract both functions read, SDK endpoints included (also in process.env). */
+  env: Record<string, string>;
+  primaryRegion: string;
+  replicaRegions: string[];
+  secretArn: string;
+  secretName: string;
+  motoUrl: string;
+  autoScalingUrl: string;
+  alertTopicArn: string;
+  stack: RotationStack;
+  buildkite: BuildkiteApi;
+  fleet: Fleet;
+  replicator: Replicator;
+  lambda: LocalLambda;
+  bus: EventBus;
+  /** Secrets Manager client for the primary region. */
+  secrets: SecretsManagerClient;
+  /** The fleet's boot hook: how an instance reads the token and registers. */
+  boot: BootHook;
+  /** Plays Secrets Manager for one rotation; rejects naming the step that failed. */
+  rotate(): Promise<RotationResult>;
+  /** Puts a schedule event on the bus (as the safety-net schedule rule would). */
+  schedule(): void;
+  /** Resolves when the bus, the local Lambda and the fleet (no active refresh) are idle; bounded. */
+  settled(timeoutMs?: number): Promise<void>;
+  /** Every alert received on the topic so far, oldest first. */
+  alerts(): Promise<Alert[]>;
+  /** Stops everything, in reverse order of start, even after a failure. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export class RotationStepError extends Error {
+  override name = "RotationStepError";
+  constructor(
+    readonly step: string,
+    readonly versionId: string,
+    detail: string,
+  ) {
+    super(`rotation step ${step} failed for version ${versionId}: ${detail}`);
+  }
+}
+
+const ROTATE_TOKEN = "rotate-token";
+const RECONCILE = "reconcile";
+const ALERTS = "buildkite-agent-token-alerts";
+
+export async function startWorld(options: WorldOptions): Promise<World> {
+  const primaryRegion = options.primaryRegion ?? "us-east-1";
+  const replicaRegions = [...new Set(options.replicaRegions ?? ["us-west-2", "eu-west-1"])];
+  checkGroups(options.groups, primaryRegion, replicaRegions);
+
+  const cleanups: Array<{ what: string; run: () => Promise<void> | void }> = [];
+  const stopAll = async (): Promise<void> => {
+    const errors: unknown[] = [];
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      try {
+        await cleanup.run();
+      } catch (error) {
+        errors.push(new Error(`stopping ${cleanup.what} failed: ${String(error)}`, { cause: error }));
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, "stopping the world failed");
+  };
+
+  try {
+    const stack = await startRotationStack({
+      region: primaryRegion,
+      ...(options.secretName ? { secretName: options.secretName } : {}),
+    });
+    cleanups.push({ what: "moto and the Buildkite API", run: () => stack.stop() });
+    const secrets = stack.secrets;
+    const described = await secrets.send(new DescribeSecretCommand({ SecretId: stack.secretArn }));
+    const secretName = described.Name ?? options.secretName ?? "buildkite/agent-token";
+    const initialVersion = Object.entries(described.VersionIdsToStages ?? {}).find(([, s]) =>
+      s.includes("AWSCURRENT"),
+    )?.[0];
+    if (!initialVersion) throw new Error("the new secret has no AWSCURRENT version");
+
+    const replicator = await startReplicator({
+      motoUrl: stack.moto.url,
+      primaryRegion,
+      secretName,
+      replicaRegions,
+      lagMs: options.replicaLagMs ?? 300,
+    });
+    cleanups.push({ what: "the replicator", run: () => replicator.stop() });
+    await replicator.whenInSync(initialVersion, 10_000 + (options.replicaLagMs ?? 300));
+
+    const lambda = await startLocalLambda({
+      functions: {
+        [ROTATE_TOKEN]: {
+          handler: options.handlers.rotateToken,
+          ...(options.timeoutsMs?.rotateToken ? { timeoutMs: options.timeoutsMs.rotateToken } : {}),
+        },
+        [RECONCILE]: {
+          handler: options.handlers.reconcile,
+          ...(options.timeoutsMs?.reconcile ? { timeoutMs: options.timeoutsMs.reconcile } : {}),
+        },
+      },
+      ...(options.onInvoke ? { onInvoke: options.onInvoke } : {}),
+    });
+    cleanups.push({ what: "the local Lambda", run: () => lambda.close() });
+
+    const bus = createEventBus({ deliver: (event) => lambda.invokeAsync(RECONCILE, event) });
+    cleanups.push({ what: "the event bus", run: () => bus.close() });
+    const put = (event: unknown) => {
+      try {
+        options.onEvent?.(event);
+      } catch {
+        // an observer must not break delivery
+      }
+      bus.put(event);
+    };
+
+    const boot = agentBoot({ motoUrl: stack.moto.url, secretName, buildkiteUrl: stack.buildkite.url });
+    cleanups.push({ what: "the agents' SDK clients", run: () => boot.destroy() });
+
+    const standIn: AutoScalingStandIn = await startAutoScalingStandIn({
+      groups: options.groups.map(
+        (g): GroupSpec => ({
+          region: g.region,
+          name: g.name,
+          instances: g.instances,
+          ...(g.protectedInstances === undefined ? {} : { protectedInstances: g.protectedInstances }),
+        }),
+      ),
+      replaceMs: options.replaceMs ?? 100,
+      jobMs: options.jobMs ?? 300,
+      boot,
+      onEvent: put,
+    });
+    cleanups.push({ what: "the Auto Scaling stand-in", run: () => standIn.close() });
+    const fleet = standIn.fleet;
+
+    // The fleet's instances booted before the sandbox existed; let each register once with the
+    // initial token, so the Buildkite API shows them as agents, as a real fleet would.
+    const initialBoots = await Promise.all(
+      fleet.groups().flatMap((group) =>
+        group.instances.map(async (instance) => ({
+          instance: `${group.region}/${group.name}/${instance.instanceId}`,
+          result: await boot({
+            region: group.region,
+            groupName: group.name,
+            instanceId: instance.instanceId,
+            instanceRefreshId: "initial-boot",
+          }),
+        })),
+      ),
+    );
+    const failedBoots = initialBoots.filter((b) => !b.result.ok);
+    if (failedBoots.length > 0) {
+      throw new Error(
+        `initial agent registration failed: ${failedBoots.map((b) => `${b.instance}: ${b.result.reason ?? "?"}`).join("; ")}`,
+      );
+    }
+
+    const clientOptions = { region: primaryRegion, endpoint: stack.moto.url, credentials: TEST_CREDENTIALS };
+    const sns = new SNSClient(clientOptions);
+    const sqs = new SQSClient(clientOptions);
+    const lambdaClient = new LambdaClient({
+      region: primaryRegion,
+      endpoint: lambda.url,
+      credentials: TEST_CREDENTIALS,
+      maxAttempts: 1,
+      requestHandler: { connectionTimeout: 3_000, requestTimeout: 300_000 },
+    });
+    cleanups.push({
+      what: "the SDK clients",
+      run: () => {
+        sns.destroy();
+        sqs.destroy();
+        lambdaClient.destroy();
+      },
+    });
+    const topic = await sns.send(new CreateTopicCommand({ Name: ALERTS }));
+    const queue = await sqs.send(new CreateQueueCommand({ QueueName: ALERTS }));
+    const queueUrl = queue.QueueUrl;
+    const queueArn = (
+      await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }))
+    ).Attributes?.QueueArn;
+    const alertTopicArn = topic.TopicArn;
+    if (!alertTopicArn || !queueUrl || !queueArn) throw new Error("moto returned no topic or queue");
+    await sns.send(new SubscribeCommand({ TopicArn: alertTopicArn, Protocol: "sqs", Endpoint: queueArn }));
+
+    const env: Record<string, string> = {
+      ...stack.env,
+      RECONCILE_FUNCTION_NAME: RECONCILE,
+      AWS_ENDPOINT_URL_LAMBDA: lambda.url,
+      AWS_ENDPOINT_URL_AUTO_SCALING: standIn.url,
+      REPLICA_REGIONS: replicaRegions.join(","),
+      TARGET_GROUPS: options.groups.map((g) => `${g.region}:${g.name}`).join(","),
+      ALERT_TOPIC_ARN: alertTopicArn,
+      REFRESH_MIN_HEALTHY_PERCENTAGE: String(options.refresh?.minHealthyPercentage ?? 90),
+      REFRESH_INSTANCE_WARMUP_SECONDS: String(options.refresh?.instanceWarmupSeconds ?? 0),
+      REFRESH_SCALE_IN_PROTECTED_INSTANCES: options.refresh?.scaleInProtectedInstances ?? "Wait",
+      MAX_ROLLOUT_SECONDS: String(options.maxRolloutSeconds ?? 600),
+      REPLICA_ALERT_SECONDS: String(options.replicaAlertSeconds ?? 60),
+    };
+    const saved = new Map(Object.keys(env).map((key) => [key, process.env[key]]));
+    Object.assign(process.env, env);
+    cleanups.push({
+      what: "process.env",
+      run: () => {
+        for (const [key, value] of saved) {
+          if (value === undefined) delete process.env[key];
+          else process.env[key] = value;
+        }
+      },
+    });
+
+    if (options.failRefresh) fleet.failRefreshes({ ...options.failRefresh });
+    if (options.buildkiteFlaky) stack.buildkite.setFlaky({ probability: 0.15, seed: 7 });
+
+    const received: Alert[] = [];
+    let draining: Promise<void> = Promise.resolve();
+    const drainAlerts = async (): Promise<void> => {
+      for (let round = 0; round < 50; round++) {
+        const out = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: 0,
+            VisibilityTimeout: 30,
+          }),
+        );
+        const messages = out.Messages ?? [];
+        if (messages.length === 0) return;
+        for (const message of messages) received.push(parseAlert(message.Body));
+        await sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+          }),
+        );
+      }
+    };
+
+    let stopping: Promise<void> | undefined;
+    const world: World = {
+      env,
+      primaryRegion,
+      replicaRegions,
+      secretArn: stack.secretArn,
+      secretName,
+      motoUrl: stack.moto.url,
+      autoScalingUrl: standIn.url,
+      alertTopicArn,
+      stack,
+      buildkite: stack.buildkite,
+      fleet,
+      replicator,
+      lambda,
+      bus,
+      secrets,
+      boot,
+
+      async rotate() {
+        const versionId = await startRotation(secrets, stack.secretArn, stack.rotationLambdaArn);
+        for (const step of STEP_ORDER) {
+          let out: InvokeCommandOutput;
+          try {
+            out = await lambdaClient.send(
+              new InvokeCommand({
+                FunctionName: ROTATE_TOKEN,
+                InvocationType: "RequestResponse",
+                Payload: new TextEncoder().encode(
+                  JSON.stringify({ Step: step, SecretId: stack.secretArn, ClientRequestToken: versionId }),
+                ),
+              }),
+            );
+          } catch (error) {
+            throw new RotationStepError(
+              step,
+              versionId,
+              error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+            );
+          }
+          if (out.FunctionError) throw new RotationStepError(step, versionId, functionError(out.Payload));
+        }
+        const promotedAt = new Date();
+        // Secrets Manager's native event for the AWSCURRENT move, on the primary region's bus.
+        put(bus.labelUpdated({ secretArn: stack.secretArn, region: primaryRegion, versionId }));
+        return { versionId, promotedAt };
+      },
+
+      schedule() {
+        put(bus.schedule({ region: primaryRegion }));
+      },
+
+      async settled(timeoutMs = 60_000) {
+        const deadline = Date.now() + timeoutMs;
+        let quiet = 0;
+        for (;;) {
+          const busy = busyParts(bus, lambda, fleet);
+          quiet = busy.length === 0 ? quiet + 1 : 0;
+          // Idle on three checks in a row: nothing can be in a hand-off between the parts.
+          if (quiet >= 3) return;
+          if (Date.now() >= deadline) {
+            throw new Error(`world not settled after ${timeoutMs} ms: ${busy.join("; ") || "flapping"}`);
+          }
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+      },
+
+      alerts() {
+        const run = draining.then(drainAlerts);
+        draining = run.catch(() => {});
+        return run.then(() => [...received]);
+      },
+
+      stop() {
+        stopping ??= stopAll();
+        return stopping;
+      },
+    };
+    return world;
+  } catch (error) {
+    await stopAll().catch(() => {});
+    throw error;
+  }
+}
+
+function checkGroups(groups: WorldGroup[], primaryRegion: string, replicaRegions: string[]): void {
+  if (groups.length === 0) throw new Error("the world needs at least one Auto Scaling group");
+  if (replicaRegions.includes(primaryRegion)) {
+    throw new Error(`replica regions must not include the primary region ${primaryRegion}`);
+  }
+  for (const group of groups) {
+    if (group.region !== primaryRegion && !replicaRegions.includes(group.region)) {
+      throw new Error(
+        `group ${group.name} is in ${group.region}, which is neither the primary region nor a replica region`,
+      );
+    }
+  }
+}
+
+function busyParts(bus: EventBus, lambda: LocalLambda, fleet: Fleet): string[] {
+  const busy: string[] = [];
+  if (!bus.isIdle()) busy.push("event bus delivering");
+  const running = lambda.invocations().filter((r) => r.endedAt === undefined);
+  if (running.length > 0)
+    busy.push(
+      `Lambda: ${running.map((r) => `${r.name} (${r.startedAt ? "running" : "queued"})`).join(", ")}`,
+    );
+  else if (!lambda.isIdle()) busy.push("Lambda busy");
+  const active = fleet
+    .groups()
+    .flatMap((g) => fleet.refreshes(g.region, g.name).filter((r) => isActive(r.status)))
+    .map((r) => `${r.region}:${r.autoScalingGroupName} ${r.status}`);
+  if (active.length > 0) busy.push(`refreshes: ${active.join(", ")}`);
+  return busy;
+}
+
+function functionError(payload: Uint8Array | undefined): string {
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(payload ?? new Uint8Array())) as {
+      errorType?: unknown;
+      errorMessage?: unknown;
+    };
+    return `${String(parsed.errorType)}: ${String(parsed.errorMessage)}`;
+  } catch {
+    return "Unhandled (no error payload)";
+  }
+}
+
+/** SNS delivers to SQS as a JSON envelope (raw delivery off) with Subject and Message. */
+function parseAlert(body: string | undefined): Alert {
+  try {
+    const envelope = JSON.parse(body ?? "") as { Subject?: unknown; Message?: unknown };
+    return {
+      subject: typeof envelope.Subject === "string" ? envelope.Subject : undefined,
+      message: typeof envelope.Message === "string" ? envelope.Message : String(envelope.Message),
+    };
+  } catch {
+    return { subject: undefined, message: body ?? "" };
+  }
+}
