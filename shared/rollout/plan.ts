@@ -50,6 +50,33 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     };
   }
 
+  if (!obs.tokens.some((t) => t.versionId === version)) {
+    // Not a version this project made (the initial token, or a value set by hand): rolling it out
+    // would refresh every fleet for nothing, and revoking anything could strand the instances
+    // that still use it. Report, never guess.
+    return {
+      versionId: version,
+      targets: obs.targets.map((t) => ({
+        region: t.region,
+        groupName: t.groupName,
+        phase: "unmanaged",
+        refreshId: undefined,
+        percentageComplete: undefined,
+        detail: "the current version was not created by this project; nothing to roll out",
+      })),
+      regionsInSync: [],
+      regionsBehind: [],
+      regionsLagging: [],
+      actions: [],
+      waitingFor: [],
+      notices: [
+        ...notices,
+        `the current version ${version} has no token created by this project (the initial token, or set by hand): nothing is rolled out or revoked until the next rotation`,
+      ],
+      complete: false,
+    };
+  }
+
   const promotedAt = obs.secret.createdAt[version] ?? obs.secret.lastRotatedAt;
   const ageSeconds = promotedAt ? (obs.now.getTime() - promotedAt.getTime()) / 1000 : 0;
   const alerts: Alert[] = [];

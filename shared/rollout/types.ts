@@ -87,6 +87,7 @@ export type TargetPhase =
   | "refreshed"
   | "empty"
   | "failed"
+  | "unmanaged"
   | "unknown";
 
 export interface TargetStatus extends TargetGroup {

@@ -524,6 +524,15 @@ describe("plan", () => {
     expect(p.waitingFor).toEqual(["replicas", "refreshes", "operator"]);
   });
 
+  it("does not roll out a version it did not create (the initial token): no refresh, no revocation", () => {
+    const p = plan(world({ tokens: [token("initial"), token("t1", V1)] }, { current: "hand-made" }), settings);
+    expect(p.actions).toEqual([]);
+    expect(phases(p)).toEqual(["us-east-1:ci-a=unmanaged", "eu-west-1:ci-b=unmanaged"]);
+    expect(p.waitingFor).toEqual([]);
+    expect(p.complete).toBe(false);
+    expect(p.notices.join(" ")).toMatch(/has no token created by this project/);
+  });
+
   it("reports tokens it did not create and a secret without AWSCURRENT", () => {
     const p = plan(world({ tokens: [token("initial")] }, { current: undefined }), settings);
     expect(p.actions).toEqual([]);

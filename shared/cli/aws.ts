@@ -1,0 +1,151 @@
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SSMClient } from "@aws-sdk/client-ssm";
+import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
+import { awsClientOptions, perRegion } from "../aws/client-options";
+import type { Env } from "../config";
+import { AppError, describeError } from "../errors";
+import type { Logger } from "../log";
+import { createTokenReader, type TokenReader } from "../token-reader/reader";
+import { secretsManagerSource } from "../token-reader/secrets-manager-source";
+import { TOKEN_SOURCES, type TokenSource } from "../token-reader/sources";
+import { ssmReferenceSource } from "../token-reader/ssm-source";
+import { type COMMON_OPTIONS, splitList, UsageError } from "./args";
+
+/** The common options, validated: what every token-reading command needs to build its clients. */
+export interface ReaderSettings {
+  secretId: string | undefined;
+  source: TokenSource;
+  /** --region then --fallback-region, in order; may be empty when only ARNs will be read. */
+  regions: string[];
+  versionStage: string;
+  assumeRole: { roleArn: string; sessionName: string } | undefined;
+}
+
+type CommonValues = {
+  [K in keyof typeof COMMON_OPTIONS]?: (typeof COMMON_OPTIONS)[K] extends { multiple: true }
+    ? string[]
+    : (typeof COMMON_OPTIONS)[K] extends { type: "boolean" }
+      ? boolean
+      : string;
+};
+
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
+const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
+const STAGE = /^[\w-]{1,256}$/;
+const ARN_REGION = /^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):/;
+
+export function readerSettings(values: CommonValues, env: Env): ReaderSettings {
+  const secretId = values["secret-id"]?.trim() || env.BUILDKITE_AGENT_TOKEN_SECRET_ID?.trim() || undefined;
+  const source = (values.source ?? "secretsmanager").trim();
+  if (!(TOKEN_SOURCES as readonly string[]).includes(source)) {
+    throw new UsageError(`--source must be ${TOKEN_SOURCES.join(" or ")}, got "${source}"`);
+  }
+  const first = values.region?.trim() || env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim();
+  const regions = splitList([...(first ? [first] : []), ...(values["fallback-region"] ?? [])]);
+  for (const r of regions) if (!REGION.test(r)) throw new UsageError(`"${r}" is not an AWS region name`);
+  const versionStage = values["version-stage"]?.trim() || "AWSCURRENT";
+  if (!STAGE.test(versionStage)) throw new UsageError("--version-stage must be a staging label");
+  const roleArn = values["assume-role"]?.trim();
+  const sessionName = values["role-session-name"]?.trim() || "bk-agent-token";
+  if (roleArn && !ROLE_ARN.test(roleArn)) {
+    throw new UsageError("--assume-role must be an IAM role ARN (arn:aws:iam::123456789012:role/name)");
+  }
+  if (!SESSION_NAME.test(sessionName)) {
+    throw new UsageError("--role-session-name must be 2 to 64 letters, digits or +=,.@_-");
+  }
+  return {
+    secretId,
+    source: source as TokenSource,
+    regions,
+    versionStage,
+    assumeRole: roleArn ? { roleArn, sessionName } : undefined,
+  };
+}
+
+export function requireSecretId(settings: ReaderSettings): string {
+  if (!settings.secretId) {
+    throw new UsageError("no secret: pass --secret-id or set BUILDKITE_AGENT_TOKEN_SECRET_ID");
+  }
+  return settings.secretId;
+}
+
+/** Regions to read `secretId` from: the configured order, then an ARN's own (primary) region. */
+export function regionsFor(settings: ReaderSettings, secretId: string): string[] {
+  const arnRegion = ARN_REGION.exec(secretId)?.[1];
+  const regions = [...new Set([...settings.regions, ...(arnRegion ? [arnRegion] : [])])];
+  if (regions.length === 0) {
+    throw new UsageError("no region: pass --region, set AWS_REGION, or give the secret as an ARN");
+  }
+  return regions;
+}
+
+export interface AwsContext {
+  secretsManager(region: string): SecretsManagerClient;
+  ssm(region: string): SSMClient;
+  /** A cached, single-flight reader for one secret with the command's settings. */
+  reader(secretId: string): TokenReader;
+  /** Close every client's connections so the process can exit at once. */
+  dispose(): void;
+}
+
+/**
+ * Clients for the CLI: credentials from the SDK's default chain (environment, AWS_PROFILE / shared
+ * files, SSO, container or instance role), optionally wrapped in an STS AssumeRole. Endpoints come
+ * from the standard settings (AWS_ENDPOINT_URL…) for every client, STS included.
+ */
+export function awsContext(settings: ReaderSettings, logger: Logger): AwsContext {
+  const credentials = settings.assumeRole ? assumeRole(settings, settings.assumeRole) : undefined;
+  const created: Array<{ destroy(): void }> = [];
+  const track = <T extends { destroy(): void }>(client: T): T => {
+    created.push(client);
+    return client;
+  };
+  const options = (region: string) => ({
+    ...awsClientOptions(region),
+    ...(credentials ? { credentials } : {}),
+  });
+  const secretsManager = perRegion((region) => track(new SecretsManagerClient(options(region))));
+  const ssm = perRegion((region) => track(new SSMClient(options(region))));
+  return {
+    secretsManager,
+    ssm,
+    reader: (secretId) =>
+      createTokenReader({
+        secretId,
+        regions: regionsFor(settings, secretId),
+        source: settings.source === "ssm" ? ssmReferenceSource(ssm) : secretsManagerSource(secretsManager),
+        versionStage: settings.versionStage,
+        logger,
+      }),
+    dispose: () => {
+      for (const client of created) client.destroy();
+    },
+  };
+}
+
+type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
+type Credentials = Awaited<ReturnType<CredentialProvider>>;
+
+function assumeRole(
+  settings: ReaderSettings,
+  role: { roleArn: string; sessionName: string },
+): () => Promise<Credentials> {
+  const region = settings.regions[0] ?? ARN_REGION.exec(settings.secretId ?? "")?.[1];
+  const provider = fromTemporaryCredentials({
+    params: { RoleArn: role.roleArn, RoleSessionName: role.sessionName, DurationSeconds: 900 },
+    // STS is regional; the SDK's default chain supplies the credentials that assume the role.
+    clientConfig: region ? awsClientOptions(region) : { maxAttempts: 3 },
+  });
+  // One AssumeRole for every client of this run (each client would otherwise assume on its own).
+  let pending: Promise<Credentials> | undefined;
+  return () => {
+    pending ??= provider().catch((error: unknown) => {
+      pending = undefined;
+      throw new AppError(`could not assume role ${role.roleArn}: ${describeError(error).message}`, {
+        cause: error,
+      });
+    });
+    return pending;
+  };
+}

@@ -1,0 +1,85 @@
+import { readFile } from "node:fs/promises";
+import { InvalidTokenValueError } from "../../token-reader/errors";
+import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs, UsageError } from "../args";
+import { writeFileAtomic } from "../atomic-write";
+import { awsContext, readerSettings, requireSecretId } from "../aws";
+import { cliLogger } from "../logger";
+import type { Command } from "../types";
+
+const HELP = `Usage: bk-agent-token write-config --file PATH [options]
+
+Write the agent token into a buildkite-agent.cfg: the token="..." line is replaced (or appended
+when there is none; later duplicates are dropped), every other line is kept. The file is replaced
+atomically (temporary file in the same directory, then rename) with mode 0600, keeping its owner
+when allowed. A missing file is created.
+
+Options:
+  --file PATH               the agent config file (e.g. /etc/buildkite-agent/buildkite-agent.cfg)
+${COMMON_HELP}`;
+
+const TOKEN_LINE = /^\s*token\s*=/;
+
+/**
+ * The config with its token line set. Buildkite tokens are printable ASCII without quotes or
+ * backslashes; anything else could not be written as a quoted value safely, and is refused
+ * without echoing it.
+ */
+export function setTokenLine(content: string, token: string): string {
+  if (!/^[\x21-\x7e]+$/.test(token) || token.includes('"') || token.includes("\\")) {
+    throw new InvalidTokenValueError(
+      "the token contains characters that cannot be written to an agent config (whitespace, quotes, backslashes or non-ASCII)",
+    );
+  }
+  const line = `token="${token}"`;
+  if (content === "") return `${line}\n`;
+  const eol = content.includes("\r\n") ? "\r\n" : "\n";
+  const endsWithEol = content.endsWith("\n");
+  const lines = content.split(/\r?\n/);
+  if (endsWithEol) lines.pop();
+  let replaced = false;
+  const out: string[] = [];
+  for (const l of lines) {
+    if (TOKEN_LINE.test(l)) {
+      if (!replaced) out.push(line);
+      replaced = true;
+    } else {
+      out.push(l);
+    }
+  }
+  if (!replaced) out.push(line);
+  return out.join(eol) + eol;
+}
+
+export const writeConfigCommand: Command = {
+  summary: 'write the token into a buildkite-agent.cfg (token="..." line, atomic, mode 0600)',
+  async run(args, io) {
+    const { values } = parseCommandArgs(args, { ...COMMON_OPTIONS, file: { type: "string" } });
+    if (values.help) {
+      io.stdout.write(HELP);
+      return 0;
+    }
+    const file = values.file?.trim();
+    if (!file) throw new UsageError("--file PATH is required");
+    const settings = readerSettings(values, io.env);
+    const secretId = requireSecretId(settings);
+    // Read the file first: a path we cannot read is reported before any AWS call.
+    const current = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return "";
+      throw error;
+    });
+    const aws = awsContext(settings, cliLogger(io.env));
+    try {
+      const value = await aws.reader(secretId).read();
+      const written = await writeFileAtomic(file, setTokenLine(current, value.token), 0o600);
+      if (!written.ownerKept) {
+        io.stderr.write(`bk-agent-token: warning: could not keep the owner of ${written.path}\n`);
+      }
+      io.stderr.write(
+        `bk-agent-token: wrote the token (version ${value.versionId ?? "unknown"}) to ${written.path}\n`,
+      );
+      return 0;
+    } finally {
+      aws.dispose();
+    }
+  },
+};

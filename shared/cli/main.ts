@@ -1,0 +1,60 @@
+import { redactSecrets, setLogSink } from "../log";
+import { readErrorMessage } from "../token-reader/errors";
+import { UsageError } from "./args";
+import { commands } from "./registry";
+import type { CliIo, Command } from "./types";
+
+export const PROGRAM = "bk-agent-token";
+
+export function overview(registry: Readonly<Record<string, Command>> = commands): string {
+  const names = Object.keys(registry);
+  const width = Math.max(...names.map((n) => n.length), 4);
+  const lines = names.map((n) => `  ${n.padEnd(width)}  ${registry[n]?.summary ?? ""}`);
+  return `Usage: ${PROGRAM} <command> [options]
+
+Commands:
+${lines.join("\n")}
+
+Run '${PROGRAM} <command> --help' for a command's options.
+`;
+}
+
+/**
+ * Runs one command and returns the exit code: 0 ok, 1 failed, 2 usage. Structured logs go to
+ * stderr while it runs, so stdout carries only what the command prints. Nothing written to stderr
+ * by main itself can carry a registered secret.
+ */
+export async function main(
+  argv: readonly string[],
+  io: CliIo,
+  registry: Readonly<Record<string, Command>> = commands,
+): Promise<number> {
+  const previousSink = setLogSink((line) => io.stderr.write(`${line}\n`));
+  const [name, ...rest] = argv;
+  try {
+    if (name === "--help" || name === "-h" || name === "help") {
+      const topic = rest[0];
+      const command = topic ? registry[topic] : undefined;
+      if (command) return await command.run(["--help"], io);
+      io.stdout.write(overview(registry));
+      return 0;
+    }
+    const command = name ? registry[name] : undefined;
+    if (!name || !command) {
+      io.stderr.write(`${name ? `${PROGRAM}: unknown command "${name}"\n\n` : ""}${overview(registry)}`);
+      return 2;
+    }
+    return await command.run(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(
+        redactSecrets(`${PROGRAM} ${name}: ${error.message}\nRun '${PROGRAM} ${name} --help' for usage.\n`),
+      );
+      return 2;
+    }
+    io.stderr.write(redactSecrets(`${PROGRAM} ${name}: error: ${readErrorMessage(error)}\n`));
+    return 1;
+  } finally {
+    setLogSink(previousSink);
+  }
+}

@@ -1,0 +1,14 @@
+import { renderCommand } from "./commands/render";
+import { tokenCommand } from "./commands/token";
+import { writeConfigCommand } from "./commands/write-config";
+import type { Command } from "./types";
+
+/**
+ * Every subcommand of `bk-agent-token`, by name. To add one, write shared/cli/commands/<name>.ts
+ * exporting a Command ({ summary, run(args, io) }) and list it here.
+ */
+export const commands: Record<string, Command> = {
+  token: tokenCommand,
+  "write-config": writeConfigCommand,
+  render: renderCommand,
+};

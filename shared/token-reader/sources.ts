@@ -1,0 +1,96 @@
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { SSMClient } from "@aws-sdk/client-ssm";
+import { InvalidTokenValueError } from "./errors";
+
+/**
+ * Where the token is read from. A source fetches one version of the token in one region; nothing
+ * here caches, retries across regions or logs (reader.ts does). The two implementations live in
+ * their own modules (secrets-manager-source.ts, ssm-source.ts) so that a bundle carries only the
+ * SDK client it uses.
+ */
+
+export type TokenSource = "secretsmanager" | "ssm";
+export const TOKEN_SOURCES: readonly TokenSource[] = ["secretsmanager", "ssm"];
+
+/** Only `send` is used, so tests can pass a fake or a client mocked with aws-sdk-client-mock. */
+export type SecretsManagerLike = Pick<SecretsManagerClient, "send">;
+export type SsmLike = Pick<SSMClient, "send">;
+
+export interface FetchedToken {
+  token: string;
+  /** The Secrets Manager version id (replicas keep the primary's ids); undefined if not reported. */
+  versionId: string | undefined;
+}
+
+export interface TokenFetcher {
+  name: TokenSource;
+  /** Read `versionStage` of `secretId` (already rewritten for `region`) in `region`. */
+  fetch(region: string, secretId: string, versionStage: string): Promise<FetchedToken>;
+}
+
+export const REFERENCE_PREFIX = "/aws/reference/secretsmanager/";
+const SECRET_ARN = /^(arn:aws[a-z-]*:secretsmanager:)([a-z0-9-]+)(:\d{12}:secret:.+)$/;
+
+export function isSecretArn(secretId: string): boolean {
+  return SECRET_ARN.test(secretId);
+}
+
+/**
+ * The id to use in `region`: a name is the same in every region; a replica's ARN differs from the
+ * primary's only in its region, so an ARN is rewritten.
+ */
+export function secretIdForRegion(secretId: string, region: string): string {
+  const m = SECRET_ARN.exec(secretId);
+  return m ? `${m[1]}${region}${m[3]}` : secretId;
+}
+
+/** The secret's name: the ARN's resource without the six-character suffix Secrets Manager adds. */
+export function secretName(secretId: string): string {
+  const m = SECRET_ARN.exec(secretId);
+  if (!m) return secretId;
+  return (m[3] ?? "").replace(/^:\d{12}:secret:/, "").replace(/-[A-Za-z0-9]{6}$/, "");
+}
+
+/**
+ * The Parameter Store name that resolves the secret. It takes the secret's name (a full ARN is
+ * reduced to its name), and a `:label` selector for any stage other than AWSCURRENT, which is what
+ * the bare reference resolves to.
+ */
+export function referenceParameterName(secretId: string, versionStage: string): string {
+  const selector = versionStage === "AWSCURRENT" ? "" : `:${versionStage}`;
+  return `${REFERENCE_PREFIX}${secretName(secretId)}${selector}`;
+}
+
+export function checkedToken(value: string | undefined, what: string): string {
+  // The secret holds the bare token; surrounding whitespace (a stray newline pasted by a human)
+  // is never part of a Buildkite token.
+  const token = value?.trim();
+  if (!token) throw new InvalidTokenValueError(`${what} has no string value`);
+  return token;
+}
+
+/**
+ * Parameter Store returns the Secrets Manager response as JSON in SourceResult. Only ids are taken
+ * from it (it is never logged: it could carry the value).
+ */
+export function versionIdFromSourceResult(
+  sourceResult: string | undefined,
+  stage: string,
+): string | undefined {
+  if (!sourceResult) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(sourceResult);
+  } catch {
+    return undefined;
+  }
+  if (!parsed || typeof parsed !== "object") return undefined;
+  const r = parsed as { VersionId?: unknown; VersionIdsToStages?: unknown };
+  if (typeof r.VersionId === "string" && r.VersionId) return r.VersionId;
+  if (r.VersionIdsToStages && typeof r.VersionIdsToStages === "object") {
+    for (const [id, labels] of Object.entries(r.VersionIdsToStages as Record<string, unknown>)) {
+      if (Array.isArray(labels) && labels.includes(stage)) return id;
+    }
+  }
+  return undefined;
+}

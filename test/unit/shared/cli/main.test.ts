@@ -1,0 +1,161 @@
+import { lstat, mkdtemp, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UsageError } from "../../../../shared/cli/args";
+import { writeFileAtomic } from "../../../../shared/cli/atomic-write";
+import { readerSettings, regionsFor } from "../../../../shared/cli/aws";
+import { main } from "../../../../shared/cli/main";
+import { commands } from "../../../../shared/cli/registry";
+import type { CliIo, Command } from "../../../../shared/cli/types";
+import { AppError } from "../../../../shared/errors";
+import { registerSecret } from "../../../../shared/log";
+
+function fakeIo(env: Record<string, string> = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { stdout: { write: (s) => out.push(s) }, stderr: { write: (s) => err.push(s) }, env };
+  return { io, out: () => out.join(""), err: () => err.join("") };
+}
+
+describe("main", () => {
+  const registry: Record<string, Command> = {
+    ok: {
+      summary: "works",
+      run: async (args, io) => {
+        io.stdout.write(args.join(","));
+        return 0;
+      },
+    },
+    usage: {
+      summary: "bad usage",
+      run: async () => {
+        throw new UsageError("--x is required");
+      },
+    },
+    fails: {
+      summary: "fails",
+      run: async () => {
+        throw new AppError("could not do it with bkct_leakyleakyleakyleaky0000");
+      },
+    },
+  };
+
+  it("dispatches to the command with the remaining arguments", async () => {
+    const f = fakeIo();
+    expect(await main(["ok", "a", "b"], f.io, registry)).toBe(0);
+    expect(f.out()).toBe("a,b");
+  });
+
+  it("lists the commands for --help (exit 0) and for no or an unknown command (exit 2)", async () => {
+    const help = fakeIo();
+    expect(await main(["--help"], help.io, registry)).toBe(0);
+    expect(help.out()).toMatch(/ok\s+works/);
+    const none = fakeIo();
+    expect(await main([], none.io, registry)).toBe(2);
+    expect(none.out()).toBe("");
+    expect(none.err()).toContain("Usage:");
+    const unknown = fakeIo();
+    expect(await main(["nope"], unknown.io, registry)).toBe(2);
+    expect(unknown.err()).toContain('unknown command "nope"');
+  });
+
+  it("maps usage errors to 2 and other errors to 1, redacting registered secrets", async () => {
+    const u = fakeIo();
+    expect(await main(["usage"], u.io, registry)).toBe(2);
+    expect(u.err()).toContain("--x is required");
+    registerSecret("bkct_leakyleakyleakyleaky0000");
+    const f = fakeIo();
+    expect(await main(["fails"], f.io, registry)).toBe(1);
+    expect(f.err()).toContain("could not do it");
+    expect(f.err()).not.toContain("bkct_leakyleakyleakyleaky0000");
+  });
+
+  it("registers token, write-config and render, each with a summary", () => {
+    for (const name of ["token", "write-config", "render"]) expect(commands[name]?.summary).toBeTruthy();
+  });
+
+  it("gives every registered command a --help on stdout", async () => {
+    for (const name of Object.keys(commands)) {
+      const f = fakeIo();
+      expect(await main([name, "--help"], f.io)).toBe(0);
+      expect(f.out()).toContain(`bk-agent-token ${name}`);
+    }
+  });
+});
+
+describe("reader settings", () => {
+  it("takes defaults from the environment and orders regions", () => {
+    const s = readerSettings(
+      { "fallback-region": ["eu-west-1,us-west-2", "us-east-1"] },
+      {
+        BUILDKITE_AGENT_TOKEN_SECRET_ID: "bk/token",
+        AWS_REGION: "eu-central-1",
+      },
+    );
+    expect(s).toMatchObject({
+      secretId: "bk/token",
+      source: "secretsmanager",
+      versionStage: "AWSCURRENT",
+      regions: ["eu-central-1", "eu-west-1", "us-west-2", "us-east-1"],
+      assumeRole: undefined,
+    });
+  });
+
+  it("adds an ARN's own region last, and needs some region", () => {
+    const s = readerSettings({ region: "eu-west-1" }, {});
+    expect(regionsFor(s, "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf")).toEqual([
+      "eu-west-1",
+      "us-east-1",
+    ]);
+    expect(() => regionsFor(readerSettings({}, {}), "plain-name")).toThrow(UsageError);
+  });
+
+  it.each([
+    [{ source: "vault" }, /--source/],
+    [{ region: "moon-1" }, /region/],
+    [{ "assume-role": "arn:aws:iam::123:user/x" }, /--assume-role/],
+    [{ "assume-role": "arn:aws:iam::123456789012:role/r", "role-session-name": "a b" }, /session/],
+    [{ "version-stage": "bad stage" }, /--version-stage/],
+  ])("refuses %o", (values, message) => {
+    expect(() => readerSettings(values, {})).toThrow(message);
+  });
+});
+
+describe("writeFileAtomic", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "atomic-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("writes with exactly the mode asked for, whatever the umask or the old mode", async () => {
+    const file = join(dir, "a");
+    await writeFile(file, "old", { mode: 0o666 });
+    const previous = process.umask(0o000);
+    try {
+      await writeFileAtomic(file, "new", 0o600);
+    } finally {
+      process.umask(previous);
+    }
+    expect(await readFile(file, "utf8")).toBe("new");
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+
+  it("replaces a symlink's target, not the link", async () => {
+    const target = join(dir, "target");
+    const link = join(dir, "link");
+    await writeFile(target, "old");
+    await symlink(target, link);
+    await writeFileAtomic(link, "new");
+    expect((await lstat(link)).isSymbolicLink()).toBe(true);
+    expect(await readlink(link)).toBe(target);
+    expect(await readFile(target, "utf8")).toBe("new");
+  });
+
+  it("fails without leaving a temporary file when the directory does not exist", async () => {
+    await expect(writeFileAtomic(join(dir, "missing", "x"), "data")).rejects.toThrow();
+  });
+});
