@@ -8,6 +8,8 @@ const only = process.argv.slice(2);
 const want = (section: string) => only.length === 0 || only.includes(section);
 
 if (want("bundles")) {
-  console.log("\n## Bundles: size and cold import vs. a bundle of only the SDK clients each function uses (target ≤ 1.15)");
+  console.log(
+    "\n## Bundles: size and cold import vs. a bundle of only the SDK clients each function uses (target ≤ 1.15)",
+  );
   console.table(await benchBundles());
 }

@@ -11,7 +11,8 @@ import { build } from "esbuild";
 import { common, entries } from "../build";
 
 const root = new URL("../..", import.meta.url).pathname;
-const SDK_PACKAGE = /^(@aws-sdk|@smithy|@aws-crypto|@aws|tslib|fast-xml-parser|strnum|bowser|uuid|@nodable)\b/;
+const SDK_PACKAGE =
+  /^(@aws-sdk|@smithy|@aws-crypto|@aws|tslib|fast-xml-parser|strnum|bowser|uuid|@nodable)\b/;
 
 interface Metafile {
   inputs: Record<string, unknown>;
@@ -64,7 +65,13 @@ export async function benchBundles(runs = 15): Promise<Array<Record<string, stri
     }
     writeFileSync(baselineEntry, lines.join("\n") || "export {};");
     const baseline = join(workDir, `${name}-baseline.bundle.mjs`);
-    await build({ ...common, entryPoints: [baselineEntry], outfile: baseline, metafile: false, nodePaths: [join(root, "node_modules")] });
+    await build({
+      ...common,
+      entryPoints: [baselineEntry],
+      outfile: baseline,
+      metafile: false,
+      nodePaths: [join(root, "node_modules")],
+    });
 
     const fnTimes: number[] = [];
     const baseTimes: number[] = [];

@@ -84,15 +84,13 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     deps.logger.error("rollout alert", { key: a.key, subject: a.subject, detail: a.message });
     if (!deps.alertTopicArn) continue;
     try {
-      await deps
-        .sns(topicRegion(deps.alertTopicArn))
-        .send(
-          new PublishCommand({
-            TopicArn: deps.alertTopicArn,
-            Subject: subjectLine(a.subject),
-            Message: a.message,
-          }),
-        );
+      await deps.sns(topicRegion(deps.alertTopicArn)).send(
+        new PublishCommand({
+          TopicArn: deps.alertTopicArn,
+          Subject: subjectLine(a.subject),
+          Message: a.message,
+        }),
+      );
       result.alerted.push(a.key);
     } catch (error) {
       result.failures.push({ action: a.kind, error: describeError(error).message });

@@ -1,15 +1,18 @@
-import { describeManagedToken, parseManagedTokenDescription } from "../../shared/buildkite/description";
 import type { World } from "../../infra/sandbox/world";
+import { describeManagedToken, parseManagedTokenDescription } from "../../shared/buildkite/description";
 
 /** The safety facts every rollout must keep, computed from what the local servers recorded. */
 export function invariants(world: World) {
   const tokens = world.buildkite.tokens();
-  const managed = tokens.filter((t) => parseManagedTokenDescription(t.description)?.secretArn === world.secretArn);
+  const managed = tokens.filter(
+    (t) => parseManagedTokenDescription(t.description)?.secretArn === world.secretArn,
+  );
   const registrations = world.buildkite.registrations();
   const boots = world.fleet.boots();
   return {
     managedValid: managed.filter((t) => t.valid),
-    tokenFor: (versionId: string) => tokens.find((t) => t.description === describeManagedToken(world.secretArn, versionId)),
+    tokenFor: (versionId: string) =>
+      tokens.find((t) => t.description === describeManagedToken(world.secretArn, versionId)),
     failedRegistrations: registrations.filter((r) => !r.ok),
     registrations,
     failedBoots: boots.filter((b) => b.result && !b.result.ok),

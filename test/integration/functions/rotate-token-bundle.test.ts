@@ -21,7 +21,9 @@ afterAll(async () => {
 
 describe("dist/rotate-token/index.mjs", () => {
   it("fails clearly, naming the variable, when the configuration is incomplete", async () => {
-    const { handler } = (await import(`${BUNDLE}?missing-config`)) as { handler: (e: unknown) => Promise<void> };
+    const { handler } = (await import(`${BUNDLE}?missing-config`)) as {
+      handler: (e: unknown) => Promise<void>;
+    };
     for (const key of Object.keys(stack.env)) delete process.env[key];
     await expect(handler({ Step: "createSecret", SecretId: "x", ClientRequestToken: "y" })).rejects.toThrow(
       /ROTATION_SECRET_ARN: is required/,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type FunctionHandler, startWorld, type World } from "../../../infra/sandbox/world";
-import { MARKER_TAG, ROLLOUT_TAG } from "../../../shared/rollout/plan";
 import { decodeRefreshMarker, decodeRolloutMarker } from "../../../shared/rollout/markers";
+import { MARKER_TAG, ROLLOUT_TAG } from "../../../shared/rollout/plan";
 import { invariants } from "../../support/invariants";
 import { freshHandlers } from "../../support/world-handlers";
 
@@ -24,7 +24,10 @@ afterEach(async () => {
   world = undefined;
 });
 
-async function start(extra: Partial<Parameters<typeof startWorld>[0]> = {}, handlers?: { rotateToken: FunctionHandler; reconcile: FunctionHandler }) {
+async function start(
+  extra: Partial<Parameters<typeof startWorld>[0]> = {},
+  handlers?: { rotateToken: FunctionHandler; reconcile: FunctionHandler },
+) {
   world = await startWorld({
     groups: GROUPS,
     replicaLagMs: 400,
@@ -39,7 +42,10 @@ async function start(extra: Partial<Parameters<typeof startWorld>[0]> = {}, hand
 
 async function groupTags(w: World, region: string, name: string) {
   return Object.fromEntries(
-    (w.fleet.groups().find((g) => g.region === region && g.name === name)?.tags ?? []).map((t) => [t.key, t.value]),
+    (w.fleet.groups().find((g) => g.region === region && g.name === name)?.tags ?? []).map((t) => [
+      t.key,
+      t.value,
+    ]),
   ) as Record<string, string>;
 }
 
@@ -109,7 +115,9 @@ describe("rollout end to end (3 regions, 4 groups)", () => {
     expect(invariants(w).tokenFor(first.versionId)?.valid).toBe(true);
     expect(w.fleet.refreshes("us-west-2", "ci-linux")).toHaveLength(1);
     const alerts = await w.alerts();
-    expect(alerts.map((a) => a.subject)).toEqual([expect.stringContaining("us-west-2 does not serve the new token")]);
+    expect(alerts.map((a) => a.subject)).toEqual([
+      expect.stringContaining("us-west-2 does not serve the new token"),
+    ]);
 
     await w.replicator.heal("us-west-2");
     // The healed replica appears after the replication lag; the next schedule tick picks it up.
@@ -126,7 +134,13 @@ describe("rollout end to end (3 regions, 4 groups)", () => {
     const w = await start();
     // Before any rotation: the schedule and a stray label event for an unknown version.
     for (let i = 0; i < 3; i++) w.schedule();
-    w.bus.put(w.bus.labelUpdated({ secretArn: w.secretArn, region: w.primaryRegion, versionId: "00000000-0000-4000-8000-000000000000" }));
+    w.bus.put(
+      w.bus.labelUpdated({
+        secretArn: w.secretArn,
+        region: w.primaryRegion,
+        versionId: "00000000-0000-4000-8000-000000000000",
+      }),
+    );
     await w.settled(30_000);
     for (const g of GROUPS) expect(w.fleet.refreshes(g.region, g.name)).toEqual([]);
     expect(w.buildkite.tokens()).toHaveLength(1);

@@ -525,7 +525,10 @@ describe("plan", () => {
   });
 
   it("does not roll out a version it did not create (the initial token): no refresh, no revocation", () => {
-    const p = plan(world({ tokens: [token("initial"), token("t1", V1)] }, { current: "hand-made" }), settings);
+    const p = plan(
+      world({ tokens: [token("initial"), token("t1", V1)] }, { current: "hand-made" }),
+      settings,
+    );
     expect(p.actions).toEqual([]);
     expect(phases(p)).toEqual(["us-east-1:ci-a=unmanaged", "eu-west-1:ci-b=unmanaged"]);
     expect(p.waitingFor).toEqual([]);
