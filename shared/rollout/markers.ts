@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { EmergencyDeclaration } from "./types";
 
 /**
  * The only state this project writes: tags on the target Auto Scaling groups.
@@ -39,6 +40,22 @@ export function decodeRolloutMarker(value: string | undefined): RolloutMarker | 
   const m = /^version=(\S+) complete=([01]) alerts=(\S*)$/.exec(value ?? "");
   if (!m?.[1]) return undefined;
   return { versionId: m[1], complete: m[2] === "1", alerts: m[3] ? m[3].split(",") : [] };
+}
+
+/**
+ * `buildkite-agent-token-rotation:emergency` on the anchor group, written by `rotate --emergency`
+ * before it starts the rotation with a version id it chose: `version=<new> leaked=<old> min-healthy=<n>`.
+ * It only matters while that version is AWSCURRENT, so it never needs cleaning up.
+ */
+export function encodeEmergency(e: EmergencyDeclaration): string {
+  return `version=${e.versionId} leaked=${e.leakedVersionId} min-healthy=${e.minHealthyPercentage}`;
+}
+
+export function decodeEmergency(value: string | undefined): EmergencyDeclaration | undefined {
+  const m = /^version=(\S+) leaked=(\S+) min-healthy=(\d{1,3})$/.exec(value ?? "");
+  if (!m?.[1] || !m[2] || !m[3]) return undefined;
+  const minHealthyPercentage = Math.min(100, Number(m[3]));
+  return { versionId: m[1], leakedVersionId: m[2], minHealthyPercentage };
 }
 
 /** A short stable id for an alert key. */

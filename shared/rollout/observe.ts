@@ -9,8 +9,8 @@ import { parseManagedTokenDescription } from "../buildkite/description";
 import type { ReconcileConfig } from "../config";
 import { describeError } from "../errors";
 import { describeSecret } from "../secrets/describe";
-import { decodeRefreshMarker, decodeRolloutMarker } from "./markers";
-import { MARKER_TAG, ROLLOUT_TAG } from "./plan";
+import { decodeEmergency, decodeRefreshMarker, decodeRolloutMarker } from "./markers";
+import { EMERGENCY_TAG, MARKER_TAG, ROLLOUT_TAG } from "./plan";
 import type { Observation, ReplicaObservation, TargetObservation, TokenObservation } from "./types";
 
 export interface ObserveDeps {
@@ -60,6 +60,7 @@ export async function observe(deps: ObserveDeps): Promise<Observation> {
     tokens,
     alertsSent: forCurrent?.alerts ?? [],
     completedVersion: forCurrent?.complete ? forCurrent.versionId : undefined,
+    emergency: decodeEmergency(anchor?.tags[EMERGENCY_TAG]),
   };
 }
 

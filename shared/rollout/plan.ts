@@ -14,6 +14,7 @@ export const FAILED_REFRESH = new Set(["Failed", "Cancelled", "RollbackFailed", 
 
 export const MARKER_TAG = "buildkite-agent-token-rotation:refresh";
 export const ROLLOUT_TAG = "buildkite-agent-token-rotation:rollout";
+export const EMERGENCY_TAG = "buildkite-agent-token-rotation:emergency";
 
 type Alert = Omit<Extract<Action, { kind: "alert" }>, "kind">;
 
@@ -77,6 +78,15 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     };
   }
 
+  const emergency = obs.emergency?.versionId === version ? obs.emergency : undefined;
+  // A leaked token: replace protected (busy) instances too, and accept less healthy capacity.
+  const preferences = emergency
+    ? {
+        ...settings.preferences,
+        minHealthyPercentage: emergency.minHealthyPercentage,
+        scaleInProtectedInstances: "Refresh" as const,
+      }
+    : settings.preferences;
   const promotedAt = obs.secret.createdAt[version] ?? obs.secret.lastRotatedAt;
   const ageSeconds = promotedAt ? (obs.now.getTime() - promotedAt.getTime()) / 1000 : 0;
   const alerts: Alert[] = [];
@@ -124,7 +134,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
         kind: "start-refresh",
         target: { region: t.region, groupName: t.groupName },
         versionId: version,
-        preferences: settings.preferences,
+        preferences,
       });
     }
     if (status.phase === "failed") {
@@ -152,10 +162,27 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     return status;
   });
 
+  if (emergency) {
+    const leaked = obs.tokens.filter((t) => t.versionId === emergency.leakedVersionId);
+    // Revoking stops new registrations only; connected agents keep running. So it is safe as soon
+    // as no region can hand the leaked token to a booting instance any more.
+    if (regionsBehind.length === 0) {
+      for (const t of leaked)
+        actions.push({ kind: "revoke", tokenId: t.id, versionId: emergency.leakedVersionId });
+    }
+    if (leaked.length === 0) {
+      notices.push(
+        `emergency: no token created by this project belongs to the leaked version ${emergency.leakedVersionId} (already revoked, or made outside this project): if the leaked token is still valid, revoke it by hand in Buildkite`,
+      );
+    }
+  }
+
   const done = (s: TargetStatus) => s.phase === "refreshed" || s.phase === "empty";
   const complete = regionsBehind.length === 0 && targets.every(done);
   if (complete) {
+    const revoking = new Set(actions.flatMap((a) => (a.kind === "revoke" ? [a.tokenId] : [])));
     for (const token of obs.tokens) {
+      if (revoking.has(token.id)) continue;
       if (token.versionId && token.versionId !== version && token.versionId !== obs.secret.pending) {
         actions.push({ kind: "revoke", tokenId: token.id, versionId: token.versionId });
       }

@@ -23,6 +23,15 @@ export interface Observation {
   alertsSent: string[];
   /** Whether the rollout of the current version was already recorded as complete. */
   completedVersion: string | undefined;
+  /** An emergency declared by the operator CLI (anchor group tag); applies while its version is current. */
+  emergency: EmergencyDeclaration | undefined;
+}
+
+/** "The token of `leakedVersionId` leaked; roll out `versionId` fast and revoke the leaked one early." */
+export interface EmergencyDeclaration {
+  versionId: string;
+  leakedVersionId: string;
+  minHealthyPercentage: number;
 }
 
 export interface ReplicaObservation {

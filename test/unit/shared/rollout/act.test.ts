@@ -49,6 +49,7 @@ const obs = (over: Partial<Observation> = {}): Observation => ({
   tokens: [],
   alertsSent: [],
   completedVersion: undefined,
+  emergency: undefined,
   ...over,
 });
 const planWith = (actions: Plan["actions"], over: Partial<Plan> = {}): Plan => ({

@@ -92,6 +92,7 @@ function world(over: Partial<Observation> = {}, secret: Partial<Observation["sec
     tokens: [token("t1", V1), token("t2", V2)],
     alertsSent: [],
     completedVersion: undefined,
+    emergency: undefined,
     ...over,
   };
 }
@@ -534,6 +535,54 @@ describe("plan", () => {
     expect(p.waitingFor).toEqual([]);
     expect(p.complete).toBe(false);
     expect(p.notices.join(" ")).toMatch(/has no token created by this project/);
+  });
+
+  describe("emergency rotation (the old token leaked)", () => {
+    const emergency = { versionId: V2, leakedVersionId: V1, minHealthyPercentage: 50 };
+
+    it("revokes the leaked token as soon as every region serves the new one, before any refresh", () => {
+      const p = plan(world({ emergency }), settings);
+      expect(revoked(p)).toEqual(["t1"]);
+      expect(phases(p)).toEqual(["us-east-1:ci-a=start-refresh", "eu-west-1:ci-b=start-refresh"]);
+      const start = p.actions.find((a) => a.kind === "start-refresh");
+      expect(start?.kind === "start-refresh" && start.preferences).toMatchObject({
+        minHealthyPercentage: 50,
+        scaleInProtectedInstances: "Refresh",
+      });
+      expect(p.complete).toBe(false);
+    });
+
+    it("keeps the leaked token while a region still serves it", () => {
+      const p = plan(
+        world({
+          emergency,
+          replicas: [
+            {
+              region: "eu-west-1",
+              current: V1,
+              replicationStatus: "InSync",
+              statusMessage: undefined,
+              error: undefined,
+            },
+          ],
+        }),
+        settings,
+      );
+      expect(revoked(p)).toEqual([]);
+    });
+
+    it("applies only to the version it was declared for", () => {
+      const p = plan(world({ emergency: { ...emergency, versionId: V3 } }), settings);
+      expect(revoked(p)).toEqual([]);
+      const start = p.actions.find((a) => a.kind === "start-refresh");
+      expect(start?.kind === "start-refresh" && start.preferences.scaleInProtectedInstances).toBe("Wait");
+    });
+
+    it("says so when the leaked token is not one it can revoke", () => {
+      const p = plan(world({ emergency, tokens: [token("initial"), token("t2", V2)] }), settings);
+      expect(revoked(p)).toEqual([]);
+      expect(p.notices.join(" ")).toMatch(/leaked token .* revoke it by hand/);
+    });
   });
 
   it("reports tokens it did not create and a secret without AWSCURRENT", () => {
