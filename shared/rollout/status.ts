@@ -1,0 +1,223 @@
+import type { ReconcileConfig } from "../config";
+import { describeSecret } from "../secrets/describe";
+import { type ObserveDeps, observe } from "./observe";
+import { plan } from "./plan";
+import { planSettings } from "./reconcile";
+import type { Action, EmergencyDeclaration, Observation, Plan, TargetPhase } from "./types";
+
+/**
+ * Everything an operator wants to see about the rotation, in one snapshot: what the CLI's
+ * `status`, `rotate` and the sandbox's live view render. Built from the same observe() and plan()
+ * the reconciler uses, so "what reconcile will do next" is exactly what it will do. No token value.
+ */
+export interface StatusReport {
+  at: Date;
+  secret: {
+    arn: string;
+    name: string;
+    primaryRegion: string;
+    rotationEnabled: boolean;
+    schedule: string | undefined;
+    lastRotatedAt: Date | undefined;
+    nextRotationAt: Date | undefined;
+    /** A scheduled rotation should have happened more than an hour ago. */
+    overdue: boolean;
+    currentVersionId: string | undefined;
+    pendingVersionId: string | undefined;
+  };
+  versions: Array<{
+    versionId: string;
+    stages: string[];
+    createdAt: Date | undefined;
+    ageSeconds: number | undefined;
+    /** The Buildkite token this project made for the version, if it is still valid. */
+    token:
+      | {
+          id: string;
+          createdAt: string | undefined;
+          expiresAt: string | undefined;
+          expiresInSeconds: number | undefined;
+        }
+      | undefined;
+  }>;
+  regions: Array<{
+    region: string;
+    primary: boolean;
+    currentVersionId: string | undefined;
+    state: "in-sync" | "lagging" | "failed";
+    detail: string | undefined;
+  }>;
+  groups: Array<{
+    region: string;
+    groupName: string;
+    phase: TargetPhase;
+    instances: number;
+    refreshId: string | undefined;
+    refreshStatus: string | undefined;
+    percentageComplete: number | undefined;
+    detail: string;
+  }>;
+  managedTokensValid: Array<{
+    id: string;
+    versionId: string;
+    createdAt: string | undefined;
+    expiresAt: string | undefined;
+  }>;
+  unmanagedTokens: Array<{ id: string; description: string }>;
+  /** What the next reconcile run will do, in words. */
+  next: string[];
+  waitingFor: Plan["waitingFor"];
+  complete: boolean;
+  notices: string[];
+  emergency: EmergencyDeclaration | undefined;
+}
+
+export interface StatusDeps extends ObserveDeps {
+  config: ReconcileConfig;
+}
+
+const HOUR_MS = 3_600_000;
+
+export async function collectStatus(deps: StatusDeps): Promise<StatusReport> {
+  const [observation, secret] = await Promise.all([
+    observe(deps),
+    describeSecret(deps.secrets(deps.config.secret.region), deps.config.secret.arn),
+  ]);
+  const p = plan(observation, planSettings(deps.config));
+  return buildStatus(deps.config, observation, p, secret);
+}
+
+/** Pure: the report from an observation, its plan and the secret's rotation settings. */
+export function buildStatus(
+  config: ReconcileConfig,
+  obs: Observation,
+  p: Plan,
+  secret: Awaited<ReturnType<typeof describeSecret>>,
+): StatusReport {
+  const now = obs.now.getTime();
+  const days = secret.rotationRules?.automaticallyAfterDays;
+  const nextRotationAt =
+    secret.nextRotationDate ??
+    (days && secret.lastRotatedDate
+      ? new Date(secret.lastRotatedDate.getTime() + days * 86_400_000)
+      : undefined);
+  const tokenByVersion = new Map(obs.tokens.filter((t) => t.versionId).map((t) => [t.versionId, t]));
+
+  return {
+    at: obs.now,
+    secret: {
+      arn: config.secret.arn,
+      name: config.secret.name,
+      primaryRegion: config.secret.region,
+      rotationEnabled: secret.rotationEnabled,
+      schedule: secret.rotationRules?.scheduleExpression ?? (days ? `every ${days} days` : undefined),
+      lastRotatedAt: secret.lastRotatedDate,
+      nextRotationAt,
+      overdue:
+        secret.rotationEnabled && nextRotationAt !== undefined && now > nextRotationAt.getTime() + HOUR_MS,
+      currentVersionId: obs.secret.current,
+      pendingVersionId: obs.secret.pending,
+    },
+    versions: Object.entries(secret.stages)
+      .map(([versionId, stages]) => {
+        const createdAt = obs.secret.createdAt[versionId];
+        const t = tokenByVersion.get(versionId);
+        return {
+          versionId,
+          stages,
+          createdAt,
+          ageSeconds: createdAt ? Math.round((now - createdAt.getTime()) / 1000) : undefined,
+          token: t
+            ? {
+                id: t.id,
+                createdAt: t.createdAt,
+                expiresAt: t.expiresAt,
+                expiresInSeconds: t.expiresAt
+                  ? Math.round((Date.parse(t.expiresAt) - now) / 1000)
+                  : undefined,
+              }
+            : undefined,
+        };
+      })
+      .sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0)),
+    regions: [
+      {
+        region: config.secret.region,
+        primary: true,
+        currentVersionId: obs.secret.current,
+        state: "in-sync" as const,
+        detail: undefined,
+      },
+      ...obs.replicas.map((r) => ({
+        region: r.region,
+        primary: false,
+        currentVersionId: r.current,
+        state:
+          r.current === obs.secret.current
+            ? ("in-sync" as const)
+            : r.error || r.replicationStatus === "Failed"
+              ? ("failed" as const)
+              : ("lagging" as const),
+        detail: r.error ?? r.statusMessage,
+      })),
+    ],
+    groups: p.targets.map((t) => {
+      const o = obs.targets.find((x) => x.region === t.region && x.groupName === t.groupName);
+      const refresh = o?.refreshes.find((r) => r.id === t.refreshId) ?? o?.refreshes[0];
+      return {
+        region: t.region,
+        groupName: t.groupName,
+        phase: t.phase,
+        instances: o?.instances ?? 0,
+        refreshId: refresh?.id,
+        refreshStatus: refresh?.status,
+        percentageComplete: refresh?.percentageComplete,
+        detail: t.detail,
+      };
+    }),
+    managedTokensValid: obs.tokens.flatMap((t) =>
+      t.versionId
+        ? [{ id: t.id, versionId: t.versionId, createdAt: t.createdAt, expiresAt: t.expiresAt }]
+        : [],
+    ),
+    unmanagedTokens: obs.tokens
+      .filter((t) => !t.versionId)
+      .map((t) => ({ id: t.id, description: t.description })),
+    next: describeNext(p),
+    waitingFor: p.waitingFor,
+    complete: p.complete,
+    notices: p.notices,
+    emergency: obs.emergency,
+  };
+}
+
+export function describeNext(p: Plan): string[] {
+  const words = (a: Action): string => {
+    switch (a.kind) {
+      case "start-refresh":
+        return `start an instance refresh of ${a.target.groupName} in ${a.target.region} (min healthy ${a.preferences.minHealthyPercentage}%, protected instances: ${a.preferences.scaleInProtectedInstances})`;
+      case "revoke":
+        return `revoke token ${a.tokenId} (version ${a.versionId})`;
+      case "alert":
+        return `alert: ${a.subject}`;
+      case "record-complete":
+        return `record the rollout of ${a.versionId} as complete`;
+    }
+  };
+  if (p.actions.length > 0) return p.actions.map(words);
+  if (p.complete) return ["nothing: the rollout of the current version is complete"];
+  const out: string[] = [];
+  if (p.waitingFor.includes("replicas"))
+    out.push(`wait for ${p.regionsLagging.join(", ")} to serve the current version`);
+  const refreshing = p.targets.filter((t) => ["refreshing", "waiting-for-other-refresh"].includes(t.phase));
+  if (refreshing.length > 0) {
+    out.push(`wait for refreshes: ${refreshing.map((t) => `${t.region}:${t.groupName}`).join(", ")}`);
+  }
+  if (p.waitingFor.includes("operator")) {
+    const blocked = p.targets.filter((t) => ["failed", "missing", "unknown"].includes(t.phase));
+    out.push(
+      `nothing until an operator acts: ${[...blocked.map((t) => `${t.region}:${t.groupName} ${t.detail}`), ...p.regionsBehind.filter((r) => !p.regionsLagging.includes(r)).map((r) => `replica ${r}`)].join("; ")}`,
+    );
+  }
+  return out.length > 0 ? out : ["nothing: no rotation of this project's is being rolled out"];
+}
