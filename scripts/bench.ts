@@ -2,7 +2,10 @@
  * `npm run bench`: every performance figure of the project, measured side by side in one run and
  * printed as ratios. Nothing here asserts; targets are printed next to the numbers.
  */
+
 import { benchBundles } from "./bench/bundles";
+import { benchRollout } from "./bench/rollout";
+import { benchTokenReader } from "./bench-token-reader";
 
 const only = process.argv.slice(2);
 const want = (section: string) => only.length === 0 || only.includes(section);
@@ -12,4 +15,20 @@ if (want("bundles")) {
     "\n## Bundles: size and cold import vs. a bundle of only the SDK clients each function uses (target ≤ 1.15)",
   );
   console.table(await benchBundles());
+}
+
+if (want("rollout")) {
+  console.log(
+    "\n## Rollout on the local stack (real bundles): promotion → revocation vs R + F (target ≤ R + F + 2 s)",
+  );
+  const { latency, scale } = await benchRollout();
+  console.table(latency);
+  console.log("\n## Rollout wall time, 1 region × 1 group vs 16 regions × 4 groups (target ratio ≤ 1.5)");
+  console.table(scale);
+}
+
+if (want("token-reader")) {
+  console.log("\n## Token reader vs Powertools Parameters getSecret (moto on loopback)");
+  const result = await benchTokenReader();
+  console.log(result);
 }

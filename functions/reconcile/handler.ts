@@ -10,7 +10,7 @@ import { createLogger } from "../../shared/log";
 import { createMetrics } from "../../shared/metrics";
 import { type ReconcileDeps, reconcile } from "../../shared/rollout/reconcile";
 import { sleep } from "../../shared/sleep";
-import { parseTrigger } from "./trigger";
+import { isNoOpTrigger, parseTrigger } from "./trigger";
 
 const SERVICE = "reconcile";
 const logger = createLogger(SERVICE);
@@ -40,6 +40,8 @@ function build(): Omit<ReconcileDeps, "remainingMs"> {
 }
 
 /** Summary returned to direct callers (tests, the CLI); never contains a token. */
+export type ReconcileResult = ReconcileSummary | { trigger: string; skipped: true };
+
 export interface ReconcileSummary {
   trigger: string;
   versionId: string | undefined;
@@ -53,7 +55,7 @@ export interface ReconcileSummary {
 export async function handler(
   event: unknown,
   context?: Pick<Context, "getRemainingTimeInMillis">,
-): Promise<ReconcileSummary> {
+): Promise<ReconcileResult> {
   // Direct calls without a context (tests, the CLI) get a one-minute budget.
   const started = Date.now();
   const remainingMs = context
@@ -62,6 +64,10 @@ export async function handler(
   remaining = remainingMs;
   try {
     const trigger = parseTrigger(event);
+    if (isNoOpTrigger(trigger)) {
+      logger.info("nothing to decide on a refresh start; skipped", { trigger });
+      return { trigger: trigger.kind, skipped: true };
+    }
     deps ??= build();
     logger.info("reconcile triggered", { trigger });
     const outcome = await reconcile({ ...deps, remainingMs });

@@ -38,3 +38,15 @@ export function parseTrigger(event: unknown): Trigger {
   if (e.source === "rotate-token") return { kind: "rotation", versionId: str(e.versionId) };
   return { kind: "manual" };
 }
+
+/**
+ * A refresh that just started changes nothing the reconciler would decide (it started it, or it
+ * will see it as running on its next run): only terminal refresh events are worth a run. With
+ * reserved concurrency 1, skipping them keeps the runs that matter from queueing behind them.
+ */
+export function isNoOpTrigger(trigger: Trigger): boolean {
+  return (
+    trigger.kind === "instance-refresh" &&
+    (trigger.event === "Started" || trigger.event === "Rollback Started")
+  );
+}

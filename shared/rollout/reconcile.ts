@@ -103,7 +103,9 @@ async function waitForReplicaSync(
 ): Promise<boolean> {
   let behind = [...regions];
   for (let attempt = 0; behind.length > 0; attempt++) {
-    const delay = backoffDelay(attempt, 100, 1_000);
+    // Replication usually lands within seconds: poll briskly at first (every ≤ 250 ms, well inside
+    // DescribeSecret quotas), then back off for a replica that is slow.
+    const delay = backoffDelay(attempt, 100, attempt < 40 ? 250 : 2_000);
     if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) return false;
     await deps.sleep(delay);
     const served = await Promise.all(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseTrigger } from "../../../../functions/reconcile/trigger";
+import { isNoOpTrigger, parseTrigger } from "../../../../functions/reconcile/trigger";
 
 describe("parseTrigger", () => {
   it.each([
@@ -33,5 +33,28 @@ describe("parseTrigger", () => {
 
   it.each([["a string"], [[1, 2]], [42]])("rejects %j", (event) => {
     expect(() => parseTrigger(event)).toThrow(/object event/);
+  });
+});
+
+describe("isNoOpTrigger", () => {
+  it.each([
+    ["Started", true],
+    ["Rollback Started", true],
+    ["Succeeded", false],
+    ["Failed", false],
+    ["Cancelled", false],
+    ["Rollback Succeeded", false],
+  ])("refresh %s → no-op %s", (event, noop) => {
+    const trigger = parseTrigger({
+      source: "aws.autoscaling",
+      "detail-type": `EC2 Auto Scaling Instance Refresh ${event}`,
+      detail: { AutoScalingGroupName: "g", InstanceRefreshId: "r" },
+    });
+    expect(isNoOpTrigger(trigger)).toBe(noop);
+  });
+
+  it("never skips other triggers", () => {
+    for (const e of [{}, { source: "aws.events" }, { source: "rotate-token" }])
+      expect(isNoOpTrigger(parseTrigger(e))).toBe(false);
   });
 });
