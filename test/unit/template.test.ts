@@ -135,6 +135,18 @@ describe("template.yaml", () => {
     expect(permission?.SourceArn).toBeDefined();
   });
 
+  it("lets each allowed reader call the function URL with both actions Lambda requires", () => {
+    for (let i = 1; i <= 5; i++) {
+      const url = template.Resources[`ReadTokenInvokedBy${i}`]?.Properties;
+      const invoke = template.Resources[`ReadTokenInvokedViaUrlBy${i}`]?.Properties;
+      expect(url).toMatchObject({ Action: "lambda:InvokeFunctionUrl", FunctionUrlAuthType: "AWS_IAM" });
+      expect(invoke).toMatchObject({ Action: "lambda:InvokeFunction", InvokedViaFunctionUrl: true });
+      expect(invoke?.Principal).toEqual(url?.Principal);
+    }
+    const fn = template.Resources.ReadTokenFunction?.Properties as { FunctionUrlConfig?: unknown } | undefined;
+    expect(fn?.FunctionUrlConfig).toEqual({ AuthType: "AWS_IAM" });
+  });
+
   it("keeps every log group's retention", () => {
     const groups = Object.values(template.Resources).filter((r) => r.Type === "AWS::Logs::LogGroup");
     expect(groups.length).toBe(functions.length);
