@@ -16,7 +16,7 @@ import {
   type ServerResponse,
   STATUS_CODES,
 } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listen } from "./listen";
 
 export interface BuildkiteApiOptions {
   organization: string;
@@ -348,15 +348,7 @@ class SandboxBuildkiteApi implements BuildkiteApi {
   }
 
   async listen(host: string, port: number): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
-    const { port: bound } = this.server.address() as AddressInfo;
-    this.address = `http://${host.includes(":") ? `[${host}]` : host}:${bound}`;
+    this.address = await listen(this.server, host, port);
   }
 
   close(): Promise<void> {

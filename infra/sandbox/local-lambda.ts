@@ -20,7 +20,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listen } from "./listen";
 
 export interface LambdaContext {
   getRemainingTimeInMillis(): number;
@@ -151,15 +151,7 @@ class LocalLambdaServer implements LocalLambda {
   }
 
   async listen(host: string, port: number): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
-    const { port: bound } = this.server.address() as AddressInfo;
-    this.address = `http://${host.includes(":") ? `[${host}]` : host}:${bound}`;
+    this.address = await listen(this.server, host, port);
   }
 
   // ---- In-process API -------------------------------------------------------------------------

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listen } from "../listen";
 import { AutoScalingError } from "./errors";
 import type { Fleet } from "./fleet";
 import { operations } from "./operations";
@@ -30,16 +30,9 @@ export async function startQueryServer(fleet: Fleet, options: QueryServerOptions
   const server = createServer((request, response) => {
     void handle(fleet, request, response);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const url = await listen(server, host, options.port ?? 0);
   return {
-    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    url,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
