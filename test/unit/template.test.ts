@@ -143,7 +143,9 @@ describe("template.yaml", () => {
       expect(invoke).toMatchObject({ Action: "lambda:InvokeFunction", InvokedViaFunctionUrl: true });
       expect(invoke?.Principal).toEqual(url?.Principal);
     }
-    const fn = template.Resources.ReadTokenFunction?.Properties as { FunctionUrlConfig?: unknown } | undefined;
+    const fn = template.Resources.ReadTokenFunction?.Properties as
+      | { FunctionUrlConfig?: unknown }
+      | undefined;
     expect(fn?.FunctionUrlConfig).toEqual({ AuthType: "AWS_IAM" });
   });
 
