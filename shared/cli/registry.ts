@@ -1,4 +1,7 @@
+import { preflightCommand } from "./commands/preflight";
 import { renderCommand } from "./commands/render";
+import { rotateCommand } from "./commands/rotate";
+import { statusCommand } from "./commands/status";
 import { tokenCommand } from "./commands/token";
 import { writeConfigCommand } from "./commands/write-config";
 import type { Command } from "./types";
@@ -11,4 +14,7 @@ export const commands: Record<string, Command> = {
   token: tokenCommand,
   "write-config": writeConfigCommand,
   render: renderCommand,
+  status: statusCommand,
+  preflight: preflightCommand,
+  rotate: rotateCommand,
 };

@@ -1,0 +1,378 @@
+import {
+  type AutoScalingGroup,
+  DescribeAutoScalingGroupsCommand,
+  DescribeInstanceRefreshesCommand,
+} from "@aws-sdk/client-auto-scaling";
+import { DescribeSecretCommand, type DescribeSecretCommandOutput } from "@aws-sdk/client-secrets-manager";
+import { GetTopicAttributesCommand } from "@aws-sdk/client-sns";
+import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
+import { apiTokenLoader } from "../../buildkite/api-token";
+import { parseManagedTokenDescription } from "../../buildkite/description";
+import { parseSecretArn } from "../../config";
+import { describeError } from "../../errors";
+import { decodeRefreshMarker } from "../../rollout/markers";
+import { ACTIVE_REFRESH, MARKER_TAG } from "../../rollout/plan";
+import type { StatusReport } from "../../rollout/status";
+import { parseCommandArgs } from "../args";
+import { cliLogger } from "../logger";
+import {
+  OPERATOR_HELP,
+  OPERATOR_OPTIONS,
+  type OperatorContext,
+  operatorContext,
+  operatorSettings,
+  useColor,
+} from "../operator";
+import { blockedAdvice, duration } from "../render-status";
+import type { Command } from "../types";
+
+const HELP = `Usage: bk-agent-token preflight [options]
+
+Dry run: check everything a rotation needs, then print what the reconcile function would do next.
+Changes nothing (only Describe/Get/List calls and Buildkite GETs).
+
+Each check prints one line, "PASS|WARN|FAIL name: detail":
+  configuration, identity (sts:GetCallerIdentity), secret (DescribeSecret), rotation (enabled,
+  schedule, function, overdue, pending), replica <region> (serves the current version),
+  api token secret (readable), api token scopes (read_clusters + write_clusters), cluster tokens
+  (listable; managed / not managed), group <region:name> (exists, instances protected from
+  scale-in vs REFRESH_SCALE_IN_PROTECTED_INSTANCES), refresh <region:name> (none running),
+  refresh preferences, alerts (ALERT_TOPIC_ARN), iam (write permissions cannot be verified
+  without a change: reported as WARN "not verified").
+
+${OPERATOR_HELP}
+
+Exit codes:
+  0  no FAIL (warnings allowed)
+  1  at least one FAIL, or an error
+  2  usage
+`;
+
+export type Level = "PASS" | "WARN" | "FAIL";
+
+export interface Check {
+  level: Level;
+  name: string;
+  detail: string;
+}
+
+export interface PreflightResult {
+  checks: Check[];
+  /** What reconcile would do next (describeNext of the current plan); undefined when it could not be observed. */
+  plan: string[] | undefined;
+  report: StatusReport | undefined;
+}
+
+const REQUIRED_SCOPES = ["read_clusters", "write_clusters"] as const;
+
+const reason = (error: unknown) => {
+  const e = describeError(error);
+  return `${e.name}: ${e.message}`;
+};
+
+/** Every check, in a stable order. Read-only: never calls anything that changes state. */
+export async function runPreflight(ctx: OperatorContext): Promise<PreflightResult> {
+  const { config } = ctx;
+  const checks: Check[] = [];
+  const add = (level: Level, name: string, detail: string) => checks.push({ level, name, detail });
+  const primary = config.secret.region;
+
+  add(
+    "PASS",
+    "configuration",
+    `from ${ctx.source}: secret ${config.secret.name}, ${config.targets.length} target group(s) (${config.targets.map((t) => `${t.region}:${t.groupName}`).join(", ")}), replica regions: ${config.replicaRegions.join(", ") || "none"}`,
+  );
+
+  try {
+    const who = await ctx.sts(primary).send(new GetCallerIdentityCommand({}));
+    const sameAccount = who.Account === config.secret.account;
+    add(
+      sameAccount ? "PASS" : "WARN",
+      "identity",
+      `checking as ${who.Arn ?? "?"} (account ${who.Account ?? "?"})${sameAccount ? "" : `; the secret is in account ${config.secret.account}: a cross-account check shows your access, not the functions'`}`,
+    );
+  } catch (error) {
+    add("FAIL", "identity", `no usable AWS credentials: ${reason(error)}`);
+  }
+
+  // The secret and its rotation settings.
+  let secret: DescribeSecretCommandOutput | undefined;
+  try {
+    secret = await ctx.secrets(primary).send(new DescribeSecretCommand({ SecretId: config.secret.arn }));
+  } catch (error) {
+    add("FAIL", "secret", `cannot DescribeSecret ${config.secret.arn}: ${reason(error)}`);
+  }
+  const stages = Object.entries(secret?.VersionIdsToStages ?? {});
+  const current = stages.find(([, s]) => s.includes("AWSCURRENT"))?.[0];
+  const pending = stages.find(([, s]) => s.includes("AWSPENDING") && !s.includes("AWSCURRENT"))?.[0];
+  if (secret) {
+    add(
+      current ? "PASS" : "FAIL",
+      "secret",
+      current
+        ? `readable: ${secret.Name ?? config.secret.name}, current version ${current} (${stages.length} labelled version(s))`
+        : `${secret.Name ?? config.secret.name} has no AWSCURRENT version`,
+    );
+    const rules = secret.RotationRules;
+    const schedule =
+      rules?.ScheduleExpression ??
+      (rules?.AutomaticallyAfterDays ? `every ${rules.AutomaticallyAfterDays} days` : undefined);
+    if (secret.RotationEnabled !== true) {
+      add(
+        "FAIL",
+        "rotation",
+        "not enabled on the secret: deploy the stack's rotation schedule (or aws secretsmanager rotate-secret --rotation-lambda-arn … --rotation-rules …)",
+      );
+    } else if (!schedule) {
+      add("FAIL", "rotation", "enabled but without a schedule (RotationRules)");
+    } else if (!secret.RotationLambdaARN) {
+      add("FAIL", "rotation", `schedule ${schedule} but no rotation function`);
+    } else {
+      const next = secret.NextRotationDate;
+      const overdue = next !== undefined && Date.now() > next.getTime() + 3_600_000;
+      add(
+        overdue ? "WARN" : "PASS",
+        "rotation",
+        `enabled, ${schedule}, function ${secret.RotationLambdaARN}; next ${next ? next.toISOString() : "unknown"}${overdue ? ` — OVERDUE by ${duration((Date.now() - next.getTime()) / 1000)}: check the rotate-token function's logs` : ""}`,
+      );
+    }
+    if (pending) {
+      add(
+        "WARN",
+        "rotation pending",
+        `version ${pending} holds AWSPENDING: a rotation is under way (or stuck: see the rotate-token function's logs); rotate refuses to start another`,
+      );
+    }
+  }
+
+  // Every replica region must serve the current version.
+  for (const region of config.replicaRegions) {
+    const status = secret?.ReplicationStatus?.find((r) => r.Region === region);
+    try {
+      const out = await ctx.secrets(region).send(new DescribeSecretCommand({ SecretId: config.secret.name }));
+      const served = Object.entries(out.VersionIdsToStages ?? {}).find(([, s]) =>
+        s.includes("AWSCURRENT"),
+      )?.[0];
+      if (served && served === current) {
+        add("PASS", `replica ${region}`, `serves the current version ${served}`);
+      } else {
+        add(
+          status?.Status === "Failed" ? "FAIL" : "WARN",
+          `replica ${region}`,
+          `serves ${served ?? "no version"}, not the current ${current ?? "?"} (replication ${status?.Status ?? "status unknown"}${status?.StatusMessage ? `: ${status.StatusMessage}` : ""})`,
+        );
+      }
+    } catch (error) {
+      const e = describeError(error);
+      add(
+        "FAIL",
+        `replica ${region}`,
+        e.name === "ResourceNotFoundException"
+          ? `no replica of the secret exists in ${region}`
+          : reason(error),
+      );
+    }
+  }
+
+  // The Buildkite API token: readable, scoped, and able to list the cluster's tokens.
+  let apiTokenReadable = false;
+  try {
+    const apiRegion = parseSecretArn(
+      "BUILDKITE_API_TOKEN_SECRET_ARN",
+      config.buildkite.apiTokenSecretArn,
+    ).region;
+    await apiTokenLoader(ctx.secrets(apiRegion), config.buildkite.apiTokenSecretArn)();
+    apiTokenReadable = true;
+    add("PASS", "api token secret", `readable: ${config.buildkite.apiTokenSecretArn}`);
+  } catch (error) {
+    add("FAIL", "api token secret", `cannot read ${config.buildkite.apiTokenSecretArn}: ${reason(error)}`);
+  }
+  if (apiTokenReadable) {
+    try {
+      const info = await ctx.buildkite.accessToken();
+      const missing = REQUIRED_SCOPES.filter((s) => !info.scopes.includes(s));
+      add(
+        missing.length === 0 ? "PASS" : "FAIL",
+        "api token scopes",
+        missing.length === 0
+          ? `has ${REQUIRED_SCOPES.join(" and ")}`
+          : `missing ${missing.join(" and ")} (read_clusters lists tokens; write_clusters creates and revokes them); the token has: ${info.scopes.join(", ") || "no scopes"}`,
+      );
+    } catch (error) {
+      add("FAIL", "api token scopes", `cannot ask Buildkite for the token's scopes: ${reason(error)}`);
+    }
+    try {
+      const tokens = await ctx.buildkite.listTokens();
+      const managed = tokens.filter(
+        (t) => parseManagedTokenDescription(t.description)?.secretArn === config.secret.arn,
+      );
+      add(
+        "PASS",
+        "cluster tokens",
+        `${tokens.length} token(s) in cluster ${config.buildkite.clusterId} of ${config.buildkite.organization}: ${managed.length} created by this project, ${tokens.length - managed.length} not`,
+      );
+      if (
+        current &&
+        !managed.some((t) => parseManagedTokenDescription(t.description)?.versionId === current)
+      ) {
+        add(
+          "WARN",
+          "current token",
+          `the current version ${current} has no token created by this project (the initial token, or set by hand): the next rotation rolls out normally; revoke the old token by hand in Buildkite once that rollout is complete`,
+        );
+      }
+    } catch (error) {
+      add("FAIL", "cluster tokens", `cannot list the cluster's tokens: ${reason(error)}`);
+    }
+  } else {
+    add("FAIL", "api token scopes", "not checked: the API token could not be read");
+  }
+
+  // Target groups: existence, scale-in protection vs the refresh setting, refreshes already running.
+  const setting = config.refresh.scaleInProtectedInstances;
+  const regions = [...new Set(config.targets.map((t) => t.region))];
+  const described = new Map<string, Map<string, AutoScalingGroup> | string>();
+  await Promise.all(
+    regions.map(async (region) => {
+      const names = config.targets.filter((t) => t.region === region).map((t) => t.groupName);
+      try {
+        const out = await ctx
+          .autoScaling(region)
+          .send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: names, MaxRecords: 100 }));
+        described.set(
+          region,
+          new Map((out.AutoScalingGroups ?? []).map((g) => [g.AutoScalingGroupName ?? "", g])),
+        );
+      } catch (error) {
+        described.set(region, reason(error));
+      }
+    }),
+  );
+  for (const t of config.targets) {
+    const where = `${t.region}:${t.groupName}`;
+    const groups = described.get(t.region);
+    if (typeof groups === "string" || groups === undefined) {
+      add("FAIL", `group ${where}`, `cannot DescribeAutoScalingGroups in ${t.region}: ${groups ?? "?"}`);
+      continue;
+    }
+    const group = groups.get(t.groupName);
+    if (!group) {
+      add("FAIL", `group ${where}`, `not found in ${t.region}: fix TARGET_GROUPS`);
+      continue;
+    }
+    const instances = group.Instances?.length ?? 0;
+    const protectedCount = group.Instances?.filter((i) => i.ProtectedFromScaleIn).length ?? 0;
+    const facts = `${instances} instance(s), ${protectedCount} protected from scale-in${group.NewInstancesProtectedFromScaleIn ? " (new instances are protected)" : ""}`;
+    if (setting === "Ignore") {
+      add(
+        "WARN",
+        `group ${where}`,
+        `${facts}; REFRESH_SCALE_IN_PROTECTED_INSTANCES=Ignore: protected instances are not replaced and keep the old token when it is revoked (their agents stay connected, but cannot re-register)`,
+      );
+    } else if (setting === "Refresh" && protectedCount > 0) {
+      add(
+        "WARN",
+        `group ${where}`,
+        `${facts}; REFRESH_SCALE_IN_PROTECTED_INSTANCES=Refresh: those busy instances are replaced anyway and their jobs get interrupted`,
+      );
+    } else {
+      add(
+        "PASS",
+        `group ${where}`,
+        `${facts}; protected instances: ${setting}${setting === "Wait" && protectedCount > 0 ? " (the refresh waits for their jobs to finish)" : ""}`,
+      );
+    }
+    try {
+      const out = await ctx
+        .autoScaling(t.region)
+        .send(new DescribeInstanceRefreshesCommand({ AutoScalingGroupName: t.groupName, MaxRecords: 10 }));
+      const active = (out.InstanceRefreshes ?? []).find((r) => ACTIVE_REFRESH.has(r.Status ?? ""));
+      if (active) {
+        const marker = decodeRefreshMarker(group.Tags?.find((tag) => tag.Key === MARKER_TAG)?.Value);
+        const ours = marker?.refreshId === active.InstanceRefreshId;
+        add(
+          "WARN",
+          `refresh ${where}`,
+          `${active.InstanceRefreshId ?? "?"} is ${active.Status ?? "?"} (${active.PercentageComplete ?? 0}%)${ours ? `, started by this project for version ${marker?.versionId}` : ", not started by this project: reconcile waits for it before starting its own"}`,
+        );
+      } else {
+        add("PASS", `refresh ${where}`, "none running");
+      }
+    } catch (error) {
+      add("FAIL", `refresh ${where}`, `cannot DescribeInstanceRefreshes: ${reason(error)}`);
+    }
+  }
+  const p = config.refresh;
+  add(
+    "PASS",
+    "refresh preferences",
+    `min healthy ${p.minHealthyPercentage}%, max healthy ${p.maxHealthyPercentage === undefined ? "default" : `${p.maxHealthyPercentage}%`}, warmup ${p.instanceWarmupSeconds === undefined ? "default" : `${p.instanceWarmupSeconds}s`}, protected instances ${p.scaleInProtectedInstances}, SkipMatching false; rollout budget ${duration(config.maxRolloutSeconds)}`,
+  );
+
+  if (!config.alertTopicArn) {
+    add("WARN", "alerts", "ALERT_TOPIC_ARN is not set: a blocked rollout raises no alert");
+  } else {
+    const topicRegion = config.alertTopicArn.split(":")[3] ?? primary;
+    try {
+      await ctx.sns(topicRegion).send(new GetTopicAttributesCommand({ TopicArn: config.alertTopicArn }));
+      add("PASS", "alerts", `topic ${config.alertTopicArn} exists`);
+    } catch (error) {
+      add("WARN", "alerts", `cannot GetTopicAttributes on ${config.alertTopicArn}: ${reason(error)}`);
+    }
+  }
+
+  // Write permissions cannot be tested without writing: say so instead of pretending.
+  add(
+    "WARN",
+    "iam reconcile",
+    "not verified: StartInstanceRefresh, CreateOrUpdateTags (needs a change to test); the reconcile function's role needs autoscaling:StartInstanceRefresh and autoscaling:CreateOrUpdateTags on every target group",
+  );
+  add(
+    "WARN",
+    "iam rotate",
+    "not verified: RotateSecret (needs a change to test); `rotate` needs secretsmanager:RotateSecret on the secret, and --emergency also autoscaling:CreateOrUpdateTags on the first target group",
+  );
+
+  let report: StatusReport | undefined;
+  try {
+    report = await ctx.collect();
+    if (report.waitingFor.includes("operator")) {
+      for (const b of blockedAdvice(report)) add("WARN", "rollout blocked", b);
+    }
+  } catch (error) {
+    add("FAIL", "plan", `could not observe the rollout: ${reason(error)}`);
+  }
+  return { checks, plan: report?.next, report };
+}
+
+const LEVEL_COLOR: Record<Level, number> = { PASS: 32, WARN: 33, FAIL: 31 };
+
+export function renderPreflight(result: PreflightResult, color = false): string {
+  const level = (l: Level) => (color ? `\x1b[${LEVEL_COLOR[l]}m${l}\x1b[39m` : l);
+  const lines = result.checks.map((c) => `${level(c.level)} ${c.name}: ${c.detail}`);
+  lines.push("", "Plan (what reconcile would do next; nothing was changed):");
+  for (const n of result.plan ?? ["unknown: the rollout could not be observed"]) lines.push(`  - ${n}`);
+  const count = (l: Level) => result.checks.filter((c) => c.level === l).length;
+  lines.push("", `preflight: ${count("PASS")} passed, ${count("WARN")} warning(s), ${count("FAIL")} failed`);
+  return `${lines.join("\n")}\n`;
+}
+
+export const preflightCommand: Command = {
+  summary: "dry run: check access, token scopes, groups, replicas and schedule; print the plan",
+  async run(args, io) {
+    const { values } = parseCommandArgs(args, OPERATOR_OPTIONS);
+    if (values.help) {
+      io.stdout.write(HELP);
+      return 0;
+    }
+    const settings = operatorSettings(values, io.env);
+    const ctx = await operatorContext(settings, io.env, cliLogger(io.env));
+    try {
+      const result = await runPreflight(ctx);
+      io.stdout.write(renderPreflight(result, useColor(io.stdout, io.env)));
+      return result.checks.some((c) => c.level === "FAIL") ? 1 : 0;
+    } finally {
+      ctx.dispose();
+    }
+  },
+};

@@ -1,0 +1,277 @@
+import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import {
+  GetFunctionConfigurationCommand,
+  type GetFunctionConfigurationCommandOutput,
+  LambdaClient,
+} from "@aws-sdk/client-lambda";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SNSClient } from "@aws-sdk/client-sns";
+import { STSClient } from "@aws-sdk/client-sts";
+import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
+import { awsClientOptions, perRegion } from "../aws/client-options";
+import { apiTokenLoader } from "../buildkite/api-token";
+import { BuildkiteClient } from "../buildkite/client";
+import { type Env, loadReconcileConfig, parseSecretArn, type ReconcileConfig } from "../config";
+import { AppError, ConfigError, describeError } from "../errors";
+import type { Logger } from "../log";
+import { collectStatus, type StatusDeps, type StatusReport } from "../rollout/status";
+import { UsageError } from "./args";
+
+/**
+ * Plumbing shared by the operator commands (status, preflight, rotate): where the configuration
+ * comes from, and the clients built from it. The operator commands need exactly the reconcile
+ * function's configuration contract (shared/config.ts loadReconcileConfig), read either from the
+ * deployed function (--function) or from the process environment.
+ */
+
+export const OPERATOR_OPTIONS = {
+  function: { type: "string" },
+  region: { type: "string" },
+  "assume-role": { type: "string" },
+  "role-session-name": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export const OPERATOR_HELP = `Configuration (the reconcile function's settings), from the first source given:
+  --function NAME|ARN       read the deployed reconcile function's environment
+                            (lambda:GetFunctionConfiguration; region from the ARN or --region)
+  (otherwise)               the process environment: ROTATION_SECRET_ARN, BUILDKITE_ORGANIZATION,
+                            BUILDKITE_CLUSTER_ID, BUILDKITE_API_TOKEN_SECRET_ARN, TARGET_GROUPS,
+                            REPLICA_REGIONS, REFRESH_*, ... (e.g. env $(cat reconcile.env) ...)
+  The Buildkite API token is always read from BUILDKITE_API_TOKEN_SECRET_ARN, never from a flag.
+
+AWS options:
+  --region REGION           region of --function when it is a name (default: $AWS_REGION)
+  --assume-role ARN         assume this role first (credentials from the SDK chain)
+  --role-session-name NAME  session name for --assume-role (default: bk-agent-token)
+  -h, --help                show this help
+`;
+
+export interface OperatorSettings {
+  functionName: string | undefined;
+  region: string | undefined;
+  assumeRole: { roleArn: string; sessionName: string } | undefined;
+}
+
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
+const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
+const FUNCTION_ARN = /^arn:aws[a-z-]*:lambda:([a-z0-9-]+):\d{12}:function:[\w-]{1,64}(:[\w$-]+)?$/;
+const FUNCTION_NAME = /^[\w-]{1,64}(:[\w$-]+)?$/;
+
+export function operatorSettings(
+  values: { function?: string; region?: string; "assume-role"?: string; "role-session-name"?: string },
+  env: Env,
+): OperatorSettings {
+  const functionName = values.function?.trim() || undefined;
+  if (functionName && !FUNCTION_ARN.test(functionName) && !FUNCTION_NAME.test(functionName)) {
+    throw new UsageError("--function must be a Lambda function name or ARN");
+  }
+  const region =
+    values.region?.trim() || env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || undefined;
+  if (region && !REGION.test(region)) throw new UsageError(`"${region}" is not an AWS region name`);
+  const roleArn = values["assume-role"]?.trim();
+  const sessionName = values["role-session-name"]?.trim() || "bk-agent-token";
+  if (roleArn && !ROLE_ARN.test(roleArn)) {
+    throw new UsageError("--assume-role must be an IAM role ARN (arn:aws:iam::123456789012:role/name)");
+  }
+  if (!SESSION_NAME.test(sessionName)) {
+    throw new UsageError("--role-session-name must be 2 to 64 letters, digits or +=,.@_-");
+  }
+  return { functionName, region, assumeRole: roleArn ? { roleArn, sessionName } : undefined };
+}
+
+/** The region to call Lambda in for --function: the ARN's own, else --region / AWS_REGION. */
+export function functionRegion(settings: OperatorSettings): string {
+  const fromArn = FUNCTION_ARN.exec(settings.functionName ?? "")?.[1];
+  const region = fromArn ?? settings.region;
+  if (!region) {
+    throw new UsageError(
+      "no region for --function: give the function's ARN, pass --region or set AWS_REGION",
+    );
+  }
+  return region;
+}
+
+export interface LoadedConfig {
+  config: ReconcileConfig;
+  /** Where it came from, for the operator: `function <arn>` or `environment`. */
+  source: string;
+}
+
+/**
+ * The reconcile configuration: from the deployed function's environment when --function is given,
+ * else from `env`. Validation errors name the variable and the source.
+ */
+export async function loadOperatorConfig(
+  settings: OperatorSettings,
+  env: Env,
+  lambda: (region: string) => LambdaClient,
+): Promise<LoadedConfig> {
+  if (!settings.functionName) {
+    return {
+      config: validate(env, "the environment; or pass --function <reconcile function>"),
+      source: "environment",
+    };
+  }
+  const region = functionRegion(settings);
+  let out: GetFunctionConfigurationCommandOutput;
+  try {
+    out = await lambda(region).send(
+      new GetFunctionConfigurationCommand({ FunctionName: settings.functionName }),
+    );
+  } catch (error) {
+    const e = describeError(error);
+    throw new AppError(
+      `could not read the configuration of function ${settings.functionName} in ${region}: ${e.name}: ${e.message}`,
+      { cause: error },
+    );
+  }
+  const name = out.FunctionArn ?? settings.functionName;
+  if (out.Environment?.Error) {
+    // For example KMSAccessDeniedException: the environment is encrypted with a key we may not use.
+    throw new AppError(
+      `function ${name}: its environment cannot be read: ${out.Environment.Error.ErrorCode ?? "Error"}: ${out.Environment.Error.Message ?? ""}`.trim(),
+    );
+  }
+  const variables = out.Environment?.Variables ?? {};
+  return { config: validate(variables, `the environment of function ${name}`), source: `function ${name}` };
+}
+
+function validate(env: Env, where: string): ReconcileConfig {
+  try {
+    return loadReconcileConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      throw new ConfigError(
+        error.variable,
+        `${error.message.slice(error.variable.length + 2)} (in ${where})`,
+      );
+    }
+    throw error;
+  }
+}
+
+/** Clients and the configuration every operator command works with. */
+export interface OperatorContext {
+  config: ReconcileConfig;
+  source: string;
+  secrets: (region: string) => SecretsManagerClient;
+  autoScaling: (region: string) => AutoScalingClient;
+  sts: (region: string) => STSClient;
+  sns: (region: string) => SNSClient;
+  buildkite: BuildkiteClient;
+  statusDeps(): StatusDeps;
+  collect(): Promise<StatusReport>;
+  /** Close every client's connections so the process can exit at once. */
+  dispose(): void;
+}
+
+export interface OperatorFactories {
+  lambda?: (region: string) => LambdaClient;
+  now?: () => Date;
+}
+
+/**
+ * Loads the configuration and builds the clients: credentials from the SDK's default chain,
+ * optionally through an STS AssumeRole; endpoints from the standard settings (AWS_ENDPOINT_URL…),
+ * so the same commands run against AWS and the sandbox.
+ */
+export async function operatorContext(
+  settings: OperatorSettings,
+  env: Env,
+  logger: Logger,
+  factories: OperatorFactories = {},
+): Promise<OperatorContext> {
+  const created: Array<{ destroy(): void }> = [];
+  const track = <T extends { destroy(): void }>(client: T): T => {
+    created.push(client);
+    return client;
+  };
+  const dispose = () => {
+    for (const client of created.splice(0)) client.destroy();
+  };
+  const stsRegion = settings.region ?? FUNCTION_ARN.exec(settings.functionName ?? "")?.[1];
+  const credentials = settings.assumeRole ? assumeRole(settings.assumeRole, stsRegion) : undefined;
+  const options = (region: string) => ({
+    ...awsClientOptions(region),
+    ...(credentials ? { credentials } : {}),
+  });
+  const lambda = factories.lambda ?? perRegion((region) => track(new LambdaClient(options(region))));
+  try {
+    const { config, source } = await loadOperatorConfig(settings, env, lambda);
+    const secrets = perRegion((region) => track(new SecretsManagerClient(options(region))));
+    const autoScaling = perRegion((region) => track(new AutoScalingClient(options(region))));
+    const sts = perRegion((region) => track(new STSClient(options(region))));
+    const sns = perRegion((region) => track(new SNSClient(options(region))));
+    const apiTokenRegion = parseSecretArn(
+      "BUILDKITE_API_TOKEN_SECRET_ARN",
+      config.buildkite.apiTokenSecretArn,
+    ).region;
+    const buildkite = new BuildkiteClient({
+      ...config.buildkite,
+      apiToken: apiTokenLoader(secrets(apiTokenRegion), config.buildkite.apiTokenSecretArn),
+      onRetry: (info) => logger.info("retrying Buildkite API call", info),
+    });
+    const now = factories.now ?? (() => new Date());
+    const statusDeps = (): StatusDeps => ({ config, secrets, autoScaling, buildkite, now });
+    return {
+      config,
+      source,
+      secrets,
+      autoScaling,
+      sts,
+      sns,
+      buildkite,
+      statusDeps,
+      collect: () => collectStatus(statusDeps()),
+      dispose,
+    };
+  } catch (error) {
+    dispose();
+    throw error;
+  }
+}
+
+type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
+type Credentials = Awaited<ReturnType<CredentialProvider>>;
+
+function assumeRole(
+  role: { roleArn: string; sessionName: string },
+  region: string | undefined,
+): () => Promise<Credentials> {
+  const provider = fromTemporaryCredentials({
+    params: { RoleArn: role.roleArn, RoleSessionName: role.sessionName, DurationSeconds: 3600 },
+    clientConfig: region ? awsClientOptions(region) : { maxAttempts: 3 },
+  });
+  // One AssumeRole for every client of this run; the provider refreshes before expiry.
+  let pending: Promise<Credentials> | undefined;
+  return () => {
+    pending ??= provider().catch((error: unknown) => {
+      pending = undefined;
+      throw new AppError(`could not assume role ${role.roleArn}: ${describeError(error).message}`, {
+        cause: error,
+      });
+    });
+    return pending.then((c) => {
+      // Refresh five minutes before expiry: `rotate` may follow a rollout for hours.
+      if (c.expiration && c.expiration.getTime() - Date.now() < 300_000) pending = undefined;
+      return c;
+    });
+  };
+}
+
+/** Is this output a terminal (live redraw, colors)? */
+export function isTty(stream: unknown): boolean {
+  return (stream as { isTTY?: boolean }).isTTY === true;
+}
+
+export function terminalWidth(stream: unknown): number | undefined {
+  const columns = (stream as { columns?: unknown }).columns;
+  return typeof columns === "number" && columns > 20 ? columns : undefined;
+}
+
+/** Colors only on a terminal, and never when NO_COLOR is set (https://no-color.org). */
+export function useColor(stream: unknown, env: Env): boolean {
+  return isTty(stream) && !env.NO_COLOR && env.TERM !== "dumb";
+}
