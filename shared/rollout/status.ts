@@ -139,7 +139,12 @@ export function buildStatus(
             : undefined,
         };
       })
-      .sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0)),
+      // Newest first; versions created in the same instant (moto, or clock resolution) by stage.
+      .sort(
+        (a, b) =>
+          (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0) ||
+          stageRank(a.stages) - stageRank(b.stages),
+      ),
     regions: [
       {
         region: config.secret.region,
@@ -189,6 +194,13 @@ export function buildStatus(
     notices: p.notices,
     emergency: obs.emergency,
   };
+}
+
+const STAGE_ORDER = ["AWSPENDING", "AWSCURRENT", "AWSPREVIOUS"];
+
+function stageRank(stages: string[]): number {
+  const ranks = stages.map((s) => STAGE_ORDER.indexOf(s)).filter((r) => r >= 0);
+  return ranks.length > 0 ? Math.min(...ranks) : STAGE_ORDER.length;
 }
 
 export function describeNext(p: Plan): string[] {

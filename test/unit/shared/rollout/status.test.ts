@@ -164,6 +164,16 @@ describe("buildStatus", () => {
     expect(JSON.stringify(s)).not.toMatch(/bkct_|bkua_/);
   });
 
+  it("orders versions created in the same instant by stage: pending, current, previous", () => {
+    const same = new Date(NOW.getTime() - 1_000);
+    const obs = observation();
+    const tied = status(
+      { ...obs, secret: { ...obs.secret, createdAt: { [V1]: same, [V2]: same, [V3]: same } } },
+      secretState({ stages: { [V1]: ["AWSPREVIOUS"], [V2]: ["AWSCURRENT"], [V3]: ["AWSPENDING"] } }),
+    );
+    expect(tied.versions.map((v) => v.stages[0])).toEqual(["AWSPENDING", "AWSCURRENT", "AWSPREVIOUS"]);
+  });
+
   it("gives an expired token a negative expiry and a version without token none", () => {
     const s = status(
       observation({ tokens: [token("t2", V2, { expiresAt: "2026-11-22T11:00:00Z" })] }),
