@@ -10,7 +10,7 @@ import { describeError } from "../errors";
 import type { Logger } from "../log";
 import type { MetricsSink } from "../metrics";
 import { alertId, encodeRefreshMarker, encodeRolloutMarker } from "./markers";
-import { MARKER_TAG, ROLLOUT_TAG } from "./plan";
+import { MARKER_TAG, ROLLOUT_TAG, rolloutStartedAt } from "./plan";
 import type { Action, Observation, Plan } from "./types";
 
 export interface ActDeps {
@@ -36,7 +36,7 @@ type Kind<K extends Action["kind"]> = Extract<Action, { kind: K }>;
 export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<ActResult> {
   const result: ActResult = { refreshesStarted: [], revoked: [], alerted: [], failures: [] };
   const of = <K extends Action["kind"]>(kind: K) => plan.actions.filter((a): a is Kind<K> => a.kind === kind);
-  const promotedAt = plan.versionId ? obs.secret.createdAt[plan.versionId] : undefined;
+  const promotedAt = rolloutStartedAt(obs);
   const since = (t: Date | undefined) => (t ? (deps.now().getTime() - t.getTime()) / 1000 : undefined);
 
   // Regions and groups progress in parallel.

@@ -87,7 +87,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
         scaleInProtectedInstances: "Refresh" as const,
       }
     : settings.preferences;
-  const promotedAt = obs.secret.createdAt[version] ?? obs.secret.lastRotatedAt;
+  const promotedAt = rolloutStartedAt(obs);
   const ageSeconds = promotedAt ? (obs.now.getTime() - promotedAt.getTime()) / 1000 : 0;
   const alerts: Alert[] = [];
 
@@ -232,6 +232,19 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     notices,
     complete,
   };
+}
+
+/**
+ * When the rollout of the current version began: the earlier of the version's creation and the
+ * secret's last rotation. In AWS the version's CreatedDate is the earlier; moto reports "now" as
+ * every version's CreatedDate but sets LastRotatedDate when RotateSecret runs.
+ */
+export function rolloutStartedAt(obs: Observation): Date | undefined {
+  const version = obs.secret.current;
+  const times = [version ? obs.secret.createdAt[version] : undefined, obs.secret.lastRotatedAt]
+    .filter((t): t is Date => t !== undefined)
+    .map((t) => t.getTime());
+  return times.length > 0 ? new Date(Math.min(...times)) : undefined;
 }
 
 function targetStatus(t: TargetObservation, version: string, regionInSync: boolean): TargetStatus {

@@ -498,6 +498,28 @@ describe("plan", () => {
     expect(budget?.kind === "alert" && budget.message).toContain("replica eu-west-1");
   });
 
+  it("dates the rollout from the earlier of the version's creation and the last rotation", () => {
+    // moto reports "now" as every version's CreatedDate; LastRotatedDate is when RotateSecret ran.
+    const p = plan(
+      world(
+        {
+          replicas: [
+            {
+              region: "eu-west-1",
+              current: V1,
+              replicationStatus: "InProgress",
+              statusMessage: undefined,
+              error: undefined,
+            },
+          ],
+        },
+        { createdAt: { [V2]: NOW }, lastRotatedAt: new Date(NOW.getTime() - 7_200_000) },
+      ),
+      settings,
+    );
+    expect(kinds(p)).toEqual(["start-refresh", "alert:replica-slow", "alert:budget"]);
+  });
+
   it("waits for lagging replicas even while another region is blocked", () => {
     const p = plan(
       world({
