@@ -30,6 +30,8 @@ Options:
   --replica-lag SECONDS    replication lag to every replica region (decimals allowed, up to 300);
                            longer than reconcile's per-run wait, the schedule finishes the job
   --buildkite-flaky        the Buildkite API answers 502/429 to ~15% of requests
+  --keep                   after the scenario, keep everything running for the operator CLI:
+                           writes the environment to a file and prints how to use it; Ctrl-C stops
   --log-file PATH          where the handlers' JSON logs go (default: in the temp directory)
   --no-color               no ANSI colors (also when NO_COLOR is set or output is not a terminal)
   -h, --help               this help
@@ -85,6 +87,7 @@ export async function main(
     ...(lag === undefined ? {} : { replicaLagSeconds: Number(lag) }),
     ...(values["buildkite-flaky"] ? { buildkiteFlaky: true } : {}),
     logFile: values["log-file"] ?? join(tmpdir(), "bk-agent-token-sandbox.log"),
+    ...(values.keep ? { keepEnvFile: join(tmpdir(), "bk-agent-token-sandbox.env") } : {}),
     color: io.isTTY === true && !values["no-color"] && !env.NO_COLOR,
     ...(signal ? { signal } : {}),
   };
@@ -109,6 +112,7 @@ function parse(argv: readonly string[]) {
       "replica-lag": { type: "string" },
       "buildkite-flaky": { type: "boolean" },
       "log-file": { type: "string" },
+      keep: { type: "boolean" },
       "no-color": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },

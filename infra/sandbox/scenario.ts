@@ -10,7 +10,7 @@
  *   2  the rollout did not complete (e.g. `--fail-refresh`), with every invariant intact
  *   130/143  interrupted (SIGINT/SIGTERM), after stopping everything it started
  */
-import { createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, rmSync, type WriteStream, writeFileSync } from "node:fs";
 import { GetSecretValueCommand, ListSecretVersionIdsCommand } from "@aws-sdk/client-secrets-manager";
 import { autoScalingClients } from "../../shared/aws/auto-scaling";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
@@ -127,6 +127,12 @@ export interface ScenarioOptions {
   color?: boolean;
   /** Aborting stops the run: everything started is stopped, the result is "interrupted". */
   signal?: AbortSignal;
+  /**
+   * Keep the world running after the scenario (until `signal` aborts) for the operator CLI: its
+   * environment is written to this file, rotations started outside are driven as Secrets Manager
+   * would, and the safety-net schedule keeps firing.
+   */
+  keepEnvFile?: string;
 }
 
 export interface ScenarioIo extends LiveViewIo {}
@@ -734,6 +740,10 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
       summary: { facts, invariants, numbers: summaryNumbers(facts, invariants), text },
       violations: violationsOf(invariants),
     };
+    if (options.keepEnvFile && signal) {
+      write(`${result.headline}\n`);
+      await keepServing(world, options.keepEnvFile, write, signal, profile.scheduleEveryMs);
+    }
   } catch (error) {
     view.close();
     if (signal?.aborted) {
@@ -777,6 +787,49 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
   }
   write(`${result.headline}\n`);
   return result;
+}
+
+/**
+ * Leaves the world up for the operator CLI until the signal aborts. The environment file holds
+ * endpoints, ARNs and the fake AWS credentials only; no token is in it.
+ */
+async function keepServing(
+  world: World,
+  envFile: string,
+  write: (text: string) => void,
+  signal: AbortSignal,
+  scheduleMs: number,
+): Promise<void> {
+  const env = { ...world.env, BUILDKITE_AGENT_TOKEN_SECRET_ID: world.secretArn };
+  writeFileSync(
+    envFile,
+    `${Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n")}\n`,
+    { mode: 0o600 },
+  );
+  const watcher = world.watchRotations();
+  const timer = setInterval(() => world.schedule(), scheduleMs);
+  write(
+    [
+      "",
+      "The sandbox keeps running (Ctrl-C stops it). In another terminal, point the operator CLI at it:",
+      "  npm run build",
+      `  set -a; . ${envFile}; set +a`,
+      "  node dist/cli/index.mjs status",
+      "  node dist/cli/index.mjs preflight",
+      "  node dist/cli/index.mjs rotate --interval 1",
+      "  node dist/cli/index.mjs rotate --emergency --interval 1",
+      "  aws --endpoint-url $AWS_ENDPOINT_URL secretsmanager rotate-secret --secret-id $ROTATION_SECRET_ARN",
+      "Rotations started there are driven as Secrets Manager would (the four steps, then the label event).",
+      "",
+    ].join("\n"),
+  );
+  if (!signal.aborted)
+    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  clearInterval(timer);
+  await watcher.stop();
+  rmSync(envFile, { force: true });
 }
 
 function printBanner(

@@ -41,8 +41,9 @@ import {
   startLocalLambda,
 } from "./local-lambda";
 import { type Replicator, startReplicator } from "./replicator";
-import { STEP_ORDER, startRotation } from "./rotation-driver";
+import { removeLeftoverPending, STEP_ORDER, startRotation } from "./rotation-driver";
 import { type RotationStack, startRotationStack, TEST_CREDENTIALS } from "./rotation-stack";
+import { type RotationWatcher, watchRotations } from "./rotation-watcher";
 
 /** The shape both functions export. */
 export type FunctionHandler = (
@@ -124,6 +125,11 @@ export interface World {
   boot: BootHook;
   /** Plays Secrets Manager for one rotation; rejects naming the step that failed. */
   rotate(): Promise<RotationResult>;
+  /**
+   * Plays Secrets Manager for rotations started outside the world (`bk-agent-token rotate`,
+   * `aws secretsmanager rotate-secret`): drives the four steps and sends the label event. Stopped by stop().
+   */
+  watchRotations(): RotationWatcher;
   /** Puts a schedule event on the bus (as the safety-net schedule rule would). */
   schedule(): void;
   /** Resolves when the bus, the local Lambda and the fleet (no active refresh) are idle; bounded. */
@@ -341,6 +347,14 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       }
     };
 
+    // Versions already being driven, by rotate() or by a watcher: nobody drives one twice.
+    const claimed = new Set<string>();
+    const watchers: RotationWatcher[] = [];
+    cleanups.push({
+      what: "the rotation watchers",
+      run: async () => void (await Promise.all(watchers.map((w) => w.stop()))),
+    });
+
     let stopping: Promise<void> | undefined;
     const world: World = {
       env,
@@ -362,6 +376,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
 
       async rotate() {
         const versionId = await startRotation(secrets, stack.secretArn, stack.rotationLambdaArn);
+        claimed.add(versionId);
         for (const step of STEP_ORDER) {
           let out: InvokeCommandOutput;
           try {
@@ -384,9 +399,32 @@ export async function startWorld(options: WorldOptions): Promise<World> {
           if (out.FunctionError) throw new RotationStepError(step, versionId, functionError(out.Payload));
         }
         const promotedAt = new Date();
+        // AWS removes AWSPENDING at the end of a rotation; moto leaves it, then refuses the next
+        // RotateSecret (from the CLI, say). End the rotation as AWS does.
+        await removeLeftoverPending(secrets, stack.secretArn);
         // Secrets Manager's native event for the AWSCURRENT move, on the primary region's bus.
         put(bus.labelUpdated({ secretArn: stack.secretArn, region: primaryRegion, versionId }));
         return { versionId, promotedAt };
+      },
+
+      watchRotations() {
+        const watcher = watchRotations({
+          secrets,
+          secretArn: stack.secretArn,
+          claimed,
+          invokeStep: async (step, versionId) => {
+            const r = await lambda.invoke(ROTATE_TOKEN, {
+              Step: step,
+              SecretId: stack.secretArn,
+              ClientRequestToken: versionId,
+            });
+            return r.ok ? { ok: true } : { ok: false, error: `${r.errorType}: ${r.errorMessage}` };
+          },
+          promoted: (versionId) =>
+            put(bus.labelUpdated({ secretArn: stack.secretArn, region: primaryRegion, versionId })),
+        });
+        watchers.push(watcher);
+        return watcher;
       },
 
       schedule() {

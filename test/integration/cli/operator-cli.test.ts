@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { DescribeSecretCommand, GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { removeLeftoverPending, STEP_ORDER, startRotation } from "../../../infra/sandbox/rotation-driver";
+import { removeLeftoverPending, startRotation } from "../../../infra/sandbox/rotation-driver";
 import { startWorld, type World } from "../../../infra/sandbox/world";
 import type { StatusJson } from "../../../shared/cli/render-status";
 import { EMERGENCY_TAG, MARKER_TAG } from "../../../shared/rollout/plan";
@@ -17,7 +17,7 @@ import { freshHandlers } from "../../support/world-handlers";
  * rotate-token and reconcile handlers behind the local Lambda), configured only through the
  * environment, as `env $(...) bk-agent-token status` would be.
  *
- * moto cannot run our rotation function when the CLI calls RotateSecret: a small watcher plays
+ * moto cannot run our rotation function when the CLI calls RotateSecret: world.watchRotations() plays
  * Secrets Manager's part, driving the four steps of every new AWSPENDING version through the local
  * Lambda, removing the leftover AWSPENDING label as AWS does, and putting the native label event
  * on the bus.
@@ -106,49 +106,6 @@ function withoutRuntimeWarnings(stderr: string): string {
   return stderr
     .replace(/^\(node:\d+\) Warning: NodeVersionSupportWarning:[\s\S]*?--trace-warnings[^\n]*\n/m, "")
     .replace(/^\n+/, "");
-}
-
-/** Plays Secrets Manager for rotations the CLI starts: moto only labels the new version AWSPENDING. */
-function secretsManagerStandIn(w: World) {
-  const driven: string[] = [];
-  const errors: string[] = [];
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        const d = await w.secrets.send(new DescribeSecretCommand({ SecretId: w.secretArn }));
-        const pending = Object.entries(d.VersionIdsToStages ?? {}).find(
-          ([, s]) => s.includes("AWSPENDING") && !s.includes("AWSCURRENT"),
-        )?.[0];
-        if (pending && !driven.includes(pending)) {
-          driven.push(pending);
-          for (const step of STEP_ORDER) {
-            const r = await w.lambda.invoke("rotate-token", {
-              Step: step,
-              SecretId: w.secretArn,
-              ClientRequestToken: pending,
-            });
-            if (!r.ok) throw new Error(`${step}: ${r.errorType}: ${r.errorMessage}`);
-          }
-          await removeLeftoverPending(w.secrets, w.secretArn);
-          w.bus.put(
-            w.bus.labelUpdated({ secretArn: w.secretArn, region: w.primaryRegion, versionId: pending }),
-          );
-        }
-      } catch (error) {
-        errors.push(String(error));
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  })();
-  return {
-    driven,
-    errors,
-    async stop() {
-      stopped = true;
-      await loop;
-    },
-  };
 }
 
 /** Everything preflight must not change: refreshes, tags, tokens, secret labels in every region. */
@@ -285,7 +242,7 @@ describe("bk-agent-token operator commands against the sandbox", () => {
     const previous = (await json()).body.secret.currentVersionId ?? "";
     const oldToken = invariants(world).tokenFor(previous);
     expect(oldToken?.valid).toBe(true);
-    const sm = secretsManagerStandIn(world);
+    const sm = world.watchRotations();
     let run: Run;
     try {
       run = await cli(["rotate", "--interval", "0.2", "--timeout", "45s"]);
@@ -318,7 +275,7 @@ describe("bk-agent-token operator commands against the sandbox", () => {
     const refreshesBefore = new Set(
       GROUPS.flatMap((g) => world.fleet.refreshes(g.region, g.name).map((r) => r.instanceRefreshId)),
     );
-    const sm = secretsManagerStandIn(world);
+    const sm = world.watchRotations();
     let run: Run;
     try {
       run = await cli([
@@ -371,7 +328,7 @@ describe("bk-agent-token operator commands against the sandbox", () => {
   it("a failed refresh: rotate and status exit 3 with what to do; following the advice completes the rollout", async () => {
     const previous = (await json()).body.secret.currentVersionId ?? "";
     const undo = world.fleet.failRefreshes({ region: "us-west-2", groupName: "ci-linux" });
-    const sm = secretsManagerStandIn(world);
+    const sm = world.watchRotations();
     let run: Run;
     try {
       run = await cli(["rotate", "--interval", "0.2", "--timeout", "45s"]);
