@@ -32,6 +32,7 @@ Options:
   --buildkite-flaky        the Buildkite API answers 502/429 to ~15% of requests
   --keep                   after the scenario, keep everything running for the operator CLI:
                            writes the environment to a file and prints how to use it; Ctrl-C stops
+  --env-out PATH           with --keep: where to write it (default: in the temp directory)
   --log-file PATH          where the handlers' JSON logs go (default: in the temp directory)
   --no-color               no ANSI colors (also when NO_COLOR is set or output is not a terminal)
   -h, --help               this help
@@ -87,7 +88,9 @@ export async function main(
     ...(lag === undefined ? {} : { replicaLagSeconds: Number(lag) }),
     ...(values["buildkite-flaky"] ? { buildkiteFlaky: true } : {}),
     logFile: values["log-file"] ?? join(tmpdir(), "bk-agent-token-sandbox.log"),
-    ...(values.keep ? { keepEnvFile: join(tmpdir(), "bk-agent-token-sandbox.env") } : {}),
+    ...(values.keep
+      ? { keepEnvFile: values["env-out"] ?? join(tmpdir(), "bk-agent-token-sandbox.env") }
+      : {}),
     color: io.isTTY === true && !values["no-color"] && !env.NO_COLOR,
     ...(signal ? { signal } : {}),
   };
@@ -113,6 +116,7 @@ function parse(argv: readonly string[]) {
       "buildkite-flaky": { type: "boolean" },
       "log-file": { type: "string" },
       keep: { type: "boolean" },
+      "env-out": { type: "string" },
       "no-color": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
