@@ -820,7 +820,7 @@ async function keepServing(
       "  node dist/cli/index.mjs preflight",
       "  node dist/cli/index.mjs rotate --interval 1",
       "  node dist/cli/index.mjs rotate --emergency --interval 1",
-      "  aws --endpoint-url \"$AWS_ENDPOINT_URL\" secretsmanager rotate-secret --secret-id \"$ROTATION_SECRET_ARN\"",
+      '  aws --endpoint-url "$AWS_ENDPOINT_URL" secretsmanager rotate-secret --secret-id "$ROTATION_SECRET_ARN"',
       "Rotations started there are driven as Secrets Manager would (the four steps, then the label event).",
       "",
     ].join("\n"),
