@@ -95,7 +95,8 @@ export interface AwsContext {
  * from the standard settings (AWS_ENDPOINT_URL…) for every client, STS included.
  */
 export function awsContext(settings: ReaderSettings, logger: Logger): AwsContext {
-  const credentials = settings.assumeRole ? assumeRole(settings, settings.assumeRole) : undefined;
+  const stsRegion = settings.regions[0] ?? ARN_REGION.exec(settings.secretId ?? "")?.[1];
+  const credentials = settings.assumeRole ? assumeRole(settings.assumeRole, stsRegion) : undefined;
   const created: Array<{ destroy(): void }> = [];
   const track = <T extends { destroy(): void }>(client: T): T => {
     created.push(client);
@@ -127,17 +128,19 @@ export function awsContext(settings: ReaderSettings, logger: Logger): AwsContext
 type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
 type Credentials = Awaited<ReturnType<CredentialProvider>>;
 
-function assumeRole(
-  settings: ReaderSettings,
+/**
+ * One AssumeRole shared by every client of this run (each client would otherwise assume on its
+ * own), renewed five minutes before it expires: `rotate` may follow a rollout for hours.
+ * STS is regional; the SDK's default chain supplies the credentials that assume the role.
+ */
+export function assumeRole(
   role: { roleArn: string; sessionName: string },
+  region: string | undefined,
 ): () => Promise<Credentials> {
-  const region = settings.regions[0] ?? ARN_REGION.exec(settings.secretId ?? "")?.[1];
   const provider = fromTemporaryCredentials({
-    params: { RoleArn: role.roleArn, RoleSessionName: role.sessionName, DurationSeconds: 900 },
-    // STS is regional; the SDK's default chain supplies the credentials that assume the role.
+    params: { RoleArn: role.roleArn, RoleSessionName: role.sessionName, DurationSeconds: 3600 },
     clientConfig: region ? awsClientOptions(region) : { maxAttempts: 3 },
   });
-  // One AssumeRole for every client of this run (each client would otherwise assume on its own).
   let pending: Promise<Credentials> | undefined;
   return () => {
     pending ??= provider().catch((error: unknown) => {
@@ -146,6 +149,9 @@ function assumeRole(
         cause: error,
       });
     });
-    return pending;
+    return pending.then((c) => {
+      if (c.expiration && c.expiration.getTime() - Date.now() < 300_000) pending = undefined;
+      return c;
+    });
   };
 }

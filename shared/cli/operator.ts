@@ -7,7 +7,6 @@ import {
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { STSClient } from "@aws-sdk/client-sts";
-import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { awsClientOptions, perRegion } from "../aws/client-options";
 import { apiTokenLoader } from "../buildkite/api-token";
 import { BuildkiteClient } from "../buildkite/client";
@@ -16,6 +15,7 @@ import { AppError, ConfigError, describeError } from "../errors";
 import type { Logger } from "../log";
 import { collectStatus, type StatusDeps, type StatusReport } from "../rollout/status";
 import { UsageError } from "./args";
+import { assumeRole } from "./aws";
 
 /**
  * Plumbing shared by the operator commands (status, preflight, rotate): where the configuration
@@ -231,34 +231,6 @@ export async function operatorContext(
     dispose();
     throw error;
   }
-}
-
-type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
-type Credentials = Awaited<ReturnType<CredentialProvider>>;
-
-function assumeRole(
-  role: { roleArn: string; sessionName: string },
-  region: string | undefined,
-): () => Promise<Credentials> {
-  const provider = fromTemporaryCredentials({
-    params: { RoleArn: role.roleArn, RoleSessionName: role.sessionName, DurationSeconds: 3600 },
-    clientConfig: region ? awsClientOptions(region) : { maxAttempts: 3 },
-  });
-  // One AssumeRole for every client of this run; the provider refreshes before expiry.
-  let pending: Promise<Credentials> | undefined;
-  return () => {
-    pending ??= provider().catch((error: unknown) => {
-      pending = undefined;
-      throw new AppError(`could not assume role ${role.roleArn}: ${describeError(error).message}`, {
-        cause: error,
-      });
-    });
-    return pending.then((c) => {
-      // Refresh five minutes before expiry: `rotate` may follow a rollout for hours.
-      if (c.expiration && c.expiration.getTime() - Date.now() < 300_000) pending = undefined;
-      return c;
-    });
-  };
 }
 
 /** Is this output a terminal (live redraw, colors)? */
