@@ -1,3 +1,4 @@
+import type { InstanceRefreshStatus } from "@aws-sdk/client-auto-scaling";
 import type { RefreshPreferences, TargetGroup } from "../config";
 
 /** Everything a reconcile run knows about the world, gathered by observe(); input of plan(). */
@@ -45,18 +46,11 @@ export interface ReplicaObservation {
   error: string | undefined;
 }
 
-export type RefreshStatus =
-  | "Pending"
-  | "InProgress"
-  | "Successful"
-  | "Failed"
-  | "Cancelling"
-  | "Cancelled"
-  | "RollbackInProgress"
-  | "RollbackFailed"
-  | "RollbackSuccessful"
-  | "Baking"
-  | string;
+/**
+ * One of the SDK's `InstanceRefreshStatus` values in practice; kept a plain string so a status AWS
+ * adds later is observed (and treated as unknown by the plan) rather than rejected.
+ */
+export type RefreshStatus = `${InstanceRefreshStatus}` | (string & {});
 
 export interface RefreshObservation {
   id: string;

@@ -1,18 +1,11 @@
 /** Public data shapes of the simulated fleet (camelCase; the HTTP layer maps them to AWS names). */
 
+import type { InstanceRefreshStatus } from "@aws-sdk/client-auto-scaling";
+
 export type LifecycleState = "Pending" | "InService" | "Terminating";
 
-export type RefreshStatus =
-  | "Pending"
-  | "InProgress"
-  | "Successful"
-  | "Failed"
-  | "Cancelling"
-  | "Cancelled"
-  | "RollbackInProgress"
-  | "RollbackFailed"
-  | "RollbackSuccessful"
-  | "Baking";
+/** The statuses AWS reports (the SDK's own list). */
+export type RefreshStatus = `${InstanceRefreshStatus}`;
 
 export type ScaleInProtectedInstances = "Refresh" | "Ignore" | "Wait";
 export type StandbyInstances = "Terminate" | "Ignore" | "Wait";
