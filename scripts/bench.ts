@@ -7,7 +7,7 @@ import { benchBundles } from "./bench/bundles";
 import { benchRollout } from "./bench/rollout";
 import { benchTokenReader } from "./bench-token-reader";
 
-const only = process.argv.slice(2);
+const only = process.argv.slice(2).filter((a) => a !== "--");
 const want = (section: string) => only.length === 0 || only.includes(section);
 
 if (want("bundles")) {
