@@ -37,8 +37,13 @@ export async function observe(deps: ObserveDeps): Promise<Observation> {
   for (const v of versions.Versions ?? [])
     if (v.VersionId && v.CreatedDate) createdAt[v.VersionId] = v.CreatedDate;
 
+  // Every region that could hand out the token: the configured replicas and any Secrets Manager
+  // reports, so a replica missing from the configuration can never be skipped before revocation.
+  const replicaRegions = [
+    ...new Set([...deps.config.replicaRegions, ...state.replication.map((r) => r.region).filter(Boolean)]),
+  ].filter((region) => region !== secret.region);
   const replicas = await Promise.all(
-    deps.config.replicaRegions.map((region) => observeReplica(deps, region, state.replication)),
+    replicaRegions.map((region) => observeReplica(deps, region, state.replication)),
   );
   const [targets, tokens] = await Promise.all([observeTargets(deps), observeTokens(deps)]);
 

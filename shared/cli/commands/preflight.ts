@@ -145,6 +145,19 @@ export async function runPreflight(ctx: OperatorContext): Promise<PreflightResul
     }
   }
 
+  // A replica the configuration does not list is still watched by reconcile, but groups there
+  // cannot be targets until REPLICA_REGIONS names it.
+  const unlisted = (secret?.ReplicationStatus ?? [])
+    .map((r) => r.Region ?? "")
+    .filter((region) => region && region !== config.secret.region && !config.replicaRegions.includes(region));
+  if (unlisted.length > 0) {
+    add(
+      "WARN",
+      "replica regions",
+      `Secrets Manager also replicates to ${unlisted.join(", ")}, which REPLICA_REGIONS does not list: reconcile waits for ${unlisted.length === 1 ? "it" : "them"} before revoking, but no group there can be a target until it is listed`,
+    );
+  }
+
   // Every replica region must serve the current version.
   for (const region of config.replicaRegions) {
     const status = secret?.ReplicationStatus?.find((r) => r.Region === region);

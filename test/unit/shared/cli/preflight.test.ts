@@ -1,0 +1,82 @@
+import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { DescribeSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SNSClient } from "@aws-sdk/client-sns";
+import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it } from "vitest";
+import { runPreflight } from "../../../../shared/cli/commands/preflight";
+import type { OperatorContext } from "../../../../shared/cli/operator";
+import { loadReconcileConfig } from "../../../../shared/config";
+
+const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
+const config = loadReconcileConfig({
+  ROTATION_SECRET_ARN: ARN,
+  BUILDKITE_ORGANIZATION: "acme",
+  BUILDKITE_CLUSTER_ID: "e4f44564-d3ea-45eb-87c2-6506643b852a",
+  BUILDKITE_API_TOKEN_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/api-XyZ789",
+  REPLICA_REGIONS: "eu-west-1",
+  TARGET_GROUPS: "us-east-1:ci-a",
+});
+const sm = mockClient(SecretsManagerClient);
+const sts = mockClient(STSClient);
+mockClient(AutoScalingClient);
+mockClient(SNSClient);
+
+function context(): OperatorContext {
+  const unused = () => {
+    throw new Error("not used by this check");
+  };
+  return {
+    config,
+    source: "the environment",
+    secrets: (region) => new SecretsManagerClient({ region }),
+    autoScaling: (region) => new AutoScalingClient({ region }),
+    sts: (region) => new STSClient({ region }),
+    sns: (region) => new SNSClient({ region }),
+    buildkite: {
+      accessToken: async () => ({ uuid: "u", scopes: ["read_clusters", "write_clusters"] }),
+      listTokens: async () => [],
+    } as unknown as OperatorContext["buildkite"],
+    statusDeps: unused,
+    collect: unused,
+    dispose: () => {},
+  };
+}
+
+beforeEach(() => {
+  sm.reset();
+  sts.reset();
+  sts
+    .on(GetCallerIdentityCommand)
+    .resolves({ Account: "123456789012", Arn: "arn:aws:iam::123456789012:user/op" });
+});
+
+describe("runPreflight", () => {
+  it("warns about a replica region Secrets Manager reports but the configuration does not list", async () => {
+    sm.on(DescribeSecretCommand).resolves({
+      ARN,
+      RotationEnabled: true,
+      VersionIdsToStages: { v2: ["AWSCURRENT"] },
+      ReplicationStatus: [
+        { Region: "eu-west-1", Status: "InSync" },
+        { Region: "ap-south-1", Status: "InSync" },
+      ],
+    });
+    const result = await runPreflight(context());
+    const line = result.checks.find((c) => c.name === "replica regions");
+    expect(line?.level).toBe("WARN");
+    expect(line?.detail).toContain("ap-south-1");
+    expect(line?.detail).not.toContain("eu-west-1");
+  });
+
+  it("says nothing when every replica is listed", async () => {
+    sm.on(DescribeSecretCommand).resolves({
+      ARN,
+      RotationEnabled: true,
+      VersionIdsToStages: { v2: ["AWSCURRENT"] },
+      ReplicationStatus: [{ Region: "eu-west-1", Status: "InSync" }],
+    });
+    const result = await runPreflight(context());
+    expect(result.checks.find((c) => c.name === "replica regions")).toBeUndefined();
+  });
+});
