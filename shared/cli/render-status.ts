@@ -109,7 +109,7 @@ export function bar(percent: number | undefined, width = 10): string {
 }
 
 type Group = StatusReport["groups"][number];
-const REFRESH_PHASES = new Set(["refreshing", "refreshed", "failed", "waiting-for-other-refresh"]);
+const REFRESH_PHASES = new Set(["refreshing", "refreshed", "failed", "partial", "waiting-for-other-refresh"]);
 
 /** The progress of one group's refresh for the current version: `[#####-----]  50% InProgress`. */
 export function groupProgress(g: Group): string {
@@ -125,7 +125,7 @@ export function groupProgress(g: Group): string {
 
 function phaseColor(phase: string): Color | undefined {
   if (phase === "refreshed" || phase === "empty") return "green";
-  if (phase === "failed" || phase === "missing" || phase === "unknown") return "red";
+  if (phase === "failed" || phase === "partial" || phase === "missing" || phase === "unknown") return "red";
   if (phase === "unmanaged") return "dim";
   return "yellow";
 }
@@ -165,6 +165,10 @@ export function blockedAdvice(report: StatusReport): string[] {
     if (g.phase === "failed") {
       out.push(
         `${where}: refresh ${g.refreshId ?? "?"} ${g.detail}: fix the cause (see the group's activity history), then remove the tag ${MARKER_TAG} from the group (aws autoscaling delete-tags --region ${g.region} --tags ResourceId=${g.groupName},ResourceType=auto-scaling-group,Key=${MARKER_TAG}); the next reconcile starts a new refresh`,
+      );
+    } else if (g.phase === "partial") {
+      out.push(
+        `${where}: refresh ${g.refreshId ?? "?"} ${g.detail}: set REFRESH_SCALE_IN_PROTECTED_INSTANCES to Wait or Refresh, then remove the tag ${MARKER_TAG} from the group (aws autoscaling delete-tags --region ${g.region} --tags ResourceId=${g.groupName},ResourceType=auto-scaling-group,Key=${MARKER_TAG}); the next reconcile starts a new refresh`,
       );
     } else if (g.phase === "missing") {
       out.push(`${where}: group not found: fix TARGET_GROUPS (the stack's target groups) and redeploy`);

@@ -148,6 +148,17 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
         ),
       });
     }
+    if (status.phase === "partial") {
+      alerts.push({
+        key: `refresh-partial:${t.region}:${t.groupName}:${status.refreshId}`,
+        subject: `Buildkite token rollout blocked: refresh of ${t.groupName} in ${t.region} skipped instances`,
+        message: lines(
+          `What: instance refresh ${status.refreshId} of ${t.groupName} in ${t.region} ${status.detail}, most likely instances protected from scale-in skipped under ScaleInProtectedInstances=Ignore.`,
+          "Effect: those instances still hold the old token, so no old token is revoked; agents keep working.",
+          `To do: set REFRESH_SCALE_IN_PROTECTED_INSTANCES to Wait (or Refresh), then remove the tag ${MARKER_TAG} from the group (aws autoscaling delete-tags --region ${t.region} --tags ResourceId=${t.groupName},ResourceType=auto-scaling-group,Key=${MARKER_TAG}); the next reconcile starts a new refresh.`,
+        ),
+      });
+    }
     if (status.phase === "missing") {
       alerts.push({
         key: `group-missing:${t.region}:${t.groupName}`,
@@ -210,7 +221,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
 
   const waitingFor: Plan["waitingFor"] = [];
   const blocked =
-    targets.some((s) => s.phase === "failed" || s.phase === "missing" || s.phase === "unknown") ||
+    targets.some((s) => ["failed", "partial", "missing", "unknown"].includes(s.phase)) ||
     regionsLagging.length < regionsBehind.length;
   if (regionsLagging.length > 0) waitingFor.push("replicas");
   if (targets.some((s) => ["start-refresh", "refreshing", "waiting-for-other-refresh"].includes(s.phase))) {
@@ -269,7 +280,19 @@ function targetStatus(t: TargetObservation, version: string, regionInSync: boole
     const ours = t.refreshes.find((r) => r.id === t.marker?.refreshId);
     if (ours) {
       const ref = { id: ours.id, pct: ours.percentageComplete };
-      if (ours.status === "Successful") return status("refreshed", "refreshed with the current version", ref);
+      if (ours.status === "Successful") {
+        // ScaleInProtectedInstances=Ignore skips protected instances yet ends Successful: those
+        // instances still hold the old token, so this does not count as refreshed.
+        const left = ours.instancesToUpdate ?? 0;
+        if (left > 0 || (ours.percentageComplete ?? 100) < 100) {
+          return status(
+            "partial",
+            `ended Successful but left ${left > 0 ? left : "some"} instance(s) unreplaced (${ours.percentageComplete ?? "?"}% complete)`,
+            ref,
+          );
+        }
+        return status("refreshed", "refreshed with the current version", ref);
+      }
       if (ACTIVE_REFRESH.has(ours.status)) return status("refreshing", `refresh ${ours.status}`, ref);
       if (FAILED_REFRESH.has(ours.status)) {
         return status(

@@ -226,7 +226,7 @@ export function describeNext(p: Plan): string[] {
     out.push(`wait for refreshes: ${refreshing.map((t) => `${t.region}:${t.groupName}`).join(", ")}`);
   }
   if (p.waitingFor.includes("operator")) {
-    const blocked = p.targets.filter((t) => ["failed", "missing", "unknown"].includes(t.phase));
+    const blocked = p.targets.filter((t) => ["failed", "partial", "missing", "unknown"].includes(t.phase));
     out.push(
       `nothing until an operator acts: ${[...blocked.map((t) => `${t.region}:${t.groupName} ${t.detail}`), ...p.regionsBehind.filter((r) => !p.regionsLagging.includes(r)).map((r) => `replica ${r}`)].join("; ")}`,
     );

@@ -90,6 +90,7 @@ export type TargetPhase =
   | "refreshed"
   | "empty"
   | "failed"
+  | "partial"
   | "unmanaged"
   | "unknown";
 

@@ -40,7 +40,7 @@ removed or changed; dates ISO 8601 UTC; durations in seconds; no token value, on
   groups    [{region, groupName, phase, instances, refreshId, refreshStatus, percentageComplete,
               detail}]
             phase: missing|waiting-for-replica|waiting-for-other-refresh|start-refresh|
-                   refreshing|refreshed|empty|failed|unmanaged|unknown
+                   refreshing|refreshed|empty|failed|partial|unmanaged|unknown
   tokens    {managedValid: [{id, versionId, createdAt, expiresAt}], unmanaged: [{id, description}]}
   emergency {versionId, leakedVersionId, minHealthyPercentage} | null
   rollout   {complete, waitingFor: [replicas|refreshes|operator], next: [string], notices: [string]}

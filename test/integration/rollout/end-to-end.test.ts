@@ -105,6 +105,20 @@ describe("rollout end to end (3 regions, 4 groups)", () => {
     expect(state.failedRegistrations).toEqual([]);
   });
 
+  it("with ScaleInProtectedInstances=Ignore, skipped instances block revocation and raise an alert per refresh", async () => {
+    const w = await start({ refresh: { scaleInProtectedInstances: "Ignore" } });
+    const first = await w.rotate();
+    await w.settled(60_000);
+    await w.rotate();
+    await w.settled(60_000);
+    // Protected instances were skipped, so the rollout never counts as complete: v1 stays valid.
+    expect(invariants(w).tokenFor(first.versionId)?.valid).toBe(true);
+    const subjects = (await w.alerts()).map((a) => a.subject);
+    expect(subjects.length).toBeGreaterThan(0);
+    for (const subject of subjects) expect(subject).toContain("skipped instances");
+    expect(invariants(w).failedRegistrations).toEqual([]);
+  });
+
   it("a missing replica blocks its region and alerts; once healed, the rollout completes", async () => {
     const w = await start();
     const first = await w.rotate();

@@ -229,6 +229,22 @@ describe("plan", () => {
       ],
     ),
     [
+      "a refresh that succeeded but left instances unreplaced (protected, Ignore) blocks and alerts",
+      world({
+        targets: [
+          target("us-east-1", "ci-a", {
+            marker: { versionId: V2, refreshId: "r" },
+            refreshes: [refresh("r", "Successful", { percentageComplete: 50, instancesToUpdate: 2 })],
+          }),
+          target("eu-west-1", "ci-b", refreshedFor(V2)),
+        ],
+      }),
+      ["us-east-1:ci-a=partial", "eu-west-1:ci-b=refreshed"],
+      ["alert:refresh-partial"],
+      [],
+      false,
+    ],
+    [
       "every group refreshed: revoke every managed token but the current one, record completion",
       world({
         targets: [
