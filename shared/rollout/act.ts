@@ -79,8 +79,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
   if (result.revoked.length > 0) deps.metrics.put("TokensRevoked", result.revoked.length, "Count");
 
   for (const a of of("alert")) {
-    const blocked = !a.key.startsWith("budget") && !a.key.startsWith("replica-slow");
-    deps.metrics.put(blocked ? "RolloutsBlocked" : "RolloutsSlow", 1, "Count");
+    deps.metrics.put(alertMetric(a.key), 1, "Count");
     deps.logger.error("rollout alert", { key: a.key, subject: a.subject, detail: a.message });
     if (!deps.alertTopicArn) continue;
     try {
@@ -183,6 +182,14 @@ async function tag(client: AutoScalingClient, groupName: string, key: string, va
       ],
     }),
   );
+}
+
+/** The metric an alert counts towards, by the kind its key starts with. */
+export function alertMetric(key: string): "RolloutsBlocked" | "RolloutsSlow" | "TokenExpiringSoon" {
+  const kind = key.split(":")[0];
+  if (kind === "budget" || kind === "replica-slow") return "RolloutsSlow";
+  if (kind === "token-expiring") return "TokenExpiringSoon";
+  return "RolloutsBlocked";
 }
 
 function topicRegion(arn: string): string {

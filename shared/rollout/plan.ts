@@ -15,6 +15,8 @@ export const FAILED_REFRESH = new Set(["Failed", "Cancelled", "RollbackFailed", 
 export const MARKER_TAG = "buildkite-agent-token-rotation:refresh";
 export const ROLLOUT_TAG = "buildkite-agent-token-rotation:rollout";
 export const EMERGENCY_TAG = "buildkite-agent-token-rotation:emergency";
+/** How far ahead an expiring current token is reported. */
+export const EXPIRY_WARNING_MS = 86_400_000;
 
 type Alert = Omit<Extract<Action, { kind: "alert" }>, "kind">;
 
@@ -215,6 +217,22 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     notices.push(
       `the current version ${version} has no token created by this project (initial token, or set by hand)`,
     );
+  }
+
+  // An expiring current token stops new registrations everywhere: say so a day ahead.
+  const currentToken = obs.tokens.find((t) => t.versionId === version);
+  const expiresAt = currentToken?.expiresAt ? Date.parse(currentToken.expiresAt) : Number.NaN;
+  if (Number.isFinite(expiresAt) && expiresAt - obs.now.getTime() < EXPIRY_WARNING_MS) {
+    const hours = Math.max(0, Math.round((expiresAt - obs.now.getTime()) / 3_600_000));
+    alerts.push({
+      key: `token-expiring:${version}`,
+      subject: "Buildkite agent token expires soon: rotate now",
+      message: lines(
+        `What: the current agent token (${currentToken?.id}, version ${version}) expires at ${new Date(expiresAt).toISOString()}, in ${hours} h.`,
+        "Effect: once it expires no new agent can register (connected agents keep running), so instances that boot or restart after that fail.",
+        "To do: rotate now (bk-agent-token rotate, or aws secretsmanager rotate-secret), and make TOKEN_EXPIRY_SECONDS longer than the rotation interval plus the longest rollout.",
+      ),
+    });
   }
 
   for (const a of alerts) if (!obs.alertsSent.includes(alertId(a.key))) actions.push({ kind: "alert", ...a });

@@ -7,7 +7,7 @@ import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../../../shared/log";
-import { type ActDeps, act } from "../../../../shared/rollout/act";
+import { type ActDeps, act, alertMetric } from "../../../../shared/rollout/act";
 import { alertId, decodeRefreshMarker, decodeRolloutMarker } from "../../../../shared/rollout/markers";
 import { MARKER_TAG, ROLLOUT_TAG } from "../../../../shared/rollout/plan";
 import type { Observation, Plan } from "../../../../shared/rollout/types";
@@ -191,6 +191,18 @@ describe("act", () => {
     const tag = asg.commandCalls(CreateOrUpdateTagsCommand)[0]?.args[0].input.Tags?.[0];
     expect(decodeRolloutMarker(tag?.Value)?.alerts).toEqual(["old", alertId("refresh-failed:a")]);
     expect(metrics).toContainEqual(["RolloutsBlocked", 1]);
+  });
+
+  it.each([
+    ["refresh-failed:us-east-1:g:r", "RolloutsBlocked"],
+    ["refresh-partial:us-east-1:g:r", "RolloutsBlocked"],
+    ["replica-failed:eu-west-1", "RolloutsBlocked"],
+    ["group-missing:eu-west-1:g", "RolloutsBlocked"],
+    ["budget", "RolloutsSlow"],
+    ["replica-slow:eu-west-1", "RolloutsSlow"],
+    ["token-expiring:v2", "TokenExpiringSoon"],
+  ])("counts alert %s as %s", (key, metric) => {
+    expect(alertMetric(key)).toBe(metric);
   });
 
   it("does not remember an alert it could not publish", async () => {

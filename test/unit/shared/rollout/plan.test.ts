@@ -536,6 +536,26 @@ describe("plan", () => {
     expect(kinds(p)).toEqual(["start-refresh", "alert:replica-slow", "alert:budget"]);
   });
 
+  it("alerts once when the current token expires within a day, even after a complete rollout", () => {
+    const expiring = world({
+      targets: [target("us-east-1", "ci-a", refreshedFor(V2)), target("eu-west-1", "ci-b", refreshedFor(V2))],
+      tokens: [{ ...token("t2", V2), expiresAt: new Date(NOW.getTime() + 3 * 3_600_000).toISOString() }],
+      completedVersion: V2,
+    });
+    const p = plan(expiring, settings);
+    const alert = p.actions.find((a) => a.kind === "alert");
+    expect(alert?.kind === "alert" && alert.key).toBe(`token-expiring:${V2}`);
+    expect(alert?.kind === "alert" && alert.message).toMatch(
+      /expires .*in 3 h.*\nEffect: .*\nTo do: .*rotate/s,
+    );
+    const later = plan({ ...expiring, alertsSent: [alertId(`token-expiring:${V2}`)] }, settings);
+    expect(later.actions).toEqual([]);
+    const farOff = world({
+      tokens: [{ ...token("t2", V2), expiresAt: new Date(NOW.getTime() + 3 * 86_400_000).toISOString() }],
+    });
+    expect(kinds(plan(farOff, settings))).not.toContain("alert:token-expiring");
+  });
+
   it("waits for lagging replicas even while another region is blocked", () => {
     const p = plan(
       world({
