@@ -1,19 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { alertId } from "../../../../shared/rollout/markers";
 import { plan } from "../../../../shared/rollout/plan";
-import type {
-  Observation,
-  PlanSettings,
-  RefreshObservation,
-  TargetObservation,
-  TokenObservation,
-} from "../../../../shared/rollout/types";
+import type { Observation, PlanSettings } from "../../../../shared/rollout/types";
+import {
+  ARN,
+  NOW,
+  observation,
+  ours,
+  refresh,
+  target,
+  token,
+  V1,
+  V2,
+  V3,
+} from "../../../support/rollout-fixtures";
 
-const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
-const NOW = new Date("2026-11-22T12:00:00Z");
-const V1 = "v1-aaaaaaaa";
-const V2 = "v2-bbbbbbbb";
-const V3 = "v3-cccccccc";
 const settings: PlanSettings = {
   secretArn: ARN,
   primaryRegion: "us-east-1",
@@ -27,75 +28,8 @@ const settings: PlanSettings = {
   replicaAlertSeconds: 600,
 };
 
-const refresh = (
-  id: string,
-  status: string,
-  extra: Partial<RefreshObservation> = {},
-): RefreshObservation => ({
-  id,
-  status,
-  statusReason: undefined,
-  startTime: new Date(NOW.getTime() - 60_000),
-  endTime: status === "InProgress" ? undefined : NOW,
-  percentageComplete: status === "Successful" ? 100 : 40,
-  instancesToUpdate: 0,
-  ...extra,
-});
-const target = (
-  region: string,
-  groupName: string,
-  extra: Partial<TargetObservation> = {},
-): TargetObservation => ({
-  region,
-  groupName,
-  exists: true,
-  instances: 4,
-  marker: undefined,
-  refreshes: [],
-  error: undefined,
-  ...extra,
-});
-const token = (id: string, versionId?: string): TokenObservation => ({
-  id,
-  description: versionId ? `managed ${versionId}` : "Initial agent token",
-  versionId,
-  createdAt: undefined,
-  expiresAt: undefined,
-});
-const refreshedFor = (version: string, id = `r-${version}`) => ({
-  marker: { versionId: version, refreshId: id },
-  refreshes: [refresh(id, "Successful")],
-});
-
-/** Two regions, two groups, v2 current (created 5 minutes ago), v1 previous; everything in sync. */
-function world(over: Partial<Observation> = {}, secret: Partial<Observation["secret"]> = {}): Observation {
-  return {
-    now: NOW,
-    secret: {
-      arn: ARN,
-      current: V2,
-      pending: undefined,
-      createdAt: { [V1]: new Date(NOW.getTime() - 86_400_000), [V2]: new Date(NOW.getTime() - 300_000) },
-      lastRotatedAt: undefined,
-      ...secret,
-    },
-    replicas: [
-      {
-        region: "eu-west-1",
-        current: V2,
-        replicationStatus: "InSync",
-        statusMessage: undefined,
-        error: undefined,
-      },
-    ],
-    targets: [target("us-east-1", "ci-a"), target("eu-west-1", "ci-b")],
-    tokens: [token("t1", V1), token("t2", V2)],
-    alertsSent: [],
-    completedVersion: undefined,
-    emergency: undefined,
-    ...over,
-  };
-}
+const world = observation;
+const refreshedFor = (version: string, id = `r-${version}`) => ours(version, id);
 
 const kinds = (p: ReturnType<typeof plan>) =>
   p.actions.map((a) => (a.kind === "alert" ? `alert:${a.key.split(":")[0]}` : a.kind));

@@ -4,20 +4,21 @@ import { alertId as hash } from "../../../../shared/rollout/markers";
 import { plan } from "../../../../shared/rollout/plan";
 import { planSettings } from "../../../../shared/rollout/reconcile";
 import { buildStatus, describeNext } from "../../../../shared/rollout/status";
-import type {
-  Observation,
-  RefreshObservation,
-  TargetObservation,
-  TokenObservation,
-} from "../../../../shared/rollout/types";
+import type { Observation } from "../../../../shared/rollout/types";
 import type { SecretState } from "../../../../shared/secrets/describe";
-
-const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
-const NOW = new Date("2026-11-22T12:00:00Z");
-const V1 = "11111111-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
-const V2 = "22222222-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
-const V3 = "33333333-cccc-4ccc-8ccc-cccccccccccc";
-const DAY = 86_400_000;
+import {
+  ARN,
+  observation as baseObservation,
+  DAY,
+  NOW,
+  ours as oursIn,
+  refresh,
+  target,
+  token,
+  V1,
+  V2,
+  V3,
+} from "../../../support/rollout-fixtures";
 
 const config = loadReconcileConfig({
   ROTATION_SECRET_ARN: ARN,
@@ -30,73 +31,15 @@ const config = loadReconcileConfig({
   REPLICA_ALERT_SECONDS: "600",
 });
 
-const refresh = (id: string, status: string, pct: number): RefreshObservation => ({
-  id,
-  status,
-  statusReason: status === "Failed" ? "instances failed health checks" : undefined,
-  startTime: new Date(NOW.getTime() - 60_000),
-  endTime: status === "InProgress" ? undefined : NOW,
-  percentageComplete: pct,
-  instancesToUpdate: 0,
-});
-const target = (
-  region: string,
-  groupName: string,
-  extra: Partial<TargetObservation> = {},
-): TargetObservation => ({
-  region,
-  groupName,
-  exists: true,
-  instances: 4,
-  marker: undefined,
-  refreshes: [],
-  error: undefined,
-  ...extra,
-});
-const token = (
-  id: string,
-  versionId: string | undefined,
-  extra: Partial<TokenObservation> = {},
-): TokenObservation => ({
-  id,
-  description: versionId ? `managed ${versionId}` : "Initial agent token",
-  versionId,
-  createdAt: "2026-11-22T11:55:00.000Z",
-  expiresAt: undefined,
-  ...extra,
-});
-const ours = (version: string, id: string, status: string, pct: number) => ({
-  marker: { versionId: version, refreshId: id },
-  refreshes: [refresh(id, status, pct)],
-});
+const ours = (version: string, id: string, status: string, pct: number) =>
+  oursIn(version, id, status, { percentageComplete: pct });
 
-/** V2 current (5 minutes old), V1 previous (a day old), one replica in sync, nothing refreshed yet. */
+/** The shared observation, plus a human-made token and the last rotation five minutes ago. */
 function observation(over: Partial<Observation> = {}): Observation {
-  return {
-    now: NOW,
-    secret: {
-      arn: ARN,
-      current: V2,
-      pending: undefined,
-      createdAt: { [V1]: new Date(NOW.getTime() - DAY), [V2]: new Date(NOW.getTime() - 300_000) },
-      lastRotatedAt: new Date(NOW.getTime() - 300_000),
-    },
-    replicas: [
-      {
-        region: "eu-west-1",
-        current: V2,
-        replicationStatus: "InSync",
-        statusMessage: undefined,
-        error: undefined,
-      },
-    ],
-    targets: [target("us-east-1", "ci-a"), target("eu-west-1", "ci-b")],
-    tokens: [token("t1", V1), token("t2", V2), token("t0", undefined)],
-    alertsSent: [],
-    completedVersion: undefined,
-    emergency: undefined,
-    ...over,
-  };
+  return baseObservation(
+    { tokens: [token("t1", V1), token("t2", V2), token("t0", undefined)], ...over },
+    { lastRotatedAt: new Date(NOW.getTime() - 300_000) },
+  );
 }
 
 function secretState(over: Partial<SecretState> = {}): SecretState {
@@ -431,7 +374,9 @@ describe("describeNext", () => {
   it("waits for a refresh someone else started", () => {
     const obs = observation({
       targets: [
-        target("us-east-1", "ci-a", { refreshes: [refresh("theirs", "InProgress", 20)] }),
+        target("us-east-1", "ci-a", {
+          refreshes: [refresh("theirs", "InProgress", { percentageComplete: 20 })],
+        }),
         target("eu-west-1", "ci-b", ours(V2, "r-b", "Successful", 100)),
       ],
     });
