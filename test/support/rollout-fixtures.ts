@@ -103,3 +103,16 @@ export function observation(
     ...over,
   };
 }
+
+/** The reconcile contract for ARN, with one replica (eu-west-1) and two target groups. */
+export function reconcileEnv(over: Record<string, string> = {}): Record<string, string> {
+  return {
+    ROTATION_SECRET_ARN: ARN,
+    BUILDKITE_ORGANIZATION: "acme",
+    BUILDKITE_CLUSTER_ID: "e4f44564-d3ea-45eb-87c2-6506643b852a",
+    BUILDKITE_API_TOKEN_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/api-XyZ789",
+    REPLICA_REGIONS: "eu-west-1",
+    TARGET_GROUPS: "us-east-1:ci-a,eu-west-1:ci-b",
+    ...over,
+  };
+}

@@ -7,16 +7,9 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { runPreflight } from "../../../../shared/cli/commands/preflight";
 import type { OperatorContext } from "../../../../shared/cli/operator";
 import { loadReconcileConfig } from "../../../../shared/config";
+import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 
-const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
-const config = loadReconcileConfig({
-  ROTATION_SECRET_ARN: ARN,
-  BUILDKITE_ORGANIZATION: "acme",
-  BUILDKITE_CLUSTER_ID: "e4f44564-d3ea-45eb-87c2-6506643b852a",
-  BUILDKITE_API_TOKEN_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/api-XyZ789",
-  REPLICA_REGIONS: "eu-west-1",
-  TARGET_GROUPS: "us-east-1:ci-a",
-});
+const config = loadReconcileConfig(reconcileEnv({ TARGET_GROUPS: "us-east-1:ci-a" }));
 const sm = mockClient(SecretsManagerClient);
 const sts = mockClient(STSClient);
 mockClient(AutoScalingClient);

@@ -14,16 +14,9 @@ import { describeManagedToken } from "../../../../shared/buildkite/description";
 import { loadReconcileConfig } from "../../../../shared/config";
 import { observe } from "../../../../shared/rollout/observe";
 import { MARKER_TAG } from "../../../../shared/rollout/plan";
+import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 
-const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
-const config = loadReconcileConfig({
-  ROTATION_SECRET_ARN: ARN,
-  BUILDKITE_ORGANIZATION: "acme",
-  BUILDKITE_CLUSTER_ID: "e4f44564-d3ea-45eb-87c2-6506643b852a",
-  BUILDKITE_API_TOKEN_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/api-XyZ789",
-  REPLICA_REGIONS: "eu-west-1",
-  TARGET_GROUPS: "us-east-1:ci-a,eu-west-1:ci-b",
-});
+const config = loadReconcileConfig(reconcileEnv());
 const sm = mockClient(SecretsManagerClient);
 const asg = mockClient(AutoScalingClient);
 

@@ -12,6 +12,7 @@ import {
   DAY,
   NOW,
   ours as oursIn,
+  reconcileEnv,
   refresh,
   target,
   token,
@@ -20,16 +21,9 @@ import {
   V3,
 } from "../../../support/rollout-fixtures";
 
-const config = loadReconcileConfig({
-  ROTATION_SECRET_ARN: ARN,
-  BUILDKITE_ORGANIZATION: "acme",
-  BUILDKITE_CLUSTER_ID: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
-  BUILDKITE_API_TOKEN_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/api-XyZ789",
-  REPLICA_REGIONS: "eu-west-1",
-  TARGET_GROUPS: "us-east-1:ci-a,eu-west-1:ci-b",
-  MAX_ROLLOUT_SECONDS: "3600",
-  REPLICA_ALERT_SECONDS: "600",
-});
+const config = loadReconcileConfig(
+  reconcileEnv({ MAX_ROLLOUT_SECONDS: "3600", REPLICA_ALERT_SECONDS: "600" }),
+);
 
 const ours = (version: string, id: string, status: string, pct: number) =>
   oursIn(version, id, status, { percentageComplete: pct });
