@@ -9,6 +9,11 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):(\d{12}):secret:(.+)$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+
+/** Whether `name` looks like an AWS region (us-east-1, ap-southeast-2, us-gov-west-1). */
+export function isRegionName(name: string): boolean {
+  return REGION.test(name);
+}
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SLUG = /^[a-z0-9][a-z0-9-]*$/;
 
@@ -27,7 +32,7 @@ export function parseSecretArn(variable: string, value: string): SecretRef {
   return { arn: value, region, account, name: rest.replace(/-[A-Za-z0-9]{6}$/, "") };
 }
 
-function required(env: Env, name: string): string {
+export function required(env: Env, name: string): string {
   const v = env[name]?.trim();
   if (!v) throw new ConfigError(name, "is required");
   return v;
@@ -38,7 +43,7 @@ function optional(env: Env, name: string): string | undefined {
   return v ? v : undefined;
 }
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+export function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = optional(env, name);
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
@@ -67,7 +72,7 @@ function isLoopback(host: string): boolean {
   return host === "localhost" || host === "[::1]" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-function regionList(env: Env, name: string): string[] {
+export function regionList(env: Env, name: string): string[] {
   const raw = optional(env, name);
   if (!raw) return [];
   const regions = raw

@@ -2,7 +2,7 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { awsClientOptions, perRegion } from "../aws/client-options";
-import type { Env } from "../config";
+import { type Env, isRegionName } from "../config";
 import { AppError, describeError } from "../errors";
 import type { Logger } from "../log";
 import { createTokenReader, type TokenReader } from "../token-reader/reader";
@@ -29,7 +29,6 @@ type CommonValues = {
       : string;
 };
 
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 const STAGE = /^[\w-]{1,256}$/;
@@ -43,7 +42,7 @@ export function readerSettings(values: CommonValues, env: Env): ReaderSettings {
   }
   const first = values.region?.trim() || env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim();
   const regions = splitList([...(first ? [first] : []), ...(values["fallback-region"] ?? [])]);
-  for (const r of regions) if (!REGION.test(r)) throw new UsageError(`"${r}" is not an AWS region name`);
+  for (const r of regions) if (!isRegionName(r)) throw new UsageError(`"${r}" is not an AWS region name`);
   const versionStage = values["version-stage"]?.trim() || "AWSCURRENT";
   if (!STAGE.test(versionStage)) throw new UsageError("--version-stage must be a staging label");
   const roleArn = values["assume-role"]?.trim();

@@ -10,7 +10,7 @@ import { STSClient } from "@aws-sdk/client-sts";
 import { awsClientOptions, perRegion } from "../aws/client-options";
 import { apiTokenLoader } from "../buildkite/api-token";
 import { BuildkiteClient } from "../buildkite/client";
-import { type Env, loadReconcileConfig, parseSecretArn, type ReconcileConfig } from "../config";
+import { type Env, isRegionName, loadReconcileConfig, parseSecretArn, type ReconcileConfig } from "../config";
 import { AppError, ConfigError, describeError } from "../errors";
 import type { Logger } from "../log";
 import { collectStatus, type StatusDeps, type StatusReport } from "../rollout/status";
@@ -53,7 +53,6 @@ export interface OperatorSettings {
   assumeRole: { roleArn: string; sessionName: string } | undefined;
 }
 
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 const FUNCTION_ARN = /^arn:aws[a-z-]*:lambda:([a-z0-9-]+):\d{12}:function:[\w-]{1,64}(:[\w$-]+)?$/;
@@ -69,7 +68,7 @@ export function operatorSettings(
   }
   const region =
     values.region?.trim() || env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || undefined;
-  if (region && !REGION.test(region)) throw new UsageError(`"${region}" is not an AWS region name`);
+  if (region && !isRegionName(region)) throw new UsageError(`"${region}" is not an AWS region name`);
   const roleArn = values["assume-role"]?.trim();
   const sessionName = values["role-session-name"]?.trim() || "bk-agent-token";
   if (roleArn && !ROLE_ARN.test(roleArn)) {
