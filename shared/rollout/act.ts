@@ -9,7 +9,7 @@ import type { TargetGroup } from "../config";
 import { describeError } from "../errors";
 import type { Logger } from "../log";
 import type { MetricsSink } from "../metrics";
-import { alertId, encodeRefreshMarker, encodeRolloutMarker } from "./markers";
+import { alertId, anchorOf, encodeRefreshMarker, encodeRolloutMarker } from "./markers";
 import { MARKER_TAG, ROLLOUT_TAG, rolloutStartedAt } from "./plan";
 import type { Action, Observation, Plan } from "./types";
 
@@ -121,7 +121,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
 
   // Record what was sent and whether the rollout is complete, so the next run neither re-alerts
   // nor re-reports completion.
-  const anchor = obs.targets.find((t) => t.exists);
+  const anchor = anchorOf(obs.targets);
   if (
     anchor &&
     plan.versionId &&
@@ -133,8 +133,8 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
       complete: Boolean(completed && result.failures.length === 0) || obs.completedVersion === plan.versionId,
       alerts,
     });
-    await tag(deps.autoScaling(anchor.region), anchor.groupName, ROLLOUT_TAG, value).catch((error: unknown) =>
-      deps.logger.warn("could not record rollout state", { error: describeError(error) }),
+    await tagGroup(deps.autoScaling(anchor.region), anchor.groupName, ROLLOUT_TAG, value).catch(
+      (error: unknown) => deps.logger.warn("could not record rollout state", { error: describeError(error) }),
     );
   }
   return result;
@@ -159,7 +159,7 @@ async function startRefresh(client: AutoScalingClient, a: Kind<"start-refresh">)
   );
   if (!out.InstanceRefreshId) throw new Error("StartInstanceRefresh returned no id");
   // Written right after the start: a crash in between costs one extra refresh later, never safety.
-  await tag(
+  await tagGroup(
     client,
     a.target.groupName,
     MARKER_TAG,
@@ -168,7 +168,13 @@ async function startRefresh(client: AutoScalingClient, a: Kind<"start-refresh">)
   return out.InstanceRefreshId;
 }
 
-async function tag(client: AutoScalingClient, groupName: string, key: string, value: string): Promise<void> {
+/** Sets one tag on an Auto Scaling group (not propagated to instances). */
+export async function tagGroup(
+  client: AutoScalingClient,
+  groupName: string,
+  key: string,
+  value: string,
+): Promise<void> {
   await client.send(
     new CreateOrUpdateTagsCommand({
       Tags: [

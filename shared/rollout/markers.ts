@@ -58,6 +58,11 @@ export function decodeEmergency(value: string | undefined): EmergencyDeclaration
   return { versionId: m[1], leakedVersionId: m[2], minHealthyPercentage };
 }
 
+/** The group that carries the rollout and emergency tags: the first target, in TARGET_GROUPS order, that exists. */
+export function anchorOf<T extends { exists: boolean }>(targets: readonly T[]): T | undefined {
+  return targets.find((t) => t.exists);
+}
+
 /** A short stable id for an alert key. */
 export function alertId(key: string): string {
   return createHash("sha256").update(key).digest("hex").slice(0, 10);

@@ -9,7 +9,7 @@ import { parseManagedTokenDescription } from "../buildkite/description";
 import type { ReconcileConfig } from "../config";
 import { describeError } from "../errors";
 import { describeSecret } from "../secrets/describe";
-import { decodeEmergency, decodeRefreshMarker, decodeRolloutMarker } from "./markers";
+import { anchorOf, decodeEmergency, decodeRefreshMarker, decodeRolloutMarker } from "./markers";
 import { EMERGENCY_TAG, MARKER_TAG, ROLLOUT_TAG } from "./plan";
 import type { Observation, ReplicaObservation, TargetObservation, TokenObservation } from "./types";
 
@@ -47,7 +47,7 @@ export async function observe(deps: ObserveDeps): Promise<Observation> {
   );
   const [targets, tokens] = await Promise.all([observeTargets(deps), observeTokens(deps)]);
 
-  const anchor = targets.find((t) => t.exists);
+  const anchor = anchorOf(targets);
   const rollout = decodeRolloutMarker(anchor?.tags[ROLLOUT_TAG]);
   const forCurrent = rollout && rollout.versionId === state.current ? rollout : undefined;
 
@@ -163,7 +163,8 @@ async function observeTargets(deps: ObserveDeps): Promise<TargetWithTags[]> {
   );
 }
 
-async function describeGroups(client: AutoScalingClient, names: string[]) {
+/** The named groups of one region that exist (all pages), with their instance count and tags. */
+export async function describeGroups(client: AutoScalingClient, names: string[]) {
   const groups = new Map<string, { instances: number; tags: Record<string, string> }>();
   let nextToken: string | undefined;
   for (let page = 0; page < 20; page++) {

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { CreateOrUpdateTagsCommand, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { DescribeSecretCommand, RotateSecretCommand } from "@aws-sdk/client-secrets-manager";
 import { parseManagedTokenDescription } from "../../buildkite/description";
 import type { TargetGroup } from "../../config";
 import { AppError, describeError } from "../../errors";
+import { tagGroup } from "../../rollout/act";
 import { encodeEmergency } from "../../rollout/markers";
+import { describeGroups } from "../../rollout/observe";
 import { EMERGENCY_TAG } from "../../rollout/plan";
 import type { StatusReport } from "../../rollout/status";
 import { sleep as realSleep, type Sleep } from "../../sleep";
@@ -121,10 +122,7 @@ export async function findAnchor(
     if (!names) {
       const wanted = ctx.config.targets.filter((x) => x.region === t.region).map((x) => x.groupName);
       try {
-        const out = await ctx
-          .autoScaling(t.region)
-          .send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: wanted, MaxRecords: 100 }));
-        names = new Set((out.AutoScalingGroups ?? []).map((g) => g.AutoScalingGroupName ?? ""));
+        names = new Set((await describeGroups(ctx.autoScaling(t.region), wanted)).keys());
       } catch (error) {
         const e = describeError(error);
         throw new AppError(
@@ -369,18 +367,11 @@ export function rotateCommandWith(deps: RotateDeps = {}): Command {
             minHealthyPercentage: options.emergency.minHealthyPercentage,
           };
           // Written BEFORE the rotation starts, so the very first reconcile of the new version sees it.
-          await ctx.autoScaling(anchor.region).send(
-            new CreateOrUpdateTagsCommand({
-              Tags: [
-                {
-                  ResourceId: anchor.groupName,
-                  ResourceType: "auto-scaling-group",
-                  Key: EMERGENCY_TAG,
-                  Value: encodeEmergency(declaration),
-                  PropagateAtLaunch: false,
-                },
-              ],
-            }),
+          await tagGroup(
+            ctx.autoScaling(anchor.region),
+            anchor.groupName,
+            EMERGENCY_TAG,
+            encodeEmergency(declaration),
           );
           say(
             `Emergency declared on ${anchor.region}:${anchor.groupName}: version ${current} leaked; new version ${versionId}; refreshes with min healthy ${declaration.minHealthyPercentage}% and protected instances replaced (Refresh).`,
