@@ -87,7 +87,8 @@ export function createLogger(service: string, base: Fields = {}, level?: LogLeve
   };
 }
 
-function parseLevel(raw: string | undefined): LogLevel {
+/** A LOG_LEVEL value as a level; anything else is `fallback`. */
+export function parseLevel(raw: string | undefined, fallback: LogLevel = "info"): LogLevel {
   const l = raw?.toLowerCase();
-  return l === "debug" || l === "info" || l === "warn" || l === "error" ? l : "info";
+  return l === "debug" || l === "info" || l === "warn" || l === "error" ? l : fallback;
 }

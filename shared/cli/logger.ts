@@ -1,13 +1,10 @@
 import type { Env } from "../config";
-import { createLogger, type Logger, type LogLevel } from "../log";
+import { createLogger, type Logger, parseLevel } from "../log";
 
 /**
  * The CLI's structured diagnostics (stderr: main() points the log sink there). Quiet by default:
  * warnings and errors only, unless LOG_LEVEL asks for more.
  */
 export function cliLogger(env: Env): Logger {
-  const raw = env.LOG_LEVEL?.toLowerCase();
-  const level: LogLevel =
-    raw === "debug" || raw === "info" || raw === "warn" || raw === "error" ? raw : "warn";
-  return createLogger("bk-agent-token", {}, level);
+  return createLogger("bk-agent-token", {}, parseLevel(env.LOG_LEVEL, "warn"));
 }
