@@ -1,6 +1,6 @@
 /** Mutable simulation state, private to the fleet and its refresh runner. */
 import type {
-  LaunchTemplateRef,
+  GroupView,
   LifecycleState,
   RefreshPreferences,
   RefreshStatus,
@@ -18,19 +18,11 @@ export interface InstanceState {
   jobEndsAt?: number;
 }
 
-export interface GroupState {
-  region: string;
-  name: string;
-  arn: string;
-  minSize: number;
-  maxSize: number;
-  desiredCapacity: number;
-  createdTime: Date;
-  launchTemplate: LaunchTemplateRef;
-  newInstancesProtectedFromScaleIn: boolean;
+/** A group as the fleet keeps it: the public view, with mutable instances and tags by key. */
+export type GroupState = Omit<GroupView, "instances" | "tags"> & {
   instances: InstanceState[];
   tags: Map<string, TagView>;
-}
+};
 
 export interface RefreshState {
   id: string;

@@ -9,7 +9,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import type { Profile, ScenarioOptions } from "../../../infra/sandbox/scenario";
+import { PROFILES, type Profile, type ScenarioOptions } from "../../../infra/sandbox/scenario";
 import {
   checkInvariants,
   decideOutcome,
@@ -22,11 +22,10 @@ import {
 
 const ROOT = resolve(import.meta.dirname, "../../..");
 
-/** 3 regions, 4 groups, 20 instances, fast replacements. */
+/** The quick profile with 20 instances and faster replacements: 3 regions, 4 groups. */
 const SHORT: Profile = {
+  ...PROFILES.quick,
   name: "test",
-  primaryRegion: "us-east-1",
-  replicaRegions: ["us-west-2", "eu-west-1"],
   groups: [
     { region: "us-east-1", name: "ci-default", instances: 6, protectedInstances: 1 },
     { region: "us-east-1", name: "ci-docker", instances: 4 },
@@ -36,8 +35,6 @@ const SHORT: Profile = {
   replicaLagMs: 200,
   replaceMs: 40,
   jobMs: 150,
-  minHealthyPercentage: 75,
-  reconcileTimeoutMs: 30_000,
   scheduleEveryMs: 1_000,
   tickMs: 100,
   progressIntervalMs: 500,
