@@ -8,7 +8,7 @@ import type { BuildkiteClient } from "../buildkite/client";
 import { parseManagedTokenDescription } from "../buildkite/description";
 import type { ReconcileConfig } from "../config";
 import { describeError } from "../errors";
-import { describeSecret } from "../secrets/describe";
+import { describeSecret, type SecretState } from "../secrets/describe";
 import { anchorOf, decodeEmergency, decodeRefreshMarker, decodeRolloutMarker } from "./markers";
 import { EMERGENCY_TAG, MARKER_TAG, ROLLOUT_TAG } from "./plan";
 import type { Observation, ReplicaObservation, TargetObservation, TokenObservation } from "./types";
@@ -27,6 +27,13 @@ export interface ObserveDeps {
  * so an instance launched after a region was seen in sync is known to have read the new token.
  */
 export async function observe(deps: ObserveDeps): Promise<Observation> {
+  return (await observeWithSecret(deps)).observation;
+}
+
+/** observe(), plus the primary secret as DescribeSecret reported it (rotation rules, dates). */
+export async function observeWithSecret(
+  deps: ObserveDeps,
+): Promise<{ observation: Observation; secret: SecretState }> {
   const { secret } = deps.config;
   const primary = deps.secrets(secret.region);
   const [state, versions] = await Promise.all([
@@ -51,7 +58,7 @@ export async function observe(deps: ObserveDeps): Promise<Observation> {
   const rollout = decodeRolloutMarker(anchor?.tags[ROLLOUT_TAG]);
   const forCurrent = rollout && rollout.versionId === state.current ? rollout : undefined;
 
-  return {
+  const observation: Observation = {
     now: deps.now(),
     secret: {
       arn: secret.arn,
@@ -67,6 +74,7 @@ export async function observe(deps: ObserveDeps): Promise<Observation> {
     completedVersion: forCurrent?.complete ? forCurrent.versionId : undefined,
     emergency: decodeEmergency(anchor?.tags[EMERGENCY_TAG]),
   };
+  return { observation, secret: state };
 }
 
 export async function replicaCurrentVersion(

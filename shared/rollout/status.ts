@@ -1,6 +1,6 @@
 import type { ReconcileConfig } from "../config";
-import { describeSecret } from "../secrets/describe";
-import { type ObserveDeps, observe } from "./observe";
+import type { SecretState } from "../secrets/describe";
+import { type ObserveDeps, observeWithSecret } from "./observe";
 import { plan } from "./plan";
 import { planSettings } from "./reconcile";
 import type { Action, EmergencyDeclaration, Observation, Plan, TargetPhase } from "./types";
@@ -79,10 +79,7 @@ export interface StatusDeps extends ObserveDeps {
 const HOUR_MS = 3_600_000;
 
 export async function collectStatus(deps: StatusDeps): Promise<StatusReport> {
-  const [observation, secret] = await Promise.all([
-    observe(deps),
-    describeSecret(deps.secrets(deps.config.secret.region), deps.config.secret.arn),
-  ]);
+  const { observation, secret } = await observeWithSecret(deps);
   const p = plan(observation, planSettings(deps.config));
   return buildStatus(deps.config, observation, p, secret);
 }
@@ -92,7 +89,7 @@ export function buildStatus(
   config: ReconcileConfig,
   obs: Observation,
   p: Plan,
-  secret: Awaited<ReturnType<typeof describeSecret>>,
+  secret: SecretState,
 ): StatusReport {
   const now = obs.now.getTime();
   const days = secret.rotationRules?.automaticallyAfterDays;
