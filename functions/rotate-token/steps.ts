@@ -5,7 +5,7 @@ import {
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
 import type { BuildkiteClient } from "../../shared/buildkite/client";
-import { describeManagedToken, parseManagedTokenDescription } from "../../shared/buildkite/description";
+import { describeManagedToken, managedVersionOf } from "../../shared/buildkite/description";
 import type { RotateTokenConfig } from "../../shared/config";
 import { describeError, InputError, RotationStateError, TokenVerificationError } from "../../shared/errors";
 import { type Logger, registerSecret } from "../../shared/log";
@@ -120,10 +120,7 @@ async function pendingValue(
 
 async function managedTokensFor(deps: RotationDeps, versionId: string) {
   const tokens = await deps.buildkite.listTokens();
-  return tokens.filter((t) => {
-    const label = parseManagedTokenDescription(t.description);
-    return label?.secretArn === deps.config.secret.arn && label.versionId === versionId;
-  });
+  return tokens.filter((t) => managedVersionOf(t.description, deps.config.secret.arn) === versionId);
 }
 
 async function createSecret(event: RotationEvent, deps: RotationDeps): Promise<void> {

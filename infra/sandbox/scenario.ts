@@ -16,7 +16,7 @@ import { autoScalingClients } from "../../shared/aws/auto-scaling";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
 import { apiTokenLoader } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
-import { parseManagedTokenDescription } from "../../shared/buildkite/description";
+import { managedVersionOf } from "../../shared/buildkite/description";
 import { renderProgress } from "../../shared/cli/render-status";
 import { loadReconcileConfig } from "../../shared/config";
 import { redactSecrets, setLogSink } from "../../shared/log";
@@ -339,8 +339,7 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
     const world = ctx.world;
     if (!world) return;
     for (const t of world.buildkite.tokens()) {
-      const label = parseManagedTokenDescription(t.description);
-      const version = label?.secretArn === world.secretArn ? label.versionId : undefined;
+      const version = managedVersionOf(t.description, world.secretArn);
       const what = version ? `version ${short(version)}` : `"${t.description}"`;
       let seen = ctx.tokens.get(t.id);
       if (!seen) {
@@ -933,11 +932,10 @@ async function gatherFacts(
     endedAt: new Date(),
     rotations: o.rotations,
     tokens: tokens.map((t) => {
-      const label = parseManagedTokenDescription(t.description);
       return {
         id: t.id,
         description: t.description,
-        versionId: label?.secretArn === world.secretArn ? label.versionId : undefined,
+        versionId: managedVersionOf(t.description, world.secretArn),
         createdAt: t.createdAt,
         revokedAt: t.revokedAt,
         valid: t.valid,

@@ -7,7 +7,7 @@
  */
 import { pathToFileURL } from "node:url";
 import { type FunctionHandler, startWorld, type WorldGroup } from "../../infra/sandbox/world";
-import { parseManagedTokenDescription } from "../../shared/buildkite/description";
+import { managedVersionOf } from "../../shared/buildkite/description";
 
 const root = new URL("../..", import.meta.url).pathname;
 const REGIONS = [
@@ -80,8 +80,8 @@ async function rollout(
     const { versionId, promotedAt } = await world.rotate();
     await world.settled(300_000);
     const previous = world.buildkite.tokens().filter((t) => {
-      const label = parseManagedTokenDescription(t.description);
-      return label?.secretArn === world.secretArn && label.versionId !== versionId;
+      const version = managedVersionOf(t.description, world.secretArn);
+      return version !== undefined && version !== versionId;
     });
     const revokedAt = Math.max(...previous.map((t) => t.revokedAt?.getTime() ?? Number.NaN));
     const refreshMs = Math.max(

@@ -23,7 +23,13 @@ export function parseManagedTokenDescription(description: string): ManagedTokenL
   return { secretArn: m[1], versionId: m[2] };
 }
 
+/** The secret version a token was made for, when this project made it for this secret. */
+export function managedVersionOf(description: string, secretArn: string): string | undefined {
+  const label = parseManagedTokenDescription(description);
+  return label?.secretArn === secretArn ? label.versionId : undefined;
+}
+
 /** Managed by this project for this secret: the only tokens we may ever revoke. */
 export function isManagedFor(description: string, secretArn: string): boolean {
-  return parseManagedTokenDescription(description)?.secretArn === secretArn;
+  return managedVersionOf(description, secretArn) !== undefined;
 }

@@ -5,7 +5,7 @@ import {
 } from "@aws-sdk/client-auto-scaling";
 import { ListSecretVersionIdsCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { BuildkiteClient } from "../buildkite/client";
-import { parseManagedTokenDescription } from "../buildkite/description";
+import { managedVersionOf } from "../buildkite/description";
 import type { ReconcileConfig } from "../config";
 import { describeError } from "../errors";
 import { describeSecret, type SecretState } from "../secrets/describe";
@@ -197,14 +197,11 @@ export async function describeGroups(client: AutoScalingClient, names: string[])
 
 async function observeTokens(deps: ObserveDeps): Promise<TokenObservation[]> {
   const tokens = await deps.buildkite.listTokens();
-  return tokens.map((t) => {
-    const label = parseManagedTokenDescription(t.description);
-    return {
-      id: t.id,
-      description: t.description,
-      versionId: label?.secretArn === deps.config.secret.arn ? label.versionId : undefined,
-      createdAt: t.createdAt,
-      expiresAt: t.expiresAt,
-    };
-  });
+  return tokens.map((t) => ({
+    id: t.id,
+    description: t.description,
+    versionId: managedVersionOf(t.description, deps.config.secret.arn),
+    createdAt: t.createdAt,
+    expiresAt: t.expiresAt,
+  }));
 }

@@ -1,12 +1,10 @@
 import type { World } from "../../infra/sandbox/world";
-import { describeManagedToken, parseManagedTokenDescription } from "../../shared/buildkite/description";
+import { describeManagedToken, isManagedFor } from "../../shared/buildkite/description";
 
 /** The safety facts every rollout must keep, computed from what the local servers recorded. */
 export function invariants(world: World) {
   const tokens = world.buildkite.tokens();
-  const managed = tokens.filter(
-    (t) => parseManagedTokenDescription(t.description)?.secretArn === world.secretArn,
-  );
+  const managed = tokens.filter((t) => isManagedFor(t.description, world.secretArn));
   const registrations = world.buildkite.registrations();
   const boots = world.fleet.boots();
   return {

@@ -7,7 +7,7 @@ import { DescribeSecretCommand, type DescribeSecretCommandOutput } from "@aws-sd
 import { GetTopicAttributesCommand } from "@aws-sdk/client-sns";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
 import { apiTokenLoader } from "../../buildkite/api-token";
-import { parseManagedTokenDescription } from "../../buildkite/description";
+import { isManagedFor, parseManagedTokenDescription } from "../../buildkite/description";
 import { parseSecretArn } from "../../config";
 import { describeError } from "../../errors";
 import { decodeRefreshMarker } from "../../rollout/markers";
@@ -216,9 +216,7 @@ export async function runPreflight(ctx: OperatorContext): Promise<PreflightResul
     }
     try {
       const tokens = await ctx.buildkite.listTokens();
-      const managed = tokens.filter(
-        (t) => parseManagedTokenDescription(t.description)?.secretArn === config.secret.arn,
-      );
+      const managed = tokens.filter((t) => isManagedFor(t.description, config.secret.arn));
       add(
         "PASS",
         "cluster tokens",

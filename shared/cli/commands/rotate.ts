@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { DescribeSecretCommand, RotateSecretCommand } from "@aws-sdk/client-secrets-manager";
-import { parseManagedTokenDescription } from "../../buildkite/description";
+import { isManagedFor, managedVersionOf } from "../../buildkite/description";
 import type { TargetGroup } from "../../config";
 import { AppError, describeError } from "../../errors";
 import { tagGroup } from "../../rollout/act";
@@ -350,10 +350,7 @@ export function rotateCommandWith(deps: RotateDeps = {}): Command {
         if (options.emergency) {
           const tokens = await ctx.buildkite.listTokens();
           const leakedTokenIds = tokens
-            .filter((t) => {
-              const label = parseManagedTokenDescription(t.description);
-              return label?.secretArn === config.secret.arn && label.versionId === current;
-            })
+            .filter((t) => managedVersionOf(t.description, config.secret.arn) === current)
             .map((t) => t.id);
           const anchor = await findAnchor(ctx);
           if (!anchor) {
@@ -380,7 +377,7 @@ export function rotateCommandWith(deps: RotateDeps = {}): Command {
             leakedVersionId: current,
             leakedTokenIds,
             unmanaged: tokens
-              .filter((t) => parseManagedTokenDescription(t.description)?.secretArn !== config.secret.arn)
+              .filter((t) => !isManagedFor(t.description, config.secret.arn))
               .map((t) => ({ id: t.id, description: t.description })),
             revokedSeenAt: undefined,
             openGroupsAtRevocation: undefined,
