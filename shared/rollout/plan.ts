@@ -43,7 +43,6 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     return {
       versionId: undefined,
       targets: [],
-      regionsInSync: [],
       regionsBehind: [],
       regionsLagging: [],
       actions: [],
@@ -67,7 +66,6 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
         percentageComplete: undefined,
         detail: "the current version was not created by this project; nothing to roll out",
       })),
-      regionsInSync: [],
       regionsBehind: [],
       regionsLagging: [],
       actions: [],
@@ -250,10 +248,6 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
   return {
     versionId: version,
     targets,
-    regionsInSync: [
-      settings.primaryRegion,
-      ...obs.replicas.filter((r) => r.current === version).map((r) => r.region),
-    ],
     regionsBehind,
     regionsLagging,
     actions,

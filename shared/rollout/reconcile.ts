@@ -38,7 +38,6 @@ const MAX_ROUNDS = 10;
 
 export function planSettings(config: ReconcileConfig): PlanSettings {
   return {
-    secretArn: config.secret.arn,
     primaryRegion: config.secret.region,
     preferences: config.refresh,
     maxRolloutSeconds: config.maxRolloutSeconds,

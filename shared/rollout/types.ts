@@ -110,7 +110,6 @@ export type Action =
 export interface Plan {
   versionId: string | undefined;
   targets: TargetStatus[];
-  regionsInSync: string[];
   /** Replica regions not serving the current version, failed ones included. */
   regionsBehind: string[];
   /** Of those, the ones merely catching up (worth waiting for). */
@@ -125,7 +124,6 @@ export interface Plan {
 }
 
 export interface PlanSettings {
-  secretArn: string;
   primaryRegion: string;
   preferences: RefreshPreferences;
   maxRolloutSeconds: number;

@@ -31,10 +31,6 @@ export interface TokenFetcher {
 export const REFERENCE_PREFIX = "/aws/reference/secretsmanager/";
 const SECRET_ARN = /^(arn:aws[a-z-]*:secretsmanager:)([a-z0-9-]+)(:\d{12}:secret:.+)$/;
 
-export function isSecretArn(secretId: string): boolean {
-  return SECRET_ARN.test(secretId);
-}
-
 /**
  * The id to use in `region`: a name is the same in every region; a replica's ARN differs from the
  * primary's only in its region, so an ARN is rewritten.

@@ -55,7 +55,6 @@ const obs = (over: Partial<Observation> = {}): Observation => ({
 const planWith = (actions: Plan["actions"], over: Partial<Plan> = {}): Plan => ({
   versionId: "v2",
   targets: [],
-  regionsInSync: [],
   regionsBehind: [],
   regionsLagging: [],
   actions,

@@ -3,7 +3,6 @@ import { alertId } from "../../../../shared/rollout/markers";
 import { plan } from "../../../../shared/rollout/plan";
 import type { Observation, PlanSettings } from "../../../../shared/rollout/types";
 import {
-  ARN,
   NOW,
   observation,
   ours,
@@ -16,7 +15,6 @@ import {
 } from "../../../support/rollout-fixtures";
 
 const settings: PlanSettings = {
-  secretArn: ARN,
   primaryRegion: "us-east-1",
   preferences: {
     minHealthyPercentage: 90,
