@@ -1,4 +1,4 @@
-import { MARKER_TAG } from "../rollout/plan";
+import { retryRefreshAdvice } from "../rollout/markers";
 import type { StatusReport } from "../rollout/status";
 
 /**
@@ -164,11 +164,11 @@ export function blockedAdvice(report: StatusReport): string[] {
     const where = `${g.region}:${g.groupName}`;
     if (g.phase === "failed") {
       out.push(
-        `${where}: refresh ${g.refreshId ?? "?"} ${g.detail}: fix the cause (see the group's activity history), then remove the tag ${MARKER_TAG} from the group (aws autoscaling delete-tags --region ${g.region} --tags ResourceId=${g.groupName},ResourceType=auto-scaling-group,Key=${MARKER_TAG}); the next reconcile starts a new refresh`,
+        `${where}: refresh ${g.refreshId ?? "?"} ${g.detail}: fix the cause (see the group's activity history), then ${retryRefreshAdvice(g.region, g.groupName)}`,
       );
     } else if (g.phase === "partial") {
       out.push(
-        `${where}: refresh ${g.refreshId ?? "?"} ${g.detail}: set REFRESH_SCALE_IN_PROTECTED_INSTANCES to Wait or Refresh, then remove the tag ${MARKER_TAG} from the group (aws autoscaling delete-tags --region ${g.region} --tags ResourceId=${g.groupName},ResourceType=auto-scaling-group,Key=${MARKER_TAG}); the next reconcile starts a new refresh`,
+        `${where}: refresh ${g.refreshId ?? "?"} ${g.detail}: set REFRESH_SCALE_IN_PROTECTED_INSTANCES to Wait or Refresh, then ${retryRefreshAdvice(g.region, g.groupName)}`,
       );
     } else if (g.phase === "missing") {
       out.push(`${where}: group not found: fix TARGET_GROUPS (the stack's target groups) and redeploy`);

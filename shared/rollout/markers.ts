@@ -1,6 +1,10 @@
 import { createHash } from "node:crypto";
 import type { EmergencyDeclaration } from "./types";
 
+export const MARKER_TAG = "buildkite-agent-token-rotation:refresh";
+export const ROLLOUT_TAG = "buildkite-agent-token-rotation:rollout";
+export const EMERGENCY_TAG = "buildkite-agent-token-rotation:emergency";
+
 /**
  * The only state this project writes: tags on the target Auto Scaling groups.
  * - On every target group, `buildkite-agent-token-rotation:refresh` = `version=<id> refresh=<id>`:
@@ -61,6 +65,14 @@ export function decodeEmergency(value: string | undefined): EmergencyDeclaration
 /** The group that carries the rollout and emergency tags: the first target, in TARGET_GROUPS order, that exists. */
 export function anchorOf<T extends { exists: boolean }>(targets: readonly T[]): T | undefined {
   return targets.find((t) => t.exists);
+}
+
+/**
+ * How an operator asks for a fresh refresh of a group after fixing what blocked it: removing our
+ * marker makes the next reconcile start one. Quoted in alerts and in the CLI's advice.
+ */
+export function retryRefreshAdvice(region: string, groupName: string): string {
+  return `remove the tag ${MARKER_TAG} from the group (aws autoscaling delete-tags --region ${region} --tags ResourceId=${groupName},ResourceType=auto-scaling-group,Key=${MARKER_TAG}); the next reconcile starts a new refresh`;
 }
 
 /** A short stable id for an alert key. */

@@ -1,4 +1,4 @@
-import { alertId } from "./markers";
+import { alertId, retryRefreshAdvice } from "./markers";
 import type { Action, Observation, Plan, PlanSettings, TargetObservation, TargetStatus } from "./types";
 
 /** Refresh states in which the group is still changing: never start another one then. */
@@ -12,9 +12,7 @@ export const ACTIVE_REFRESH = new Set([
 /** Terminal states that did not replace every instance: revocation is blocked until an operator acts. */
 export const FAILED_REFRESH = new Set(["Failed", "Cancelled", "RollbackFailed", "RollbackSuccessful"]);
 
-export const MARKER_TAG = "buildkite-agent-token-rotation:refresh";
-export const ROLLOUT_TAG = "buildkite-agent-token-rotation:rollout";
-export const EMERGENCY_TAG = "buildkite-agent-token-rotation:emergency";
+export { EMERGENCY_TAG, MARKER_TAG, ROLLOUT_TAG } from "./markers";
 /** How far ahead an expiring current token is reported. */
 export const EXPIRY_WARNING_MS = 86_400_000;
 
@@ -144,7 +142,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
         message: lines(
           `What: instance refresh ${status.refreshId} of ${t.groupName} in ${t.region} ${status.detail}.`,
           `Effect: some instances may still hold the old token, so no old token is revoked; agents keep working.`,
-          `To do: fix the cause (see the group's activity history), then remove the tag ${MARKER_TAG} from the group (aws autoscaling delete-tags --region ${t.region} --tags ResourceId=${t.groupName},ResourceType=auto-scaling-group,Key=${MARKER_TAG}); the next reconcile starts a new refresh.`,
+          `To do: fix the cause (see the group's activity history), then ${retryRefreshAdvice(t.region, t.groupName)}.`,
         ),
       });
     }
@@ -155,7 +153,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
         message: lines(
           `What: instance refresh ${status.refreshId} of ${t.groupName} in ${t.region} ${status.detail}, most likely instances protected from scale-in skipped under ScaleInProtectedInstances=Ignore.`,
           "Effect: those instances still hold the old token, so no old token is revoked; agents keep working.",
-          `To do: set REFRESH_SCALE_IN_PROTECTED_INSTANCES to Wait (or Refresh), then remove the tag ${MARKER_TAG} from the group (aws autoscaling delete-tags --region ${t.region} --tags ResourceId=${t.groupName},ResourceType=auto-scaling-group,Key=${MARKER_TAG}); the next reconcile starts a new refresh.`,
+          `To do: set REFRESH_SCALE_IN_PROTECTED_INSTANCES to Wait (or Refresh), then ${retryRefreshAdvice(t.region, t.groupName)}.`,
         ),
       });
     }
