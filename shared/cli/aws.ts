@@ -18,7 +18,7 @@ export interface ReaderSettings {
   /** --region then --fallback-region, in order; may be empty when only ARNs will be read. */
   regions: string[];
   versionStage: string;
-  assumeRole: { roleArn: string; sessionName: string } | undefined;
+  assumeRole: RoleToAssume | undefined;
 }
 
 type CommonValues = {
@@ -45,20 +45,12 @@ export function readerSettings(values: CommonValues, env: Env): ReaderSettings {
   for (const r of regions) if (!isRegionName(r)) throw new UsageError(`"${r}" is not an AWS region name`);
   const versionStage = values["version-stage"]?.trim() || "AWSCURRENT";
   if (!STAGE.test(versionStage)) throw new UsageError("--version-stage must be a staging label");
-  const roleArn = values["assume-role"]?.trim();
-  const sessionName = values["role-session-name"]?.trim() || "bk-agent-token";
-  if (roleArn && !ROLE_ARN.test(roleArn)) {
-    throw new UsageError("--assume-role must be an IAM role ARN (arn:aws:iam::123456789012:role/name)");
-  }
-  if (!SESSION_NAME.test(sessionName)) {
-    throw new UsageError("--role-session-name must be 2 to 64 letters, digits or +=,.@_-");
-  }
   return {
     secretId,
     source: source as TokenSource,
     regions,
     versionStage,
-    assumeRole: roleArn ? { roleArn, sessionName } : undefined,
+    assumeRole: assumeRoleOption(values),
   };
 }
 
@@ -127,13 +119,31 @@ export function awsContext(settings: ReaderSettings, logger: Logger): AwsContext
 type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
 type Credentials = Awaited<ReturnType<CredentialProvider>>;
 
+export type RoleToAssume = { roleArn: string; sessionName: string };
+
+/** --assume-role and --role-session-name, validated; undefined when no role is to be assumed. */
+export function assumeRoleOption(values: {
+  "assume-role"?: string | undefined;
+  "role-session-name"?: string | undefined;
+}): RoleToAssume | undefined {
+  const roleArn = values["assume-role"]?.trim();
+  const sessionName = values["role-session-name"]?.trim() || "bk-agent-token";
+  if (roleArn && !ROLE_ARN.test(roleArn)) {
+    throw new UsageError("--assume-role must be an IAM role ARN (arn:aws:iam::123456789012:role/name)");
+  }
+  if (!SESSION_NAME.test(sessionName)) {
+    throw new UsageError("--role-session-name must be 2 to 64 letters, digits or +=,.@_-");
+  }
+  return roleArn ? { roleArn, sessionName } : undefined;
+}
+
 /**
  * One AssumeRole shared by every client of this run (each client would otherwise assume on its
  * own), renewed five minutes before it expires: `rotate` may follow a rollout for hours.
  * STS is regional; the SDK's default chain supplies the credentials that assume the role.
  */
 export function assumeRole(
-  role: { roleArn: string; sessionName: string },
+  role: RoleToAssume,
   region: string | undefined,
 ): () => Promise<Credentials> {
   const provider = fromTemporaryCredentials({

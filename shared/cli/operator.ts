@@ -15,7 +15,7 @@ import { AppError, ConfigError, describeError } from "../errors";
 import type { Logger } from "../log";
 import { collectStatus, type StatusDeps, type StatusReport } from "../rollout/status";
 import { UsageError } from "./args";
-import { assumeRole } from "./aws";
+import { assumeRole, assumeRoleOption, type RoleToAssume } from "./aws";
 
 /**
  * Plumbing shared by the operator commands (status, preflight, rotate): where the configuration
@@ -50,11 +50,9 @@ AWS options:
 export interface OperatorSettings {
   functionName: string | undefined;
   region: string | undefined;
-  assumeRole: { roleArn: string; sessionName: string } | undefined;
+  assumeRole: RoleToAssume | undefined;
 }
 
-const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
-const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 const FUNCTION_ARN = /^arn:aws[a-z-]*:lambda:([a-z0-9-]+):\d{12}:function:[\w-]{1,64}(:[\w$-]+)?$/;
 const FUNCTION_NAME = /^[\w-]{1,64}(:[\w$-]+)?$/;
 
@@ -69,15 +67,7 @@ export function operatorSettings(
   const region =
     values.region?.trim() || env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || undefined;
   if (region && !isRegionName(region)) throw new UsageError(`"${region}" is not an AWS region name`);
-  const roleArn = values["assume-role"]?.trim();
-  const sessionName = values["role-session-name"]?.trim() || "bk-agent-token";
-  if (roleArn && !ROLE_ARN.test(roleArn)) {
-    throw new UsageError("--assume-role must be an IAM role ARN (arn:aws:iam::123456789012:role/name)");
-  }
-  if (!SESSION_NAME.test(sessionName)) {
-    throw new UsageError("--role-session-name must be 2 to 64 letters, digits or +=,.@_-");
-  }
-  return { functionName, region, assumeRole: roleArn ? { roleArn, sessionName } : undefined };
+  return { functionName, region, assumeRole: assumeRoleOption(values) };
 }
 
 /** The region to call Lambda in for --function: the ARN's own, else --region / AWS_REGION. */
