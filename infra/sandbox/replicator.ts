@@ -91,14 +91,8 @@ interface Snapshot {
   versions: VersionSnapshot[];
 }
 
-interface RegionState {
-  region: string;
-  mode: RegionMode;
-  lagMs: number;
-  appliedSeq: number;
-  appliedAt?: Date;
-  lastError?: string;
-}
+/** What the replicator keeps per region is exactly what status() reports (as copies). */
+type RegionState = RegionStatus;
 
 const credentials = { accessKeyId: "test", secretAccessKey: "test" };
 const MAX_SNAPSHOTS = 100;
