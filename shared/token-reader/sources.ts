@@ -1,5 +1,6 @@
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { SSMClient } from "@aws-sdk/client-ssm";
+import { parseSecretArn } from "../config";
 import { InvalidTokenValueError } from "./errors";
 
 /**
@@ -42,9 +43,7 @@ export function secretIdForRegion(secretId: string, region: string): string {
 
 /** The secret's name: the ARN's resource without the six-character suffix Secrets Manager adds. */
 export function secretName(secretId: string): string {
-  const m = SECRET_ARN.exec(secretId);
-  if (!m) return secretId;
-  return (m[3] ?? "").replace(/^:\d{12}:secret:/, "").replace(/-[A-Za-z0-9]{6}$/, "");
+  return SECRET_ARN.test(secretId) ? parseSecretArn("secret id", secretId).name : secretId;
 }
 
 /**
