@@ -100,8 +100,9 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     }
   }
 
-  const completed = of("record-complete")[0];
-  if (completed && result.failures.length === 0) {
+  // Completion counts only when everything else in this run succeeded (a failed revocation retries).
+  const completed = result.failures.length === 0 ? of("record-complete")[0] : undefined;
+  if (completed) {
     const total = since(promotedAt);
     if (total !== undefined) deps.metrics.put("PromotionToRevocationSeconds", total, "Seconds");
     for (const t of plan.targets) {
@@ -122,15 +123,11 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
   // Record what was sent and whether the rollout is complete, so the next run neither re-alerts
   // nor re-reports completion.
   const anchor = anchorOf(obs.targets);
-  if (
-    anchor &&
-    plan.versionId &&
-    (result.alerted.length > 0 || (completed && result.failures.length === 0))
-  ) {
+  if (anchor && plan.versionId && (result.alerted.length > 0 || completed)) {
     const alerts = [...obs.alertsSent, ...result.alerted.map(alertId)];
     const value = encodeRolloutMarker({
       versionId: plan.versionId,
-      complete: Boolean(completed && result.failures.length === 0) || obs.completedVersion === plan.versionId,
+      complete: completed !== undefined || obs.completedVersion === plan.versionId,
       alerts,
     });
     await tagGroup(deps.autoScaling(anchor.region), anchor.groupName, ROLLOUT_TAG, value).catch(
