@@ -142,10 +142,7 @@ export function assumeRoleOption(values: {
  * own), renewed five minutes before it expires: `rotate` may follow a rollout for hours.
  * STS is regional; the SDK's default chain supplies the credentials that assume the role.
  */
-export function assumeRole(
-  role: RoleToAssume,
-  region: string | undefined,
-): () => Promise<Credentials> {
+export function assumeRole(role: RoleToAssume, region: string | undefined): () => Promise<Credentials> {
   const provider = fromTemporaryCredentials({
     params: { RoleArn: role.roleArn, RoleSessionName: role.sessionName, DurationSeconds: 3600 },
     clientConfig: region ? awsClientOptions(region) : { maxAttempts: 3 },
