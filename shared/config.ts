@@ -153,11 +153,46 @@ export interface RefreshPreferences {
   scaleInProtectedInstances: ScaleInProtectedInstances;
 }
 
+/** An Elastic CI Stack for AWS, targeted by its CloudFormation stack name: its groups are found by their tags. */
+export interface TargetStack {
+  region: string;
+  stackName: string;
+}
+
+/** How the new token reaches instances that booted with the old one. */
+export type RolloutStrategy = "in-place" | "refresh";
+
+/** What happens to an instance the in-place command cannot update within `fallbackAfterSeconds`. */
+export type InPlaceFallback = "alert" | "refresh" | "terminate";
+
+export interface InPlaceSettings {
+  /** The SSM document this project's stacks create in every target region. */
+  documentName: string;
+  fallback: InPlaceFallback;
+  /** Time since the instance's region served the new version before the fallback applies. */
+  fallbackAfterSeconds: number;
+  /** Least time between two commands to the same instance for one version. */
+  retrySeconds: number;
+  /** SendCommand's delivery timeout (TimeoutSeconds; AWS accepts 30 to 2,592,000). */
+  deliveryTimeoutSeconds: number;
+  /**
+   * Upper bound for an instance launched before its region served the new version to finish its
+   * boot (the stack's InstanceCreationTimeout: PT5M Linux, PT10M Windows); a document that still
+   * reports boot-in-progress after this is treated as unreachable.
+   */
+  bootGraceSeconds: number;
+}
+
 export interface ReconcileConfig {
   secret: SecretRef;
   buildkite: BuildkiteConfig;
   replicaRegions: string[];
+  /** Auto Scaling groups named explicitly (TARGET_GROUPS). */
   targets: TargetGroup[];
+  /** Elastic CI Stacks (TARGET_STACKS): every group of the stack, old and new during a replacement. */
+  stacks: TargetStack[];
+  strategy: RolloutStrategy;
+  inPlace: InPlaceSettings;
   refresh: RefreshPreferences;
   /** A rollout older than this alerts (it is not stopped: stopping could strand instances). */
   maxRolloutSeconds: number;
@@ -198,14 +233,79 @@ export function parseTargets(
   return targets;
 }
 
+/** CloudFormation stack names: a letter, then letters, digits and hyphens, at most 128 characters. */
+const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
+
+export function parseStacks(variable: string, raw: string, allowedRegions: readonly string[]): TargetStack[] {
+  const stacks: TargetStack[] = [];
+  const seen = new Set<string>();
+  for (const item of raw
+    .split(/[,\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const i = item.indexOf(":");
+    const region = i > 0 ? item.slice(0, i) : "";
+    const stackName = i > 0 ? item.slice(i + 1) : "";
+    if (!REGION.test(region) || !STACK_NAME.test(stackName)) {
+      throw new ConfigError(variable, `"${item}" must be region:stack-name`);
+    }
+    if (!allowedRegions.includes(region)) {
+      throw new ConfigError(
+        variable,
+        `region ${region} of "${item}" is neither the secret's primary region nor one of its replica regions (${allowedRegions.join(", ")})`,
+      );
+    }
+    const key = `${region}:${stackName}`;
+    if (!seen.has(key)) stacks.push({ region, stackName });
+    seen.add(key);
+  }
+  return stacks;
+}
+
+/** The document name rule of SSM (3–128 of letters, digits, `_`, `-`, `.`). */
+const DOCUMENT_NAME = /^[a-zA-Z0-9_.-]{3,128}$/;
+export const DEFAULT_DOCUMENT_NAME = "BuildkiteAgentTokenRotation-InstallAgentToken";
+
+function inPlaceSettings(env: Env): InPlaceSettings {
+  const documentName = optional(env, "IN_PLACE_DOCUMENT_NAME") ?? DEFAULT_DOCUMENT_NAME;
+  if (!DOCUMENT_NAME.test(documentName)) {
+    throw new ConfigError("IN_PLACE_DOCUMENT_NAME", "must be an SSM document name");
+  }
+  const fallback = optional(env, "IN_PLACE_FALLBACK") ?? "alert";
+  if (fallback !== "alert" && fallback !== "refresh" && fallback !== "terminate") {
+    throw new ConfigError("IN_PLACE_FALLBACK", `must be alert, refresh or terminate, got "${fallback}"`);
+  }
+  return {
+    documentName,
+    fallback,
+    fallbackAfterSeconds: integer(env, "IN_PLACE_FALLBACK_AFTER_SECONDS", 1800, 1, 7 * 86_400),
+    retrySeconds: integer(env, "IN_PLACE_RETRY_SECONDS", 60, 1, 86_400),
+    deliveryTimeoutSeconds: integer(env, "IN_PLACE_DELIVERY_TIMEOUT_SECONDS", 300, 30, 2_592_000),
+    bootGraceSeconds: integer(env, "BOOT_GRACE_SECONDS", 600, 1, 86_400),
+  };
+}
+
 export function loadReconcileConfig(env: Env): ReconcileConfig {
   const secret = parseSecretArn("ROTATION_SECRET_ARN", required(env, "ROTATION_SECRET_ARN"));
   const buildkite = buildkiteConfig(env);
   const replicaRegions = regionList(env, "REPLICA_REGIONS").filter((r) => r !== secret.region);
-  const targets = parseTargets("TARGET_GROUPS", required(env, "TARGET_GROUPS"), [
-    secret.region,
-    ...replicaRegions,
-  ]);
+  const regions = [secret.region, ...replicaRegions];
+  const rawGroups = optional(env, "TARGET_GROUPS");
+  const rawStacks = optional(env, "TARGET_STACKS");
+  if (!rawGroups && !rawStacks) {
+    throw new ConfigError(
+      "TARGET_STACKS",
+      "or TARGET_GROUPS is required: region:stack-name (Elastic CI Stacks) or region:auto-scaling-group-name",
+    );
+  }
+  const targets = rawGroups ? parseTargets("TARGET_GROUPS", rawGroups, regions) : [];
+  const stacks = rawStacks ? parseStacks("TARGET_STACKS", rawStacks, regions) : [];
+  if (rawStacks && stacks.length === 0)
+    throw new ConfigError("TARGET_STACKS", "must name at least one region:stack-name");
+  const strategy = optional(env, "ROLLOUT_STRATEGY") ?? "in-place";
+  if (strategy !== "in-place" && strategy !== "refresh") {
+    throw new ConfigError("ROLLOUT_STRATEGY", `must be in-place or refresh, got "${strategy}"`);
+  }
   const scaleIn = optional(env, "REFRESH_SCALE_IN_PROTECTED_INSTANCES") ?? "Wait";
   if (scaleIn !== "Refresh" && scaleIn !== "Ignore" && scaleIn !== "Wait") {
     throw new ConfigError(
@@ -224,6 +324,9 @@ export function loadReconcileConfig(env: Env): ReconcileConfig {
     buildkite,
     replicaRegions,
     targets,
+    stacks,
+    strategy,
+    inPlace: inPlaceSettings(env),
     refresh: {
       minHealthyPercentage: integer(env, "REFRESH_MIN_HEALTHY_PERCENTAGE", 90, 0, 100),
       maxHealthyPercentage:

@@ -1,7 +1,9 @@
 import type { Context } from "aws-lambda";
 import { autoScalingClients } from "../../shared/aws/auto-scaling";
+import { ec2Clients } from "../../shared/aws/ec2";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
 import { snsClients } from "../../shared/aws/sns";
+import { ssmClients } from "../../shared/aws/ssm";
 import { apiTokenLoader } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
 import { loadReconcileConfig } from "../../shared/config";
@@ -25,6 +27,8 @@ function build(): Omit<ReconcileDeps, "remainingMs"> {
     config,
     secrets,
     autoScaling: autoScalingClients(),
+    ec2: ec2Clients(),
+    ssm: ssmClients(),
     sns: snsClients(),
     buildkite: new BuildkiteClient({
       ...config.buildkite,
@@ -50,6 +54,7 @@ export interface ReconcileSummary {
   targets: Array<{ target: string; phase: string; refreshId: string | undefined }>;
   revoked: number;
   refreshesStarted: number;
+  commandsSent: number;
 }
 
 export async function handler(
@@ -83,6 +88,7 @@ export async function handler(
       })),
       revoked: outcome.results.reduce((n, r) => n + r.revoked.length, 0),
       refreshesStarted: outcome.results.reduce((n, r) => n + r.refreshesStarted.length, 0),
+      commandsSent: outcome.results.reduce((n, r) => n + r.commandsSent.length, 0),
     };
   } catch (error) {
     logger.error("reconcile failed", { error: describeError(error) });

@@ -13,7 +13,9 @@
 import { createWriteStream, rmSync, type WriteStream, writeFileSync } from "node:fs";
 import { GetSecretValueCommand, ListSecretVersionIdsCommand } from "@aws-sdk/client-secrets-manager";
 import { autoScalingClients } from "../../shared/aws/auto-scaling";
+import { ec2Clients } from "../../shared/aws/ec2";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
+import { ssmClients } from "../../shared/aws/ssm";
 import { apiTokenLoader } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
 import { managedVersionOf } from "../../shared/buildkite/description";
@@ -233,6 +235,8 @@ function statusReader(world: World) {
     };
   const secrets = tracked(secretsManagerClients());
   const autoScaling = tracked(autoScalingClients());
+  const ec2 = tracked(ec2Clients());
+  const ssm = tracked(ssmClients());
   const buildkite = new BuildkiteClient({
     ...config.buildkite,
     apiToken: apiTokenLoader(secrets(config.secret.region), config.buildkite.apiTokenSecretArn),
@@ -243,7 +247,7 @@ function statusReader(world: World) {
   });
   return {
     read: (): Promise<StatusReport> =>
-      collectStatus({ config, secrets, autoScaling, buildkite, now: () => new Date() }),
+      collectStatus({ config, secrets, autoScaling, ec2, ssm, buildkite, now: () => new Date() }),
     close() {
       for (const client of clients) client.destroy();
       clients.clear();

@@ -19,6 +19,12 @@ export type AgentTokenCheck =
   | { valid: true; organizationSlug: string | undefined }
   | { valid: false; status: number };
 
+export interface AgentInfo {
+  id: string;
+  connectionState: string;
+  instanceId: string | undefined;
+}
+
 export interface AccessTokenInfo {
   uuid: string | undefined;
   scopes: string[];
@@ -159,8 +165,52 @@ export class BuildkiteClient {
     return { valid: true, organizationSlug: typeof slug === "string" ? slug : undefined };
   }
 
+  /**
+   * Every agent of the organization with the EC2 instance it runs on: the Elastic CI Stack starts
+   * agents with `tags-from-ec2-meta-data`, which adds `aws:instance-id=<id>` to their meta-data.
+   * `GET /v2/organizations/{org}/agents` (read_agents), paginated by Link.
+   */
+  async listAgents(): Promise<AgentInfo[]> {
+    const path = `/v2/organizations/${encodeURIComponent(this.options.organization)}/agents`;
+    const all: AgentInfo[] = [];
+    let next: string | undefined = `${path}?per_page=100`;
+    for (let page = 0; next && page < MAX_PAGES; page++) {
+      const res = await this.request("GET", next);
+      const items = await this.json(res, "GET", path);
+      if (!Array.isArray(items)) throw new BuildkiteApiError("GET", path, res.status, "expected a list");
+      for (const item of items) {
+        if (typeof item !== "object" || item === null) {
+          throw new BuildkiteApiError("GET", path, res.status, "agent list holds a non-object");
+        }
+        const a = item as Record<string, unknown>;
+        const meta = Array.isArray(a.meta_data)
+          ? a.meta_data.filter((m): m is string => typeof m === "string")
+          : [];
+        const instance = meta.find((m) => m.startsWith("aws:instance-id="))?.slice("aws:instance-id=".length);
+        all.push({
+          id: typeof a.id === "string" ? a.id : "",
+          connectionState: typeof a.connection_state === "string" ? a.connection_state : "unknown",
+          instanceId: instance || undefined,
+        });
+      }
+      next = nextLink(res.headers.get("link"), this.options.apiUrl);
+    }
+    if (next) throw new BuildkiteApiError("GET", path, 200, `more than ${MAX_PAGES} pages of agents`);
+    return all;
+  }
+
+  /**
+   * Asks an agent to stop once its current job (if any) has finished: `PUT …/agents/{id}/stop` with
+   * `{"force": false}` (write_agents). Idempotent: stopping a stopping agent changes nothing.
+   */
+  async stopAgent(id: string): Promise<void> {
+    const path = `/v2/organizations/${encodeURIComponent(this.options.organization)}/agents/${encodeURIComponent(id)}/stop`;
+    const res = await this.request("PUT", path, { body: JSON.stringify({ force: false }) });
+    await res.body?.cancel();
+  }
+
   private async request(
-    method: "GET" | "POST" | "DELETE",
+    method: "GET" | "POST" | "PUT" | "DELETE",
     pathOrUrl: string,
     opts: {
       body?: string;

@@ -1,4 +1,5 @@
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { EC2Client } from "@aws-sdk/client-ec2";
 import {
   GetFunctionConfigurationCommand,
   type GetFunctionConfigurationCommandOutput,
@@ -6,6 +7,7 @@ import {
 } from "@aws-sdk/client-lambda";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
+import { SSMClient } from "@aws-sdk/client-ssm";
 import { STSClient } from "@aws-sdk/client-sts";
 import { awsClientOptions, perRegion } from "../aws/client-options";
 import { apiTokenLoader } from "../buildkite/api-token";
@@ -147,6 +149,8 @@ export interface OperatorContext {
   source: string;
   secrets: (region: string) => SecretsManagerClient;
   autoScaling: (region: string) => AutoScalingClient;
+  ec2: (region: string) => EC2Client;
+  ssm: (region: string) => SSMClient;
   sts: (region: string) => STSClient;
   sns: (region: string) => SNSClient;
   buildkite: BuildkiteClient;
@@ -191,6 +195,8 @@ export async function operatorContext(
     const { config, source } = await loadOperatorConfig(settings, env, lambda);
     const secrets = perRegion((region) => track(new SecretsManagerClient(options(region))));
     const autoScaling = perRegion((region) => track(new AutoScalingClient(options(region))));
+    const ec2 = perRegion((region) => track(new EC2Client(options(region))));
+    const ssm = perRegion((region) => track(new SSMClient(options(region))));
     const sts = perRegion((region) => track(new STSClient(options(region))));
     const sns = perRegion((region) => track(new SNSClient(options(region))));
     const apiTokenRegion = parseSecretArn(
@@ -203,12 +209,14 @@ export async function operatorContext(
       onRetry: (info) => logger.info("retrying Buildkite API call", info),
     });
     const now = factories.now ?? (() => new Date());
-    const statusDeps = (): StatusDeps => ({ config, secrets, autoScaling, buildkite, now });
+    const statusDeps = (): StatusDeps => ({ config, secrets, autoScaling, ec2, ssm, buildkite, now });
     return {
       config,
       source,
       secrets,
       autoScaling,
+      ec2,
+      ssm,
       sts,
       sns,
       buildkite,

@@ -2,22 +2,29 @@ import {
   type AutoScalingClient,
   CreateOrUpdateTagsCommand,
   StartInstanceRefreshCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
+import { SendCommandCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { BuildkiteClient } from "../buildkite/client";
-import type { TargetGroup } from "../config";
+import type { InPlaceSettings, TargetGroup } from "../config";
 import { describeError } from "../errors";
 import type { Logger } from "../log";
 import type { MetricsSink } from "../metrics";
-import { alertId, anchorOf, encodeRefreshMarker, encodeRolloutMarker } from "./markers";
-import { MARKER_TAG, ROLLOUT_TAG, rolloutStartedAt } from "./plan";
+import { commandComment } from "./install-result";
+import { alertId, anchorOf, encodeRefreshMarker, encodeRolloutMarker, encodeSync } from "./markers";
+import { MARKER_TAG, ROLLOUT_TAG, rolloutStartedAt, SYNC_TAG } from "./plan";
 import type { Action, Observation, Plan } from "./types";
 
 export interface ActDeps {
   autoScaling: (region: string) => AutoScalingClient;
+  ssm: (region: string) => SSMClient;
   sns: (region: string) => SNSClient;
-  buildkite: Pick<BuildkiteClient, "deleteToken">;
+  buildkite: Pick<BuildkiteClient, "deleteToken" | "stopAgent">;
   alertTopicArn: string | undefined;
+  /** The install document and SendCommand settings; the token parameter is the secret's SSM reference path. */
+  inPlace: Pick<InPlaceSettings, "documentName" | "deliveryTimeoutSeconds">;
+  tokenParameterName: string;
   logger: Logger;
   metrics: MetricsSink;
   now: () => Date;
@@ -25,6 +32,7 @@ export interface ActDeps {
 
 export interface ActResult {
   refreshesStarted: Array<TargetGroup & { refreshId: string }>;
+  commandsSent: Array<{ region: string; commandId: string; instances: number }>;
   revoked: string[];
   alerted: string[];
   failures: Array<{ action: Action["kind"]; error: string }>;
@@ -32,48 +40,153 @@ export interface ActResult {
 
 type Kind<K extends Action["kind"]> = Extract<Action, { kind: K }>;
 
-/** Carries out a plan. Every effect is safe to repeat: the next run re-observes and re-plans. */
+/**
+ * Carries out a plan, and nothing but the plan. Every effect is safe to repeat: the next run
+ * re-observes and re-plans. A call whose outcome is unknown (a lost response) is never compensated:
+ * the next observation shows what happened (tags, refresh history, command history).
+ */
 export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<ActResult> {
-  const result: ActResult = { refreshesStarted: [], revoked: [], alerted: [], failures: [] };
+  const result: ActResult = {
+    refreshesStarted: [],
+    commandsSent: [],
+    revoked: [],
+    alerted: [],
+    failures: [],
+  };
   const of = <K extends Action["kind"]>(kind: K) => plan.actions.filter((a): a is Kind<K> => a.kind === kind);
   const promotedAt = rolloutStartedAt(obs);
   const since = (t: Date | undefined) => (t ? (deps.now().getTime() - t.getTime()) / 1000 : undefined);
+  const fail = (a: Action, error: unknown, message: string, context: Record<string, unknown>) => {
+    const e = describeError(error);
+    result.failures.push({ action: a.kind, error: `${e.name}: ${e.message}` });
+    deps.logger.error(message, { ...context, error: e });
+  };
+
+  // Sync times first: a command or refresh below relies on the region being recorded as in sync.
+  await Promise.all(
+    of("record-sync").map((a) =>
+      tagGroup(deps.autoScaling(a.target.region), a.target.groupName, SYNC_TAG, encodeSync(a.versionId, a.at))
+        .then(() => {
+          const sync = since(promotedAt);
+          if (sync !== undefined)
+            deps.metrics.put("ReplicaSyncSeconds", sync, "Seconds", { Region: a.target.region });
+        })
+        .catch((error: unknown) => fail(a, error, "could not record the sync time", { ...a.target })),
+    ),
+  );
 
   // Regions and groups progress in parallel.
-  await Promise.all(
-    of("start-refresh").map(async (a) => {
+  await Promise.all([
+    ...of("adopt-refresh").map((a) =>
+      tagGroup(
+        deps.autoScaling(a.target.region),
+        a.target.groupName,
+        MARKER_TAG,
+        encodeRefreshMarker({ versionId: a.versionId, intentAt: a.intentAt, refreshId: a.refreshId }),
+      )
+        .then(() =>
+          deps.logger.info("adopted the refresh started for our intent", {
+            ...a.target,
+            refreshId: a.refreshId,
+          }),
+        )
+        .catch((error: unknown) => fail(a, error, "could not record the adopted refresh", { ...a.target })),
+    ),
+    ...of("start-refresh").map(async (a) => {
       try {
-        const refreshId = await startRefresh(deps.autoScaling(a.target.region), a);
+        const refreshId = await startRefresh(deps.autoScaling(a.target.region), a, deps.now());
+        if (refreshId === undefined) return;
         result.refreshesStarted.push({ ...a.target, refreshId });
-        deps.logger.info("started instance refresh", { ...a.target, refreshId, versionId: a.versionId });
-        const sync = since(promotedAt);
-        if (sync !== undefined)
-          deps.metrics.put("ReplicaSyncSeconds", sync, "Seconds", { Region: a.target.region });
+        deps.logger.info("started instance refresh", {
+          ...a.target,
+          refreshId,
+          versionId: a.versionId,
+          reason: a.reason,
+        });
       } catch (error) {
         const e = describeError(error);
         if (e.name.startsWith("InstanceRefreshInProgress")) {
-          // Someone started one between our observation and now: the next run waits for it.
-          deps.logger.info("a refresh started meanwhile; will wait for it", { ...a.target });
+          // Someone's refresh (perhaps ours, after a lost response) runs: the next run adopts or waits.
+          deps.logger.info("a refresh is already running; the next run adopts or waits for it", {
+            ...a.target,
+          });
           return;
         }
-        result.failures.push({ action: a.kind, error: `${e.name}: ${e.message}` });
-        deps.logger.error("could not start instance refresh", { ...a.target, error: e });
+        fail(a, error, "could not start instance refresh", { ...a.target });
       }
     }),
-  );
+    ...of("send-command").map(async (a) => {
+      try {
+        const out = await deps.ssm(a.region).send(
+          new SendCommandCommand({
+            DocumentName: deps.inPlace.documentName,
+            InstanceIds: a.instanceIds,
+            // The token never travels in the command: the document reads it through the instance role.
+            Parameters: { TokenParameterName: [deps.tokenParameterName] },
+            Comment: commandComment(a.versionId),
+            TimeoutSeconds: deps.inPlace.deliveryTimeoutSeconds,
+            MaxConcurrency: "50",
+            // One instance's failure says nothing about the others: never stop the batch.
+            MaxErrors: "100%",
+          }),
+        );
+        const commandId = out.Command?.CommandId ?? "unknown";
+        result.commandsSent.push({ region: a.region, commandId, instances: a.instanceIds.length });
+        deps.logger.info("sent the install command", {
+          region: a.region,
+          commandId,
+          instances: a.instanceIds.length,
+          versionId: a.versionId,
+        });
+      } catch (error) {
+        // A lost response may hide a command that was sent: the next run sees it in ListCommands
+        // and does not send again to those instances within the retry interval.
+        fail(a, error, "could not send the install command; the next run retries", {
+          region: a.region,
+          instances: a.instanceIds.length,
+        });
+      }
+    }),
+    ...of("stop-agent").map(async (a) => {
+      try {
+        await deps.buildkite.stopAgent(a.agentId);
+        deps.logger.info("asked the agent to stop after its current job", {
+          ...a.target,
+          instanceId: a.instanceId,
+          agentId: a.agentId,
+        });
+      } catch (error) {
+        fail(a, error, "could not stop the agent", { ...a.target, instanceId: a.instanceId });
+      }
+    }),
+    ...of("terminate-instance").map(async (a) => {
+      try {
+        await deps.autoScaling(a.target.region).send(
+          new TerminateInstanceInAutoScalingGroupCommand({
+            InstanceId: a.instanceId,
+            // The group launches a replacement, which reads the new token at boot.
+            ShouldDecrementDesiredCapacity: false,
+          }),
+        );
+        deps.metrics.put("InstancesReplaced", 1, "Count", { Region: a.target.region });
+        deps.logger.info("terminated an instance the install command could not reach", {
+          ...a.target,
+          instanceId: a.instanceId,
+        });
+      } catch (error) {
+        fail(a, error, "could not terminate the instance", { ...a.target, instanceId: a.instanceId });
+      }
+    }),
+  ]);
 
-  // Revocation happens only when the plan found every group refreshed; sequential to spare rate limits.
+  // Revocation happens only when the plan found every instance safe; sequential to spare rate limits.
   for (const a of of("revoke")) {
     try {
       const outcome = await deps.buildkite.deleteToken(a.tokenId);
       result.revoked.push(a.tokenId);
       deps.logger.info("revoked old agent token", { tokenId: a.tokenId, versionId: a.versionId, outcome });
     } catch (error) {
-      result.failures.push({ action: a.kind, error: describeError(error).message });
-      deps.logger.error("could not revoke old agent token; the next run retries", {
-        tokenId: a.tokenId,
-        error: describeError(error),
-      });
+      fail(a, error, "could not revoke old agent token; the next run retries", { tokenId: a.tokenId });
     }
   }
   if (result.revoked.length > 0) deps.metrics.put("TokensRevoked", result.revoked.length, "Count");
@@ -92,52 +205,66 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
       );
       result.alerted.push(a.key);
     } catch (error) {
-      result.failures.push({ action: a.kind, error: describeError(error).message });
-      deps.logger.error("could not publish alert; it will be retried", {
-        key: a.key,
-        error: describeError(error),
-      });
+      fail(a, error, "could not publish alert; it will be retried", { key: a.key });
     }
   }
 
-  // Completion counts only when everything else in this run succeeded (a failed revocation retries).
-  const completed = result.failures.length === 0 ? of("record-complete")[0] : undefined;
-  if (completed) {
-    const total = since(promotedAt);
-    if (total !== undefined) deps.metrics.put("PromotionToRevocationSeconds", total, "Seconds");
-    for (const t of plan.targets) {
-      const refresh = obs.targets
-        .find((o) => o.region === t.region && o.groupName === t.groupName)
-        ?.refreshes.find((r) => r.id === t.refreshId);
-      if (refresh?.startTime && refresh.endTime) {
-        const seconds = (refresh.endTime.getTime() - refresh.startTime.getTime()) / 1000;
-        deps.metrics.put("RefreshSeconds", seconds, "Seconds", {
-          Region: t.region,
-          AutoScalingGroupName: t.groupName,
-        });
+  const record = of("record-rollout")[0];
+  if (record) {
+    // Completion counts only when everything else in this run succeeded (a failed revocation retries).
+    const completeNow = record.complete && result.failures.length === 0;
+    if (completeNow && !obs.rollout.complete) {
+      const total = since(promotedAt);
+      if (total !== undefined) deps.metrics.put("PromotionToRevocationSeconds", total, "Seconds");
+      for (const t of plan.targets) {
+        const refresh = obs.targets
+          .find((o) => o.region === t.region && o.groupName === t.groupName)
+          ?.refreshes.find((r) => r.id === t.refreshId);
+        if (refresh?.startTime && refresh.endTime) {
+          const seconds = (refresh.endTime.getTime() - refresh.startTime.getTime()) / 1000;
+          deps.metrics.put("RefreshSeconds", seconds, "Seconds", {
+            Region: t.region,
+            AutoScalingGroupName: t.groupName,
+          });
+        }
       }
+      deps.logger.info("rollout complete", { versionId: record.versionId, seconds: total });
     }
-    deps.logger.info("rollout complete", { versionId: completed.versionId, seconds: total });
-  }
-
-  // Record what was sent and whether the rollout is complete, so the next run neither re-alerts
-  // nor re-reports completion.
-  const anchor = anchorOf(obs.targets);
-  if (anchor && plan.versionId && (result.alerted.length > 0 || completed)) {
-    const alerts = [...obs.alertsSent, ...result.alerted.map(alertId)];
+    const anchor = anchorOf(obs.targets);
     const value = encodeRolloutMarker({
-      versionId: plan.versionId,
-      complete: completed !== undefined || obs.completedVersion === plan.versionId,
-      alerts,
+      versionId: record.versionId,
+      complete: completeNow || obs.rollout.complete,
+      // Only alerts that were published count as sent: the others are tried again next run.
+      alerts: [...obs.rollout.alertsSent, ...result.alerted.map(alertId)],
+      unobservableSince: record.unobservableSince,
     });
-    await tagGroup(deps.autoScaling(anchor.region), anchor.groupName, ROLLOUT_TAG, value).catch(
-      (error: unknown) => deps.logger.warn("could not record rollout state", { error: describeError(error) }),
-    );
+    if (anchor) {
+      await tagGroup(deps.autoScaling(anchor.region), anchor.groupName, ROLLOUT_TAG, value).catch(
+        (error: unknown) =>
+          deps.logger.warn("could not record rollout state", { error: describeError(error) }),
+      );
+    }
   }
   return result;
 }
 
-async function startRefresh(client: AutoScalingClient, a: Kind<"start-refresh">): Promise<string> {
+/**
+ * Records the intent, starts the refresh, records its id. If the intent cannot be recorded (even
+ * if the write may have landed), nothing is started: a start we could not find again later could
+ * be doubled. undefined when the intent write failed.
+ */
+async function startRefresh(
+  client: AutoScalingClient,
+  a: Kind<"start-refresh">,
+  now: Date,
+): Promise<string | undefined> {
+  const intentAt = now;
+  await tagGroup(
+    client,
+    a.target.groupName,
+    MARKER_TAG,
+    encodeRefreshMarker({ versionId: a.versionId, intentAt, refreshId: undefined }),
+  );
   const p = a.preferences;
   const out = await client.send(
     new StartInstanceRefreshCommand({
@@ -149,18 +276,18 @@ async function startRefresh(client: AutoScalingClient, a: Kind<"start-refresh">)
         MinHealthyPercentage: p.minHealthyPercentage,
         ...(p.maxHealthyPercentage !== undefined ? { MaxHealthyPercentage: p.maxHealthyPercentage } : {}),
         ...(p.instanceWarmupSeconds !== undefined ? { InstanceWarmup: p.instanceWarmupSeconds } : {}),
-        // The Elastic CI Stack protects busy instances from scale-in; say what to do with them.
+        // The Elastic CI Stack protects every instance from scale-in; say what to do with them.
         ScaleInProtectedInstances: p.scaleInProtectedInstances,
       },
     }),
   );
   if (!out.InstanceRefreshId) throw new Error("StartInstanceRefresh returned no id");
-  // Written right after the start: a crash in between costs one extra refresh later, never safety.
+  // A lost response here leaves the intent: the next run adopts the refresh that fits it.
   await tagGroup(
     client,
     a.target.groupName,
     MARKER_TAG,
-    encodeRefreshMarker({ versionId: a.versionId, refreshId: out.InstanceRefreshId }),
+    encodeRefreshMarker({ versionId: a.versionId, intentAt, refreshId: out.InstanceRefreshId }),
   );
   return out.InstanceRefreshId;
 }

@@ -1,49 +1,78 @@
 import { createHash } from "node:crypto";
-import type { EmergencyDeclaration } from "./types";
+import type { EmergencyDeclaration, RefreshMarker } from "./types";
 
 export const MARKER_TAG = "buildkite-agent-token-rotation:refresh";
 export const ROLLOUT_TAG = "buildkite-agent-token-rotation:rollout";
 export const EMERGENCY_TAG = "buildkite-agent-token-rotation:emergency";
+export const SYNC_TAG = "buildkite-agent-token-rotation:synced";
+/** Every tag key this project writes: the IAM policy allows CreateOrUpdateTags for these keys only. */
+export const OWN_TAG_KEYS = [MARKER_TAG, ROLLOUT_TAG, EMERGENCY_TAG, SYNC_TAG] as const;
 
 /**
- * The only state this project writes: tags on the target Auto Scaling groups.
- * - On every target group, `buildkite-agent-token-rotation:refresh` = `version=<id> refresh=<id>`:
- *   the instance refresh we started for that secret version.
- * - On the anchor group (the first target that exists), `buildkite-agent-token-rotation:rollout` =
- *   `version=<id> complete=<0|1> alerts=<id,id>`: which alerts were already sent for the current
- *   version (so a level-triggered loop alerts once) and whether its completion was recorded.
- * Tag values are at most 256 characters: alert keys are stored as short hashes.
+ * The only state this project writes: tags on the target Auto Scaling groups (a value is at most
+ * 256 characters, a group has at most 50 tags; we use at most four). Tags are input like any other:
+ * every decoder is strict, and plan() validates what it decodes against the observed world.
+ * - On every target group, `…:refresh` = `version=<id> intent=<epoch s> refresh=<id|->`: we intended
+ *   (and then started) an instance refresh for that secret version.
+ * - On every target group, `…:synced` = `version=<id> at=<epoch s>`: when the rollout first saw the
+ *   group's region serve that version. Instances launched after it read the new token at boot.
+ * - On the anchor group (the first target that exists), `…:rollout` =
+ *   `version=<id> complete=<0|1> alerts=<id,id> unobserved=<epoch s|->`: the alerts already sent for
+ *   the current version (so a level-triggered loop alerts once), whether completion was recorded, and
+ *   since when something has stayed unobservable.
  */
-export interface RefreshMarker {
-  versionId: string;
-  refreshId: string;
-}
-
 export interface RolloutMarker {
   versionId: string;
   complete: boolean;
   alerts: string[];
+  unobservableSince: Date | undefined;
 }
 
+const VERSION = "[A-Za-z0-9-]{1,64}";
+const EPOCH = "\\d{9,11}";
+
+const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
+const fromSeconds = (s: string) => new Date(Number(s) * 1000);
+
 export function encodeRefreshMarker(m: RefreshMarker): string {
-  return `version=${m.versionId} refresh=${m.refreshId}`;
+  return `version=${m.versionId} intent=${seconds(m.intentAt)} refresh=${m.refreshId ?? "-"}`;
 }
 
 export function decodeRefreshMarker(value: string | undefined): RefreshMarker | undefined {
-  const m = /^version=(\S+) refresh=(\S+)$/.exec(value ?? "");
-  return m?.[1] && m[2] ? { versionId: m[1], refreshId: m[2] } : undefined;
+  const m = new RegExp(`^version=(${VERSION}) intent=(${EPOCH}) refresh=([A-Za-z0-9-]{1,64})$`).exec(
+    value ?? "",
+  );
+  if (!m?.[1] || !m[2] || !m[3]) return undefined;
+  return { versionId: m[1], intentAt: fromSeconds(m[2]), refreshId: m[3] === "-" ? undefined : m[3] };
+}
+
+export function encodeSync(versionId: string, at: Date): string {
+  return `version=${versionId} at=${seconds(at)}`;
+}
+
+export function decodeSync(value: string | undefined): { versionId: string; at: Date } | undefined {
+  const m = new RegExp(`^version=(${VERSION}) at=(${EPOCH})$`).exec(value ?? "");
+  return m?.[1] && m[2] ? { versionId: m[1], at: fromSeconds(m[2]) } : undefined;
 }
 
 export function encodeRolloutMarker(m: RolloutMarker): string {
-  // Keep the newest alerts if there were ever more than fit.
-  const alerts = m.alerts.slice(-20).join(",");
-  return `version=${m.versionId} complete=${m.complete ? 1 : 0} alerts=${alerts}`;
+  // Keep the newest alerts if there were ever more than fit in 256 characters.
+  const alerts = m.alerts.slice(-16).join(",");
+  const since = m.unobservableSince ? String(seconds(m.unobservableSince)) : "-";
+  return `version=${m.versionId} complete=${m.complete ? 1 : 0} alerts=${alerts} unobserved=${since}`;
 }
 
 export function decodeRolloutMarker(value: string | undefined): RolloutMarker | undefined {
-  const m = /^version=(\S+) complete=([01]) alerts=(\S*)$/.exec(value ?? "");
+  const m = new RegExp(
+    `^version=(${VERSION}) complete=([01]) alerts=((?:[0-9a-f]{10})(?:,[0-9a-f]{10})*|) unobserved=(${EPOCH}|-)$`,
+  ).exec(value ?? "");
   if (!m?.[1]) return undefined;
-  return { versionId: m[1], complete: m[2] === "1", alerts: m[3] ? m[3].split(",") : [] };
+  return {
+    versionId: m[1],
+    complete: m[2] === "1",
+    alerts: m[3] ? m[3].split(",") : [],
+    unobservableSince: m[4] && m[4] !== "-" ? fromSeconds(m[4]) : undefined,
+  };
 }
 
 /**
@@ -56,13 +85,13 @@ export function encodeEmergency(e: EmergencyDeclaration): string {
 }
 
 export function decodeEmergency(value: string | undefined): EmergencyDeclaration | undefined {
-  const m = /^version=(\S+) leaked=(\S+) min-healthy=(\d{1,3})$/.exec(value ?? "");
+  const m = new RegExp(`^version=(${VERSION}) leaked=(${VERSION}) min-healthy=(\\d{1,3})$`).exec(value ?? "");
   if (!m?.[1] || !m[2] || !m[3]) return undefined;
   const minHealthyPercentage = Math.min(100, Number(m[3]));
   return { versionId: m[1], leakedVersionId: m[2], minHealthyPercentage };
 }
 
-/** The group that carries the rollout and emergency tags: the first target, in TARGET_GROUPS order, that exists. */
+/** The group that carries the rollout and emergency tags: the first target, in observation order, that exists. */
 export function anchorOf<T extends { exists: boolean }>(targets: readonly T[]): T | undefined {
   return targets.find((t) => t.exists);
 }

@@ -1,30 +1,76 @@
 import {
   type AutoScalingClient,
+  type AutoScalingGroup,
   DescribeAutoScalingGroupsCommand,
   DescribeInstanceRefreshesCommand,
+  type Filter,
 } from "@aws-sdk/client-auto-scaling";
+import { DescribeInstancesCommand, type EC2Client } from "@aws-sdk/client-ec2";
 import { ListSecretVersionIdsCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import {
+  DescribeInstanceInformationCommand,
+  ListCommandInvocationsCommand,
+  ListCommandsCommand,
+  type SSMClient,
+} from "@aws-sdk/client-ssm";
+import { observationError } from "../aws/errors";
 import type { BuildkiteClient } from "../buildkite/client";
 import { managedVersionOf } from "../buildkite/description";
-import type { ReconcileConfig } from "../config";
-import { describeError } from "../errors";
+import type { ReconcileConfig, TargetGroup } from "../config";
 import { describeSecret, type SecretState } from "../secrets/describe";
-import { anchorOf, decodeEmergency, decodeRefreshMarker, decodeRolloutMarker } from "./markers";
-import { EMERGENCY_TAG, MARKER_TAG, ROLLOUT_TAG } from "./plan";
-import type { Observation, ReplicaObservation, TargetObservation, TokenObservation } from "./types";
+import { commandComment, parseInstallResult } from "./install-result";
+import {
+  anchorOf,
+  decodeEmergency,
+  decodeRefreshMarker,
+  decodeRolloutMarker,
+  decodeSync,
+  EMERGENCY_TAG,
+  MARKER_TAG,
+  ROLLOUT_TAG,
+  SYNC_TAG,
+} from "./markers";
+import { rolloutStartedAt } from "./plan";
+import type {
+  AgentObservation,
+  InstanceObservation,
+  InvocationObservation,
+  Observation,
+  ObservationError,
+  ReplicaObservation,
+  StackObservation,
+  TargetObservation,
+  TokenObservation,
+} from "./types";
 
 export interface ObserveDeps {
-  config: Pick<ReconcileConfig, "secret" | "replicaRegions" | "targets">;
+  config: Pick<ReconcileConfig, "secret" | "replicaRegions" | "targets" | "stacks" | "strategy" | "inPlace">;
   secrets: (region: string) => SecretsManagerClient;
   autoScaling: (region: string) => AutoScalingClient;
-  buildkite: Pick<BuildkiteClient, "listTokens">;
+  ec2: (region: string) => EC2Client;
+  ssm: (region: string) => SSMClient;
+  buildkite: Pick<BuildkiteClient, "listTokens" | "listAgents">;
   now: () => Date;
 }
 
+/** DescribeAutoScalingGroups takes at most 50 names (API reference: AutoScalingGroupNames). */
+export const GROUP_NAMES_PER_CALL = 50;
+/** An EC2 filter takes at most 200 values. */
+const EC2_FILTER_VALUES = 200;
+/** DescribeInstanceInformation's InstanceIds filter and page size: at most 50. */
+const SSM_INSTANCES_PER_CALL = 50;
+const MAX_PAGES = 40;
+
+/** The tags CloudFormation puts on an Elastic CI Stack's agent group (templates/aws-stack.yml, AgentAutoScaleGroup). */
+export const STACK_NAME_TAG = "aws:cloudformation:stack-name";
+export const LOGICAL_ID_TAG = "aws:cloudformation:logical-id";
+export const AGENT_GROUP_LOGICAL_ID = "AgentAutoScaleGroup";
+
 /**
- * Gathers the observation: the primary secret first, then every replica region, every target
- * group and the Buildkite tokens, all in parallel. Replicas are asked before groups are described,
- * so an instance launched after a region was seen in sync is known to have read the new token.
+ * Gathers the observation: the primary secret first, then every replica region, then every target
+ * group with its instances (EC2 launch times; for in-place, SSM reachability and our commands) and
+ * the Buildkite tokens. Replicas are asked before groups are described, so an instance launched
+ * after a region was seen in sync is known to have read the new token.
  */
 export async function observe(deps: ObserveDeps): Promise<Observation> {
   return (await observeWithSecret(deps)).observation;
@@ -43,6 +89,13 @@ export async function observeWithSecret(
   const createdAt: Record<string, Date> = {};
   for (const v of versions.Versions ?? [])
     if (v.VersionId && v.CreatedDate) createdAt[v.VersionId] = v.CreatedDate;
+  const secretObs: Observation["secret"] = {
+    arn: secret.arn,
+    current: state.current,
+    pending: state.pending,
+    createdAt,
+    lastRotatedAt: state.lastRotatedDate,
+  };
 
   // Every region that could hand out the token: the configured replicas and any Secrets Manager
   // reports, so a replica missing from the configuration can never be skipped before revocation.
@@ -52,27 +105,38 @@ export async function observeWithSecret(
   const replicas = await Promise.all(
     replicaRegions.map((region) => observeReplica(deps, region, state.replication)),
   );
-  const [targets, tokens] = await Promise.all([observeTargets(deps), observeTokens(deps)]);
+  const [groups, tokens] = await Promise.all([observeGroups(deps), observeTokens(deps)]);
 
-  const anchor = anchorOf(targets);
+  const anchor = anchorOf(groups.targets);
+  const emergency = decodeEmergency(anchor?.tags[EMERGENCY_TAG]);
+  const emergencyNow = emergency !== undefined && emergency.versionId === state.current;
+  const inPlace = deps.config.strategy === "in-place" || emergencyNow;
+  const since = rolloutStartedAt({ secret: secretObs });
+  const targets = await Promise.all(
+    groups.targets.map((t) => observeMembers(deps, t, state.current, inPlace, since)),
+  );
+  // Commands are listed per region, once, and handed to each group's instances.
+  if (inPlace && state.current) await attachInvocations(deps, targets, state.current, since);
+
   const rollout = decodeRolloutMarker(anchor?.tags[ROLLOUT_TAG]);
   const forCurrent = rollout && rollout.versionId === state.current ? rollout : undefined;
+  const agents =
+    inPlace && deps.config.inPlace.fallback === "terminate" ? await observeAgents(deps) : undefined;
 
   const observation: Observation = {
     now: deps.now(),
-    secret: {
-      arn: secret.arn,
-      current: state.current,
-      pending: state.pending,
-      createdAt,
-      lastRotatedAt: state.lastRotatedDate,
-    },
+    secret: secretObs,
     replicas,
     targets: targets.map(({ tags: _tags, ...t }) => t),
+    stacks: groups.stacks,
     tokens,
-    alertsSent: forCurrent?.alerts ?? [],
-    completedVersion: forCurrent?.complete ? forCurrent.versionId : undefined,
-    emergency: decodeEmergency(anchor?.tags[EMERGENCY_TAG]),
+    agents,
+    rollout: {
+      alertsSent: forCurrent?.alerts ?? [],
+      complete: forCurrent?.complete ?? false,
+      unobservableSince: validPast(forCurrent?.unobservableSince, since, deps.now()),
+    },
+    emergency,
   };
   return { observation, secret: state };
 }
@@ -97,102 +161,337 @@ async function observeReplica(
     const current = await replicaCurrentVersion(deps.secrets(region), deps.config.secret.name);
     return { ...base, current, error: undefined };
   } catch (error) {
-    const e = describeError(error);
-    const reason =
-      e.name === "ResourceNotFoundException"
-        ? `no replica of the secret exists in ${region}`
-        : `${e.name}: ${e.message}`;
-    return { ...base, current: undefined, error: reason };
+    const e = observationError(error);
+    const message = e.message.startsWith("ResourceNotFoundException")
+      ? `no replica of the secret exists in ${region}`
+      : e.message;
+    return { ...base, current: undefined, error: { ...e, message } };
   }
 }
 
-type TargetWithTags = TargetObservation & { tags: Record<string, string> };
+type GroupRow = TargetObservation & { tags: Record<string, string>; raw: AutoScalingGroup | undefined };
 
-async function observeTargets(deps: ObserveDeps): Promise<TargetWithTags[]> {
+/**
+ * Every target group: the named ones (in TARGET_GROUPS order), then each stack's groups. During a
+ * CloudFormation replacement a stack has two groups; both are targets until the old one is gone.
+ */
+export async function observeGroups(
+  deps: Pick<ObserveDeps, "config" | "autoScaling">,
+): Promise<{ targets: GroupRow[]; stacks: StackObservation[] }> {
   const byRegion = new Map<string, string[]>();
   for (const t of deps.config.targets)
     byRegion.set(t.region, [...(byRegion.get(t.region) ?? []), t.groupName]);
-  const described = new Map<string, Awaited<ReturnType<typeof describeGroups>> | Error>();
+  const described = new Map<string, Map<string, AutoScalingGroup> | ObservationError>();
   await Promise.all(
     [...byRegion].map(async ([region, names]) => {
-      described.set(
-        region,
-        await describeGroups(deps.autoScaling(region), names).catch((e: unknown) => e as Error),
-      );
-    }),
-  );
-  return Promise.all(
-    deps.config.targets.map(async (t): Promise<TargetWithTags> => {
-      const groups = described.get(t.region);
-      const base = {
-        region: t.region,
-        groupName: t.groupName,
-        instances: 0,
-        marker: undefined,
-        refreshes: [],
-        tags: {},
-      };
-      if (groups instanceof Error) {
-        const e = describeError(groups);
-        return { ...base, exists: false, error: `${e.name}: ${e.message}` };
-      }
-      const group = groups?.get(t.groupName);
-      if (!group) return { ...base, exists: false, error: undefined };
       try {
-        const out = await deps
-          .autoScaling(t.region)
-          .send(new DescribeInstanceRefreshesCommand({ AutoScalingGroupName: t.groupName, MaxRecords: 10 }));
-        const refreshes = (out.InstanceRefreshes ?? [])
-          .filter((r) => r.InstanceRefreshId)
-          .map((r) => ({
-            id: r.InstanceRefreshId ?? "",
-            status: r.Status ?? "unknown",
-            statusReason: r.StatusReason,
-            startTime: r.StartTime,
-            endTime: r.EndTime,
-            percentageComplete: r.PercentageComplete,
-            instancesToUpdate: r.InstancesToUpdate,
-          }))
-          .sort((a, b) => (b.startTime?.getTime() ?? 0) - (a.startTime?.getTime() ?? 0));
-        return {
-          ...base,
-          exists: true,
-          instances: group.instances,
-          marker: decodeRefreshMarker(group.tags[MARKER_TAG]),
-          refreshes,
-          tags: group.tags,
-          error: undefined,
-        };
+        const found = new Map<string, AutoScalingGroup>();
+        for (let i = 0; i < names.length; i += GROUP_NAMES_PER_CALL) {
+          const chunk = names.slice(i, i + GROUP_NAMES_PER_CALL);
+          for (const g of await describeGroups(deps.autoScaling(region), { AutoScalingGroupNames: chunk }))
+            if (g.AutoScalingGroupName) found.set(g.AutoScalingGroupName, g);
+        }
+        described.set(region, found);
       } catch (error) {
-        const e = describeError(error);
-        return { ...base, exists: true, error: `${e.name}: ${e.message}` };
+        described.set(region, observationError(error));
       }
     }),
   );
+  const rows: GroupRow[] = deps.config.targets.map((t) => {
+    const groups = described.get(t.region);
+    if (groups === undefined || !(groups instanceof Map)) {
+      return row(t, undefined, undefined, groups ?? { message: "not described", definitive: false });
+    }
+    return row(t, undefined, groups.get(t.groupName), undefined);
+  });
+
+  const stacks = await Promise.all(
+    deps.config.stacks.map(async (s): Promise<StackObservation & { found: AutoScalingGroup[] }> => {
+      try {
+        const found = await describeGroups(deps.autoScaling(s.region), {
+          Filters: [
+            { Name: `tag:${STACK_NAME_TAG}`, Values: [s.stackName] },
+            { Name: `tag:${LOGICAL_ID_TAG}`, Values: [AGENT_GROUP_LOGICAL_ID] },
+          ],
+        });
+        const names = found.map((g) => g.AutoScalingGroupName ?? "").filter(Boolean);
+        return { ...s, groups: names, error: undefined, found };
+      } catch (error) {
+        return { ...s, groups: [], error: observationError(error), found: [] };
+      }
+    }),
+  );
+  const seen = new Set(rows.map((r) => `${r.region}:${r.groupName}`));
+  for (const s of stacks) {
+    for (const g of s.found) {
+      const name = g.AutoScalingGroupName ?? "";
+      if (seen.has(`${s.region}:${name}`)) continue;
+      seen.add(`${s.region}:${name}`);
+      rows.push(row({ region: s.region, groupName: name }, s.stackName, g, undefined));
+    }
+  }
+  return { targets: rows, stacks: stacks.map(({ found: _found, ...s }) => s) };
 }
 
-/** The named groups of one region that exist (all pages), with their instance count and tags. */
-export async function describeGroups(client: AutoScalingClient, names: string[]) {
-  const groups = new Map<string, { instances: number; tags: Record<string, string> }>();
+function row(
+  t: TargetGroup,
+  stackName: string | undefined,
+  g: AutoScalingGroup | undefined,
+  error: ObservationError | undefined,
+): GroupRow {
+  const tags: Record<string, string> = {};
+  for (const tag of g?.Tags ?? []) if (tag.Key) tags[tag.Key] = tag.Value ?? "";
+  return {
+    region: t.region,
+    groupName: t.groupName,
+    stackName: stackName ?? tags[STACK_NAME_TAG],
+    exists: g !== undefined,
+    members: [],
+    marker: decodeRefreshMarker(tags[MARKER_TAG]),
+    syncedAt: undefined,
+    badSyncTag: undefined,
+    refreshes: [],
+    error,
+    tags,
+    raw: g,
+  };
+}
+
+/** DescribeAutoScalingGroups, every page. */
+export async function describeGroups(
+  client: AutoScalingClient,
+  query: { AutoScalingGroupNames?: string[]; Filters?: Filter[] },
+): Promise<AutoScalingGroup[]> {
+  const groups: AutoScalingGroup[] = [];
   let nextToken: string | undefined;
-  for (let page = 0; page < 20; page++) {
+  for (let page = 0; page < MAX_PAGES; page++) {
     const out = await client.send(
-      new DescribeAutoScalingGroupsCommand({
-        AutoScalingGroupNames: names,
-        NextToken: nextToken,
-        MaxRecords: 100,
-      }),
+      new DescribeAutoScalingGroupsCommand({ ...query, NextToken: nextToken, MaxRecords: 100 }),
     );
-    for (const g of out.AutoScalingGroups ?? []) {
-      if (!g.AutoScalingGroupName) continue;
-      const tags: Record<string, string> = {};
-      for (const tag of g.Tags ?? []) if (tag.Key) tags[tag.Key] = tag.Value ?? "";
-      groups.set(g.AutoScalingGroupName, { instances: g.Instances?.length ?? 0, tags });
-    }
+    groups.push(...(out.AutoScalingGroups ?? []));
     nextToken = out.NextToken;
     if (!nextToken) break;
   }
   return groups;
+}
+
+/** The group's instances (with EC2 launch times and, for in-place, SSM reachability), refreshes and sync tag. */
+async function observeMembers(
+  deps: ObserveDeps,
+  t: GroupRow,
+  current: string | undefined,
+  inPlace: boolean,
+  since: Date | undefined,
+): Promise<GroupRow> {
+  if (!t.exists || t.error) return t;
+  const sync = decodeSync(t.tags[SYNC_TAG]);
+  const syncValid = sync !== undefined && sync.versionId === current && validPast(sync.at, since, deps.now());
+  const members: InstanceObservation[] = (t.raw?.Instances ?? [])
+    .filter((i) => i.InstanceId)
+    .map((i) => ({
+      instanceId: i.InstanceId ?? "",
+      lifecycleState: i.LifecycleState ?? "unknown",
+      protectedFromScaleIn: i.ProtectedFromScaleIn === true,
+      launchedAt: undefined,
+      platform: undefined,
+      ssmPing: undefined,
+      invocations: [],
+    }));
+  try {
+    const [refreshes] = await Promise.all([
+      describeRefreshes(deps.autoScaling(t.region), t.groupName),
+      describeInstances(deps.ec2(t.region), members),
+      inPlace ? describeInstanceInformation(deps.ssm(t.region), members) : Promise.resolve(),
+    ]);
+    return {
+      ...t,
+      members,
+      refreshes,
+      syncedAt: syncValid ? sync.at : undefined,
+      // A tag for an older version is simply stale; one for this version that fails validation is not ours.
+      badSyncTag: sync && sync.versionId === current && !syncValid ? t.tags[SYNC_TAG] : undefined,
+    };
+  } catch (error) {
+    return { ...t, members, error: observationError(error) };
+  }
+}
+
+async function describeRefreshes(client: AutoScalingClient, groupName: string) {
+  const out = await client.send(
+    new DescribeInstanceRefreshesCommand({ AutoScalingGroupName: groupName, MaxRecords: 10 }),
+  );
+  return (out.InstanceRefreshes ?? [])
+    .filter((r) => r.InstanceRefreshId)
+    .map((r) => ({
+      id: r.InstanceRefreshId ?? "",
+      status: r.Status ?? "unknown",
+      statusReason: r.StatusReason,
+      startTime: r.StartTime,
+      endTime: r.EndTime,
+      percentageComplete: r.PercentageComplete,
+      instancesToUpdate: r.InstancesToUpdate,
+      scaleInProtectedInstances: r.Preferences?.ScaleInProtectedInstances,
+      minHealthyPercentage: r.Preferences?.MinHealthyPercentage,
+      skipMatching: r.Preferences?.SkipMatching,
+      hasDesiredConfiguration:
+        r.DesiredConfiguration !== undefined &&
+        (r.DesiredConfiguration.LaunchTemplate !== undefined ||
+          r.DesiredConfiguration.MixedInstancesPolicy !== undefined),
+    }))
+    .sort((a, b) => (b.startTime?.getTime() ?? 0) - (a.startTime?.getTime() ?? 0));
+}
+
+/** EC2 launch times and platforms (Auto Scaling reports neither). Filters, unlike InstanceIds, tolerate a vanished id. */
+async function describeInstances(client: EC2Client, members: InstanceObservation[]): Promise<void> {
+  const byId = new Map(members.map((m) => [m.instanceId, m]));
+  const ids = [...byId.keys()];
+  for (let i = 0; i < ids.length; i += EC2_FILTER_VALUES) {
+    let nextToken: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const out = await client.send(
+        new DescribeInstancesCommand({
+          Filters: [{ Name: "instance-id", Values: ids.slice(i, i + EC2_FILTER_VALUES) }],
+          MaxResults: 1000,
+          NextToken: nextToken,
+        }),
+      );
+      for (const r of out.Reservations ?? []) {
+        for (const inst of r.Instances ?? []) {
+          const m = inst.InstanceId ? byId.get(inst.InstanceId) : undefined;
+          if (!m) continue;
+          m.launchedAt = inst.LaunchTime;
+          // EC2 sets Platform only for Windows ("windows").
+          m.platform = String(inst.Platform ?? "").toLowerCase() === "windows" ? "Windows" : "Linux";
+          const state = inst.State?.Name;
+          if (state === "shutting-down" || state === "terminated") m.lifecycleState = "Terminated";
+        }
+      }
+      nextToken = out.NextToken;
+      if (!nextToken) break;
+    }
+  }
+}
+
+/** SSM's PingStatus for each instance; instances SSM does not list are "Unregistered". */
+async function describeInstanceInformation(client: SSMClient, members: InstanceObservation[]): Promise<void> {
+  const byId = new Map(members.map((m) => [m.instanceId, m]));
+  const ids = [...byId.keys()];
+  for (const m of members) m.ssmPing = "Unregistered";
+  for (let i = 0; i < ids.length; i += SSM_INSTANCES_PER_CALL) {
+    let nextToken: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const out = await client.send(
+        new DescribeInstanceInformationCommand({
+          Filters: [{ Key: "InstanceIds", Values: ids.slice(i, i + SSM_INSTANCES_PER_CALL) }],
+          MaxResults: SSM_INSTANCES_PER_CALL,
+          NextToken: nextToken,
+        }),
+      );
+      for (const info of out.InstanceInformationList ?? []) {
+        const m = info.InstanceId ? byId.get(info.InstanceId) : undefined;
+        if (m) m.ssmPing = info.PingStatus ?? "Unregistered";
+      }
+      nextToken = out.NextToken;
+      if (!nextToken) break;
+    }
+  }
+}
+
+/**
+ * Our commands for the current version in each region (ListCommands by document, since the rollout
+ * began, matched by the comment naming the version), with every invocation. Results merge across
+ * commands: a command whose SendCommand response was lost still counts, and an instance a command
+ * lists without a visible invocation yet is "Sent".
+ */
+async function attachInvocations(
+  deps: ObserveDeps,
+  targets: GroupRow[],
+  versionId: string,
+  since: Date | undefined,
+): Promise<void> {
+  const regions = [...new Set(targets.filter((t) => t.exists && !t.error).map((t) => t.region))];
+  await Promise.all(
+    regions.map(async (region) => {
+      const inRegion = targets.filter((t) => t.region === region && t.exists && !t.error);
+      const members = new Map(inRegion.flatMap((t) => t.members.map((m) => [m.instanceId, m] as const)));
+      try {
+        const client = deps.ssm(region);
+        const comment = commandComment(versionId);
+        const after = new Date((since ?? deps.now()).getTime() - 60_000).toISOString();
+        let nextToken: string | undefined;
+        for (let page = 0; page < MAX_PAGES; page++) {
+          const out = await client.send(
+            new ListCommandsCommand({
+              Filters: [
+                { key: "DocumentName", value: deps.config.inPlace.documentName },
+                { key: "InvokedAfter", value: after },
+              ],
+              MaxResults: 50,
+              NextToken: nextToken,
+            }),
+          );
+          for (const c of out.Commands ?? []) {
+            if (c.Comment !== comment || !c.CommandId) continue;
+            const requestedAt = c.RequestedDateTime ?? deps.now();
+            const seen = new Set<string>();
+            for (const inv of await listInvocations(client, c.CommandId)) {
+              const m = inv.InstanceId ? members.get(inv.InstanceId) : undefined;
+              if (!m || !inv.InstanceId) continue;
+              seen.add(inv.InstanceId);
+              const output = inv.CommandPlugins?.map((p) => p.Output ?? "").join("\n");
+              m.invocations.push({
+                commandId: c.CommandId,
+                requestedAt: inv.RequestedDateTime ?? requestedAt,
+                status: inv.Status ?? "unknown",
+                statusDetails: inv.StatusDetails,
+                result: parseInstallResult(output),
+              });
+            }
+            for (const id of c.InstanceIds ?? []) {
+              const m = members.get(id);
+              if (m && !seen.has(id)) {
+                m.invocations.push({
+                  commandId: c.CommandId,
+                  requestedAt,
+                  status: "Sent",
+                  statusDetails: undefined,
+                  result: undefined,
+                });
+              }
+            }
+          }
+          nextToken = out.NextToken;
+          if (!nextToken) break;
+        }
+        for (const m of members.values()) m.invocations.sort(newestFirst);
+      } catch (error) {
+        const e = observationError(error, "Run Command");
+        for (const t of inRegion) t.error = e;
+      }
+    }),
+  );
+}
+
+const newestFirst = (a: InvocationObservation, b: InvocationObservation) =>
+  b.requestedAt.getTime() - a.requestedAt.getTime();
+
+async function listInvocations(client: SSMClient, commandId: string) {
+  const all = [];
+  let nextToken: string | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const out = await client.send(
+      new ListCommandInvocationsCommand({
+        CommandId: commandId,
+        Details: true,
+        MaxResults: 50,
+        NextToken: nextToken,
+      }),
+    );
+    all.push(...(out.CommandInvocations ?? []));
+    nextToken = out.NextToken;
+    if (!nextToken) break;
+  }
+  return all;
 }
 
 async function observeTokens(deps: ObserveDeps): Promise<TokenObservation[]> {
@@ -204,4 +503,24 @@ async function observeTokens(deps: ObserveDeps): Promise<TokenObservation[]> {
     createdAt: t.createdAt,
     expiresAt: t.expiresAt,
   }));
+}
+
+async function observeAgents(deps: ObserveDeps): Promise<AgentObservation[]> {
+  return (await deps.buildkite.listAgents()).map((a) => ({
+    id: a.id,
+    instanceId: a.instanceId,
+    connectionState: a.connectionState,
+  }));
+}
+
+/**
+ * A time read back from our own tags counts only if it lies within the rollout (not before the
+ * version was created, not in the future): anything else was not written by us for this version.
+ */
+function validPast(at: Date | undefined, since: Date | undefined, now: Date): Date | undefined {
+  if (!at) return undefined;
+  const skew = 5_000;
+  if (at.getTime() > now.getTime() + skew) return undefined;
+  if (since && at.getTime() < since.getTime() - skew) return undefined;
+  return at;
 }

@@ -1,5 +1,18 @@
+import type { RefreshPreferences } from "../config";
+import { allSafe, instanceLedger, type LedgerSettings } from "./ledger";
 import { alertId, retryRefreshAdvice } from "./markers";
-import type { Action, Observation, Plan, PlanSettings, TargetObservation, TargetStatus } from "./types";
+import { DONE_PHASES } from "./model";
+import type {
+  Action,
+  EmergencyDeclaration,
+  InstanceStatus,
+  Observation,
+  Plan,
+  PlanSettings,
+  RefreshObservation,
+  TargetObservation,
+  TargetStatus,
+} from "./types";
 
 /** Refresh states in which the group is still changing: never start another one then. */
 export const ACTIVE_REFRESH = new Set([
@@ -12,22 +25,28 @@ export const ACTIVE_REFRESH = new Set([
 /** Terminal states that did not replace every instance: revocation is blocked until an operator acts. */
 export const FAILED_REFRESH = new Set(["Failed", "Cancelled", "RollbackFailed", "RollbackSuccessful"]);
 
-export { EMERGENCY_TAG, MARKER_TAG, ROLLOUT_TAG } from "./markers";
+export { EMERGENCY_TAG, MARKER_TAG, ROLLOUT_TAG, SYNC_TAG } from "./markers";
 /** How far ahead an expiring current token is reported. */
 export const EXPIRY_WARNING_MS = 86_400_000;
+/** SendCommand takes at most 50 instance ids (AWS Systems Manager API reference, SendCommand InstanceIds). */
+export const SEND_COMMAND_MAX_INSTANCES = 50;
+/** Clock difference tolerated between a recorded intent and the refresh AWS reports starting for it. */
+const INTENT_SKEW_MS = 5_000;
 
 type Alert = Omit<Extract<Action, { kind: "alert" }>, "kind">;
 
 /**
  * The whole decision of a reconcile run, as a pure function of what was observed. Its one promise:
- * a token is revoked only when every target group has been refreshed (or is empty) after its region
- * served the current version, so no instance can still need any other token — and then every token
- * this project made for the secret, other than AWSCURRENT's and AWSPENDING's, is revoked.
+ * a token is revoked only when every instance of every target group is safe for the current version
+ * (booted after its region served it, confirmed in place, or gone — see ledger.ts) and every region
+ * serves it — and then every token this project made for the secret, other than AWSCURRENT's and
+ * AWSPENDING's, is revoked. Every write the run makes is an action of the plan.
  */
 export function plan(obs: Observation, settings: PlanSettings): Plan {
   const version = obs.secret.current;
   const unmanaged = obs.tokens.filter((t) => t.versionId === undefined);
   const notices: string[] = [];
+  const base = { strategy: settings.strategy, regionsBehind: [], regionsLagging: [], actions: [] };
   if (unmanaged.length > 0) {
     notices.push(
       `${unmanaged.length} token(s) in the cluster were not created by this project and are never revoked by it: ${unmanaged
@@ -39,11 +58,9 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
   }
   if (!version) {
     return {
+      ...base,
       versionId: undefined,
       targets: [],
-      regionsBehind: [],
-      regionsLagging: [],
-      actions: [],
       waitingFor: ["operator"],
       notices: [...notices, "the secret has no AWSCURRENT version"],
       complete: false,
@@ -52,21 +69,16 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
 
   if (!obs.tokens.some((t) => t.versionId === version)) {
     // Not a version this project made (the initial token, or a value set by hand): rolling it out
-    // would refresh every fleet for nothing, and revoking anything could strand the instances
-    // that still use it. Report, never guess.
+    // would touch every fleet for nothing, and revoking anything could strand the instances that
+    // still use it. Report, never guess.
     return {
+      ...base,
       versionId: version,
       targets: obs.targets.map((t) => ({
-        region: t.region,
-        groupName: t.groupName,
+        ...targetBase(t),
         phase: "unmanaged",
-        refreshId: undefined,
-        percentageComplete: undefined,
         detail: "the current version was not created by this project; nothing to roll out",
       })),
-      regionsBehind: [],
-      regionsLagging: [],
-      actions: [],
       waitingFor: [],
       notices: [
         ...notices,
@@ -76,18 +88,24 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     };
   }
 
-  const emergency = obs.emergency?.versionId === version ? obs.emergency : undefined;
+  const alerts: Alert[] = [];
+  const actions: Action[] = [];
+  const emergency = validEmergency(obs, version, alerts);
+  const inPlace = settings.strategy === "in-place" || emergency !== undefined;
   // A leaked token: replace protected (busy) instances too, and accept less healthy capacity.
-  const preferences = emergency
+  const preferences: RefreshPreferences = emergency
     ? {
         ...settings.preferences,
         minHealthyPercentage: emergency.minHealthyPercentage,
-        scaleInProtectedInstances: "Refresh" as const,
+        scaleInProtectedInstances: "Refresh",
       }
     : settings.preferences;
   const promotedAt = rolloutStartedAt(obs);
   const ageSeconds = promotedAt ? (obs.now.getTime() - promotedAt.getTime()) / 1000 : 0;
-  const alerts: Alert[] = [];
+
+  // Things we could not observe this run. A definitive answer is reported at once; a transient one
+  // only once it has lasted past the alert threshold (its start survives in the rollout tag).
+  const transient: string[] = [];
 
   // Replicas: a region serves the new token only when asked directly returns the new version id.
   const replicaByRegion = new Map(obs.replicas.map((r) => [r.region, r]));
@@ -95,7 +113,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     region === settings.primaryRegion || replicaByRegion.get(region)?.current === version;
   const regionsBehind = obs.replicas.filter((r) => r.current !== version).map((r) => r.region);
   const replicaFailed = (r: (typeof obs.replicas)[number]) =>
-    r.replicationStatus === "Failed" || r.error !== undefined;
+    r.replicationStatus === "Failed" || r.error?.definitive === true;
   const regionsLagging = obs.replicas
     .filter((r) => r.current !== version && !replicaFailed(r))
     .map((r) => r.region);
@@ -106,75 +124,167 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
         key: `replica-failed:${r.region}`,
         subject: `Buildkite token rollout blocked: ${r.region} does not serve the new token`,
         message: lines(
-          `What: the replica of ${obs.secret.arn} in ${r.region} does not serve version ${version}: ${r.error ?? r.statusMessage ?? "replication failed"}.`,
-          `Effect: nothing is refreshed in ${r.region} and no old token is revoked, so agents keep working with the old token.`,
+          `What: the replica of ${obs.secret.arn} in ${r.region} does not serve version ${version}: ${r.error?.message ?? r.statusMessage ?? "replication failed"}.`,
+          `Effect: nothing is rolled out in ${r.region} and no old token is revoked, so agents keep working with the old token.`,
           `To do: check the replica (aws secretsmanager describe-secret --region ${r.region}), fix or re-create it; the next reconcile continues on its own.`,
         ),
       });
+    } else if (r.error) {
+      transient.push(`replica ${r.region}: ${r.error.message}`);
     } else if (ageSeconds > settings.replicaAlertSeconds) {
       alerts.push({
         key: `replica-slow:${r.region}`,
         subject: `Buildkite token rollout slow: ${r.region} still serves an old token`,
         message: lines(
           `What: ${Math.round(ageSeconds)} s after version ${version} was created, ${r.region} still serves ${r.current ?? "no version"} (replication status ${r.replicationStatus ?? "unknown"}).`,
-          "Effect: the region's groups are not refreshed yet and no old token is revoked.",
+          "Effect: the region's groups are not updated yet and no old token is revoked.",
           `To do: check replication of ${obs.secret.arn} to ${r.region}.`,
         ),
       });
     }
   }
 
-  const actions: Action[] = [];
+  let stacksOk = true;
+  for (const s of obs.stacks) {
+    if (s.error) {
+      stacksOk = false;
+      if (s.error.definitive) {
+        alerts.push({
+          key: `stack-unobservable:${s.region}:${s.stackName}`,
+          subject: `Buildkite token rollout blocked: stack ${s.stackName} in ${s.region} cannot be read`,
+          message: lines(
+            `What: the groups of the Elastic CI Stack ${s.stackName} in ${s.region} could not be listed: ${s.error.message}.`,
+            "Effect: no old token is revoked.",
+            "To do: check the reconcile function's permissions (autoscaling:DescribeAutoScalingGroups) and the TargetStacks parameter.",
+          ),
+        });
+      } else transient.push(`stack ${s.region}:${s.stackName}: ${s.error.message}`);
+    } else if (s.groups.length === 0) {
+      stacksOk = false;
+      alerts.push({
+        key: `stack-missing:${s.region}:${s.stackName}`,
+        subject: `Buildkite token rollout blocked: no Auto Scaling group of stack ${s.stackName} in ${s.region}`,
+        message: lines(
+          `What: no Auto Scaling group in ${s.region} carries the tags aws:cloudformation:stack-name=${s.stackName} and aws:cloudformation:logical-id=AgentAutoScaleGroup.`,
+          "Effect: no old token is revoked.",
+          "To do: fix the TargetStacks parameter (region:stack-name list) and redeploy, or check the stack exists in that region.",
+        ),
+      });
+    }
+  }
+
+  const ledgerSettings: LedgerSettings = { inPlace, ...settings.inPlace };
+  const sends = new Map<string, string[]>();
   const targets: TargetStatus[] = obs.targets.map((t) => {
-    const status = targetStatus(t, version, inSync(t.region));
-    if (status.phase === "start-refresh") {
-      actions.push({
-        kind: "start-refresh",
-        target: { region: t.region, groupName: t.groupName },
-        versionId: version,
-        preferences,
-      });
+    const where = `${t.groupName} in ${t.region}`;
+    if (t.error) {
+      if (t.error.definitive) {
+        alerts.push({
+          key: `group-unobservable:${t.region}:${t.groupName}`,
+          subject: `Buildkite token rollout blocked: ${where} cannot be observed`,
+          message: lines(
+            `What: ${where} could not be observed: ${t.error.message}.`,
+            "Effect: no old token is revoked.",
+            "To do: check the reconcile function's permissions for the group's region.",
+          ),
+        });
+      } else transient.push(`${t.region}:${t.groupName}: ${t.error.message}`);
+      return { ...targetBase(t), phase: "unknown", detail: `could not be observed: ${t.error.message}` };
     }
-    if (status.phase === "failed") {
-      alerts.push({
-        key: `refresh-failed:${t.region}:${t.groupName}:${status.refreshId}`,
-        subject: `Buildkite token rollout blocked: refresh of ${t.groupName} in ${t.region} did not complete`,
-        message: lines(
-          `What: instance refresh ${status.refreshId} of ${t.groupName} in ${t.region} ${status.detail}.`,
-          `Effect: some instances may still hold the old token, so no old token is revoked; agents keep working.`,
-          `To do: fix the cause (see the group's activity history), then ${retryRefreshAdvice(t.region, t.groupName)}.`,
-        ),
-      });
-    }
-    if (status.phase === "partial") {
-      alerts.push({
-        key: `refresh-partial:${t.region}:${t.groupName}:${status.refreshId}`,
-        subject: `Buildkite token rollout blocked: refresh of ${t.groupName} in ${t.region} skipped instances`,
-        message: lines(
-          `What: instance refresh ${status.refreshId} of ${t.groupName} in ${t.region} ${status.detail}, most likely instances protected from scale-in skipped under ScaleInProtectedInstances=Ignore.`,
-          "Effect: those instances still hold the old token, so no old token is revoked; agents keep working.",
-          `To do: set REFRESH_SCALE_IN_PROTECTED_INSTANCES to Wait (or Refresh), then ${retryRefreshAdvice(t.region, t.groupName)}.`,
-        ),
-      });
-    }
-    if (status.phase === "missing") {
+    if (!t.exists) {
       alerts.push({
         key: `group-missing:${t.region}:${t.groupName}`,
         subject: `Buildkite token rollout blocked: ${t.groupName} not found in ${t.region}`,
         message: lines(
           `What: the target group ${t.groupName} does not exist in ${t.region}.`,
           "Effect: no old token is revoked.",
-          "To do: fix the TargetGroups parameter (region:group-name list) and redeploy.",
+          "To do: fix the TargetGroups parameter (region:group-name list), or target the Elastic CI Stack by name with TargetStacks (its group's name changes when CloudFormation replaces it), and redeploy.",
+        ),
+      });
+      return { ...targetBase(t), phase: "missing", detail: "group not found" };
+    }
+    // Before its region serves the new token, a command would read the old one and a refresh would
+    // boot instances with it.
+    if (!inSync(t.region)) {
+      return {
+        ...targetBase(t),
+        phase: "waiting-for-replica",
+        detail: "waiting for the region to serve the new version",
+      };
+    }
+    if (t.badSyncTag !== undefined) {
+      alerts.push({
+        key: `bad-tag:${t.region}:${t.groupName}:sync:${t.badSyncTag}`,
+        subject: `Buildkite token rollout: ignored an invalid tag on ${where}`,
+        message: lines(
+          `What: the tag buildkite-agent-token-rotation:synced on ${where} reads "${t.badSyncTag.slice(0, 120)}", which does not fit the observed world (another version, a time before the rollout or in the future).`,
+          "Effect: it is ignored and rewritten with the time of this run, which only makes the rollout more careful.",
+          "To do: find out who writes this project's tags (only the reconcile function should).",
         ),
       });
     }
-    return status;
+    // First run that sees the region in sync: from now on, a launching instance reads the new token.
+    const syncedAt = t.syncedAt ?? obs.now;
+    if (t.syncedAt === undefined) {
+      actions.push({ kind: "record-sync", target: group(t), versionId: version, at: obs.now });
+    }
+    const instances = instanceLedger(t.members, version, syncedAt, obs.now, ledgerSettings);
+    for (const i of instances) {
+      if (i.state === "to-send") sends.set(t.region, [...(sends.get(t.region) ?? []), i.instanceId]);
+    }
+
+    const status = inPlace ? inPlaceStatus(t, instances, version, obs, settings, alerts, actions) : undefined;
+    // The refresh strategy, an in-place fallback refresh, or an emergency's refresh of protected instances.
+    const refreshWanted =
+      settings.strategy === "refresh" ||
+      emergency !== undefined ||
+      (settings.inPlace.fallback === "refresh" && instances.some((i) => i.fallbackDue));
+    if (!refreshWanted) return status ?? doneOrWaiting(t, instances, "updated");
+    const refresh = refreshStatus(t, instances, version, preferences, promotedAt, obs, alerts, actions);
+    if (settings.strategy === "refresh" && !emergency) return refresh;
+    // In-place drives the outcome; a refresh running alongside it is shown while it runs.
+    if (status && (DONE_PHASES.has(status.phase) || refresh.phase === "refreshed")) return status;
+    if (refresh.phase === "start-refresh") {
+      actions.push({
+        kind: "start-refresh",
+        target: group(t),
+        versionId: version,
+        preferences,
+        reason: "fallback",
+      });
+    }
+    return status && !["refreshing", "start-refresh"].includes(refresh.phase)
+      ? status
+      : { ...refresh, instances };
   });
+
+  for (const [region, ids] of sends) {
+    for (let i = 0; i < ids.length; i += SEND_COMMAND_MAX_INSTANCES) {
+      actions.push({
+        kind: "send-command",
+        region,
+        versionId: version,
+        instanceIds: ids.slice(i, i + SEND_COMMAND_MAX_INSTANCES),
+      });
+    }
+  }
+  for (const t of targets) {
+    if (settings.strategy === "refresh" && !emergency && t.phase === "start-refresh") {
+      actions.push({
+        kind: "start-refresh",
+        target: group(t),
+        versionId: version,
+        preferences,
+        reason: "strategy",
+      });
+    }
+  }
 
   if (emergency) {
     const leaked = obs.tokens.filter((t) => t.versionId === emergency.leakedVersionId);
     // Revoking stops new registrations only; connected agents keep running. So it is safe as soon
-    // as no region can hand the leaked token to a booting instance any more.
+    // as no region can hand the leaked token to a booting instance any more (and the cfgs are being
+    // rewritten in place, so a restarting agent does not loop on it).
     if (regionsBehind.length === 0) {
       for (const t of leaked)
         actions.push({ kind: "revoke", tokenId: t.id, versionId: emergency.leakedVersionId });
@@ -186,8 +296,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     }
   }
 
-  const done = (s: TargetStatus) => s.phase === "refreshed" || s.phase === "empty";
-  const complete = regionsBehind.length === 0 && targets.every(done);
+  const complete = regionsBehind.length === 0 && stacksOk && targets.every((s) => DONE_PHASES.has(s.phase));
   if (complete) {
     const revoking = new Set(actions.flatMap((a) => (a.kind === "revoke" ? [a.tokenId] : [])));
     for (const token of obs.tokens) {
@@ -196,23 +305,35 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
         actions.push({ kind: "revoke", tokenId: token.id, versionId: token.versionId });
       }
     }
-    if (obs.completedVersion !== version) actions.push({ kind: "record-complete", versionId: version });
   } else if (ageSeconds > settings.maxRolloutSeconds) {
-    const open = targets.filter((s) => !done(s)).map((s) => `${s.region}:${s.groupName} (${s.phase})`);
+    const open = targets
+      .filter((s) => !DONE_PHASES.has(s.phase))
+      .map((s) => `${s.region}:${s.groupName} (${s.phase})`);
     alerts.push({
       key: "budget",
       subject: "Buildkite token rollout is taking longer than its time budget",
       message: lines(
         `What: the rollout of version ${version} has run for ${Math.round(ageSeconds / 60)} min (budget ${Math.round(settings.maxRolloutSeconds / 60)} min).`,
         `Waiting for: ${[...regionsBehind.map((r) => `replica ${r}`), ...open].join(", ") || "nothing"}.`,
-        "Effect: old tokens stay valid until every group has refreshed. To do: look at the groups listed.",
+        "Effect: old tokens stay valid until every instance has the new one. To do: look at the groups listed.",
       ),
     });
   }
-  if (!obs.tokens.some((t) => t.versionId === version)) {
-    notices.push(
-      `the current version ${version} has no token created by this project (initial token, or set by hand)`,
-    );
+
+  const unobservableSince = transient.length === 0 ? undefined : (obs.rollout.unobservableSince ?? obs.now);
+  if (
+    unobservableSince &&
+    (obs.now.getTime() - unobservableSince.getTime()) / 1000 > settings.replicaAlertSeconds
+  ) {
+    alerts.push({
+      key: "unobservable",
+      subject: "Buildkite token rollout blocked: parts of the fleet cannot be observed",
+      message: lines(
+        `What: since ${unobservableSince.toISOString()} these could not be observed: ${transient.join("; ")}.`,
+        "Effect: no old token is revoked while anything is unobservable.",
+        "To do: check for throttling (Auto Scaling and SSM share one request bucket per account and region) or service health in those regions.",
+      ),
+    });
   }
 
   // An expiring current token stops new registrations everywhere: say so a day ahead.
@@ -231,20 +352,35 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     });
   }
 
-  for (const a of alerts) if (!obs.alertsSent.includes(alertId(a.key))) actions.push({ kind: "alert", ...a });
+  const newAlerts = alerts.filter((a) => !obs.rollout.alertsSent.includes(alertId(a.key)));
+  for (const a of newAlerts) actions.push({ kind: "alert", ...a });
+  const unobservedChanged =
+    (unobservableSince?.getTime() ?? 0) !== (obs.rollout.unobservableSince?.getTime() ?? 0);
+  if (newAlerts.length > 0 || (complete && !obs.rollout.complete) || unobservedChanged) {
+    actions.push({ kind: "record-rollout", versionId: version, complete, unobservableSince });
+  }
 
   const waitingFor: Plan["waitingFor"] = [];
   const blocked =
-    targets.some((s) => ["failed", "partial", "missing", "unknown"].includes(s.phase)) ||
+    targets.some((s) => ["failed", "partial", "missing", "unknown", "blocked"].includes(s.phase)) ||
+    !stacksOk ||
     regionsLagging.length < regionsBehind.length;
   if (regionsLagging.length > 0) waitingFor.push("replicas");
   if (targets.some((s) => ["start-refresh", "refreshing", "waiting-for-other-refresh"].includes(s.phase))) {
     waitingFor.push("refreshes");
   }
+  if (
+    targets.some((s) =>
+      s.instances.some((i) => ["in-flight", "to-send", "boot-in-progress", "retry-wait"].includes(i.state)),
+    )
+  ) {
+    waitingFor.push("commands");
+  }
   if (blocked) waitingFor.push("operator");
 
   return {
     versionId: version,
+    strategy: settings.strategy,
     targets,
     regionsBehind,
     regionsLagging,
@@ -260,7 +396,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
  * secret's last rotation. In AWS the version's CreatedDate is the earlier; moto reports "now" as
  * every version's CreatedDate but sets LastRotatedDate when RotateSecret runs.
  */
-export function rolloutStartedAt(obs: Observation): Date | undefined {
+export function rolloutStartedAt(obs: Pick<Observation, "secret">): Date | undefined {
   const version = obs.secret.current;
   const times = [version ? obs.secret.createdAt[version] : undefined, obs.secret.lastRotatedAt]
     .filter((t): t is Date => t !== undefined)
@@ -268,64 +404,261 @@ export function rolloutStartedAt(obs: Observation): Date | undefined {
   return times.length > 0 ? new Date(Math.min(...times)) : undefined;
 }
 
-function targetStatus(t: TargetObservation, version: string, regionInSync: boolean): TargetStatus {
-  const base = { region: t.region, groupName: t.groupName };
+/**
+ * The emergency tag, if it is valid for the current version. It may never name the current or the
+ * pending version as leaked: revoking either would stop every new boot (an alert says so instead).
+ */
+function validEmergency(
+  obs: Observation,
+  version: string,
+  alerts: Alert[],
+): EmergencyDeclaration | undefined {
+  const e = obs.emergency;
+  if (!e || e.versionId !== version) return undefined;
+  if (e.leakedVersionId === version || e.leakedVersionId === obs.secret.pending) {
+    alerts.push({
+      key: `bad-tag:emergency:${e.versionId}:${e.leakedVersionId}`,
+      subject: "Buildkite token rollout: ignored an emergency tag that names a live version as leaked",
+      message: lines(
+        `What: the emergency tag names version ${e.leakedVersionId} as leaked, but it is the ${e.leakedVersionId === version ? "current" : "pending"} version.`,
+        "Effect: the tag is ignored; nothing is revoked early. Revoking it would make every booting agent fail.",
+        "To do: find out who wrote the tag; run bk-agent-token rotate --emergency again if a token really leaked.",
+      ),
+    });
+    return undefined;
+  }
+  return e;
+}
+
+function targetBase(t: TargetObservation | TargetStatus) {
+  return {
+    region: t.region,
+    groupName: t.groupName,
+    stackName: t.stackName,
+    refreshId: undefined,
+    percentageComplete: undefined,
+    instances: [] as InstanceStatus[],
+  };
+}
+
+const group = (t: { region: string; groupName: string }) => ({ region: t.region, groupName: t.groupName });
+
+function doneOrWaiting(
+  t: TargetObservation,
+  instances: InstanceStatus[],
+  donePhase: "updated" | "refreshed",
+): TargetStatus {
+  if (t.members.length === 0) {
+    return {
+      ...targetBase(t),
+      phase: "empty",
+      detail: "no instances: every launch reads the new token",
+      instances,
+    };
+  }
+  const left = instances.filter((i) => !i.safe).length;
+  return allSafe(instances)
+    ? { ...targetBase(t), phase: donePhase, detail: "every instance has the new token", instances }
+    : { ...targetBase(t), phase: "updating", detail: `${left} instance(s) still to update`, instances };
+}
+
+/** The in-place rollout of one group whose region serves the current version. */
+function inPlaceStatus(
+  t: TargetObservation,
+  instances: InstanceStatus[],
+  version: string,
+  obs: Observation,
+  settings: PlanSettings,
+  alerts: Alert[],
+  actions: Action[],
+): TargetStatus {
+  const where = `${t.groupName} in ${t.region}`;
+  const refusedOrForeign = instances.filter((i) => i.state === "foreign-token" || i.state === "refused");
+  if (refusedOrForeign.length > 0) {
+    alerts.push({
+      key: `in-place-refused:${t.region}:${t.groupName}`,
+      subject: `Buildkite token rollout blocked: ${where} has agent configs it cannot update`,
+      message: lines(
+        `What: the install document left ${refusedOrForeign.length} instance(s) unchanged: ${refusedOrForeign.map((i) => `${i.instanceId} (${i.detail})`).join(", ")}.`,
+        "Effect: no old token is revoked while they may need it; their agents keep working.",
+        `To do: check those instances' buildkite-agent.cfg (a token of another cluster is never overwritten), or replace them (aws autoscaling terminate-instance-in-auto-scaling-group --no-should-decrement-desired-capacity --instance-id …); IN_PLACE_FALLBACK=${settings.inPlace.fallback} applies after ${settings.inPlace.fallbackAfterSeconds} s.`,
+      ),
+    });
+  }
+  const due = instances.filter((i) => i.fallbackDue);
+  if (due.length === 0) {
+    const status = doneOrWaiting(t, instances, "updated");
+    return refusedOrForeign.length > 0 ? { ...status, phase: "blocked" } : status;
+  }
+  const fallback = settings.inPlace.fallback;
+  if (fallback === "alert") {
+    alerts.push({
+      key: `in-place-stuck:${t.region}:${t.groupName}`,
+      subject: `Buildkite token rollout blocked: instances of ${where} cannot be updated in place`,
+      message: lines(
+        `What: ${due.length} instance(s) of ${where} were not updated ${settings.inPlace.fallbackAfterSeconds} s after the region served version ${version}: ${due.map((i) => `${i.instanceId} (${i.detail})`).join(", ")}.`,
+        "Effect: no old token is revoked while they may need it; their agents keep working.",
+        "To do: bring their SSM agent online (the instance role needs the Systems Manager permissions the Elastic CI Stack grants), or replace them (aws autoscaling terminate-instance-in-auto-scaling-group --no-should-decrement-desired-capacity --instance-id …), or set IN_PLACE_FALLBACK to refresh or terminate.",
+      ),
+    });
+  } else if (fallback === "terminate") {
+    for (const i of due) {
+      const agent = obs.agents?.find((a) => a.instanceId === i.instanceId);
+      if (agent?.connectionState === "connected") {
+        actions.push({ kind: "stop-agent", target: group(t), instanceId: i.instanceId, agentId: agent.id });
+      } else if (agent?.connectionState !== "stopping" && obs.agents !== undefined) {
+        // No agent runs a job there (never connected, stopped, lost): replacing it interrupts nothing.
+        actions.push({ kind: "terminate-instance", target: group(t), instanceId: i.instanceId });
+      }
+    }
+  }
+  return {
+    ...targetBase(t),
+    phase: "blocked",
+    detail: `${due.length} instance(s) not updated in place (fallback ${fallback})`,
+    instances,
+  };
+}
+
+/** The instance refresh of one group whose region serves the current version. */
+function refreshStatus(
+  t: TargetObservation,
+  instances: InstanceStatus[],
+  version: string,
+  preferences: RefreshPreferences,
+  promotedAt: Date | undefined,
+  obs: Observation,
+  alerts: Alert[],
+  actions: Action[],
+): TargetStatus {
+  const where = `${t.groupName} in ${t.region}`;
   const status = (
     phase: TargetStatus["phase"],
     detail: string,
-    refresh?: { id: string; pct?: number | undefined },
-  ) => ({
-    ...base,
+    refresh?: RefreshObservation,
+  ): TargetStatus => ({
+    ...targetBase(t),
     phase,
     detail,
     refreshId: refresh?.id,
-    percentageComplete: refresh?.pct,
+    percentageComplete: refresh?.percentageComplete,
+    instances,
   });
-  if (t.error) return status("unknown", `could not be observed: ${t.error}`);
-  if (!t.exists) return status("missing", "group not found");
-  // Before its region serves the new token, a refresh would boot instances with the old one.
-  if (!regionInSync) return status("waiting-for-replica", "waiting for the region to serve the new version");
-
-  if (t.marker?.versionId === version) {
-    const ours = t.refreshes.find((r) => r.id === t.marker?.refreshId);
-    if (ours) {
-      const ref = { id: ours.id, pct: ours.percentageComplete };
-      if (ours.status === "Successful") {
-        // ScaleInProtectedInstances=Ignore skips protected instances yet ends Successful: those
-        // instances still hold the old token, so this does not count as refreshed.
-        const left = ours.instancesToUpdate ?? 0;
-        if (left > 0 || (ours.percentageComplete ?? 100) < 100) {
-          return status(
-            "partial",
-            `ended Successful but left ${left > 0 ? left : "some"} instance(s) unreplaced (${ours.percentageComplete ?? "?"}% complete)`,
-            ref,
-          );
-        }
-        return status("refreshed", "refreshed with the current version", ref);
-      }
-      if (ACTIVE_REFRESH.has(ours.status)) return status("refreshing", `refresh ${ours.status}`, ref);
-      if (FAILED_REFRESH.has(ours.status)) {
-        return status(
-          "failed",
-          `ended ${ours.status}${ours.statusReason ? `: ${ours.statusReason}` : ""}`,
-          ref,
-        );
-      }
-      return status("unknown", `refresh in unexpected state ${ours.status}`, ref);
+  const ours = ourRefresh(t, version, preferences, promotedAt, obs, alerts, actions);
+  if (ours) {
+    if (ACTIVE_REFRESH.has(ours.status)) return status("refreshing", `refresh ${ours.status}`, ours);
+    if (allSafe(instances)) return status("refreshed", "every instance has the new token", ours);
+    const left = instances.filter((i) => !i.safe);
+    if (ours.status === "Successful") {
+      alerts.push({
+        key: `refresh-partial:${t.region}:${t.groupName}:${ours.id}`,
+        subject: `Buildkite token rollout blocked: refresh of ${where} left instances with the old token`,
+        message: lines(
+          `What: instance refresh ${ours.id} of ${where} ended Successful but ${left.length} instance(s) launched before the region served the new token are still there: ${left.map((i) => i.instanceId).join(", ")} (most likely protected from scale-in and skipped under ScaleInProtectedInstances=Ignore).`,
+          "Effect: those instances still hold the old token, so no old token is revoked; agents keep working.",
+          `To do: use ROLLOUT_STRATEGY=in-place, or set REFRESH_SCALE_IN_PROTECTED_INSTANCES=Refresh (interrupts running jobs), then ${retryRefreshAdvice(t.region, t.groupName)}.`,
+        ),
+      });
+      return status(
+        "partial",
+        `ended Successful but left ${left.length} instance(s) with the old token`,
+        ours,
+      );
     }
-    // Our refresh is no longer in the group's history: fall through and refresh again (safe, never unsafe).
+    if (FAILED_REFRESH.has(ours.status)) {
+      alerts.push({
+        key: `refresh-failed:${t.region}:${t.groupName}:${ours.id}`,
+        subject: `Buildkite token rollout blocked: refresh of ${where} did not complete`,
+        message: lines(
+          `What: instance refresh ${ours.id} of ${where} ended ${ours.status}${ours.statusReason ? `: ${ours.statusReason}` : ""}.`,
+          "Effect: some instances still hold the old token, so no old token is revoked; agents keep working.",
+          `To do: fix the cause (see the group's activity history; on the Elastic CI Stack every instance is protected from scale-in, so ScaleInProtectedInstances=Wait fails after an hour: use ROLLOUT_STRATEGY=in-place or Refresh), then ${retryRefreshAdvice(t.region, t.groupName)}.`,
+        ),
+      });
+      return status(
+        "failed",
+        `ended ${ours.status}${ours.statusReason ? `: ${ours.statusReason}` : ""}`,
+        ours,
+      );
+    }
+    return status("unknown", `refresh in unexpected state ${ours.status}`, ours);
   }
   const active = t.refreshes.find((r) => ACTIVE_REFRESH.has(r.status));
   if (active) {
     // Someone else's refresh, or ours for an older version: let it finish, then start ours.
-    return status("waiting-for-other-refresh", `refresh ${active.id} (${active.status}) is already running`, {
-      id: active.id,
-      pct: active.percentageComplete,
-    });
+    return status(
+      "waiting-for-other-refresh",
+      `refresh ${active.id} (${active.status}) is already running`,
+      active,
+    );
   }
-  // Nothing runs that could hold the old token: instances launched from now on read the new one.
-  if (t.instances === 0) return status("empty", "no instances, nothing to refresh");
+  if (t.members.length === 0) return status("empty", "no instances: every launch reads the new token");
+  if (allSafe(instances)) return status("refreshed", "every instance has the new token");
   return status("start-refresh", "starting a refresh");
+}
+
+/**
+ * The refresh that counts as ours for the current version, after checking the marker against the
+ * group's refresh history: it must have started after the recorded intent, with preferences we use
+ * and no desired configuration. A marker with an intent but no id (a lost StartInstanceRefresh
+ * response, a crash) adopts the refresh that fits. A marker that fits nothing is reported and ignored.
+ */
+function ourRefresh(
+  t: TargetObservation,
+  version: string,
+  preferences: RefreshPreferences,
+  promotedAt: Date | undefined,
+  obs: Observation,
+  alerts: Alert[],
+  actions: Action[],
+): RefreshObservation | undefined {
+  const m = t.marker;
+  if (!m || m.versionId !== version) return undefined;
+  const where = `${t.groupName} in ${t.region}`;
+  const intentOk =
+    m.intentAt.getTime() <= obs.now.getTime() + INTENT_SKEW_MS &&
+    (promotedAt === undefined || m.intentAt.getTime() >= promotedAt.getTime() - INTENT_SKEW_MS);
+  const fits = (r: RefreshObservation) =>
+    r.startTime !== undefined &&
+    r.startTime.getTime() >= m.intentAt.getTime() - INTENT_SKEW_MS &&
+    !r.hasDesiredConfiguration &&
+    r.skipMatching !== true &&
+    (r.scaleInProtectedInstances === undefined ||
+      r.scaleInProtectedInstances === preferences.scaleInProtectedInstances ||
+      r.scaleInProtectedInstances === "Refresh");
+  const bad = (why: string) => {
+    alerts.push({
+      key: `bad-tag:${t.region}:${t.groupName}:refresh:${m.refreshId ?? "-"}:${m.intentAt.getTime()}`,
+      subject: `Buildkite token rollout: ignored an invalid refresh tag on ${where}`,
+      message: lines(
+        `What: the tag buildkite-agent-token-rotation:refresh on ${where} ${why}.`,
+        "Effect: it is ignored; the rollout counts only what the instances themselves show.",
+        "To do: find out who writes this project's tags (only the reconcile function should).",
+      ),
+    });
+    return undefined;
+  };
+  if (!intentOk) return bad("records an intent outside this rollout's time");
+  if (m.refreshId === undefined) {
+    const adopted = t.refreshes.filter(fits).at(-1);
+    if (!adopted) return undefined;
+    actions.push({
+      kind: "adopt-refresh",
+      target: group(t),
+      versionId: version,
+      intentAt: m.intentAt,
+      refreshId: adopted.id,
+    });
+    return adopted;
+  }
+  const named = t.refreshes.find((r) => r.id === m.refreshId);
+  // Our refresh is no longer in the group's history: refresh again (safe, never unsafe).
+  if (!named) return undefined;
+  if (!fits(named))
+    return bad(
+      `names refresh ${named.id}, which did not start after the recorded intent with this project's preferences`,
+    );
+  return named;
 }
 
 function lines(...parts: string[]): string {

@@ -1,6 +1,8 @@
 import type { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import type { EC2Client } from "@aws-sdk/client-ec2";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { SNSClient } from "@aws-sdk/client-sns";
+import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { BuildkiteClient } from "../buildkite/client";
 import type { ReconcileConfig } from "../config";
 import { describeError } from "../errors";
@@ -8,6 +10,7 @@ import type { Logger } from "../log";
 import type { MetricsSink } from "../metrics";
 import { backoffDelay, type Sleep } from "../sleep";
 import { type ActResult, act } from "./act";
+import { instanceCounts } from "./model";
 import { observe, replicaCurrentVersion } from "./observe";
 import { plan } from "./plan";
 import type { Plan, PlanSettings } from "./types";
@@ -16,8 +19,10 @@ export interface ReconcileDeps {
   config: ReconcileConfig;
   secrets: (region: string) => SecretsManagerClient;
   autoScaling: (region: string) => AutoScalingClient;
+  ec2: (region: string) => EC2Client;
+  ssm: (region: string) => SSMClient;
   sns: (region: string) => SNSClient;
-  buildkite: Pick<BuildkiteClient, "listTokens" | "deleteToken">;
+  buildkite: Pick<BuildkiteClient, "listTokens" | "deleteToken" | "listAgents" | "stopAgent">;
   logger: Logger;
   metrics: MetricsSink;
   now: () => Date;
@@ -34,32 +39,52 @@ export interface ReconcileOutcome {
 
 /** Stop waiting this long before the Lambda deadline, leaving time to act and log. */
 const DEADLINE_MARGIN_MS = 20_000;
-const MAX_ROUNDS = 10;
+const MAX_ROUNDS = 60;
 
 export function planSettings(config: ReconcileConfig): PlanSettings {
   return {
     primaryRegion: config.secret.region,
+    strategy: config.strategy,
     preferences: config.refresh,
     maxRolloutSeconds: config.maxRolloutSeconds,
     replicaAlertSeconds: config.replicaAlertSeconds,
+    inPlace: {
+      fallback: config.inPlace.fallback,
+      fallbackAfterSeconds: config.inPlace.fallbackAfterSeconds,
+      retrySeconds: config.inPlace.retrySeconds,
+      bootGraceSeconds: config.inPlace.bootGraceSeconds,
+    },
   };
+}
+
+/** The SSM parameter path through which instances read the secret (the Elastic CI Stack's BuildkiteAgentTokenParameterStorePath). */
+export function tokenParameterName(config: Pick<ReconcileConfig, "secret">): string {
+  return `/aws/reference/secretsmanager/${config.secret.name}`;
 }
 
 /**
  * One reconcile run: observe → plan → act, again after waiting (bounded, within the deadline) for
- * lagging replicas, so that a region that catches up is refreshed in the same run. Refreshes are
- * not waited for: their completion events (and the schedule) trigger the next run.
+ * lagging replicas, so that a region that catches up is rolled out in the same run, and for the
+ * install commands in flight (in-place produces no refresh events). Refreshes are not waited for:
+ * their completion events (and the schedule) trigger the next run; nor are instances that only a
+ * later retry can reach.
  */
 export async function reconcile(deps: ReconcileDeps): Promise<ReconcileOutcome> {
   const settings = planSettings(deps.config);
   const results: ActResult[] = [];
   let current: Plan | undefined;
   let rounds = 0;
+  let commandPolls = 0;
   while (rounds < MAX_ROUNDS) {
     rounds++;
     const observation = await observe(deps);
     current = plan(observation, settings);
-    const result = await act(current, observation, { ...deps, alertTopicArn: deps.config.alertTopicArn });
+    const result = await act(current, observation, {
+      ...deps,
+      alertTopicArn: deps.config.alertTopicArn,
+      inPlace: deps.config.inPlace,
+      tokenParameterName: tokenParameterName(deps.config),
+    });
     results.push(result);
     deps.logger.info("reconcile round", {
       round: rounds,
@@ -70,10 +95,12 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileOutcome> 
         target: `${t.region}:${t.groupName}`,
         phase: t.phase,
         refreshId: t.refreshId,
+        ...(t.instances.length > 0 ? { instances: instanceCounts(t) } : {}),
       })),
       regionsBehind: current.regionsBehind,
       actions: current.actions.map((a) => a.kind),
       refreshesStarted: result.refreshesStarted.length,
+      commandsSent: result.commandsSent.length,
       revoked: result.revoked.length,
     });
     for (const notice of current.notices) deps.logger.info("notice", { notice });
@@ -81,7 +108,17 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileOutcome> 
     // A refresh we just started or a revocation we just made changes what the next observation
     // sees; anything else that could change soon is a lagging replica.
     const waitForReplicas = current.waitingFor.includes("replicas") && current.versionId !== undefined;
-    if (!waitForReplicas) break;
+    if (!waitForReplicas) {
+      // Commands just sent or still running report within seconds: poll them in this run.
+      const inFlight =
+        result.commandsSent.length > 0 ||
+        current.targets.some((t) => t.instances.some((i) => i.state === "in-flight"));
+      if (!inFlight || current.complete) break;
+      const delay = backoffDelay(commandPolls++, 250, 2_000);
+      if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) break;
+      await deps.sleep(delay);
+      continue;
+    }
     const synced = await waitForReplicaSync(deps, current.versionId ?? "", current.regionsLagging);
     if (!synced) {
       deps.logger.info("replicas still behind at the end of this run's budget; the next trigger continues", {

@@ -1,9 +1,10 @@
 import type { ReconcileConfig } from "../config";
 import type { SecretState } from "../secrets/describe";
+import { BLOCKED_PHASES, type InstanceCounts, instanceCounts } from "./model";
 import { type ObserveDeps, observeWithSecret } from "./observe";
 import { plan } from "./plan";
 import { planSettings } from "./reconcile";
-import type { Action, EmergencyDeclaration, Observation, Plan, TargetPhase } from "./types";
+import type { Action, EmergencyDeclaration, InstanceState, Observation, Plan, TargetPhase } from "./types";
 
 /**
  * Everything an operator wants to see about the rotation, in one snapshot: what the CLI's
@@ -47,11 +48,18 @@ export interface StatusReport {
     state: "in-sync" | "lagging" | "failed";
     detail: string | undefined;
   }>;
+  strategy: Plan["strategy"];
   groups: Array<{
     region: string;
     groupName: string;
+    /** The Elastic CI Stack it belongs to, when targeted by stack. */
+    stackName: string | undefined;
     phase: TargetPhase;
     instances: number;
+    /** The per-instance ledger in numbers: safe (booted after sync, confirmed, gone), pending, unreachable. */
+    progress: InstanceCounts;
+    /** Every instance not yet safe, with where it stands. */
+    waiting: Array<{ instanceId: string; state: InstanceState; detail: string }>;
     refreshId: string | undefined;
     refreshStatus: string | undefined;
     percentageComplete: number | undefined;
@@ -142,6 +150,7 @@ export function buildStatus(
           (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0) ||
           stageRank(a.stages) - stageRank(b.stages),
       ),
+    strategy: p.strategy,
     regions: [
       {
         region: config.secret.region,
@@ -160,7 +169,7 @@ export function buildStatus(
             : r.error || r.replicationStatus === "Failed"
               ? ("failed" as const)
               : ("lagging" as const),
-        detail: r.error ?? r.statusMessage,
+        detail: r.error?.message ?? r.statusMessage,
       })),
     ],
     groups: p.targets.map((t) => {
@@ -169,8 +178,13 @@ export function buildStatus(
       return {
         region: t.region,
         groupName: t.groupName,
+        stackName: t.stackName,
         phase: t.phase,
-        instances: o?.instances ?? 0,
+        instances: o?.members.length ?? 0,
+        progress: instanceCounts(t),
+        waiting: t.instances
+          .filter((i) => !i.safe)
+          .map((i) => ({ instanceId: i.instanceId, state: i.state, detail: i.detail })),
         refreshId: refresh?.id,
         refreshStatus: refresh?.status,
         percentageComplete: refresh?.percentageComplete,
@@ -209,8 +223,20 @@ export function describeNext(p: Plan): string[] {
         return `revoke token ${a.tokenId} (version ${a.versionId})`;
       case "alert":
         return `alert: ${a.subject}`;
-      case "record-complete":
-        return `record the rollout of ${a.versionId} as complete`;
+      case "record-rollout":
+        return a.complete
+          ? `record the rollout of ${a.versionId} as complete`
+          : `record the rollout state of ${a.versionId} (alerts sent)`;
+      case "record-sync":
+        return `record that ${a.target.region} serves ${a.versionId} (group ${a.target.groupName})`;
+      case "adopt-refresh":
+        return `adopt refresh ${a.refreshId} of ${a.target.groupName} in ${a.target.region}, started for our recorded intent`;
+      case "send-command":
+        return `send the install command to ${a.instanceIds.length} instance(s) in ${a.region}`;
+      case "stop-agent":
+        return `stop the agent on ${a.instanceId} (${a.target.groupName}, ${a.target.region}) after its current job`;
+      case "terminate-instance":
+        return `replace ${a.instanceId} (${a.target.groupName}, ${a.target.region}): terminate it without decrementing the desired capacity`;
     }
   };
   if (p.actions.length > 0) return p.actions.map(words);
@@ -222,8 +248,14 @@ export function describeNext(p: Plan): string[] {
   if (refreshing.length > 0) {
     out.push(`wait for refreshes: ${refreshing.map((t) => `${t.region}:${t.groupName}`).join(", ")}`);
   }
+  const updating = p.targets.filter((t) => t.phase === "updating");
+  if (updating.length > 0) {
+    out.push(
+      `wait for the install command: ${updating.map((t) => `${t.region}:${t.groupName} (${instanceCounts(t).pending} pending)`).join(", ")}`,
+    );
+  }
   if (p.waitingFor.includes("operator")) {
-    const blocked = p.targets.filter((t) => ["failed", "partial", "missing", "unknown"].includes(t.phase));
+    const blocked = p.targets.filter((t) => BLOCKED_PHASES.has(t.phase));
     out.push(
       `nothing until an operator acts: ${[...blocked.map((t) => `${t.region}:${t.groupName} ${t.detail}`), ...p.regionsBehind.filter((r) => !p.regionsLagging.includes(r)).map((r) => `replica ${r}`)].join("; ")}`,
     );

@@ -1,5 +1,6 @@
 import type { InstanceRefreshStatus } from "@aws-sdk/client-auto-scaling";
-import type { RefreshPreferences, TargetGroup } from "../config";
+import type { InPlaceFallback, RefreshPreferences, RolloutStrategy, TargetGroup } from "../config";
+import type { InstallResult } from "./install-result";
 
 /** Everything a reconcile run knows about the world, gathered by observe(); input of plan(). */
 export interface Observation {
@@ -17,15 +18,31 @@ export interface Observation {
   };
   /** Every replica region of the secret (targets' regions other than the primary among them). */
   replicas: ReplicaObservation[];
+  /** Every target group: the named ones, then every group found for each target stack. */
   targets: TargetObservation[];
+  /** Target stacks and the groups their tags lead to. */
+  stacks: StackObservation[];
   /** Every token of the cluster; `versionId` set only for tokens this project made for this secret. */
   tokens: TokenObservation[];
-  /** Ids (markers.alertId) of alerts already sent for the current version (the anchor group's rollout tag). */
+  /**
+   * The cluster's agents with the EC2 instance they run on (from their `aws:instance-id` meta-data);
+   * observed only when the in-place fallback `terminate` may need them, undefined otherwise.
+   */
+  agents: AgentObservation[] | undefined;
+  /** What the anchor group's rollout tag says, validated against the current version. */
+  rollout: RolloutRecord;
+  /** An emergency declared by the operator CLI (anchor group tag), as written; plan() validates it. */
+  emergency: EmergencyDeclaration | undefined;
+}
+
+/** The rollout tag's content for the current version (empty when absent, unreadable or for another version). */
+export interface RolloutRecord {
+  /** Ids (markers.alertId) of alerts already sent for the current version. */
   alertsSent: string[];
   /** Whether the rollout of the current version was already recorded as complete. */
-  completedVersion: string | undefined;
-  /** An emergency declared by the operator CLI (anchor group tag); applies while its version is current. */
-  emergency: EmergencyDeclaration | undefined;
+  complete: boolean;
+  /** Since when something has stayed unobservable (a transient error), if it has. */
+  unobservableSince: Date | undefined;
 }
 
 /** "The token of `leakedVersionId` leaked; roll out `versionId` fast and revoke the leaked one early." */
@@ -43,7 +60,17 @@ export interface ReplicaObservation {
   replicationStatus: string | undefined;
   statusMessage: string | undefined;
   /** The region could not be asked (missing replica, access denied, ...): a short, safe reason. */
-  error: string | undefined;
+  error: ObservationError | undefined;
+}
+
+/**
+ * Why something could not be observed. `definitive` errors (not found, access denied) will not heal
+ * by themselves and are reported at once; transient ones (throttling, 5xx, timeouts) only once they
+ * have lasted longer than the alert threshold.
+ */
+export interface ObservationError {
+  message: string;
+  definitive: boolean;
 }
 
 /**
@@ -60,17 +87,75 @@ export interface RefreshObservation {
   endTime: Date | undefined;
   percentageComplete: number | undefined;
   instancesToUpdate: number | undefined;
+  /** The refresh's ScaleInProtectedInstances and MinHealthyPercentage, as AWS reports them. */
+  scaleInProtectedInstances: string | undefined;
+  minHealthyPercentage: number | undefined;
+  skipMatching: boolean | undefined;
+  /** Whether the refresh carries a desired configuration (ours never does). */
+  hasDesiredConfiguration: boolean;
 }
 
 export interface TargetObservation extends TargetGroup {
+  /** The Elastic CI Stack the group belongs to, when it was found through TARGET_STACKS. */
+  stackName: string | undefined;
   exists: boolean;
-  /** Instances in the group right now, any lifecycle state. */
-  instances: number;
-  /** What our marker tag says we started for which version. */
-  marker: { versionId: string; refreshId: string } | undefined;
+  /** Instances in the group right now, any lifecycle state, with what EC2 and SSM say of them. */
+  members: InstanceObservation[];
+  /** What our refresh tag says we intended / started for which version (not yet validated). */
+  marker: RefreshMarker | undefined;
+  /** When the rollout first saw this group's region serve the current version (validated), if recorded. */
+  syncedAt: Date | undefined;
+  /** A sync tag that was present but failed validation (forged, for another version, in the future). */
+  badSyncTag: string | undefined;
   /** Recent refreshes, newest first. */
   refreshes: RefreshObservation[];
-  error: string | undefined;
+  error: ObservationError | undefined;
+}
+
+export interface RefreshMarker {
+  versionId: string;
+  /** When the intent to start a refresh was recorded (before StartInstanceRefresh was called). */
+  intentAt: Date;
+  /** The refresh started for the intent; undefined while unknown (a lost response, a crash). */
+  refreshId: string | undefined;
+}
+
+export interface InstanceObservation {
+  instanceId: string;
+  /** Auto Scaling lifecycle state (Pending, InService, Terminating, Standby, ...). */
+  lifecycleState: string;
+  protectedFromScaleIn: boolean;
+  /** EC2 LaunchTime; undefined when EC2 did not report the instance. */
+  launchedAt: Date | undefined;
+  platform: "Linux" | "Windows" | undefined;
+  /**
+   * SSM's PingStatus ("Online", "ConnectionLost", "Inactive"), "Unregistered" when SSM does not
+   * know the instance, undefined when not asked (the refresh strategy).
+   */
+  ssmPing: string | undefined;
+  /** Run Command invocations of our document for the current version on this instance, newest first. */
+  invocations: InvocationObservation[];
+}
+
+export interface InvocationObservation {
+  commandId: string;
+  requestedAt: Date;
+  /**
+   * The invocation's Status (Pending, InProgress, Delayed, Success, Cancelled, TimedOut, Failed,
+   * Cancelling), or "Sent" while the command lists the instance but no invocation is visible yet.
+   */
+  status: string;
+  statusDetails: string | undefined;
+  /** The document's result line, when the output carries one. */
+  result: InstallResult | undefined;
+}
+
+export interface StackObservation {
+  region: string;
+  stackName: string;
+  /** Names of the groups carrying the stack's tags. */
+  groups: string[];
+  error: ObservationError | undefined;
 }
 
 export interface TokenObservation {
@@ -81,6 +166,13 @@ export interface TokenObservation {
   expiresAt: string | undefined;
 }
 
+export interface AgentObservation {
+  id: string;
+  instanceId: string | undefined;
+  /** Buildkite's connection_state: connected, disconnected, stopping, stopped, lost, never_connected. */
+  connectionState: string;
+}
+
 export type TargetPhase =
   | "missing"
   | "waiting-for-replica"
@@ -88,27 +180,101 @@ export type TargetPhase =
   | "start-refresh"
   | "refreshing"
   | "refreshed"
+  | "updating"
+  | "updated"
+  | "blocked"
   | "empty"
   | "failed"
   | "partial"
   | "unmanaged"
   | "unknown";
 
+/** Where one instance stands in the rollout of the current version (see ledger.ts). */
+export type InstanceState =
+  /** Safe: launched after its region served the current version, so it read the new token at boot. */
+  | "booted-after-sync"
+  /** Safe: the document confirmed the current version in its cfg, after the instance's boot had finished. */
+  | "confirmed"
+  /** Safe: leaving the group (Terminating / Terminated); it will not start an agent again. */
+  | "gone"
+  /** A command for the current version is on its way or running. */
+  | "in-flight"
+  /** Ready for a command now. */
+  | "to-send"
+  /** The document said the boot had not finished; asked again after the retry interval. */
+  | "boot-in-progress"
+  /** The last command failed or was not delivered; asked again after the retry interval. */
+  | "retry-wait"
+  /** SSM does not report the instance Online. */
+  | "unreachable"
+  /** The cfg holds a token this secret never held (another cluster's?): left alone. */
+  | "foreign-token"
+  /** The document refused the cfg (a symlink, not a regular file, missing). */
+  | "refused"
+  /** Waiting for an instance refresh to replace it (refresh strategy). */
+  | "awaiting-refresh"
+  /** Not enough known (no launch time). */
+  | "unknown";
+
+export interface InstanceStatus {
+  instanceId: string;
+  state: InstanceState;
+  /** True for the three safe states. */
+  safe: boolean;
+  /** Short reason for an operator (no token). */
+  detail: string;
+  /** The fallback applies to it now (in-place, past IN_PLACE_FALLBACK_AFTER_SECONDS). */
+  fallbackDue: boolean;
+}
+
 export interface TargetStatus extends TargetGroup {
+  stackName: string | undefined;
   phase: TargetPhase;
   refreshId: string | undefined;
   percentageComplete: number | undefined;
   detail: string;
+  /** Per-instance ledger; empty when the group was not observed. */
+  instances: InstanceStatus[];
 }
 
 export type Action =
-  | { kind: "start-refresh"; target: TargetGroup; versionId: string; preferences: RefreshPreferences }
+  /**
+   * Writes the refresh tag with the intent (version, time), calls StartInstanceRefresh, then writes
+   * the tag again with the refresh id. A failed intent write means no start.
+   */
+  | {
+      kind: "start-refresh";
+      target: TargetGroup;
+      versionId: string;
+      preferences: RefreshPreferences;
+      reason: "strategy" | "fallback";
+    }
+  /** Writes the refresh tag with the id of a refresh found started for our recorded intent. */
+  | { kind: "adopt-refresh"; target: TargetGroup; versionId: string; intentAt: Date; refreshId: string }
+  /** Writes the sync tag: the group's region was first seen serving `versionId` at `at`. */
+  | { kind: "record-sync"; target: TargetGroup; versionId: string; at: Date }
+  /** SendCommand of the install document to these instances of one region (at most 50). */
+  | { kind: "send-command"; region: string; versionId: string; instanceIds: string[] }
+  /** Buildkite REST: stop the agent on the instance gracefully (force: false). */
+  | { kind: "stop-agent"; target: TargetGroup; instanceId: string; agentId: string }
+  /** TerminateInstanceInAutoScalingGroup without decrementing the desired capacity. */
+  | { kind: "terminate-instance"; target: TargetGroup; instanceId: string }
   | { kind: "revoke"; tokenId: string; versionId: string }
   | { kind: "alert"; key: string; subject: string; message: string }
-  | { kind: "record-complete"; versionId: string };
+  /**
+   * Writes the anchor group's rollout tag: the plan's alerts that act published (plus those sent
+   * before), whether the rollout is complete, and since when something has been unobservable.
+   */
+  | {
+      kind: "record-rollout";
+      versionId: string;
+      complete: boolean;
+      unobservableSince: Date | undefined;
+    };
 
 export interface Plan {
   versionId: string | undefined;
+  strategy: RolloutStrategy;
   targets: TargetStatus[];
   /** Replica regions not serving the current version, failed ones included. */
   regionsBehind: string[];
@@ -116,7 +282,7 @@ export interface Plan {
   regionsLagging: string[];
   actions: Action[];
   /** What the run is waiting for, if anything; "replicas" lets the caller wait within its deadline. */
-  waitingFor: Array<"replicas" | "refreshes" | "operator">;
+  waitingFor: Array<"replicas" | "refreshes" | "commands" | "operator">;
   /** Human-readable facts worth reporting that need no action from us (unmanaged tokens, ...). */
   notices: string[];
   /** True when nothing more will happen for the current version. */
@@ -125,8 +291,15 @@ export interface Plan {
 
 export interface PlanSettings {
   primaryRegion: string;
+  strategy: RolloutStrategy;
   preferences: RefreshPreferences;
   maxRolloutSeconds: number;
   /** A replica still behind this long after promotion is reported as failing to replicate. */
   replicaAlertSeconds: number;
+  inPlace: {
+    fallback: InPlaceFallback;
+    fallbackAfterSeconds: number;
+    retrySeconds: number;
+    bootGraceSeconds: number;
+  };
 }

@@ -1,4 +1,7 @@
+import type { InstallResult } from "../../shared/rollout/install-result";
 import type {
+  InstanceObservation,
+  InvocationObservation,
   Observation,
   RefreshObservation,
   TargetObservation,
@@ -25,9 +28,56 @@ export const refresh = (
   endTime: status === "InProgress" ? undefined : NOW,
   percentageComplete: status === "Successful" ? 100 : 40,
   instancesToUpdate: 0,
+  scaleInProtectedInstances: "Refresh",
+  minHealthyPercentage: 90,
+  skipMatching: false,
+  hasDesiredConfiguration: false,
   ...extra,
 });
 
+/** When the fixtures' regions were first seen serving the current version: two minutes ago. */
+export const SYNCED_AT = new Date(NOW.getTime() - 120_000);
+/** Launched a day ago: it read the old token at boot. */
+export const OLD_LAUNCH = new Date(NOW.getTime() - DAY);
+/** Launched after the sync: it read the new token at boot. */
+export const NEW_LAUNCH = new Date(NOW.getTime() - 30_000);
+
+/** An InService Linux instance launched before the sync, SSM Online, no command yet. */
+export const member = (
+  instanceId: string,
+  extra: Partial<InstanceObservation> = {},
+): InstanceObservation => ({
+  instanceId,
+  lifecycleState: "InService",
+  protectedFromScaleIn: true,
+  launchedAt: OLD_LAUNCH,
+  platform: "Linux",
+  ssmPing: "Online",
+  invocations: [],
+  ...extra,
+});
+
+/** A Run Command invocation of the install document, `ageSeconds` old. */
+export const invocation = (
+  status: string,
+  result?: InstallResult["result"],
+  versionId: string | undefined = V2,
+  ageSeconds = 10,
+  extra: Partial<InvocationObservation> = {},
+): InvocationObservation => ({
+  commandId: `c-${status}-${result ?? "none"}`,
+  requestedAt: new Date(NOW.getTime() - ageSeconds * 1000),
+  status,
+  statusDetails: status,
+  result: result ? { result, versionId, hashPrefix: "0123456789ab", reason: undefined } : undefined,
+  ...extra,
+});
+
+/** Confirmed in place for `version`. */
+export const confirmed = (instanceId: string, version = V2) =>
+  member(instanceId, { invocations: [invocation("Success", "installed", version)] });
+
+/** Two old instances (i-1, i-2), region synced two minutes ago, no marker. */
 export const target = (
   region: string,
   groupName: string,
@@ -35,9 +85,12 @@ export const target = (
 ): TargetObservation => ({
   region,
   groupName,
+  stackName: undefined,
   exists: true,
-  instances: 4,
+  members: [member(`i-${groupName}-1`), member(`i-${groupName}-2`)],
   marker: undefined,
+  syncedAt: SYNCED_AT,
+  badSyncTag: undefined,
   refreshes: [],
   error: undefined,
   ...extra,
@@ -57,20 +110,26 @@ export const token = (
   ...extra,
 });
 
-/** A group whose marker names `id` for `version`, and that refresh in the given state. */
+/** A group whose marker names `id` for `version` (intent recorded 90 s ago), and that refresh in the given state. */
 export const ours = (
   version: string,
   id = `r-${version}`,
   status = "Successful",
   extra: Partial<RefreshObservation> = {},
 ) => ({
-  marker: { versionId: version, refreshId: id },
+  marker: { versionId: version, intentAt: new Date(NOW.getTime() - 90_000), refreshId: id },
   refreshes: [refresh(id, status, extra)],
 });
 
+/** Instances that replaced the old ones after the sync. */
+export const replaced = (groupName: string) => [
+  member(`i-${groupName}-3`, { launchedAt: NEW_LAUNCH }),
+  member(`i-${groupName}-4`, { launchedAt: NEW_LAUNCH }),
+];
+
 /**
  * V2 current (5 minutes old), V1 previous (a day old), one replica (eu-west-1) in sync, two
- * target groups (us-east-1:ci-a, eu-west-1:ci-b) not refreshed yet, managed tokens for V1 and V2.
+ * target groups (us-east-1:ci-a, eu-west-1:ci-b) with two old instances each, managed tokens for V1 and V2.
  */
 export function observation(
   over: Partial<Observation> = {},
@@ -96,9 +155,10 @@ export function observation(
       },
     ],
     targets: [target("us-east-1", "ci-a"), target("eu-west-1", "ci-b")],
+    stacks: [],
     tokens: [token("t1", V1), token("t2", V2)],
-    alertsSent: [],
-    completedVersion: undefined,
+    agents: undefined,
+    rollout: { alertsSent: [], complete: false, unobservableSince: undefined },
     emergency: undefined,
     ...over,
   };

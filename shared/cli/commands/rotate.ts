@@ -5,7 +5,8 @@ import type { TargetGroup } from "../../config";
 import { AppError, describeError } from "../../errors";
 import { tagGroup } from "../../rollout/act";
 import { encodeEmergency } from "../../rollout/markers";
-import { describeGroups } from "../../rollout/observe";
+import { DONE_PHASES } from "../../rollout/model";
+import { observeGroups } from "../../rollout/observe";
 import { EMERGENCY_TAG } from "../../rollout/plan";
 import type { StatusReport } from "../../rollout/status";
 import { sleep as realSleep, type Sleep } from "../../sleep";
@@ -116,23 +117,14 @@ export function rotateOptions(values: {
 export async function findAnchor(
   ctx: Pick<OperatorContext, "config" | "autoScaling">,
 ): Promise<TargetGroup | undefined> {
-  const existing = new Map<string, Set<string>>();
-  for (const t of ctx.config.targets) {
-    let names = existing.get(t.region);
-    if (!names) {
-      const wanted = ctx.config.targets.filter((x) => x.region === t.region).map((x) => x.groupName);
-      try {
-        names = new Set((await describeGroups(ctx.autoScaling(t.region), wanted)).keys());
-      } catch (error) {
-        const e = describeError(error);
-        throw new AppError(
-          `cannot describe the target groups in ${t.region} to find the group that carries the emergency tag: ${e.name}: ${e.message}`,
-          { cause: error },
-        );
-      }
-      existing.set(t.region, names);
+  const { targets } = await observeGroups(ctx);
+  for (const t of targets) {
+    if (t.exists) return { region: t.region, groupName: t.groupName };
+    if (t.error) {
+      throw new AppError(
+        `cannot describe the target groups in ${t.region} to find the group that carries the emergency tag: ${t.error.message}`,
+      );
     }
-    if (names.has(t.groupName)) return t;
   }
   return undefined;
 }
@@ -153,7 +145,7 @@ interface Containment {
   openGroupsAtRevocation: string[] | undefined;
 }
 
-const OPEN = (g: StatusReport["groups"][number]) => g.phase !== "refreshed" && g.phase !== "empty";
+const OPEN = (g: StatusReport["groups"][number]) => !DONE_PHASES.has(g.phase);
 
 /** Done: the new version is current, every group is refreshed, and no older managed token is valid. */
 export function rolloutDone(report: StatusReport, versionId: string): boolean {

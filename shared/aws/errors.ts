@@ -1,0 +1,21 @@
+import { describeError } from "../errors";
+import type { ObservationError } from "../rollout/types";
+
+/**
+ * AWS answers that will not change by asking again: the thing is not there, or we may not see it.
+ * Everything else (throttling, 5xx, timeouts, network errors) is transient.
+ */
+const DEFINITIVE =
+  /^(ResourceNotFoundException|AccessDenied(Exception)?|UnauthorizedOperation|AuthorizationError|InvalidInstanceID\.NotFound|ValidationError|InvalidParameterValue|NotFoundException)$/;
+
+/** Whether an AWS SDK error names a missing resource. */
+export function isNotFound(error: unknown): boolean {
+  const name = describeError(error).name;
+  return /NotFound/.test(name);
+}
+
+export function observationError(error: unknown, what?: string): ObservationError {
+  const e = describeError(error);
+  const message = `${e.name}: ${e.message}`;
+  return { message: what ? `${what}: ${message}` : message, definitive: DEFINITIVE.test(e.name) };
+}

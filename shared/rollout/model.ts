@@ -1,0 +1,62 @@
+import type { InstanceState, Plan, TargetPhase, TargetStatus } from "./types";
+
+/**
+ * The rollout's vocabulary, defined once: which phases count as done, which need an operator, which
+ * are still moving. plan(), status, the CLI's `rotate` and the sandbox all read these.
+ */
+
+/** Every instance of the group is safe for the current version (or the group has none). */
+export const DONE_PHASES: ReadonlySet<TargetPhase> = new Set(["refreshed", "updated", "empty"]);
+/** Nothing will change without an operator (or the configured fallback). */
+export const BLOCKED_PHASES: ReadonlySet<TargetPhase> = new Set([
+  "failed",
+  "partial",
+  "missing",
+  "unknown",
+  "blocked",
+]);
+/** Phases in which a refresh of ours or someone else's is running or about to be started. */
+export const REFRESH_PHASES: ReadonlySet<TargetPhase> = new Set([
+  "start-refresh",
+  "refreshing",
+  "waiting-for-other-refresh",
+]);
+
+export const SAFE_INSTANCE_STATES: ReadonlySet<InstanceState> = new Set([
+  "booted-after-sync",
+  "confirmed",
+  "gone",
+]);
+
+export const isDone = (t: Pick<TargetStatus, "phase">): boolean => DONE_PHASES.has(t.phase);
+export const isBlocked = (t: Pick<TargetStatus, "phase">): boolean => BLOCKED_PHASES.has(t.phase);
+
+/** Counts of a group's instances by where they stand, for status and the CLI's progress view. */
+export interface InstanceCounts {
+  total: number;
+  safe: number;
+  /** Still to be updated (commands on their way, to send, or waiting for a refresh). */
+  pending: number;
+  /** Not reachable or refused: the fallback or an operator must act. */
+  unreachable: number;
+}
+
+const UNREACHABLE: ReadonlySet<InstanceState> = new Set([
+  "unreachable",
+  "foreign-token",
+  "refused",
+  "unknown",
+]);
+
+export function instanceCounts(t: Pick<TargetStatus, "instances">): InstanceCounts {
+  const counts: InstanceCounts = { total: t.instances.length, safe: 0, pending: 0, unreachable: 0 };
+  for (const i of t.instances) {
+    if (i.safe) counts.safe++;
+    else if (UNREACHABLE.has(i.state) || i.fallbackDue) counts.unreachable++;
+    else counts.pending++;
+  }
+  return counts;
+}
+
+/** The rollout of the plan's version is complete: nothing is left to do, revocation included. */
+export const rolloutDone = (p: Pick<Plan, "complete">): boolean => p.complete;
