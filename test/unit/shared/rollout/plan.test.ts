@@ -157,14 +157,14 @@ describe("plan: the per-instance ledger decides revocation (in-place)", () => {
       true,
     ],
     [
-      "boot in progress, asked 10 s ago",
-      { invocations: [invocation("Success", "boot-in-progress")] },
+      "launched just before the sync, boot in progress, asked 10 s ago",
+      { launchedAt: ago(150), invocations: [invocation("Success", "boot-in-progress")] },
       "boot-in-progress",
       false,
     ],
     [
-      "boot in progress, asked 90 s ago",
-      { invocations: [invocation("Success", "boot-in-progress", V2, 90)] },
+      "launched just before the sync, boot in progress, asked 90 s ago",
+      { launchedAt: ago(150), invocations: [invocation("Success", "boot-in-progress", V2, 90)] },
       "to-send",
       true,
     ],
