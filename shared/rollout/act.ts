@@ -238,7 +238,11 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
       alerts: [...obs.rollout.alertsSent, ...result.alerted.map(alertId)],
       unobservableSince: record.unobservableSince,
     });
-    if (anchor) {
+    const changed =
+      result.alerted.length > 0 ||
+      (completeNow && !obs.rollout.complete) ||
+      (record.unobservableSince?.getTime() ?? 0) !== (obs.rollout.unobservableSince?.getTime() ?? 0);
+    if (anchor && changed) {
       await tagGroup(deps.autoScaling(anchor.region), anchor.groupName, ROLLOUT_TAG, value).catch(
         (error: unknown) =>
           deps.logger.warn("could not record rollout state", { error: describeError(error) }),
