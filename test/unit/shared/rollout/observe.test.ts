@@ -3,11 +3,18 @@ import {
   DescribeAutoScalingGroupsCommand,
   DescribeInstanceRefreshesCommand,
 } from "@aws-sdk/client-auto-scaling";
+import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import {
   DescribeSecretCommand,
   ListSecretVersionIdsCommand,
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
+import {
+  DescribeInstanceInformationCommand,
+  ListCommandInvocationsCommand,
+  ListCommandsCommand,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { describeManagedToken } from "../../../../shared/buildkite/description";
@@ -19,10 +26,63 @@ import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 const config = loadReconcileConfig(reconcileEnv());
 const sm = mockClient(SecretsManagerClient);
 const asg = mockClient(AutoScalingClient);
+const ec2 = mockClient(EC2Client);
+const ssm = mockClient(SSMClient);
+const LAUNCH = new Date("2026-11-22T10:00:00Z");
 
 beforeEach(() => {
   sm.reset();
   asg.reset();
+  ec2.reset();
+  ssm.reset();
+  ec2.on(DescribeInstancesCommand).callsFake((input: { Filters?: Array<{ Values?: string[] }> }) => ({
+    Reservations: [
+      {
+        Instances: (input.Filters?.[0]?.Values ?? []).map((id) => ({
+          InstanceId: id,
+          LaunchTime: LAUNCH,
+          ...(id.endsWith("-b") ? { Platform: "windows" } : {}),
+          State: { Name: "running" },
+        })),
+      },
+    ],
+  }));
+  ssm.on(DescribeInstanceInformationCommand).resolves({
+    InstanceInformationList: [{ InstanceId: "i-ci-a", PingStatus: "Online" }],
+  });
+  ssm.on(ListCommandsCommand).resolves({
+    Commands: [
+      {
+        CommandId: "c-old",
+        Comment: "bk-token-rotation v=v1",
+        InstanceIds: ["i-ci-a"],
+        RequestedDateTime: new Date(500),
+      },
+      {
+        CommandId: "c-1",
+        Comment: "bk-token-rotation v=v2",
+        InstanceIds: ["i-ci-a", "i-ci-b"],
+        RequestedDateTime: new Date(900),
+      },
+    ],
+  });
+  ssm.on(ListCommandInvocationsCommand, { CommandId: "c-1" }).resolves({
+    CommandInvocations: [
+      {
+        CommandId: "c-1",
+        InstanceId: "i-ci-a",
+        Status: "Success",
+        StatusDetails: "Success",
+        RequestedDateTime: new Date(900),
+        CommandPlugins: [
+          {
+            Output:
+              "noise\nbuildkite-agent-token-rotation result=installed version=v2 sha256=0123456789ab reason=-\n",
+          },
+        ],
+      },
+    ],
+  });
   sm.on(ListSecretVersionIdsCommand).resolves({ Versions: [{ VersionId: "v2", CreatedDate: new Date(0) }] });
   sm.on(DescribeSecretCommand).resolves({
     VersionIdsToStages: { v1: ["AWSPREVIOUS"], v2: ["AWSCURRENT"] },
@@ -36,7 +96,7 @@ beforeEach(() => {
     AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
       AutoScalingGroupName: name,
       Instances: [{ InstanceId: `i-${name}` }],
-      Tags: [{ Key: MARKER_TAG, Value: "version=v2 refresh=r-1" }],
+      Tags: [{ Key: MARKER_TAG, Value: "version=v2 intent=1700000000 refresh=r-1" }],
     })),
   }));
   asg.on(DescribeInstanceRefreshesCommand).resolves({
@@ -53,7 +113,10 @@ function deps() {
       return clients.get(region) as SecretsManagerClient;
     },
     autoScaling: (region: string) => new AutoScalingClient({ region }),
+    ec2: (region: string) => new EC2Client({ region }),
+    ssm: (region: string) => new SSMClient({ region }),
     buildkite: {
+      listAgents: async () => [],
       listTokens: async () => [
         {
           id: "t2",
@@ -78,7 +141,7 @@ describe("observe", () => {
     const obs = await observe(deps());
     expect(obs.secret.current).toBe("v2");
     expect(
-      obs.targets.map((t) => [t.groupName, t.marker?.refreshId, t.refreshes[0]?.status, t.instances]),
+      obs.targets.map((t) => [t.groupName, t.marker?.refreshId, t.refreshes[0]?.status, t.members.length]),
     ).toEqual([
       ["ci-a", "r-1", "Successful", 1],
       ["ci-b", "r-1", "Successful", 1],
@@ -87,5 +150,84 @@ describe("observe", () => {
       ["t2", "v2"],
       ["h", undefined],
     ]);
+  });
+});
+
+describe("observe: instances", () => {
+  it("joins EC2 launch times and platforms, SSM reachability, and our commands for the current version", async () => {
+    const obs = await observe(deps());
+    const [a, b] = obs.targets.map((t) => t.members[0]);
+    expect(a).toMatchObject({
+      instanceId: "i-ci-a",
+      launchedAt: LAUNCH,
+      platform: "Linux",
+      ssmPing: "Online",
+    });
+    // SSM does not list i-ci-b: its agent never registered.
+    expect(b).toMatchObject({ instanceId: "i-ci-b", platform: "Windows", ssmPing: "Unregistered" });
+    // The command for v1 is ignored; c-1's invocation on i-ci-a is parsed; i-ci-b has none visible yet.
+    expect(a?.invocations).toEqual([
+      {
+        commandId: "c-1",
+        requestedAt: new Date(900),
+        status: "Success",
+        statusDetails: "Success",
+        result: { result: "installed", versionId: "v2", hashPrefix: "0123456789ab", reason: undefined },
+      },
+    ]);
+    expect(b?.invocations.map((i) => i.status)).toEqual(["Sent"]);
+  });
+
+  it("asks SSM nothing with the refresh strategy", async () => {
+    const obs = await observe({ ...deps(), config: { ...config, strategy: "refresh" } });
+    expect(ssm.calls()).toHaveLength(0);
+    expect(obs.targets[0]?.members[0]?.ssmPing).toBeUndefined();
+  });
+
+  it("finds a stack's groups by their CloudFormation tags, old and new during a replacement", async () => {
+    asg
+      .on(DescribeAutoScalingGroupsCommand)
+      .callsFake((input: { AutoScalingGroupNames?: string[]; Filters?: unknown }) => ({
+        AutoScalingGroups: input.Filters
+          ? ["buildkite-AgentAutoScaleGroup-OLD", "buildkite-AgentAutoScaleGroup-NEW"].map((name) => ({
+              AutoScalingGroupName: name,
+              Instances: [],
+              Tags: [{ Key: "aws:cloudformation:stack-name", Value: "buildkite" }],
+            }))
+          : [],
+      }));
+    const obs = await observe({
+      ...deps(),
+      config: { ...config, targets: [], stacks: [{ region: "us-east-1", stackName: "buildkite" }] },
+    });
+    expect(obs.targets.map((t) => [t.groupName, t.stackName])).toEqual([
+      ["buildkite-AgentAutoScaleGroup-OLD", "buildkite"],
+      ["buildkite-AgentAutoScaleGroup-NEW", "buildkite"],
+    ]);
+    const filters = asg.commandCalls(DescribeAutoScalingGroupsCommand)[0]?.args[0].input.Filters;
+    expect(filters).toEqual([
+      { Name: "tag:aws:cloudformation:stack-name", Values: ["buildkite"] },
+      { Name: "tag:aws:cloudformation:logical-id", Values: ["AgentAutoScaleGroup"] },
+    ]);
+  });
+
+  it("describes at most 50 group names per call", async () => {
+    const names = Array.from({ length: 120 }, (_, i) => `us-east-1:g${i}`).join(",");
+    await observe({ ...deps(), config: loadReconcileConfig(reconcileEnv({ TARGET_GROUPS: names })) });
+    const sizes = asg
+      .commandCalls(DescribeAutoScalingGroupsCommand)
+      .map((c) => c.args[0].input.AutoScalingGroupNames?.length);
+    expect(sizes).toEqual([50, 50, 20]);
+  });
+
+  it("classifies a throttled Run Command listing as a transient error of the region's groups", async () => {
+    ssm
+      .on(ListCommandsCommand)
+      .rejects(Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException" }));
+    const obs = await observe(deps());
+    expect(obs.targets[0]?.error).toEqual({
+      message: "Run Command: ThrottlingException: Rate exceeded",
+      definitive: false,
+    });
   });
 });
