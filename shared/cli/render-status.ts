@@ -417,12 +417,16 @@ export function progressLine(report: StatusReport, options: ProgressOptions = {}
  *                              "expiresInSeconds": number|null } | null } ],   newest first
  *   "regions": [ { "region", "primary": bool, "currentVersionId": string|null,
  *                  "state": "in-sync"|"lagging"|"failed", "detail": string|null } ],
- *   "groups": [ { "region", "groupName", "phase", "instances": number, "refreshId": string|null,
- *                 "refreshStatus": string|null, "percentageComplete": number|null, "detail" } ],
+ *   "strategy": "in-place"|"refresh",
+ *   "groups": [ { "region", "groupName", "stackName": string|null, "phase", "instances": number,
+ *                 "progress": { "total", "safe", "pending", "unreachable" },
+ *                 "waiting": [ { "instanceId", "state", "detail" } ],   instances not yet safe
+ *                 "refreshId": string|null, "refreshStatus": string|null,
+ *                 "percentageComplete": number|null, "detail" } ],
  *   "tokens": { "managedValid": [ { "id", "versionId", "createdAt": ISO|null, "expiresAt": ISO|null } ],
  *               "unmanaged": [ { "id", "description" } ] },
  *   "emergency": { "versionId", "leakedVersionId", "minHealthyPercentage" } | null,
- *   "rollout": { "complete": bool, "waitingFor": ["replicas"|"refreshes"|"operator"],
+ *   "rollout": { "complete": bool, "waitingFor": ["replicas"|"refreshes"|"commands"|"operator"],
  *                "next": [string], "notices": [string] },
  *   "attention": [string],                  why the exit code is 3 (empty: 0)
  *   "exitCode": 0|3
@@ -462,11 +466,15 @@ export interface StatusJson {
     state: "in-sync" | "lagging" | "failed";
     detail: string | null;
   }>;
+  strategy: string;
   groups: Array<{
     region: string;
     groupName: string;
+    stackName: string | null;
     phase: string;
     instances: number;
+    progress: { total: number; safe: number; pending: number; unreachable: number };
+    waiting: Array<{ instanceId: string; state: string; detail: string }>;
     refreshId: string | null;
     refreshStatus: string | null;
     percentageComplete: number | null;
@@ -536,11 +544,15 @@ export function statusJson(report: StatusReport): StatusJson {
       state: r.state,
       detail: orNull(r.detail),
     })),
+    strategy: report.strategy,
     groups: report.groups.map((g) => ({
       region: g.region,
       groupName: g.groupName,
+      stackName: orNull(g.stackName),
       phase: g.phase,
       instances: g.instances,
+      progress: { ...g.progress },
+      waiting: g.waiting.map((w) => ({ ...w })),
       refreshId: orNull(g.refreshId),
       refreshStatus: orNull(g.refreshStatus),
       percentageComplete: orNull(g.percentageComplete),

@@ -101,7 +101,11 @@ describe("loadReconcileConfig", () => {
   it.each([
     ["TARGET_GROUPS", "ap-south-1:ci", "neither the secret's primary region nor one of its replica regions"],
     ["TARGET_GROUPS", "ci-a", "region:auto-scaling-group-name"],
-    ["TARGET_GROUPS", "", "is required"],
+    ["TARGET_STACKS", "", "or TARGET_GROUPS is required"],
+    ["TARGET_STACKS", "us-east-1:1bad", "region:stack-name"],
+    ["ROLLOUT_STRATEGY", "replace", "in-place or refresh"],
+    ["IN_PLACE_FALLBACK", "reboot", "alert, refresh or terminate"],
+    ["IN_PLACE_DELIVERY_TIMEOUT_SECONDS", "10", "between 30"],
     ["REPLICA_REGIONS", "mars-1", "not an AWS region"],
     ["REFRESH_SCALE_IN_PROTECTED_INSTANCES", "Always", "Refresh, Ignore or Wait"],
     ["REFRESH_MIN_HEALTHY_PERCENTAGE", "101", "between 0 and 100"],
@@ -109,7 +113,10 @@ describe("loadReconcileConfig", () => {
     ["ALERT_TOPIC_ARN", "topic", "SNS topic ARN"],
     ["MAX_ROLLOUT_SECONDS", "5", "between 60"],
   ])("%s=%s fails naming the variable", (name, value, problem) => {
-    const e = errorOf(() => loadReconcileConfig({ ...env, [name]: value }));
+    // An empty TARGET_STACKS leaves no target at all: drop TARGET_GROUPS too for that case.
+    const { TARGET_GROUPS: groups, ...rest } = env;
+    const base = name === "TARGET_STACKS" && value === "" ? rest : { ...rest, TARGET_GROUPS: groups };
+    const e = errorOf(() => loadReconcileConfig({ ...base, [name]: value }));
     expect(e.variable).toBe(name);
     expect(e.message).toContain(problem);
   });

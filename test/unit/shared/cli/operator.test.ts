@@ -114,7 +114,7 @@ describe("loadOperatorConfig", () => {
   it("names the missing variable and where it looked", async () => {
     const { TARGET_GROUPS: _, ...partial } = CONTRACT;
     await expect(loadOperatorConfig(operatorSettings({}, {}), partial, factory)).rejects.toThrow(
-      /^TARGET_GROUPS: is required \(in the environment; or pass --function <reconcile function>\)$/,
+      /^TARGET_STACKS: or TARGET_GROUPS is required: .* \(in the environment; or pass --function <reconcile function>\)$/,
     );
   });
 
@@ -262,6 +262,7 @@ function fakeContext(reports: Array<Partial<StatusReport>>, tokens: ClusterToken
 function report(over: Partial<StatusReport>): StatusReport {
   return {
     at: new Date("2026-11-22T12:00:00Z"),
+    strategy: "refresh",
     secret: {
       arn: ARN,
       name: "bk/agent-token",
@@ -282,8 +283,11 @@ function report(over: Partial<StatusReport>): StatusReport {
       {
         region: "us-east-1",
         groupName: "ci-a",
+        stackName: undefined,
         phase: "refreshing",
         instances: 4,
+        progress: { total: 4, safe: 0, pending: 4, unreachable: 0 },
+        waiting: [],
         refreshId: "r-a",
         refreshStatus: "InProgress",
         percentageComplete: 25,
@@ -309,8 +313,11 @@ const DONE: Partial<StatusReport> = {
     {
       region: "us-east-1",
       groupName: "ci-a",
+      stackName: undefined,
       phase: "refreshed",
       instances: 4,
+      progress: { total: 4, safe: 0, pending: 4, unreachable: 0 },
+      waiting: [],
       refreshId: "r-a",
       refreshStatus: "Successful",
       percentageComplete: 100,
@@ -392,8 +399,11 @@ describe("rotate", () => {
         {
           region: "us-east-1",
           groupName: "ci-a",
+          stackName: undefined,
           phase: "failed",
           instances: 4,
+          progress: { total: 4, safe: 0, pending: 4, unreachable: 0 },
+          waiting: [],
           refreshId: "r-a",
           refreshStatus: "Failed",
           percentageComplete: 40,

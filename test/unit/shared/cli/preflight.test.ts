@@ -1,6 +1,8 @@
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { EC2Client } from "@aws-sdk/client-ec2";
 import { DescribeSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
+import { SSMClient } from "@aws-sdk/client-ssm";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -24,6 +26,8 @@ function context(): OperatorContext {
     source: "the environment",
     secrets: (region) => new SecretsManagerClient({ region }),
     autoScaling: (region) => new AutoScalingClient({ region }),
+    ec2: (region) => new EC2Client({ region }),
+    ssm: (region) => new SSMClient({ region }),
     sts: (region) => new STSClient({ region }),
     sns: (region) => new SNSClient({ region }),
     buildkite: {

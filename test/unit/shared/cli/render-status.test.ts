@@ -25,8 +25,11 @@ type Group = StatusReport["groups"][number];
 const group = (over: Partial<Group> = {}): Group => ({
   region: "us-east-1",
   groupName: "ci-a",
+  stackName: undefined,
   phase: "refreshing",
   instances: 4,
+  progress: { total: 4, safe: 0, pending: 4, unreachable: 0 },
+  waiting: [],
   refreshId: "r-a",
   refreshStatus: "InProgress",
   percentageComplete: 50,
@@ -41,6 +44,7 @@ function report(
 ): StatusReport {
   return {
     at: NOW,
+    strategy: "refresh",
     secret: {
       arn: ARN,
       name: "bk/agent-token",
@@ -84,8 +88,11 @@ function report(
       group({
         region: "eu-west-1",
         groupName: "ci-b",
+        stackName: undefined,
         phase: "waiting-for-replica",
         instances: 2,
+        progress: { total: 2, safe: 0, pending: 2, unreachable: 0 },
+        waiting: [],
         refreshId: "r-old",
         refreshStatus: "Successful",
         percentageComplete: 100,
@@ -122,6 +129,7 @@ const failed = () =>
       group({
         region: "eu-west-1",
         groupName: "ci-b",
+        stackName: undefined,
         phase: "failed",
         refreshId: "r-b",
         refreshStatus: "Failed",
@@ -368,12 +376,16 @@ describe("statusJson", () => {
           detail: "Replicating",
         },
       ],
+      strategy: "refresh",
       groups: [
         {
           region: "us-east-1",
           groupName: "ci-a",
+          stackName: null,
           phase: "refreshing",
           instances: 4,
+          progress: { total: 4, safe: 0, pending: 4, unreachable: 0 },
+          waiting: [],
           refreshId: "r-a",
           refreshStatus: "InProgress",
           percentageComplete: 50,
@@ -382,8 +394,11 @@ describe("statusJson", () => {
         {
           region: "eu-west-1",
           groupName: "ci-b",
+          stackName: null,
           phase: "waiting-for-replica",
           instances: 2,
+          progress: { total: 2, safe: 0, pending: 2, unreachable: 0 },
+          waiting: [],
           refreshId: "r-old",
           refreshStatus: "Successful",
           percentageComplete: 100,
@@ -446,6 +461,7 @@ describe("blockedAdvice and statusAttention", () => {
         group({
           region: "eu-west-1",
           groupName: "ci-b",
+          stackName: undefined,
           phase: "unknown",
           detail: "could not be observed: AccessDenied",
         }),

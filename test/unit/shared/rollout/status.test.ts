@@ -14,6 +14,7 @@ import {
   ours as oursIn,
   reconcileEnv,
   refresh,
+  replaced,
   target,
   token,
   V1,
@@ -22,11 +23,14 @@ import {
 } from "../../../support/rollout-fixtures";
 
 const config = loadReconcileConfig(
-  reconcileEnv({ MAX_ROLLOUT_SECONDS: "3600", REPLICA_ALERT_SECONDS: "600" }),
+  reconcileEnv({ MAX_ROLLOUT_SECONDS: "3600", REPLICA_ALERT_SECONDS: "600", ROLLOUT_STRATEGY: "refresh" }),
 );
 
-const ours = (version: string, id: string, status: string, pct: number) =>
-  oursIn(version, id, status, { percentageComplete: pct });
+/** Our refresh for `version`; a Successful one has replaced the group's instances with ones launched after the sync. */
+const ours = (version: string, id: string, status: string, pct: number) => ({
+  ...oursIn(version, id, status, { percentageComplete: pct }),
+  ...(status === "Successful" ? { members: replaced(id) } : {}),
+});
 
 /** The shared observation, plus a human-made token and the last rotation five minutes ago. */
 function observation(over: Partial<Observation> = {}): Observation {
@@ -211,7 +215,7 @@ describe("buildStatus", () => {
               current: undefined,
               replicationStatus: undefined,
               statusMessage: undefined,
-              error: "no replica of the secret exists in eu-west-1",
+              error: { message: "no replica of the secret exists in eu-west-1", definitive: true },
             },
           ],
         }),
@@ -228,7 +232,7 @@ describe("buildStatus", () => {
       observation({
         targets: [
           target("us-east-1", "ci-a", ours(V2, "r-a", "InProgress", 50)),
-          target("eu-west-1", "ci-b", { instances: 2, ...ours(V2, "r-b", "Successful", 100) }),
+          target("eu-west-1", "ci-b", ours(V2, "r-b", "Successful", 100)),
         ],
       }),
     );
@@ -236,8 +240,22 @@ describe("buildStatus", () => {
       {
         region: "us-east-1",
         groupName: "ci-a",
+        stackName: undefined,
         phase: "refreshing",
-        instances: 4,
+        instances: 2,
+        progress: { total: 2, safe: 0, pending: 2, unreachable: 0 },
+        waiting: [
+          {
+            instanceId: "i-ci-a-1",
+            state: "awaiting-refresh",
+            detail: "launched before its region served the new token",
+          },
+          {
+            instanceId: "i-ci-a-2",
+            state: "awaiting-refresh",
+            detail: "launched before its region served the new token",
+          },
+        ],
         refreshId: "r-a",
         refreshStatus: "InProgress",
         percentageComplete: 50,
@@ -246,12 +264,15 @@ describe("buildStatus", () => {
       {
         region: "eu-west-1",
         groupName: "ci-b",
+        stackName: undefined,
         phase: "refreshed",
         instances: 2,
+        progress: { total: 2, safe: 2, pending: 0, unreachable: 0 },
+        waiting: [],
         refreshId: "r-b",
         refreshStatus: "Successful",
         percentageComplete: 100,
-        detail: "refreshed with the current version",
+        detail: "every instance has the new token",
       },
     ]);
     expect(s.waitingFor).toEqual(["refreshes"]);
@@ -323,7 +344,7 @@ describe("describeNext", () => {
         target("eu-west-1", "ci-b", ours(V2, "r-b", "Successful", 100)),
       ],
       tokens: [token("t2", V2)],
-      completedVersion: V2,
+      rollout: { alertsSent: [], complete: true, unobservableSince: undefined },
     });
     expect(next(obs)).toEqual(["nothing: the rollout of the current version is complete"]);
   });
@@ -337,10 +358,13 @@ describe("describeNext", () => {
     });
     expect(next(obs)).toEqual([
       expect.stringMatching(/^alert: Buildkite token rollout blocked: refresh of ci-b in eu-west-1/),
+      `record the rollout state of ${V2} (alerts sent)`,
     ]);
     const p = plan(obs, planSettings(config));
     const sent = p.actions.flatMap((a) => (a.kind === "alert" ? [hash(a.key)] : []));
-    const again = describeNext(plan({ ...obs, alertsSent: sent }, planSettings(config)));
+    const again = describeNext(
+      plan({ ...obs, rollout: { ...obs.rollout, alertsSent: sent } }, planSettings(config)),
+    );
     expect(again).toEqual([
       "nothing until an operator acts: eu-west-1:ci-b ended Failed: instances failed health checks",
     ]);
@@ -358,7 +382,11 @@ describe("describeNext", () => {
         },
       ],
       targets: [target("us-east-1", "ci-a", { exists: false }), target("eu-west-1", "ci-b")],
-      alertsSent: [hash("replica-failed:eu-west-1"), hash("group-missing:us-east-1:ci-a")],
+      rollout: {
+        alertsSent: [hash("replica-failed:eu-west-1"), hash("group-missing:us-east-1:ci-a")],
+        complete: false,
+        unobservableSince: undefined,
+      },
     });
     expect(next(obs)).toEqual([
       "nothing until an operator acts: us-east-1:ci-a group not found; replica eu-west-1",
@@ -388,6 +416,8 @@ describe("describeNext", () => {
     expect(next(obs)).toEqual([
       "start an instance refresh of ci-a in us-east-1 (min healthy 50%, protected instances: Refresh)",
       "start an instance refresh of ci-b in eu-west-1 (min healthy 50%, protected instances: Refresh)",
+      "send the install command to 2 instance(s) in us-east-1",
+      "send the install command to 2 instance(s) in eu-west-1",
       `revoke token t1 (version ${V1})`,
     ]);
   });
