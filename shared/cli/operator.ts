@@ -1,5 +1,7 @@
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { CloudFormationClient } from "@aws-sdk/client-cloudformation";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { IAMClient } from "@aws-sdk/client-iam";
 import {
   GetFunctionConfigurationCommand,
   type GetFunctionConfigurationCommandOutput,
@@ -151,6 +153,9 @@ export interface OperatorContext {
   autoScaling: (region: string) => AutoScalingClient;
   ec2: (region: string) => EC2Client;
   ssm: (region: string) => SSMClient;
+  cloudFormation: (region: string) => CloudFormationClient;
+  /** IAM is global: one client. */
+  iam: () => IAMClient;
   sts: (region: string) => STSClient;
   sns: (region: string) => SNSClient;
   buildkite: BuildkiteClient;
@@ -197,6 +202,9 @@ export async function operatorContext(
     const autoScaling = perRegion((region) => track(new AutoScalingClient(options(region))));
     const ec2 = perRegion((region) => track(new EC2Client(options(region))));
     const ssm = perRegion((region) => track(new SSMClient(options(region))));
+    const cloudFormation = perRegion((region) => track(new CloudFormationClient(options(region))));
+    const iamClient = perRegion((region) => track(new IAMClient(options(region))));
+    const iam = () => iamClient(config.secret.region);
     const sts = perRegion((region) => track(new STSClient(options(region))));
     const sns = perRegion((region) => track(new SNSClient(options(region))));
     const apiTokenRegion = parseSecretArn(
@@ -217,6 +225,8 @@ export async function operatorContext(
       autoScaling,
       ec2,
       ssm,
+      cloudFormation,
+      iam,
       sts,
       sns,
       buildkite,

@@ -1,17 +1,17 @@
-import {
-  type AutoScalingGroup,
-  DescribeAutoScalingGroupsCommand,
-  DescribeInstanceRefreshesCommand,
-} from "@aws-sdk/client-auto-scaling";
+import { DescribeInstanceRefreshesCommand } from "@aws-sdk/client-auto-scaling";
+import { DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
+import { GetPolicyCommand, GetPolicyVersionCommand } from "@aws-sdk/client-iam";
 import { DescribeSecretCommand, type DescribeSecretCommandOutput } from "@aws-sdk/client-secrets-manager";
 import { GetTopicAttributesCommand } from "@aws-sdk/client-sns";
+import { DescribeDocumentCommand, DescribeInstanceInformationCommand } from "@aws-sdk/client-ssm";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
 import { apiTokenLoader } from "../../buildkite/api-token";
 import { isManagedFor, parseManagedTokenDescription } from "../../buildkite/description";
 import { parseSecretArn } from "../../config";
 import { describeError } from "../../errors";
-import { decodeRefreshMarker } from "../../rollout/markers";
-import { ACTIVE_REFRESH, MARKER_TAG } from "../../rollout/plan";
+import { observeGroups } from "../../rollout/observe";
+import { ACTIVE_REFRESH } from "../../rollout/plan";
+import { tokenParameterName } from "../../rollout/reconcile";
 import type { StatusReport } from "../../rollout/status";
 import { parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
@@ -25,6 +25,7 @@ import {
 } from "../operator";
 import { blockedAdvice, duration } from "../render-status";
 import type { Command } from "../types";
+import { type PolicyDocument, type StackFacts, stackChecks } from "./stack-checks";
 
 const HELP = `Usage: bk-agent-token preflight [options]
 
@@ -64,6 +65,8 @@ export interface PreflightResult {
 }
 
 const REQUIRED_SCOPES = ["read_clusters", "write_clusters"] as const;
+/** IN_PLACE_FALLBACK=terminate lists agents and stops them gracefully. */
+const TERMINATE_SCOPES = ["read_agents", "write_agents"] as const;
 
 const reason = (error: unknown) => {
   const e = describeError(error);
@@ -80,7 +83,7 @@ export async function runPreflight(ctx: OperatorContext): Promise<PreflightResul
   add(
     "PASS",
     "configuration",
-    `from ${ctx.source}: secret ${config.secret.name}, ${config.targets.length} target group(s) (${config.targets.map((t) => `${t.region}:${t.groupName}`).join(", ")}), replica regions: ${config.replicaRegions.join(", ") || "none"}`,
+    `from ${ctx.source}: secret ${config.secret.name}, strategy ${config.strategy}${config.strategy === "in-place" ? ` (fallback ${config.inPlace.fallback} after ${duration(config.inPlace.fallbackAfterSeconds)})` : ""}, ${config.targets.length} target group(s) (${config.targets.map((t) => `${t.region}:${t.groupName}`).join(", ") || "none"}), ${config.stacks.length} target stack(s) (${config.stacks.map((t) => `${t.region}:${t.stackName}`).join(", ") || "none"}), replica regions: ${config.replicaRegions.join(", ") || "none"}`,
   );
 
   try {
@@ -203,13 +206,15 @@ export async function runPreflight(ctx: OperatorContext): Promise<PreflightResul
   if (apiTokenReadable) {
     try {
       const info = await ctx.buildkite.accessToken();
-      const missing = REQUIRED_SCOPES.filter((s) => !info.scopes.includes(s));
+      const required: readonly string[] =
+        config.inPlace.fallback === "terminate" ? [...REQUIRED_SCOPES, ...TERMINATE_SCOPES] : REQUIRED_SCOPES;
+      const missing = required.filter((s) => !info.scopes.includes(s));
       add(
         missing.length === 0 ? "PASS" : "FAIL",
         "api token scopes",
         missing.length === 0
-          ? `has ${REQUIRED_SCOPES.join(" and ")}`
-          : `missing ${missing.join(" and ")} (read_clusters lists tokens; write_clusters creates and revokes them); the token has: ${info.scopes.join(", ") || "no scopes"}`,
+          ? `has ${required.join(", ")}`
+          : `missing ${missing.join(" and ")} (read_clusters lists tokens; write_clusters creates and revokes them; read_agents and write_agents find and stop agents for IN_PLACE_FALLBACK=terminate); the token has: ${info.scopes.join(", ") || "no scopes"}`,
       );
     } catch (error) {
       add("FAIL", "api token scopes", `cannot ask Buildkite for the token's scopes: ${reason(error)}`);
@@ -239,59 +244,57 @@ export async function runPreflight(ctx: OperatorContext): Promise<PreflightResul
     add("FAIL", "api token scopes", "not checked: the API token could not be read");
   }
 
-  // Target groups: existence, scale-in protection vs the refresh setting, refreshes already running.
+  // Target groups (named, and every group of each target stack), by the rule observe() uses.
+  const { targets, stacks } = await observeGroups(ctx);
   const setting = config.refresh.scaleInProtectedInstances;
-  const regions = [...new Set(config.targets.map((t) => t.region))];
-  const described = new Map<string, Map<string, AutoScalingGroup> | string>();
-  await Promise.all(
-    regions.map(async (region) => {
-      const names = config.targets.filter((t) => t.region === region).map((t) => t.groupName);
-      try {
-        const out = await ctx
-          .autoScaling(region)
-          .send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: names, MaxRecords: 100 }));
-        described.set(
-          region,
-          new Map((out.AutoScalingGroups ?? []).map((g) => [g.AutoScalingGroupName ?? "", g])),
-        );
-      } catch (error) {
-        described.set(region, reason(error));
-      }
-    }),
-  );
-  for (const t of config.targets) {
+  const refreshStrategy = config.strategy === "refresh";
+  for (const t of targets) {
     const where = `${t.region}:${t.groupName}`;
-    const groups = described.get(t.region);
-    if (typeof groups === "string" || groups === undefined) {
-      add("FAIL", `group ${where}`, `cannot DescribeAutoScalingGroups in ${t.region}: ${groups ?? "?"}`);
+    if (t.error) {
+      add("FAIL", `group ${where}`, `cannot DescribeAutoScalingGroups in ${t.region}: ${t.error.message}`);
       continue;
     }
-    const group = groups.get(t.groupName);
-    if (!group) {
-      add("FAIL", `group ${where}`, `not found in ${t.region}: fix TARGET_GROUPS`);
+    if (!t.exists) {
+      add(
+        "FAIL",
+        `group ${where}`,
+        `not found in ${t.region}: fix TARGET_GROUPS, or target the stack by name (TARGET_STACKS)`,
+      );
       continue;
     }
-    const instances = group.Instances?.length ?? 0;
-    const protectedCount = group.Instances?.filter((i) => i.ProtectedFromScaleIn).length ?? 0;
-    const facts = `${instances} instance(s), ${protectedCount} protected from scale-in${group.NewInstancesProtectedFromScaleIn ? " (new instances are protected)" : ""}`;
-    if (setting === "Ignore") {
+    const members = t.raw?.Instances ?? [];
+    const protectedCount = members.filter((i) => i.ProtectedFromScaleIn).length;
+    const allProtected =
+      t.raw?.NewInstancesProtectedFromScaleIn === true ||
+      (members.length > 0 && protectedCount === members.length);
+    const facts = `${members.length} instance(s), ${protectedCount} protected from scale-in${t.raw?.NewInstancesProtectedFromScaleIn ? " (new instances are protected)" : ""}`;
+    if (!refreshStrategy) {
+      add(
+        "PASS",
+        `group ${where}`,
+        `${facts}; in-place rollout: instances are updated over Run Command, none is replaced`,
+      );
+      await inPlaceChecks(ctx, t.region, members.map((m) => m.InstanceId ?? "").filter(Boolean), where, add);
+    } else if (setting === "Wait" && allProtected) {
+      add(
+        "FAIL",
+        `group ${where}`,
+        `${facts}; REFRESH_SCALE_IN_PROTECTED_INSTANCES=Wait on a group whose instances are all protected (the Elastic CI Stack's default): AWS waits an hour for protection to be removed, nothing removes it, and the refresh fails. Choose ROLLOUT_STRATEGY=in-place (recommended: no instance replaced, no job interrupted), Refresh (replaces busy instances and interrupts their jobs) or Ignore (replaces nothing protected: the old token cannot be revoked)`,
+      );
+    } else if (setting === "Ignore") {
       add(
         "WARN",
         `group ${where}`,
-        `${facts}; REFRESH_SCALE_IN_PROTECTED_INSTANCES=Ignore: protected instances are not replaced and keep the old token when it is revoked (their agents stay connected, but cannot re-register)`,
+        `${facts}; REFRESH_SCALE_IN_PROTECTED_INSTANCES=Ignore: protected instances are not replaced, so the old token is never revoked while they run`,
       );
     } else if (setting === "Refresh" && protectedCount > 0) {
       add(
         "WARN",
         `group ${where}`,
-        `${facts}; REFRESH_SCALE_IN_PROTECTED_INSTANCES=Refresh: those busy instances are replaced anyway and their jobs get interrupted`,
+        `${facts}; REFRESH_SCALE_IN_PROTECTED_INSTANCES=Refresh: busy instances are replaced anyway and their jobs are interrupted (ROLLOUT_STRATEGY=in-place interrupts nothing)`,
       );
     } else {
-      add(
-        "PASS",
-        `group ${where}`,
-        `${facts}; protected instances: ${setting}${setting === "Wait" && protectedCount > 0 ? " (the refresh waits for their jobs to finish)" : ""}`,
-      );
+      add("PASS", `group ${where}`, `${facts}; protected instances: ${setting}`);
     }
     try {
       const out = await ctx
@@ -299,18 +302,36 @@ export async function runPreflight(ctx: OperatorContext): Promise<PreflightResul
         .send(new DescribeInstanceRefreshesCommand({ AutoScalingGroupName: t.groupName, MaxRecords: 10 }));
       const active = (out.InstanceRefreshes ?? []).find((r) => ACTIVE_REFRESH.has(r.Status ?? ""));
       if (active) {
-        const marker = decodeRefreshMarker(group.Tags?.find((tag) => tag.Key === MARKER_TAG)?.Value);
-        const ours = marker?.refreshId === active.InstanceRefreshId;
+        const ours = t.marker?.refreshId === active.InstanceRefreshId;
         add(
           "WARN",
           `refresh ${where}`,
-          `${active.InstanceRefreshId ?? "?"} is ${active.Status ?? "?"} (${active.PercentageComplete ?? 0}%)${ours ? `, started by this project for version ${marker?.versionId}` : ", not started by this project: reconcile waits for it before starting its own"}`,
+          `${active.InstanceRefreshId ?? "?"} is ${active.Status ?? "?"} (${active.PercentageComplete ?? 0}%)${ours ? `, started by this project for version ${t.marker?.versionId}` : ", not started by this project: reconcile waits for it"}`,
         );
       } else {
         add("PASS", `refresh ${where}`, "none running");
       }
     } catch (error) {
       add("FAIL", `refresh ${where}`, `cannot DescribeInstanceRefreshes: ${reason(error)}`);
+    }
+  }
+  for (const s of stacks) {
+    const facts = await readStack(ctx, s.region, s.stackName);
+    const groups = targets
+      .filter((t) => t.stackName === s.stackName && t.region === s.region && t.raw)
+      .map((t) => ({
+        name: t.groupName,
+        instances: t.raw?.Instances?.length ?? 0,
+        protectedInstances: t.raw?.Instances?.filter((i) => i.ProtectedFromScaleIn).length ?? 0,
+        newInstancesProtected: t.raw?.NewInstancesProtectedFromScaleIn === true,
+      }));
+    const customerKey =
+      secret?.KmsKeyId && !/alias\/aws\/secretsmanager$/.test(secret.KmsKeyId) ? secret.KmsKeyId : undefined;
+    for (const c of stackChecks(
+      { ...facts, groups },
+      { arn: config.secret.arn, parameterPath: tokenParameterName(config), customerKey },
+    )) {
+      add(c.level, c.name, c.detail);
     }
   }
   const p = config.refresh;
@@ -336,7 +357,7 @@ export async function runPreflight(ctx: OperatorContext): Promise<PreflightResul
   add(
     "WARN",
     "iam reconcile",
-    "not verified: StartInstanceRefresh, CreateOrUpdateTags (needs a change to test); the reconcile function's role needs autoscaling:StartInstanceRefresh and autoscaling:CreateOrUpdateTags on every target group",
+    "not verified: CreateOrUpdateTags, SendCommand, StartInstanceRefresh, TerminateInstanceInAutoScalingGroup (need a change to test); the reconcile function's role needs them on every target group (the stack's template grants them by the groups' CloudFormation tags)",
   );
   add(
     "WARN",
@@ -354,6 +375,91 @@ export async function runPreflight(ctx: OperatorContext): Promise<PreflightResul
     add("FAIL", "plan", `could not observe the rollout: ${reason(error)}`);
   }
   return { checks, plan: report?.next, report };
+}
+
+/** In-place needs the install document in the region and reachable SSM agents. */
+async function inPlaceChecks(
+  ctx: OperatorContext,
+  region: string,
+  instanceIds: string[],
+  where: string,
+  add: (level: Level, name: string, detail: string) => void,
+): Promise<void> {
+  const name = ctx.config.inPlace.documentName;
+  try {
+    await ctx.ssm(region).send(new DescribeDocumentCommand({ Name: name }));
+    add("PASS", `document ${where}`, `${name} exists in ${region}`);
+  } catch (error) {
+    add(
+      "FAIL",
+      `document ${where}`,
+      `cannot DescribeDocument ${name} in ${region} (${reason(error)}): deploy this project's stack (primary region) or its forwarder stack (infra/forwarder.yaml) in ${region}`,
+    );
+  }
+  const online = new Set<string>();
+  try {
+    for (let i = 0; i < instanceIds.length; i += 50) {
+      const out = await ctx.ssm(region).send(
+        new DescribeInstanceInformationCommand({
+          Filters: [{ Key: "InstanceIds", Values: instanceIds.slice(i, i + 50) }],
+          MaxResults: 50,
+        }),
+      );
+      for (const info of out.InstanceInformationList ?? [])
+        if (info.PingStatus === "Online" && info.InstanceId) online.add(info.InstanceId);
+    }
+    const offline = instanceIds.filter((id) => !online.has(id));
+    add(
+      offline.length === 0 ? "PASS" : "WARN",
+      `ssm ${where}`,
+      offline.length === 0
+        ? `${instanceIds.length} instance(s), every SSM agent Online`
+        : `${offline.length} of ${instanceIds.length} instance(s) not Online in SSM (${offline.slice(0, 10).join(", ")}): they get IN_PLACE_FALLBACK=${ctx.config.inPlace.fallback} after ${duration(ctx.config.inPlace.fallbackAfterSeconds)} (an InstanceRoleARN of your own needs the Systems Manager permissions)`,
+    );
+  } catch (error) {
+    add("WARN", `ssm ${where}`, `cannot DescribeInstanceInformation: ${reason(error)}`);
+  }
+}
+
+/** DescribeStacks and the managed policies of the stack's ManagedPolicyARNs (read-only). */
+async function readStack(
+  ctx: OperatorContext,
+  region: string,
+  stackName: string,
+): Promise<Omit<StackFacts, "groups">> {
+  const base = { region, stackName };
+  let parameters: Record<string, string>;
+  try {
+    const out = await ctx.cloudFormation(region).send(new DescribeStacksCommand({ StackName: stackName }));
+    const stack = out.Stacks?.[0];
+    parameters = Object.fromEntries(
+      (stack?.Parameters ?? []).map((x) => [x.ParameterKey ?? "", x.ParameterValue ?? ""]),
+    );
+  } catch (error) {
+    return { ...base, parameters: undefined, error: reason(error), policies: [] };
+  }
+  const arns = (parameters.ManagedPolicyARNs ?? "")
+    .split(",")
+    .map((a) => a.trim())
+    .filter(Boolean);
+  const policies = await Promise.all(
+    arns.map(async (arn) => {
+      try {
+        const iam = ctx.iam();
+        const policy = await iam.send(new GetPolicyCommand({ PolicyArn: arn }));
+        const version = await iam.send(
+          new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.Policy?.DefaultVersionId ?? "v1" }),
+        );
+        const raw = version.PolicyVersion?.Document ?? "";
+        // IAM returns the document URL-encoded (GetPolicyVersion API reference).
+        const document = JSON.parse(decodeURIComponent(raw)) as PolicyDocument;
+        return { arn, document, error: undefined };
+      } catch (error) {
+        return { arn, document: undefined, error: reason(error) };
+      }
+    }),
+  );
+  return { ...base, parameters, error: undefined, policies };
 }
 
 const LEVEL_COLOR: Record<Level, number> = { PASS: 32, WARN: 33, FAIL: 31 };

@@ -1,8 +1,10 @@
-import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { GetPolicyCommand, GetPolicyVersionCommand, IAMClient } from "@aws-sdk/client-iam";
 import { DescribeSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
-import { SSMClient } from "@aws-sdk/client-ssm";
+import { DescribeDocumentCommand, DescribeInstanceInformationCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -12,12 +14,15 @@ import { loadReconcileConfig } from "../../../../shared/config";
 import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 
 const config = loadReconcileConfig(reconcileEnv({ TARGET_GROUPS: "us-east-1:ci-a" }));
+const asg = mockClient(AutoScalingClient);
+const ssm = mockClient(SSMClient);
+const cfn = mockClient(CloudFormationClient);
+const iam = mockClient(IAMClient);
 const sm = mockClient(SecretsManagerClient);
 const sts = mockClient(STSClient);
-mockClient(AutoScalingClient);
 mockClient(SNSClient);
 
-function context(): OperatorContext {
+function context(over: Partial<OperatorContext> = {}): OperatorContext {
   const unused = () => {
     throw new Error("not used by this check");
   };
@@ -28,6 +33,8 @@ function context(): OperatorContext {
     autoScaling: (region) => new AutoScalingClient({ region }),
     ec2: (region) => new EC2Client({ region }),
     ssm: (region) => new SSMClient({ region }),
+    cloudFormation: (region) => new CloudFormationClient({ region }),
+    iam: () => new IAMClient({ region: "us-east-1" }),
     sts: (region) => new STSClient({ region }),
     sns: (region) => new SNSClient({ region }),
     buildkite: {
@@ -37,10 +44,15 @@ function context(): OperatorContext {
     statusDeps: unused,
     collect: unused,
     dispose: () => {},
+    ...over,
   };
 }
 
 beforeEach(() => {
+  asg.reset();
+  ssm.reset();
+  cfn.reset();
+  iam.reset();
   sm.reset();
   sts.reset();
   sts
@@ -75,5 +87,111 @@ describe("runPreflight", () => {
     });
     const result = await runPreflight(context());
     expect(result.checks.find((c) => c.name === "replica regions")).toBeUndefined();
+  });
+});
+
+describe("runPreflight: groups and stacks", () => {
+  const secretOk = () =>
+    sm
+      .on(DescribeSecretCommand)
+      .resolves({ ARN, RotationEnabled: true, VersionIdsToStages: { v2: ["AWSCURRENT"] } });
+  const stockGroup = (name: string, n = 3): AutoScalingGroup => ({
+    AutoScalingGroupName: name,
+    MinSize: 0,
+    MaxSize: 10,
+    DesiredCapacity: n,
+    DefaultCooldown: 300,
+    AvailabilityZones: ["us-east-1a"],
+    HealthCheckType: "EC2",
+    CreatedTime: new Date(0),
+    NewInstancesProtectedFromScaleIn: true,
+    Instances: Array.from({ length: n }, (_, i) => ({
+      InstanceId: `i-${name}-${i}`,
+      AvailabilityZone: "us-east-1a",
+      LifecycleState: "InService",
+      HealthStatus: "Healthy",
+      ProtectedFromScaleIn: true,
+    })),
+    Tags: [{ Key: "aws:cloudformation:stack-name", Value: "buildkite" }],
+  });
+
+  it("FAILs the refresh strategy with Wait on a stock stack's group (every instance protected) and names the choices", async () => {
+    secretOk();
+    asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [stockGroup("ci-a")] });
+    const refresh = {
+      ...config,
+      strategy: "refresh" as const,
+      refresh: { ...config.refresh, scaleInProtectedInstances: "Wait" as const },
+    };
+    const result = await runPreflight(context({ config: refresh }));
+    const line = result.checks.find((c) => c.name === "group us-east-1:ci-a");
+    expect(line?.level).toBe("FAIL");
+    expect(line?.detail).toMatch(/in-place .*Refresh .*Ignore/);
+  });
+
+  it("in-place: checks the install document and each instance's SSM agent", async () => {
+    secretOk();
+    asg.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [stockGroup("ci-a")] });
+    ssm
+      .on(DescribeDocumentCommand)
+      .resolves({ Document: { Name: "BuildkiteAgentTokenRotation-InstallAgentToken" } });
+    ssm.on(DescribeInstanceInformationCommand).resolves({
+      InstanceInformationList: [
+        { InstanceId: "i-ci-a-0", PingStatus: "Online" },
+        { InstanceId: "i-ci-a-1", PingStatus: "ConnectionLost" },
+      ],
+    });
+    const result = await runPreflight(context());
+    expect(result.checks.find((c) => c.name === "group us-east-1:ci-a")?.level).toBe("PASS");
+    expect(result.checks.find((c) => c.name === "document us-east-1:ci-a")?.level).toBe("PASS");
+    const line = result.checks.find((c) => c.name === "ssm us-east-1:ci-a");
+    expect(line?.level).toBe("WARN");
+    expect(line?.detail).toMatch(/2 of 3 .*i-ci-a-1, i-ci-a-2/);
+  });
+
+  it("checks a target stack's token path, read permission and KMS key", async () => {
+    sm.on(DescribeSecretCommand).resolves({
+      ARN,
+      RotationEnabled: true,
+      VersionIdsToStages: { v2: ["AWSCURRENT"] },
+      KmsKeyId: "arn:aws:kms:us-east-1:123456789012:key/abc",
+    });
+    asg
+      .on(DescribeAutoScalingGroupsCommand)
+      .resolves({ AutoScalingGroups: [stockGroup("buildkite-AgentAutoScaleGroup-X")] });
+    cfn.on(DescribeStacksCommand).resolves({
+      Stacks: [
+        {
+          StackName: "buildkite",
+          StackStatus: "UPDATE_COMPLETE",
+          CreationTime: new Date(0),
+          Parameters: [
+            { ParameterKey: "BuildkiteAgentTokenParameterStorePath", ParameterValue: "/buildkite/old-token" },
+            {
+              ParameterKey: "ManagedPolicyARNs",
+              ParameterValue: "arn:aws:iam::123456789012:policy/read-token",
+            },
+            { ParameterKey: "BuildkiteAgentTokenParameterStoreKMSKey", ParameterValue: "" },
+          ],
+        },
+      ],
+    });
+    iam.on(GetPolicyCommand).resolves({ Policy: { DefaultVersionId: "v3" } });
+    iam.on(GetPolicyVersionCommand).resolves({
+      PolicyVersion: {
+        Document: encodeURIComponent(
+          JSON.stringify({
+            Statement: [{ Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: ARN }],
+          }),
+        ),
+      },
+    });
+    const stacks = { ...config, targets: [], stacks: [{ region: "us-east-1", stackName: "buildkite" }] };
+    const result = await runPreflight(context({ config: stacks }));
+    const by = (name: string) => result.checks.find((c) => c.name === `stack us-east-1:buildkite ${name}`);
+    expect(by("token path")?.level).toBe("FAIL");
+    expect(by("token path")?.detail).toContain("/aws/reference/secretsmanager/bk/agent-token");
+    expect(by("read permission")?.level).toBe("PASS");
+    expect(by("kms key")?.level).toBe("FAIL");
   });
 });
