@@ -1,5 +1,7 @@
 import { retryRefreshAdvice } from "../rollout/markers";
+import { BLOCKED_PHASES, DONE_PHASES } from "../rollout/model";
 import type { StatusReport } from "../rollout/status";
+import type { TargetPhase } from "../rollout/types";
 
 /**
  * Text renderings of a StatusReport: the full table (`status`), a compact live view (`rotate`,
@@ -110,10 +112,25 @@ export function bar(percent: number | undefined, width = 10): string {
 
 type Group = StatusReport["groups"][number];
 const REFRESH_PHASES = new Set(["refreshing", "refreshed", "failed", "partial", "waiting-for-other-refresh"]);
+const IN_PLACE_PHASES = new Set(["updating", "updated", "blocked"]);
 
-/** The progress of one group's refresh for the current version: `[#####-----]  50% InProgress`. */
+/**
+ * The progress of one group for the current version. In place, by instance:
+ * `[######----] 3/5 safe, 1 pending, 1 unreachable`; by refresh: `[#####-----]  50% InProgress`.
+ */
 export function groupProgress(g: Group): string {
   if (g.phase === "empty") return `${bar(100)} 100% empty`;
+  if (IN_PLACE_PHASES.has(g.phase)) {
+    const p = g.progress;
+    const pct = p.total === 0 ? 100 : (p.safe / p.total) * 100;
+    const extra = [
+      p.pending > 0 ? `${p.pending} pending` : "",
+      p.unreachable > 0 ? `${p.unreachable} unreachable` : "",
+    ]
+      .filter(Boolean)
+      .join(", ");
+    return `${bar(pct)} ${p.safe}/${p.total} safe${extra ? `, ${extra}` : ""}`;
+  }
   if (!REFRESH_PHASES.has(g.phase)) return `${bar(0)}   0% ${g.phase}`;
   const pct = g.phase === "refreshed" ? 100 : (g.percentageComplete ?? 0);
   const label =
@@ -123,9 +140,9 @@ export function groupProgress(g: Group): string {
   return `${bar(pct)} ${String(pct).padStart(3)}% ${label ?? g.phase}`;
 }
 
-function phaseColor(phase: string): Color | undefined {
-  if (phase === "refreshed" || phase === "empty") return "green";
-  if (phase === "failed" || phase === "partial" || phase === "missing" || phase === "unknown") return "red";
+function phaseColor(phase: TargetPhase): Color | undefined {
+  if (DONE_PHASES.has(phase)) return "green";
+  if (BLOCKED_PHASES.has(phase)) return "red";
   if (phase === "unmanaged") return "dim";
   return "yellow";
 }
@@ -170,8 +187,15 @@ export function blockedAdvice(report: StatusReport): string[] {
       out.push(
         `${where}: refresh ${g.refreshId ?? "?"} ${g.detail}: set REFRESH_SCALE_IN_PROTECTED_INSTANCES to Wait or Refresh, then ${retryRefreshAdvice(g.region, g.groupName)}`,
       );
+    } else if (g.phase === "blocked") {
+      const stuck = g.waiting.map((w) => `${w.instanceId} (${w.detail})`).join(", ");
+      out.push(
+        `${where}: ${g.detail}: ${stuck || "see the group's instances"}; bring their SSM agent online, or replace them (aws autoscaling terminate-instance-in-auto-scaling-group --no-should-decrement-desired-capacity --instance-id …), or set IN_PLACE_FALLBACK`,
+      );
     } else if (g.phase === "missing") {
-      out.push(`${where}: group not found: fix TARGET_GROUPS (the stack's target groups) and redeploy`);
+      out.push(
+        `${where}: group not found: fix TARGET_GROUPS, or target the Elastic CI Stack by name (TARGET_STACKS), and redeploy`,
+      );
     } else if (g.phase === "unknown") {
       out.push(`${where}: ${g.detail}: check the reconcile role's Auto Scaling permissions in ${g.region}`);
     }
@@ -263,7 +287,9 @@ export function renderStatus(report: StatusReport, options: RenderOptions = {}):
         g.groupName,
         String(g.instances),
         { text: g.phase, color: phaseColor(g.phase) },
-        REFRESH_PHASES.has(g.phase) || g.phase === "empty" ? groupProgress(g) : "-",
+        REFRESH_PHASES.has(g.phase) || IN_PLACE_PHASES.has(g.phase) || g.phase === "empty"
+          ? groupProgress(g)
+          : "-",
         g.detail,
       ]),
       paint,

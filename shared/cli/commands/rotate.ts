@@ -256,19 +256,18 @@ function containmentReport(c: Containment, report: StatusReport | undefined, clu
     const open = report.groups.filter(OPEN);
     if (open.length === 0) {
       lines.push(
-        "  - every target group has been refreshed: no instance that booted with the leaked token remains.",
+        "  - every instance of every target group has the new token (booted after the sync, rewritten in place, or gone).",
       );
     } else {
-      const stale = open.map((g) => {
-        const left =
-          g.phase === "refreshing"
-            ? Math.ceil(g.instances * (1 - (g.percentageComplete ?? 0) / 100))
-            : g.instances;
-        return { where: `${g.region}:${g.groupName}`, left, phase: g.phase };
-      });
+      // The ledger knows which instances are not yet safe; refresh percentages only estimate it.
+      const stale = open.map((g) => ({
+        where: `${g.region}:${g.groupName}`,
+        left: g.waiting.length,
+        phase: g.phase,
+      }));
       const total = stale.reduce((n, s) => n + s.left, 0);
       lines.push(
-        `  - up to ${total} instance(s) not yet replaced may still run with the leaked token: ${stale.map((s) => `${s.where} ${s.left} (${s.phase})`).join(", ")}.`,
+        `  - ${total} instance(s) may still hold the leaked token in their agent config: ${stale.map((s) => `${s.where} ${s.left} (${s.phase})`).join(", ")}.`,
       );
     }
   }

@@ -286,8 +286,12 @@ function report(over: Partial<StatusReport>): StatusReport {
         stackName: undefined,
         phase: "refreshing",
         instances: 4,
-        progress: { total: 4, safe: 0, pending: 4, unreachable: 0 },
-        waiting: [],
+        progress: { total: 4, safe: 1, pending: 3, unreachable: 0 },
+        waiting: ["i-1", "i-2", "i-3"].map((instanceId) => ({
+          instanceId,
+          state: "awaiting-refresh" as const,
+          detail: "launched before its region served the new token",
+        })),
         refreshId: "r-a",
         refreshStatus: "InProgress",
         percentageComplete: 25,
@@ -501,7 +505,7 @@ describe("rotate", () => {
     expect(text).toContain(
       "leaked token tok-1 revoked (seen gone at 2026-11-22T12:00:00.000Z), before the refreshes of us-east-1:ci-a had finished",
     );
-    expect(text).toContain("every target group has been refreshed");
+    expect(text).toContain("every instance of every target group has the new token");
     expect(text).toContain(
       "agents already connected with the leaked token keep running until their instance is replaced",
     );
@@ -534,7 +538,7 @@ describe("rotate", () => {
     expect(text).toContain("Revoke the leaked token by hand in Buildkite");
     expect(text).toContain('tok-0 "Initial agent token"');
     expect(text).toContain(
-      "up to 3 instance(s) not yet replaced may still run with the leaked token: us-east-1:ci-a 3 (refreshing)",
+      "3 instance(s) may still hold the leaked token in their agent config: us-east-1:ci-a 3 (refreshing)",
     );
   });
 });

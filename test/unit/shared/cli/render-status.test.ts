@@ -161,6 +161,30 @@ describe("small pieces", () => {
     ]).toEqual(["45s", "12m", "1h", "3h 5m", "1d 1h", "4d"]);
   });
 
+  it("shows an in-place rollout's progress by instance: safe, pending, unreachable", () => {
+    const progress = { total: 5, safe: 3, pending: 1, unreachable: 1 };
+    expect(groupProgress(group({ phase: "updating", progress }))).toBe(
+      "[######----] 3/5 safe, 1 pending, 1 unreachable",
+    );
+    expect(
+      groupProgress(
+        group({ phase: "updated", progress: { ...progress, safe: 5, pending: 0, unreachable: 0 } }),
+      ),
+    ).toBe("[##########] 5/5 safe");
+  });
+
+  it("names each instance an in-place rollout is blocked on, and what to do", () => {
+    const blocked = group({
+      phase: "blocked",
+      detail: "1 instance(s) not updated in place (fallback alert)",
+      waiting: [{ instanceId: "i-off", state: "unreachable", detail: "SSM agent ConnectionLost" }],
+    });
+    const [advice] = blockedAdvice(report({ groups: [blocked], waitingFor: ["operator"] }));
+    expect(advice).toMatch(
+      /^us-east-1:ci-a: 1 instance\(s\) not updated in place .*: i-off \(SSM agent ConnectionLost\); bring their SSM agent online/,
+    );
+  });
+
   it("shows a refresh's progress only for the current version's refresh", () => {
     expect(groupProgress(group())).toBe("[#####-----]  50% InProgress");
     expect(
