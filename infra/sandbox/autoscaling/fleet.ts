@@ -922,6 +922,7 @@ export class Fleet {
     const tags = new Map<string, TagView>(
       Object.entries(spec.tags ?? {}).map(([key, value]) => [key, { key, value, propagateAtLaunch: true }]),
     );
+    for (const tag of spec.groupTags ?? []) tags.set(tag.key, { ...tag });
     const scaler =
       spec.scaler === false
         ? (false as const)
@@ -951,7 +952,7 @@ export class Fleet {
       },
       scaler,
       ssmAgent: spec.ssmAgent ?? "online",
-      stackName: spec.tags?.["aws:cloudformation:stack-name"] ?? name,
+      stackName: tags.get("aws:cloudformation:stack-name")?.value ?? name,
       random: seededRandom(spec.jobs?.seed ?? Number.parseInt(digest.slice(0, 8), 16)),
       scheduleIndex: 0,
       spec,

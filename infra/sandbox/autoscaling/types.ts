@@ -27,6 +27,8 @@ export interface GroupSpec {
   maxSize?: number;
   /** Initial group tags (PropagateAtLaunch = true). */
   tags?: Record<string, string>;
+  /** More initial tags with an explicit PropagateAtLaunch (the stack's BuildkiteQueue tag does not propagate). */
+  groupTags?: readonly TagView[];
   /**
    * The group's NewInstancesProtectedFromScaleIn. Default true, as the Elastic CI Stack's
    * `InstanceScaleInProtection` parameter defaults to "true" and feeds it
