@@ -28,7 +28,13 @@ beforeAll(async () => {
     replicaRegions: ["us-west-2", "eu-west-1"],
     // Protection off: these tests are about the world's wiring, not the stock protection (fleet.test.ts).
     groups: [
-      { region: "us-east-1", name: "agents-primary", instances: 2, protectedInstances: 1, newInstancesProtectedFromScaleIn: false },
+      {
+        region: "us-east-1",
+        name: "agents-primary",
+        instances: 2,
+        protectedInstances: 1,
+        newInstancesProtectedFromScaleIn: false,
+      },
       { region: "us-west-2", name: "agents-west", instances: 1, newInstancesProtectedFromScaleIn: false },
     ],
     replicaLagMs: LAG_MS,
