@@ -108,7 +108,13 @@ export function agentBoot(options: AgentBootOptions): BootHook {
       const res = await fetch(`${options.buildkiteUrl.replace(/\/+$/, "")}/v3/register`, {
         method: "POST",
         headers: { Authorization: `Token ${token}`, "Content-Type": "application/json" },
-        body: JSON.stringify({ name: instanceId, hostname: instanceId }),
+        // `tags-from-ec2-meta-data=true` in the stack's cfg makes the agent add its EC2 instance id
+        // as meta-data, which is how an agent is found again by instance.
+        body: JSON.stringify({
+          name: instanceId,
+          hostname: instanceId,
+          meta_data: [`aws:instance-id=${instanceId}`],
+        }),
         signal: AbortSignal.timeout(requestTimeoutMs),
       });
       await res.body?.cancel();

@@ -203,7 +203,7 @@ export class Fleet {
     return this.#requireGroup(region, groupName).instances.map(instanceView);
   }
 
-  /** One instance by id (any group of the region), terminated ones included while EC2 shows them. */
+  /** One instance by id (any group of the region, deleted groups too), terminated ones included. */
   instance(region: string, instanceId: string): InstanceView | undefined {
     const found = this.#instances.get(instanceId);
     return found?.region === region ? instanceView(found) : undefined;
@@ -1072,6 +1072,7 @@ function instanceView(instance: InstanceState): InstanceView {
     ssmAgent: instance.ssmAgent,
     bootFinished: instance.bootFinished,
     busy: instance.job !== undefined,
+    restarts: instance.restarts,
     configPath: instance.configPath,
   };
 }

@@ -91,6 +91,8 @@ export interface InstanceView {
   bootFinished: boolean;
   /** A job is running on the instance's agent. */
   busy: boolean;
+  /** Agent restarts on this instance so far (systemd / nssm), bounded by maxAgentRestarts. */
+  restarts: number;
   /** Absolute path of the instance's agent cfg file on the sandbox's disk. */
   configPath: string;
 }

@@ -295,6 +295,7 @@ describe("agents on the instances", () => {
     // Instance ids repeat across this file's fleets (one Buildkite API for all): the last two are ours.
     const atBuildkite = stack.buildkite.registrations().filter((r) => r.name === instance.instanceId);
     expect(atBuildkite.slice(-2).map((r) => r.tokenId)).toEqual([(await currentToken()).id, fresh.id]);
+    expect(atBuildkite.at(-1)?.metaData).toEqual([`aws:instance-id=${instance.instanceId}`]);
     // ExecStopPost ran terminate-instance as well: the instance goes, decrementing the group.
     await until(
       () => fleet.instance(REGION, instance.instanceId)?.lifecycleState === "Terminating",
