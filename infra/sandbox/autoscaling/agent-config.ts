@@ -77,10 +77,7 @@ export function writeAgentConfigSync(path: string, input: AgentConfigInput): voi
   renameSync(temp, path);
 }
 
-/**
- * The token `buildkite-agent start` would use: the last `token=` line (the agent's ini parser lets a
- * later key win), quotes removed. Undefined when the file or the line is missing.
- */
+/** The token `buildkite-agent start` would use from the cfg at `path`; undefined when the file is missing. */
 export async function readAgentToken(path: string): Promise<string | undefined> {
   let text: string;
   try {
@@ -88,6 +85,14 @@ export async function readAgentToken(path: string): Promise<string | undefined> 
   } catch {
     return undefined;
   }
+  return parseAgentToken(text);
+}
+
+/**
+ * The token of a cfg's text: the last `token=` line (the agent's ini parser lets a later key win),
+ * surrounding double quotes removed. Undefined when there is no such line.
+ */
+export function parseAgentToken(text: string): string | undefined {
   let token: string | undefined;
   for (const raw of text.split(/\r?\n/)) {
     const match = /^\s*token\s*=\s*(.*?)\s*$/.exec(raw);
