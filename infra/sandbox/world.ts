@@ -518,7 +518,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         const deadline = Date.now() + timeoutMs;
         let quiet = 0;
         for (;;) {
-          const busy = busyParts(bus, lambda, fleet);
+          const busy = busyParts(bus, lambda, fleet, stacks);
           quiet = busy.length === 0 ? quiet + 1 : 0;
           // Idle on three checks in a row: nothing can be in a hand-off between the parts.
           if (quiet >= 3) return;
@@ -605,7 +605,7 @@ function checkGroups(
   }
 }
 
-function busyParts(bus: EventBus, lambda: LocalLambda, fleet: Fleet): string[] {
+function busyParts(bus: EventBus, lambda: LocalLambda, fleet: Fleet, stacks: ElasticStacks): string[] {
   const busy: string[] = [];
   if (!bus.isIdle()) busy.push("event bus delivering");
   const running = lambda.invocations().filter((r) => r.endedAt === undefined);
@@ -619,6 +619,16 @@ function busyParts(bus: EventBus, lambda: LocalLambda, fleet: Fleet): string[] {
     .flatMap((g) => fleet.refreshes(g.region, g.name).filter((r) => isActive(r.status)))
     .map((r) => `${r.region}:${r.autoScalingGroupName} ${r.status}`);
   if (active.length > 0) busy.push(`refreshes: ${active.join(", ")}`);
+  // Launches outside a refresh: replacements for churn, new groups of a stack update.
+  const launching = fleet
+    .groups()
+    .flatMap((g) =>
+      g.instances.filter((i) => i.lifecycleState === "Pending").map((i) => `${g.region}:${i.instanceId}`),
+    );
+  if (launching.length > 0) busy.push(`launching: ${launching.join(", ")}`);
+  const updating = stacks.all().filter((stack) => stack.status.endsWith("_IN_PROGRESS"));
+  if (updating.length > 0)
+    busy.push(`stacks: ${updating.map((s) => `${s.region}:${s.stackName} ${s.status}`).join(", ")}`);
   return busy;
 }
 

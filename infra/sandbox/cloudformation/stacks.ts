@@ -159,6 +159,11 @@ export class ElasticStacks {
     return found.map(view);
   }
 
+  /** Every stack in every region. */
+  all(): StackView[] {
+    return [...this.#stacks.values()].map(view);
+  }
+
   /** The stack's current group (the AutoScalingGroupName output). */
   groupName(region: string, stackName: string): string {
     return this.#require(region, stackName).groupName;

@@ -121,4 +121,17 @@ describe("the world with Elastic CI Stacks", () => {
     const windowsGroup = world.stacks.groupName("us-west-2", "bk-windows");
     expect(world.fleet.groups().find((g) => g.name === windowsGroup)?.desiredCapacity).toBe(0);
   });
+
+  it("settled() waits for a stack's group replacement to finish", async () => {
+    const oldGroup = world.stacks.groupName("us-east-1", "bk-linux");
+    const replacing = world.stacks.replaceGroup("us-east-1", "bk-linux");
+    await world.settled(10_000);
+    const stack = world.stacks.describe("us-east-1", "bk-linux")[0];
+    expect(stack?.status).toBe("UPDATE_COMPLETE");
+    const newGroup = world.stacks.groupName("us-east-1", "bk-linux");
+    expect(newGroup).not.toBe(oldGroup);
+    expect(world.fleet.groups().map((g) => g.name)).not.toContain(oldGroup);
+    expect(world.fleet.groupFilled("us-east-1", newGroup)).toBe(true);
+    await replacing;
+  });
 });
