@@ -1,16 +1,23 @@
 /**
  * What a Buildkite agent instance does at boot in the Elastic CI Stack, for the simulated fleet:
  * read the agent token once through the SSM reference path to Secrets Manager in the instance's
- * own region (`aws ssm get-parameter --with-decryption`), then register with the agent API. The
- * fleet calls the returned hook once per launched instance; `ok: false` fails the refresh, as an
- * instance that never becomes a working agent would.
+ * own region (`aws ssm get-parameter --with-decryption`, bk-install-elastic-stack.sh / .ps1 in
+ * buildkite/elastic-ci-stack-for-aws), write it as `token="…"` into the instance's agent cfg
+ * (when the fleet gives a `configPath`), then register with the agent API. The fleet calls the
+ * returned hook once per launched instance; `ok: false` fails the refresh, as an instance that
+ * never becomes a working agent would.
+ *
+ * `startAgent` is `buildkite-agent start` on a live instance (a systemd or nssm restart): it reads
+ * the token from the cfg file and nothing else, so whatever rewrote that file in place (the Run
+ * Command stand-in) decides which token a restart registers with.
  *
  * The token never leaves this function: it is not logged, not returned, and reasons carry only
  * statuses and error names.
  */
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
-import type { BootContext, BootResult } from "./autoscaling/types";
+import { readAgentToken, writeAgentConfig } from "./autoscaling/agent-config";
+import type { AgentStartContext, BootContext, BootResult } from "./autoscaling/types";
 
 export interface AgentBootOptions {
   motoUrl: string;
@@ -27,6 +34,8 @@ export interface AgentBootOptions {
 }
 
 export type BootHook = ((context: BootContext) => Promise<BootResult>) & {
+  /** `buildkite-agent start` on a live instance: registers with the token in its cfg file. */
+  startAgent(context: AgentStartContext): Promise<BootResult>;
   /** Releases the per-region SDK clients (their keep-alive sockets). */
   destroy(): void;
 };
@@ -99,7 +108,13 @@ export function agentBoot(options: AgentBootOptions): BootHook {
       const res = await fetch(`${options.buildkiteUrl.replace(/\/+$/, "")}/v3/register`, {
         method: "POST",
         headers: { Authorization: `Token ${token}`, "Content-Type": "application/json" },
-        body: JSON.stringify({ name: instanceId, hostname: instanceId }),
+        // `tags-from-ec2-meta-data=true` in the stack's cfg makes the agent add its EC2 instance id
+        // as meta-data, which is how an agent is found again by instance.
+        body: JSON.stringify({
+          name: instanceId,
+          hostname: instanceId,
+          meta_data: [`aws:instance-id=${instanceId}`],
+        }),
         signal: AbortSignal.timeout(requestTimeoutMs),
       });
       await res.body?.cancel();
@@ -109,15 +124,13 @@ export function agentBoot(options: AgentBootOptions): BootHook {
     }
   }
 
-  const hook = async (context: BootContext): Promise<BootResult> => {
-    const read = await readToken(context.region);
-    if (!read.ok) return { ok: false, reason: read.reason };
+  /** Registers, retrying as the agent does on 429/5xx/network errors; a 401 is final. */
+  async function registerWithRetries(token: string, instanceId: string, via: string): Promise<BootResult> {
     let last = "";
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      const outcome = await register(read.token, context.instanceId);
+      const outcome = await register(token, instanceId);
       if ("status" in outcome) {
-        if (outcome.status === 200)
-          return { ok: true, reason: `registered with a token read via ${read.via}` };
+        if (outcome.status === 200) return { ok: true, reason: `registered with a token read via ${via}` };
         last = `HTTP ${outcome.status}`;
         const retryable = outcome.status === 429 || outcome.status >= 500;
         if (!retryable) break;
@@ -126,10 +139,36 @@ export function agentBoot(options: AgentBootOptions): BootHook {
       }
       if (attempt < attempts) await new Promise((resolve) => setTimeout(resolve, retryDelayMs * attempt));
     }
-    return { ok: false, reason: `agent registration refused: ${last} (token read via ${read.via})` };
+    return { ok: false, reason: `agent registration refused: ${last} (token read via ${via})` };
+  }
+
+  const hook = async (context: BootContext): Promise<BootResult> => {
+    const read = await readToken(context.region);
+    if (!read.ok) return { ok: false, reason: read.reason };
+    if (context.configPath !== undefined) {
+      try {
+        await writeAgentConfig(context.configPath, {
+          platform: context.platform ?? "Linux",
+          token: read.token,
+          stackName: context.stackName ?? context.groupName,
+          instanceId: context.instanceId,
+          endpoint: `${options.buildkiteUrl.replace(/\/+$/, "")}/v3`,
+        });
+      } catch (error) {
+        return { ok: false, reason: `writing the agent cfg failed: ${errorName(error)}` };
+      }
+    }
+    return registerWithRetries(read.token, context.instanceId, read.via);
+  };
+
+  const startAgent = async (context: AgentStartContext): Promise<BootResult> => {
+    const token = await readAgentToken(context.configPath);
+    if (!token) return { ok: false, reason: "agent cfg has no token" };
+    return registerWithRetries(token, context.instanceId, "the agent cfg");
   };
 
   return Object.assign(hook, {
+    startAgent,
     destroy() {
       for (const client of [...ssmClients.values(), ...secretsClients.values()]) client.destroy();
       ssmClients.clear();

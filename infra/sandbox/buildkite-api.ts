@@ -53,6 +53,8 @@ export interface SandboxRegistration {
   tokenId: string | null;
   ok: boolean;
   status: number;
+  /** The agent's `meta_data` (`key=value` strings) as it registered; empty when it sent none. */
+  metaData: string[];
 }
 
 export interface SandboxRequest {
@@ -447,7 +449,7 @@ class SandboxBuildkiteApi implements BuildkiteApi {
   }
 
   registrations(): SandboxRegistration[] {
-    return this.registrationLog.map((r) => ({ ...r, at: new Date(r.at) }));
+    return this.registrationLog.map((r) => ({ ...r, at: new Date(r.at), metaData: [...r.metaData] }));
   }
 
   requests(): SandboxRequest[] {
@@ -708,6 +710,9 @@ class SandboxBuildkiteApi implements BuildkiteApi {
     const body = await readJson(ctx.req);
     const input = body.ok && isRecord(body.value) ? body.value : {};
     const name = typeof input.name === "string" ? input.name : "";
+    const metaData = Array.isArray(input.meta_data)
+      ? input.meta_data.filter((item): item is string => typeof item === "string")
+      : [];
 
     let reply: Reply;
     if (!token || !this.isValid(token, this.now())) reply = invalidAgentToken();
@@ -727,6 +732,7 @@ class SandboxBuildkiteApi implements BuildkiteApi {
       tokenId: token?.id ?? null,
       ok: reply.status === 200,
       status: reply.status,
+      metaData,
     });
     return reply;
   }

@@ -53,7 +53,7 @@ export interface Profile {
   replicaLagMs: number;
   /** Time to launch and boot one instance in a refresh. */
   replaceMs: number;
-  /** How long a busy, protected instance keeps its job once a refresh waits for it. */
+  /** How long the jobs of the busy instances (`protectedInstances`) run once the fleet has booted. */
   jobMs: number;
   minHealthyPercentage: number;
   /** The reconcile function's timeout: its per-run wait for replicas is this minus 20 s. */
@@ -673,7 +673,9 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
       replaceMs: profile.replaceMs,
       jobMs: profile.jobMs,
       ...(options.buildkiteFlaky ? { buildkiteFlaky: true } : {}),
-      refresh: { minHealthyPercentage: profile.minHealthyPercentage, scaleInProtectedInstances: "Wait" },
+      // The fleet protects every instance from scale-in, as the stock Elastic CI Stack does, so a
+      // Wait refresh could only fail after the wait: this scenario refreshes with Refresh.
+      refresh: { minHealthyPercentage: profile.minHealthyPercentage, scaleInProtectedInstances: "Refresh" },
       timeoutsMs: { reconcile: profile.reconcileTimeoutMs },
       handlers: options.handlers,
       onInvoke,
@@ -866,13 +868,13 @@ function printBanner(
     `started in ${secs(o.startupMs)}, all on loopback, no AWS account involved:`,
     ...services.map(([name, url]) => `  ${name.padEnd(width)}  ${url}`),
     `secret ${world.secretName} in ${world.primaryRegion}, replicated to ${world.replicaRegions.join(", ")} (replication lag ${secs(o.lagMs)})`,
-    `Auto Scaling groups: ${instances} instances, ${protectedCount} of them running a job and protected from scale-in:`,
+    `Auto Scaling groups: ${instances} instances, all protected from scale-in (the stock stack's default), ${protectedCount} of them running a job:`,
     ...profile.groups.map(
       (g) =>
-        `  ${g.region.padEnd(regionWidth)}  ${g.name.padEnd(groupWidth)}  ${String(g.instances).padStart(2)} instances${g.protectedInstances ? `, ${g.protectedInstances} protected` : ""}`,
+        `  ${g.region.padEnd(regionWidth)}  ${g.name.padEnd(groupWidth)}  ${String(g.instances).padStart(2)} instances${g.protectedInstances ? `, ${g.protectedInstances} busy` : ""}`,
     ),
     `initial token ${short(world.stack.initialToken.id)}: made by a human, every agent registered with it; this tool never revokes it`,
-    `refresh: MinHealthyPercentage ${profile.minHealthyPercentage}, ScaleInProtectedInstances Wait, SkipMatching false`,
+    `refresh: MinHealthyPercentage ${profile.minHealthyPercentage}, ScaleInProtectedInstances Refresh (jobs on replaced instances are interrupted), SkipMatching false`,
     `reconcile: timeout ${secs(profile.reconcileTimeoutMs)} (waits up to ${secs(Math.max(0, profile.reconcileTimeoutMs - 20_000))} per run for lagging replicas); safety-net schedule every ${secs(profile.scheduleEveryMs)}`,
     `scenario: ${o.rotations} rotation(s)${o.failRefreshRegion ? `; refreshes in ${o.failRefreshRegion} fail during rotation ${o.rotations}` : ""}${o.buildkiteFlaky ? "; Buildkite API flaky (15% of requests answer 502 or 429)" : ""}`,
     ...(o.logFile ? [`handler logs (JSON lines): ${o.logFile}`] : []),

@@ -3,7 +3,10 @@
  *
  *   moto (Secrets Manager, SSM, SNS, SQS, per-region backends)  + the local Buildkite API
  *   + simulated replication of the agent-token secret to the replica regions (with lag)
- *   + the EC2 Auto Scaling stand-in, whose instances boot like Elastic CI Stack agents
+ *   + the EC2 Auto Scaling stand-in, whose instances boot and live like Elastic CI Stack agents
+ *     (stock protection, jobs, idle self-termination, restarts, cfg files on disk)
+ *   + EC2 DescribeInstances and CloudFormation DescribeStacks stand-ins fed by that fleet, and
+ *     Elastic CI Stacks (a stack + its generated-name group) when asked for
  *   + a local Lambda endpoint running `rotate-token` and `reconcile` (serialized per function)
  *   + a local event bus standing for the EventBridge rules that trigger reconcile
  *   + an SNS alert topic with an SQS queue subscribed, so alerts can be read back.
@@ -28,12 +31,23 @@ import {
   type AutoScalingStandIn,
   type Fleet,
   type GroupSpec,
+  type JobsSpec,
+  type Platform,
   type ScaleInProtectedInstances,
+  type SsmAgentState,
   startAutoScalingStandIn,
 } from "./autoscaling/index";
 import { isActive } from "./autoscaling/state";
 import type { BuildkiteApi } from "./buildkite-api";
+import {
+  type CloudFormationStandIn,
+  type ElasticStackSpec,
+  ElasticStacks,
+  startCloudFormationStandIn,
+} from "./cloudformation/index";
+import { type Ec2StandIn, startEc2StandIn } from "./ec2/index";
 import { createEventBus, type EventBus } from "./event-bus";
+import type { InstanceDirectory } from "./instance-host";
 import {
   type InvocationPhase,
   type InvocationRecord,
@@ -51,17 +65,59 @@ export type FunctionHandler = (
   context?: { getRemainingTimeInMillis(): number },
 ) => Promise<unknown>;
 
-export interface WorldGroup {
+/** Options of the stock-stack simulation a plain group or a stack's group takes (see GroupSpec). */
+export interface WorldFleetGroupOptions {
+  /** Default true (the stack's InstanceScaleInProtection default); false turns protection off. */
+  newInstancesProtectedFromScaleIn?: boolean;
+  platform?: Platform;
+  /** ScaleInIdlePeriod scaled to ms; default never. */
+  idlePeriodMs?: number;
+  jobs?: JobsSpec;
+  scaler?: false | { demand?: number; delayMs?: number };
+  ssmAgent?: SsmAgentState;
+  minSize?: number;
+  maxSize?: number;
+}
+
+export interface WorldGroup extends WorldFleetGroupOptions {
   region: string;
   name: string;
   instances: number;
+  /** Legacy: how many instances run a job at the start (= jobs.busyAtStart). */
   protectedInstances?: number;
+}
+
+/** An Elastic CI Stack: a CloudFormation stack and its `<stack>-AgentAutoScaleGroup-<random>` group. */
+export interface WorldStack extends WorldFleetGroupOptions {
+  region: string;
+  stackName: string;
+  instances: number;
+  /** BuildkiteAgentTokenParameterStorePath; default the secret's SSM reference path. */
+  tokenParameterPath?: string;
+  tokenKmsKey?: string;
+  managedPolicyArns?: string[];
+  instanceRoleArn?: string;
+  instanceRoleName?: string;
+  scaleInIdlePeriodSeconds?: number;
+  tags?: Record<string, string>;
 }
 
 export interface WorldOptions {
   primaryRegion?: string;
   replicaRegions?: string[];
+  /** Plain Auto Scaling groups (may be empty when `stacks` are given). */
   groups: WorldGroup[];
+  /** Elastic CI Stacks. */
+  stacks?: WorldStack[];
+  /** A Wait refresh fails after this long blocked on protected instances (AWS: one hour). Default 2000 ms. */
+  protectedWaitMs?: number;
+  /** Agent restart and terminate-instance timings, scaled (see FleetOptions). */
+  agentTimings?: {
+    linuxRestartDelayMs?: number;
+    windowsRestartDelayMs?: number;
+    terminateDelayMs?: number;
+    maxAgentRestarts?: number;
+  };
   /** Replication lag to every replica region (default 300 ms); see `replicator.setLag`. */
   replicaLagMs?: number;
   /** Time to launch and boot one instance in a refresh (default 100 ms). */
@@ -112,10 +168,18 @@ export interface World {
   secretName: string;
   motoUrl: string;
   autoScalingUrl: string;
+  ec2Url: string;
+  cloudFormationUrl: string;
   alertTopicArn: string;
   stack: RotationStack;
   buildkite: BuildkiteApi;
   fleet: Fleet;
+  /** The Elastic CI Stacks (CloudFormation's side); `stacks.replaceGroup` replaces a stack's group. */
+  stacks: ElasticStacks;
+  ec2: Ec2StandIn;
+  cloudFormation: CloudFormationStandIn;
+  /** The fleet as the Run Command stand-in reads it. */
+  instanceDirectory(): InstanceDirectory;
   replicator: Replicator;
   lambda: LocalLambda;
   bus: EventBus;
@@ -158,7 +222,11 @@ const ALERTS = "buildkite-agent-token-alerts";
 export async function startWorld(options: WorldOptions): Promise<World> {
   const primaryRegion = options.primaryRegion ?? "us-east-1";
   const replicaRegions = [...new Set(options.replicaRegions ?? ["us-west-2", "eu-west-1"])];
-  checkGroups(options.groups, primaryRegion, replicaRegions);
+  checkGroups(
+    [...options.groups, ...(options.stacks ?? []).map((stack) => ({ ...stack, name: stack.stackName }))],
+    primaryRegion,
+    replicaRegions,
+  );
 
   const cleanups: Array<{ what: string; run: () => Promise<void> | void }> = [];
   const stopAll = async (): Promise<void> => {
@@ -230,6 +298,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const standIn: AutoScalingStandIn = await startAutoScalingStandIn({
       groups: options.groups.map(
         (g): GroupSpec => ({
+          ...fleetGroupOptions(g),
           region: g.region,
           name: g.name,
           instances: g.instances,
@@ -238,33 +307,35 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       ),
       replaceMs: options.replaceMs ?? 100,
       jobMs: options.jobMs ?? 300,
+      ...(options.protectedWaitMs === undefined ? {} : { protectedWaitMs: options.protectedWaitMs }),
+      ...options.agentTimings,
       boot,
+      startAgent: boot.startAgent,
       onEvent: put,
     });
     cleanups.push({ what: "the Auto Scaling stand-in", run: () => standIn.close() });
     const fleet = standIn.fleet;
 
-    // The fleet's instances booted before the sandbox existed; let each register once with the
-    // initial token, so the Buildkite API shows them as agents, as a real fleet would.
-    const initialBoots = await Promise.all(
-      fleet.groups().flatMap((group) =>
-        group.instances.map(async (instance) => ({
-          instance: `${group.region}/${group.name}/${instance.instanceId}`,
-          result: await boot({
-            region: group.region,
-            groupName: group.name,
-            instanceId: instance.instanceId,
-            instanceRefreshId: "initial-boot",
-          }),
-        })),
-      ),
-    );
-    const failedBoots = initialBoots.filter((b) => !b.result.ok);
+    const stacks = new ElasticStacks({ fleet });
+    for (const stack of options.stacks ?? []) stacks.create(stackSpec(stack, secretName));
+    const cloudFormation = await startCloudFormationStandIn({ stacks });
+    cleanups.push({ what: "the CloudFormation stand-in", run: () => cloudFormation.close() });
+    const ec2 = await startEc2StandIn({ instances: fleet });
+    cleanups.push({ what: "the EC2 stand-in", run: () => ec2.close() });
+
+    // The fleet's instances booted before the sandbox existed; each runs its user data once now
+    // (reads the initial token through SSM, writes its cfg, registers), as a real fleet had.
+    const initialBoots = await fleet.bootInitialInstances();
+    const failedBoots = initialBoots.filter((b) => !b.result?.ok);
     if (failedBoots.length > 0) {
       throw new Error(
-        `initial agent registration failed: ${failedBoots.map((b) => `${b.instance}: ${b.result.reason ?? "?"}`).join("; ")}`,
+        `initial agent registration failed: ${failedBoots.map((b) => `${b.region}/${b.groupName}/${b.instanceId}: ${b.result?.reason ?? "?"}`).join("; ")}`,
       );
     }
+    const stackGroups = (options.stacks ?? []).map((stack) => ({
+      region: stack.region,
+      name: stacks.groupName(stack.region, stack.stackName),
+    }));
 
     const clientOptions = { region: primaryRegion, endpoint: stack.moto.url, credentials: TEST_CREDENTIALS };
     const sns = new SNSClient(clientOptions);
@@ -299,8 +370,14 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       RECONCILE_FUNCTION_NAME: RECONCILE,
       AWS_ENDPOINT_URL_LAMBDA: lambda.url,
       AWS_ENDPOINT_URL_AUTO_SCALING: standIn.url,
+      AWS_ENDPOINT_URL_EC2: ec2.url,
+      AWS_ENDPOINT_URL_CLOUDFORMATION: cloudFormation.url,
       REPLICA_REGIONS: replicaRegions.join(","),
-      TARGET_GROUPS: options.groups.map((g) => `${g.region}:${g.name}`).join(","),
+      // Stack groups are listed by their current names too, for a product that knows only groups.
+      TARGET_GROUPS: [...options.groups, ...stackGroups].map((g) => `${g.region}:${g.name}`).join(","),
+      ...(options.stacks === undefined || options.stacks.length === 0
+        ? {}
+        : { TARGET_STACKS: options.stacks.map((s) => `${s.region}:${s.stackName}`).join(",") }),
       ALERT_TOPIC_ARN: alertTopicArn,
       REFRESH_MIN_HEALTHY_PERCENTAGE: String(options.refresh?.minHealthyPercentage ?? 90),
       REFRESH_INSTANCE_WARMUP_SECONDS: String(options.refresh?.instanceWarmupSeconds ?? 0),
@@ -364,10 +441,16 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       secretName,
       motoUrl: stack.moto.url,
       autoScalingUrl: standIn.url,
+      ec2Url: ec2.url,
+      cloudFormationUrl: cloudFormation.url,
       alertTopicArn,
       stack,
       buildkite: stack.buildkite,
       fleet,
+      stacks,
+      ec2,
+      cloudFormation,
+      instanceDirectory: () => fleet.instanceDirectory(),
       replicator,
       lambda,
       bus,
@@ -435,7 +518,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         const deadline = Date.now() + timeoutMs;
         let quiet = 0;
         for (;;) {
-          const busy = busyParts(bus, lambda, fleet);
+          const busy = busyParts(bus, lambda, fleet, stacks);
           quiet = busy.length === 0 ? quiet + 1 : 0;
           // Idle on three checks in a row: nothing can be in a hand-off between the parts.
           if (quiet >= 3) return;
@@ -464,8 +547,52 @@ export async function startWorld(options: WorldOptions): Promise<World> {
   }
 }
 
-function checkGroups(groups: WorldGroup[], primaryRegion: string, replicaRegions: string[]): void {
-  if (groups.length === 0) throw new Error("the world needs at least one Auto Scaling group");
+function fleetGroupOptions(g: WorldFleetGroupOptions): Omit<GroupSpec, "region" | "name" | "instances"> {
+  const spec: Omit<GroupSpec, "region" | "name" | "instances"> = {};
+  if (g.newInstancesProtectedFromScaleIn !== undefined)
+    spec.newInstancesProtectedFromScaleIn = g.newInstancesProtectedFromScaleIn;
+  if (g.platform !== undefined) spec.platform = g.platform;
+  if (g.idlePeriodMs !== undefined) spec.idlePeriodMs = g.idlePeriodMs;
+  if (g.jobs !== undefined) spec.jobs = g.jobs;
+  if (g.scaler !== undefined) spec.scaler = g.scaler;
+  if (g.ssmAgent !== undefined) spec.ssmAgent = g.ssmAgent;
+  if (g.minSize !== undefined) spec.minSize = g.minSize;
+  if (g.maxSize !== undefined) spec.maxSize = g.maxSize;
+  return spec;
+}
+
+function stackSpec(stack: WorldStack, secretName: string): ElasticStackSpec {
+  const { newInstancesProtectedFromScaleIn, platform, minSize, maxSize, ...rest } = stack;
+  const group = fleetGroupOptions(rest);
+  return {
+    region: stack.region,
+    stackName: stack.stackName,
+    instances: stack.instances,
+    tokenParameterPath: stack.tokenParameterPath ?? `/aws/reference/secretsmanager/${secretName}`,
+    ...(stack.tokenKmsKey === undefined ? {} : { tokenKmsKey: stack.tokenKmsKey }),
+    ...(stack.managedPolicyArns === undefined ? {} : { managedPolicyArns: stack.managedPolicyArns }),
+    ...(stack.instanceRoleArn === undefined ? {} : { instanceRoleArn: stack.instanceRoleArn }),
+    ...(stack.instanceRoleName === undefined ? {} : { instanceRoleName: stack.instanceRoleName }),
+    ...(stack.scaleInIdlePeriodSeconds === undefined
+      ? {}
+      : { scaleInIdlePeriodSeconds: stack.scaleInIdlePeriodSeconds }),
+    ...(stack.tags === undefined ? {} : { tags: stack.tags }),
+    ...(platform === undefined ? {} : { platform }),
+    ...(minSize === undefined ? {} : { minSize }),
+    ...(maxSize === undefined ? {} : { maxSize }),
+    ...(newInstancesProtectedFromScaleIn === undefined
+      ? {}
+      : { instanceScaleInProtection: newInstancesProtectedFromScaleIn }),
+    group,
+  };
+}
+
+function checkGroups(
+  groups: Array<{ region: string; name: string }>,
+  primaryRegion: string,
+  replicaRegions: string[],
+): void {
+  if (groups.length === 0) throw new Error("the world needs at least one Auto Scaling group or stack");
   if (replicaRegions.includes(primaryRegion)) {
     throw new Error(`replica regions must not include the primary region ${primaryRegion}`);
   }
@@ -478,7 +605,7 @@ function checkGroups(groups: WorldGroup[], primaryRegion: string, replicaRegions
   }
 }
 
-function busyParts(bus: EventBus, lambda: LocalLambda, fleet: Fleet): string[] {
+function busyParts(bus: EventBus, lambda: LocalLambda, fleet: Fleet, stacks: ElasticStacks): string[] {
   const busy: string[] = [];
   if (!bus.isIdle()) busy.push("event bus delivering");
   const running = lambda.invocations().filter((r) => r.endedAt === undefined);
@@ -492,6 +619,16 @@ function busyParts(bus: EventBus, lambda: LocalLambda, fleet: Fleet): string[] {
     .flatMap((g) => fleet.refreshes(g.region, g.name).filter((r) => isActive(r.status)))
     .map((r) => `${r.region}:${r.autoScalingGroupName} ${r.status}`);
   if (active.length > 0) busy.push(`refreshes: ${active.join(", ")}`);
+  // Launches outside a refresh: replacements for churn, new groups of a stack update.
+  const launching = fleet
+    .groups()
+    .flatMap((g) =>
+      g.instances.filter((i) => i.lifecycleState === "Pending").map((i) => `${g.region}:${i.instanceId}`),
+    );
+  if (launching.length > 0) busy.push(`launching: ${launching.join(", ")}`);
+  const updating = stacks.all().filter((stack) => stack.status.endsWith("_IN_PROGRESS"));
+  if (updating.length > 0)
+    busy.push(`stacks: ${updating.map((s) => `${s.region}:${s.stackName} ${s.status}`).join(", ")}`);
   return busy;
 }
 

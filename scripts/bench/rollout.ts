@@ -61,7 +61,13 @@ async function rollout(
 ): Promise<RolloutRun> {
   const regions = REGIONS.slice(0, regionCount);
   const groups: WorldGroup[] = regions.flatMap((region) =>
-    Array.from({ length: groupsPerRegion }, (_, i) => ({ region, name: `ci-${i + 1}`, instances })),
+    // Unprotected: a Wait refresh of stock (all protected) groups can only fail after the wait.
+    Array.from({ length: groupsPerRegion }, (_, i) => ({
+      region,
+      name: `ci-${i + 1}`,
+      instances,
+      newInstancesProtectedFromScaleIn: false,
+    })),
   );
   const world = await startWorld({
     primaryRegion: regions[0],

@@ -9,7 +9,7 @@ import { type QueryServerOptions, startQueryServer } from "./server";
 
 export type { Clock } from "./clock";
 export { AutoScalingError } from "./errors";
-export { ACCOUNT_ID, Fleet, type FleetOptions } from "./fleet";
+export { ACCOUNT_ID, type AddGroupOptions, Fleet, type FleetOptions } from "./fleet";
 export type * from "./types";
 
 export interface AutoScalingStandInOptions extends FleetOptions, QueryServerOptions {}

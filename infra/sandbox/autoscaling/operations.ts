@@ -21,12 +21,29 @@ export const operations: ReadonlyMap<string, Operation> = new Map<string, Operat
   ["StartInstanceRefresh", startInstanceRefresh],
   ["DescribeInstanceRefreshes", describeInstanceRefreshes],
   ["CancelInstanceRefresh", cancelInstanceRefresh],
+  ["TerminateInstanceInAutoScalingGroup", terminateInstanceInAutoScalingGroup],
+  ["SetInstanceProtection", setInstanceProtection],
 ]);
+
+/**
+ * "By default, you can only specify up to 50 names. You can optionally increase this limit using
+ * the MaxRecords property." (DescribeAutoScalingGroups, AutoScalingGroupNames;
+ * https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeAutoScalingGroups.html).
+ */
+const DEFAULT_MAX_RECORDS = 50;
+const MAX_RECORDS = 100;
 
 function describeAutoScalingGroups(fleet: Fleet, region: string, params: QueryParams): XmlObject {
   const filters = readFilters(params);
+  const names = params.strings("AutoScalingGroupNames");
+  const limit = params.integer("MaxRecords") ?? DEFAULT_MAX_RECORDS;
+  if (names !== undefined && names.length > Math.max(DEFAULT_MAX_RECORDS, Math.min(limit, MAX_RECORDS))) {
+    throw validationError(
+      `The number of Auto Scaling group names (${names.length}) exceeds the limit of ${Math.max(DEFAULT_MAX_RECORDS, Math.min(limit, MAX_RECORDS))}; raise MaxRecords (at most ${MAX_RECORDS}) or ask for fewer.`,
+    );
+  }
   const groups = fleet
-    .describeGroups(region, params.strings("AutoScalingGroupNames"))
+    .describeGroups(region, names)
     .filter((group) => filters.every((filter) => groupMatches(group, filter)));
   const { page, nextToken } = paginate(groups, params);
   return { AutoScalingGroups: page.map(groupXml), NextToken: nextToken };
@@ -90,6 +107,35 @@ function describeInstanceRefreshes(fleet: Fleet, region: string, params: QueryPa
 function cancelInstanceRefresh(fleet: Fleet, region: string, params: QueryParams): XmlObject {
   const groupName = params.requiredString("AutoScalingGroupName");
   return { InstanceRefreshId: fleet.cancelInstanceRefresh(region, groupName) };
+}
+
+/** Both parameters are required (API_TerminateInstanceInAutoScalingGroup); the result is an Activity. */
+function terminateInstanceInAutoScalingGroup(fleet: Fleet, region: string, params: QueryParams): XmlObject {
+  const instanceId = params.requiredString("InstanceId");
+  const decrement = params.boolean("ShouldDecrementDesiredCapacity");
+  if (decrement === undefined) params.requiredString("ShouldDecrementDesiredCapacity");
+  const activity = fleet.terminateInstanceInAutoScalingGroup(region, instanceId, decrement === true);
+  return {
+    Activity: {
+      ActivityId: activity.activityId,
+      AutoScalingGroupName: activity.groupName,
+      Description: activity.description,
+      Cause: activity.cause,
+      StartTime: activity.startTime,
+      StatusCode: "InProgress",
+      Progress: 0,
+      Details: JSON.stringify({ "Availability Zone": `${region}a` }),
+    },
+  };
+}
+
+function setInstanceProtection(fleet: Fleet, region: string, params: QueryParams): XmlObject {
+  const groupName = params.requiredString("AutoScalingGroupName");
+  const ids = params.strings("InstanceIds") ?? [];
+  const protect = params.boolean("ProtectedFromScaleIn");
+  if (protect === undefined) params.requiredString("ProtectedFromScaleIn");
+  fleet.setInstanceProtection(region, groupName, ids, protect === true);
+  return {};
 }
 
 // ---- Request helpers ----------------------------------------------------------------------------

@@ -86,7 +86,8 @@ export function regionFromAuthorization(authorization: string | undefined): stri
   return match[1];
 }
 
-async function readBody(request: IncomingMessage): Promise<string> {
+/** The request body as text, refused past 1 MiB (shared by the Query-protocol stand-ins). */
+export async function readBody(request: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {

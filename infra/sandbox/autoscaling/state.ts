@@ -1,27 +1,62 @@
 /** Mutable simulation state, private to the fleet and its refresh runner. */
 import type {
+  Ec2State,
+  GroupSpec,
   GroupView,
+  JobsSpec,
   LifecycleState,
+  Platform,
   RefreshPreferences,
   RefreshStatus,
   RefreshView,
+  SsmAgentState,
   TagView,
 } from "./types";
 
 export interface InstanceState {
   id: string;
+  region: string;
+  groupName: string;
   availabilityZone: string;
   state: LifecycleState;
+  /** What EC2 would report; `terminated` once gone from the group. */
+  ec2State: Ec2State;
   protectedFromScaleIn: boolean;
   launchTemplateVersion: string;
-  /** Set once a busy protected instance's job has a known end (see `Fleet#startJobCountdown`). */
-  jobEndsAt?: number;
+  launchTime: Date;
+  terminatedAt?: number;
+  platform: Platform;
+  ssmAgent: SsmAgentState;
+  configPath: string;
+  /** Tags EC2 shows for the instance, fixed at launch. */
+  tags: Array<{ key: string; value: string }>;
+  bootFinished: boolean;
+  agentRunning: boolean;
+  /** The running job, if any; `seq` tells a stale timer from the current job. */
+  job?: { seq: number; endsAt: number };
+  /** Bumped whenever the agent changes state, so stale idle/job timers do nothing. */
+  epoch: number;
+  restarts: number;
+  /** Set when an initial instance is to start with a job once booted. */
+  busyAtBoot: boolean;
+  /** terminate-instance is already on its way (Linux runs it once per instance). */
+  terminationScheduled: boolean;
 }
 
 /** A group as the fleet keeps it: the public view, with mutable instances and tags by key. */
 export type GroupState = Omit<GroupView, "instances" | "tags"> & {
   instances: InstanceState[];
   tags: Map<string, TagView>;
+  platform: Platform;
+  idlePeriodMs: number;
+  jobs: Required<Pick<JobsSpec, "busyOnBoot">> & Pick<JobsSpec, "durationMs" | "schedule">;
+  scaler: false | { demand: number; delayMs: number };
+  ssmAgent: SsmAgentState;
+  stackName: string;
+  /** Draws job lengths and busy-on-boot decisions (seeded). */
+  random: () => number;
+  scheduleIndex: number;
+  spec: GroupSpec;
 };
 
 export interface RefreshState {

@@ -58,14 +58,24 @@ function isList(value: XmlValue): value is readonly XmlValue[] {
 }
 
 /** `<ActionResponse>` with an optional `<ActionResult>` (actions without output have none). */
-export function responseDocument(action: string, result: XmlObject | undefined, requestId: string): string {
+export function responseDocument(
+  action: string,
+  result: XmlObject | undefined,
+  requestId: string,
+  namespace = XML_NAMESPACE,
+): string {
   const body = element(`${action}Result`, result) + element("ResponseMetadata", { RequestId: requestId });
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="${XML_NAMESPACE}">${body}</${action}Response>`;
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="${namespace}">${body}</${action}Response>`;
 }
 
-export function errorDocument(error: AutoScalingError, requestId: string): string {
+/** The awsQuery error envelope (Auto Scaling, CloudFormation): `<ErrorResponse><Error>…</Error><RequestId/>`. */
+export function errorDocument(
+  error: Pick<AutoScalingError, "type" | "code" | "message">,
+  requestId: string,
+  namespace = XML_NAMESPACE,
+): string {
   const body =
     element("Error", { Type: error.type, Code: error.code, Message: error.message }) +
     element("RequestId", requestId);
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="${XML_NAMESPACE}">${body}</ErrorResponse>`;
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="${namespace}">${body}</ErrorResponse>`;
 }

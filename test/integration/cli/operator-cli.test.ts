@@ -58,7 +58,8 @@ beforeAll(async () => {
     });
   }
   world = await startWorld({
-    groups: GROUPS,
+    // Wait refreshes complete only without scale-in protection (the stock stack's default is on).
+    groups: GROUPS.map((g) => ({ ...g, newInstancesProtectedFromScaleIn: false })),
     replicaRegions: ["us-west-2"],
     replicaLagMs: 150,
     replaceMs: 100,

@@ -18,6 +18,7 @@ import {
   type InstanceRefresh,
   InstanceRefreshInProgressFault,
   type RefreshPreferences,
+  SetInstanceProtectionCommand,
   StartInstanceRefreshCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { afterEach, describe, expect, it } from "vitest";
@@ -43,8 +44,13 @@ afterEach(async () => {
   await Promise.all(standIns.splice(0).map((standIn) => standIn.close()));
 });
 
+/**
+ * These tests exercise the refresh mechanics on unprotected groups unless a test says otherwise:
+ * the stock Elastic CI Stack default (every instance protected) has its own tests in fleet.test.ts.
+ */
 async function start(options: AutoScalingStandInOptions): Promise<AutoScalingStandIn> {
-  const standIn = await startAutoScalingStandIn({ replaceMs: 20, ...options });
+  const groups = options.groups.map((group) => ({ newInstancesProtectedFromScaleIn: false, ...group }));
+  const standIn = await startAutoScalingStandIn({ replaceMs: 20, ...options, groups });
   standIns.push(standIn);
   return standIn;
 }
@@ -275,7 +281,7 @@ describe("groups and tags", () => {
           region: REGION,
           name: "agents",
           instances: 3,
-          protectedInstances: 1,
+          newInstancesProtectedFromScaleIn: true,
           maxSize: 10,
           tags: { team: "ci" },
         },
@@ -295,7 +301,7 @@ describe("groups and tags", () => {
       MinSize: 0,
       MaxSize: 10,
       DesiredCapacity: 3,
-      NewInstancesProtectedFromScaleIn: false,
+      NewInstancesProtectedFromScaleIn: true,
       Tags: [
         {
           ResourceId: "agents",
@@ -311,7 +317,10 @@ describe("groups and tags", () => {
     );
     expect(group.CreatedTime).toBeInstanceOf(Date);
     expect(group.Instances).toHaveLength(3);
-    expect(group.Instances?.map((instance) => instance.ProtectedFromScaleIn)).toEqual([true, false, false]);
+    expect(group.Instances?.map((instance) => instance.ProtectedFromScaleIn)).toEqual([true, true, true]);
+    const builders = await describeGroup(asg, "builders");
+    expect(builders.NewInstancesProtectedFromScaleIn).toBe(false);
+    expect(builders.Instances?.map((instance) => instance.ProtectedFromScaleIn)).toEqual([false]);
     expect(group.Instances?.[0]).toMatchObject({
       InstanceId: expect.stringMatching(/^i-[0-9a-f]{17}$/),
       LifecycleState: "InService",
@@ -504,11 +513,26 @@ describe("instance refreshes", () => {
     expect(standIn.fleet.boots()).toHaveLength(2);
   });
 
-  it("treats protected instances per ScaleInProtectedInstances: Refresh, Ignore, Wait", async () => {
-    const jobMs = 400;
-    const spec = (name: string) => ({ region: REGION, name, instances: 4, protectedInstances: 2 });
-    const standIn = await start({ groups: [spec("refresh"), spec("ignore"), spec("wait")], jobMs });
+  it("treats protected instances per ScaleInProtectedInstances: Refresh, Ignore, Wait (fails after the wait)", async () => {
+    const protectedWaitMs = 300;
+    // Stock protection on every instance; SetInstanceProtection lifts it from two of the four.
+    const spec = (name: string) => ({
+      region: REGION,
+      name,
+      instances: 4,
+      newInstancesProtectedFromScaleIn: true,
+    });
+    const standIn = await start({ groups: [spec("refresh"), spec("ignore"), spec("wait")], protectedWaitMs });
     const asg = clientFor(standIn);
+    for (const name of ["refresh", "ignore", "wait"]) {
+      await asg.send(
+        new SetInstanceProtectionCommand({
+          AutoScalingGroupName: name,
+          InstanceIds: instanceIds(standIn, name).slice(2),
+          ProtectedFromScaleIn: false,
+        }),
+      );
+    }
     const protectedIds = (name: string) =>
       standIn.fleet
         .instances(REGION, name)
@@ -519,6 +543,7 @@ describe("instance refreshes", () => {
       ignore: protectedIds("ignore"),
       wait: protectedIds("wait"),
     };
+    expect(originally.wait).toHaveLength(2);
     const preferences = { MinHealthyPercentage: 50, InstanceWarmup: 0 };
     const ids = {
       refresh: await startRefresh(asg, "refresh", { ...preferences, ScaleInProtectedInstances: "Refresh" }),
@@ -526,7 +551,7 @@ describe("instance refreshes", () => {
       wait: await startRefresh(asg, "wait", { ...preferences, ScaleInProtectedInstances: "Wait" }),
     };
 
-    // Unprotected instances go first; Wait then holds until the busy instances finish their jobs.
+    // Unprotected instances go first; Wait then blocks on the protected ones.
     await until(
       () => standIn.fleet.boots().filter((boot) => boot.groupName === "wait" && boot.result).length === 2,
     );
@@ -540,14 +565,42 @@ describe("instance refreshes", () => {
     const ignored = await waitForStatus(asg, "ignore", ids.ignore, ["Successful", "Failed"]);
     expect(ignored).toMatchObject({ Status: "Successful", PercentageComplete: 50, InstancesToUpdate: 2 });
     expect(ignored.StatusReason).toContain("protected from scale in");
-    expect(protectedIds("ignore")).toEqual(originally.ignore);
+    expect(instanceIds(standIn, "ignore")).toEqual(expect.arrayContaining(originally.ignore));
 
     const waited = await waitForStatus(asg, "wait", ids.wait, ["Successful", "Failed"]);
-    expect(waited).toMatchObject({ Status: "Successful", PercentageComplete: 100, InstancesToUpdate: 0 });
-    expect(instanceIds(standIn, "wait").filter((id) => originally.wait.includes(id))).toEqual([]);
+    expect(waited).toMatchObject({ Status: "Failed", PercentageComplete: 50, InstancesToUpdate: 2 });
+    expect(waited.StatusReason).toContain("protected from scale in");
+    for (const id of originally.wait) expect(waited.StatusReason).toContain(id);
     const elapsed = (waited.EndTime?.getTime() ?? 0) - (waited.StartTime?.getTime() ?? 0);
-    expect(elapsed).toBeGreaterThanOrEqual(jobMs);
-    expect(standIn.fleet.boots().filter((boot) => boot.groupName === "wait")).toHaveLength(4);
+    expect(elapsed).toBeGreaterThanOrEqual(protectedWaitMs);
+    expect(instanceIds(standIn, "wait")).toEqual(expect.arrayContaining(originally.wait));
+    // Rollout replacements: 4 (refresh) + 2 (ignore) + 2 (wait).
+    expect(standIn.fleet.counters().replacedByRollout).toBe(8);
+  });
+
+  it("Wait proceeds once scale-in protection is removed within the wait", async () => {
+    const standIn = await start({
+      groups: [{ region: REGION, name: "agents", instances: 2, newInstancesProtectedFromScaleIn: true }],
+      protectedWaitMs: 5_000,
+    });
+    const asg = clientFor(standIn);
+    const id = await startRefresh(asg, "agents", {
+      MinHealthyPercentage: 50,
+      ScaleInProtectedInstances: "Wait",
+    });
+    await sleep(150);
+    expect((await describeRefresh(asg, "agents", id)).Status).toBe("InProgress");
+    expect(standIn.fleet.boots()).toEqual([]);
+    await asg.send(
+      new SetInstanceProtectionCommand({
+        AutoScalingGroupName: "agents",
+        InstanceIds: instanceIds(standIn, "agents"),
+        ProtectedFromScaleIn: false,
+      }),
+    );
+    expect(await waitForStatus(asg, "agents", id, ["Successful", "Failed"])).toMatchObject({
+      Status: "Successful",
+    });
   });
 
   it("sizes batches so MinHealthyPercentage (and MaxHealthyPercentage) of capacity stays in service", async () => {
@@ -805,7 +858,7 @@ describe("events and knobs", () => {
 
   it("closes promptly with a refresh in flight and a boot that never returns", async () => {
     const standIn = await startAutoScalingStandIn({
-      groups: [{ region: REGION, name: "agents", instances: 2 }],
+      groups: [{ region: REGION, name: "agents", instances: 2, newInstancesProtectedFromScaleIn: false }],
       replaceMs: 5,
       boot: () => new Promise(() => {}),
     });
@@ -866,7 +919,7 @@ describe("fleet simulation on an injected clock", () => {
     const t0 = clock.now();
     const events: RefreshEvent[] = [];
     const fleet = new Fleet({
-      groups: [{ region: REGION, name: "agents", instances: 2 }],
+      groups: [{ region: REGION, name: "agents", instances: 2, newInstancesProtectedFromScaleIn: false }],
       replaceMs: 100,
       clock,
       onEvent: (event) => events.push(event),

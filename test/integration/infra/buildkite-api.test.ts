@@ -324,10 +324,17 @@ describe("agent API", () => {
     expect((await agent("/v3/register", good.value, {})).status).toBe(422);
 
     expect(api.registrations()).toEqual([
-      { at: new Date(clock - 1000), name: "agent-1", tokenId: good.id, ok: true, status: 200 },
-      { at: new Date(clock), name: "agent-2", tokenId: revoked.id, ok: false, status: 401 },
-      { at: new Date(clock), name: "agent-3", tokenId: null, ok: false, status: 401 },
-      { at: new Date(clock), name: "", tokenId: good.id, ok: false, status: 422 },
+      {
+        at: new Date(clock - 1000),
+        name: "agent-1",
+        tokenId: good.id,
+        ok: true,
+        status: 200,
+        metaData: ["queue=default"],
+      },
+      { at: new Date(clock), name: "agent-2", tokenId: revoked.id, ok: false, status: 401, metaData: [] },
+      { at: new Date(clock), name: "agent-3", tokenId: null, ok: false, status: 401, metaData: [] },
+      { at: new Date(clock), name: "", tokenId: good.id, ok: false, status: 422, metaData: [] },
     ]);
   });
 

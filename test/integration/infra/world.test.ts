@@ -26,9 +26,16 @@ let rotatedVersion: string;
 beforeAll(async () => {
   world = await startWorld({
     replicaRegions: ["us-west-2", "eu-west-1"],
+    // Protection off: these tests are about the world's wiring, not the stock protection (fleet.test.ts).
     groups: [
-      { region: "us-east-1", name: "agents-primary", instances: 2, protectedInstances: 1 },
-      { region: "us-west-2", name: "agents-west", instances: 1 },
+      {
+        region: "us-east-1",
+        name: "agents-primary",
+        instances: 2,
+        protectedInstances: 1,
+        newInstancesProtectedFromScaleIn: false,
+      },
+      { region: "us-west-2", name: "agents-west", instances: 1, newInstancesProtectedFromScaleIn: false },
     ],
     replicaLagMs: LAG_MS,
     replaceMs: 50,
@@ -78,6 +85,8 @@ describe("the sandbox world", () => {
       AWS_ENDPOINT_URL: world.motoUrl,
       AWS_ENDPOINT_URL_LAMBDA: world.lambda.url,
       AWS_ENDPOINT_URL_AUTO_SCALING: world.autoScalingUrl,
+      AWS_ENDPOINT_URL_EC2: world.ec2Url,
+      AWS_ENDPOINT_URL_CLOUDFORMATION: world.cloudFormationUrl,
       ROTATION_SECRET_ARN: world.secretArn,
       REPLICA_REGIONS: "us-west-2,eu-west-1",
       TARGET_GROUPS: "us-east-1:agents-primary,us-west-2:agents-west",

@@ -17,6 +17,11 @@ const GROUPS = [
   { region: "us-west-2", name: "ci-linux", instances: 3, protectedInstances: 1 },
   { region: "eu-west-1", name: "ci-arm", instances: 2 },
 ];
+/**
+ * The refresh strategy with Wait completes only on groups without scale-in protection; the stock
+ * stack protects every instance (the fleet's default), which the Ignore test keeps.
+ */
+const UNPROTECTED = GROUPS.map((g) => ({ ...g, newInstancesProtectedFromScaleIn: false }));
 
 let world: World | undefined;
 afterEach(async () => {
@@ -29,7 +34,7 @@ async function start(
   handlers?: { rotateToken: FunctionHandler; reconcile: FunctionHandler },
 ) {
   world = await startWorld({
-    groups: GROUPS,
+    groups: UNPROTECTED,
     replicaLagMs: 400,
     replaceMs: 60,
     jobMs: 200,
@@ -106,7 +111,7 @@ describe("rollout end to end (3 regions, 4 groups)", () => {
   });
 
   it("with ScaleInProtectedInstances=Ignore, skipped instances block revocation and raise an alert per refresh", async () => {
-    const w = await start({ refresh: { scaleInProtectedInstances: "Ignore" } });
+    const w = await start({ groups: GROUPS, refresh: { scaleInProtectedInstances: "Ignore" } });
     const first = await w.rotate();
     await w.settled(60_000);
     await w.rotate();
