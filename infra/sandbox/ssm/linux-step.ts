@@ -102,7 +102,13 @@ export async function runLinuxStep(options: LinuxStepOptions): Promise<StepRun> 
   if (process.env.PYENV_VERSION) env.PYENV_VERSION = process.env.PYENV_VERSION;
   try {
     return await new Promise<StepRun>((resolve) => {
-      const child = spawn("bash", [scriptPath], { cwd: work, env, stdio: ["ignore", "pipe", "pipe"] });
+      // Its own process group, so a stop takes the script's children (sleep, aws) down with it.
+      const child = spawn("bash", [scriptPath], {
+        cwd: work,
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true,
+      });
       let stdout = "";
       let stderr = "";
       let aborted = false;
@@ -114,7 +120,11 @@ export async function runLinuxStep(options: LinuxStepOptions): Promise<StepRun> 
       });
       const stop = () => {
         aborted = true;
-        child.kill("SIGKILL");
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+        } catch {
+          child.kill("SIGKILL");
+        }
       };
       if (options.signal.aborted) stop();
       options.signal.addEventListener("abort", stop, { once: true });
