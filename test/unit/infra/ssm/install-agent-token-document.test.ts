@@ -174,7 +174,10 @@ describe("BuildkiteAgentTokenRotation-InstallAgentToken", () => {
         DocumentFormat: "YAML",
         UpdateMethod: "NewVersion",
       });
-      expect(documents[0]?.Properties.Content, file).toEqual(doc);
+      expect(
+        documents[0]?.Properties.Content,
+        `${file}: run node --import tsx infra/ssm/embed-document.ts`,
+      ).toEqual(doc);
     }
   });
 });
