@@ -43,6 +43,8 @@ export interface RunCommandStandInOptions {
   deliveryRetryMs?: number;
   /** How an invocation ends when its instance terminates mid-run (default "Delivery Timed Out"). */
   midRunTermination?: MidRunTermination;
+  /** "bash" (default) runs the Linux step for real; "mirror" runs its TypeScript mirror (fast). */
+  linuxStep?: "bash" | "mirror";
   /** Per-region token bucket answering ThrottlingException; off by default. */
   throttle?: ThrottleProfile;
   /** Reshape moto's Secrets Manager reference answers to AWS's (default true; see server.ts). */
@@ -88,6 +90,7 @@ export async function startRunCommandStandIn(options: RunCommandStandInOptions):
     msPerAwsSecond: options.msPerAwsSecond ?? 1000,
     deliveryRetryMs: options.deliveryRetryMs ?? 100,
     midRunTermination: options.midRunTermination ?? "Delivery Timed Out",
+    linuxStep: options.linuxStep ?? "bash",
     linuxConfigPath: "/etc/buildkite-agent/buildkite-agent.cfg",
     windowsConfigPath: "C:\\buildkite-agent\\buildkite-agent.cfg",
     elsewhereRoot,

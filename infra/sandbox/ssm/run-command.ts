@@ -25,6 +25,7 @@
  *   GetCommandInvocation's StandardOutputContent at 24000 and StandardErrorContent at 8000.
  */
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import type { InstanceDirectory, InstanceHost } from "../instance-host";
 import type { CommandDocument, DocumentStep } from "./documents";
 import { resolveParameters, substituteParameters } from "./documents";
@@ -59,6 +60,11 @@ export interface RunCommandSettings {
   /** How often a Delayed invocation retries delivery. */
   deliveryRetryMs: number;
   midRunTermination: MidRunTermination;
+  /**
+   * "bash" runs the Linux step for real (bash + AWS CLI); "mirror" runs its TypeScript mirror, for
+   * fleets too large to spawn the CLI per instance on a small machine.
+   */
+  linuxStep: "bash" | "mirror";
   /** In-instance path of the Linux / Windows cfg: the value that maps to InstanceHost.configPath. */
   linuxConfigPath: string;
   windowsConfigPath: string;
@@ -132,10 +138,13 @@ export class RunCommand {
   private readonly commands: Command[] = [];
   private readonly documents = new Map<string, CommandDocument>();
   private closed = false;
+  private readonly closing = new AbortController();
   private readonly aborts = new Set<AbortController>();
 
   constructor(private readonly settings: RunCommandSettings) {
     for (const document of settings.documents) this.documents.set(document.name, document);
+    // Every pending simulated wait listens for close().
+    setMaxListeners(0, this.closing.signal);
   }
 
   // ---- operations --------------------------------------------------------------------------------
@@ -426,6 +435,7 @@ export class RunCommand {
 
   close(): void {
     this.closed = true;
+    this.closing.abort();
     for (const a of this.aborts) a.abort();
   }
 
@@ -551,7 +561,17 @@ export class RunCommand {
     try {
       const values = { ...command.values };
       let run: StepRun;
-      if (step.action === "aws:runShellScript") {
+      // The mirror knows only the product's step; any other document runs for real.
+      if (step.name === "InstallAgentTokenLinux" && this.settings.linuxStep === "mirror") {
+        run = await runWindowsStep({
+          host,
+          flavour: "Linux",
+          tokenParameterName: values.TokenParameterName ?? "",
+          configPath: this.hostPath(host, values.LinuxConfigPath, this.settings.linuxConfigPath),
+          ssmEndpoint: this.settings.ssmEndpoint(),
+          signal: abort.signal,
+        });
+      } else if (step.action === "aws:runShellScript") {
         values.LinuxConfigPath = this.hostPath(host, values.LinuxConfigPath, this.settings.linuxConfigPath);
         run = await runLinuxStep({
           host,
@@ -716,8 +736,18 @@ export class RunCommand {
     };
   }
 
+  /** A timer that close() cuts short, so no simulated wait outlives the stand-in. */
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.closing.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.closing.signal.addEventListener("abort", done, { once: true });
+    });
   }
 }
 

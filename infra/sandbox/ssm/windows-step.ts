@@ -29,6 +29,11 @@ import type { StepRun } from "./linux-step";
 
 export interface WindowsStepOptions {
   host: InstanceHost;
+  /**
+   * "Linux" runs the same logic with the Linux step's boot reason and line ending: a fast stand-in
+   * for the real bash step when a sandbox fleet is too large to spawn the AWS CLI per instance.
+   */
+  flavour?: "Windows" | "Linux";
   /** TokenParameterName as sent. */
   tokenParameterName: string;
   /** Where WindowsConfigPath lives on the sandbox's disk. */
@@ -72,7 +77,7 @@ export async function runWindowsStep(options: WindowsStepOptions): Promise<StepR
   }
   return {
     exitCode: SUCCESSFUL_RESULTS.has(outcome.result) ? 0 : 1,
-    stdout: `${formatInstallResult(outcome)}\r\n`,
+    stdout: `${formatInstallResult(outcome)}${options.flavour === "Linux" ? "\n" : "\r\n"}`,
     stderr: "",
     aborted: options.signal.aborted,
   };
@@ -80,7 +85,14 @@ export async function runWindowsStep(options: WindowsStepOptions): Promise<StepR
 
 async function install(options: WindowsStepOptions): Promise<void> {
   const { host, configPath } = options;
-  if (!host.bootFinished()) finish("boot-in-progress", undefined, undefined, "agent-service-not-running");
+  if (!host.bootFinished()) {
+    finish(
+      "boot-in-progress",
+      undefined,
+      undefined,
+      options.flavour === "Linux" ? "cloud-init-running" : "agent-service-not-running",
+    );
+  }
 
   // Test-Path follows links: a dangling one is "missing"; then the reparse point; then a directory.
   let exists = true;

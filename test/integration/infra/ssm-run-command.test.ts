@@ -300,6 +300,50 @@ describe("the Linux step, run for real", () => {
   });
 });
 
+describe("the Linux step's TypeScript mirror (linuxStep: mirror)", () => {
+  it("prints what bash prints, and rewrites the cfg the same way", async () => {
+    const mirror = await startRunCommandStandIn({
+      motoUrl: moto.url,
+      directory: fleet,
+      invocationDelayMs: 10,
+      commandLatencyMs: 10,
+      linuxStep: "mirror",
+    });
+    standIns.push(mirror);
+    const scenario = () => {
+      const previous = fleet.add({ cfg: cfgWith(PREVIOUS) });
+      chownSync(previous.configPath, 4321, 5432);
+      chmodSync(previous.configPath, 0o604);
+      const current = fleet.add({ cfg: cfgWith(CURRENT) });
+      const foreign = fleet.add({ cfg: cfgWith(FOREIGN) });
+      const booting = fleet.add({ cfg: cfgWith(PREVIOUS) });
+      booting.booted = false;
+      const missing = fleet.add();
+      return [previous, current, foreign, booting, missing];
+    };
+    const viaBash = scenario();
+    const viaMirror = scenario();
+    const bash = await install(viaBash);
+    const mirrored = await install(viaMirror, { via: mirror });
+    const lines = (hosts: FakeInstance[], results: Map<string, CommandInvocation>) =>
+      hosts.map((h) => [results.get(h.instanceId)?.Status, linuxOutput(results.get(h.instanceId))]);
+    expect(lines(viaMirror, mirrored)).toEqual(lines(viaBash, bash));
+    expect(lines(viaMirror, mirrored).map(([, l]) => parseInstallResult(l ?? "")?.result)).toEqual([
+      "installed",
+      "unchanged",
+      "foreign-token",
+      "boot-in-progress",
+      "refused",
+    ]);
+    for (const [a, b] of viaBash.map((h, i) => [h, viaMirror[i]] as const)) {
+      if (!b || a.instanceId === viaBash[4]?.instanceId) continue;
+      expect(readFileSync(b.configPath, "utf8")).toBe(readFileSync(a.configPath, "utf8"));
+      const [sa, sb] = [statSync(a.configPath), statSync(b.configPath)];
+      expect([sb.uid, sb.gid, sb.mode]).toEqual([sa.uid, sa.gid, sa.mode]);
+    }
+  });
+});
+
 describe("the Windows step (TypeScript mirror)", () => {
   it("installs over AWSPREVIOUS keeping CRLF, the encoding and the mode", async () => {
     const crlf = cfgWith(PREVIOUS).replaceAll("\n", "\r\n");
