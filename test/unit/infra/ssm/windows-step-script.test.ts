@@ -106,7 +106,7 @@ describe("the Windows step (PowerShell, statically)", () => {
       [...code.matchAll(/Complete-Rotation '[a-z-]+' [^\n]*'([A-Za-z-]+)' ?}?\s*$/gm)].map((m) => m[1]),
     );
     const typescript = new Set(
-      [...mirror.matchAll(/finish\("[a-z-]+"[^;]*?"([A-Za-z-]+)"\)/g)].map((m) => m[1]),
+      [...mirror.matchAll(/finish\(\s*"[a-z-]+"[^;]*?"([A-Za-z-]+)",?\s*\)/g)].map((m) => m[1]),
     );
     expect(powershell.size).toBeGreaterThan(5);
     // Two situations a simulated instance cannot be in: no nssm service at all (the fleet only knows
