@@ -9,12 +9,24 @@ import { join } from "node:path";
 import type { InstanceDirectory } from "../instance-host";
 import { type CommandDocument, loadCommandDocument } from "./documents";
 import { createShims } from "./linux-step";
-import { type InvocationRecord, type MidRunTermination, pluginOutput, RunCommand } from "./run-command";
+import {
+  type InvocationRecord,
+  type InvocationStatusEvent,
+  type MidRunTermination,
+  pluginOutput,
+  RunCommand,
+} from "./run-command";
 import { startSsmServer } from "./server";
 import { RegionThrottle, type ThrottleProfile } from "./throttle";
 
 export type { CommandDocument } from "./documents";
-export type { InvocationRecord, InvocationStatus, MidRunTermination, PluginRecord } from "./run-command";
+export type {
+  InvocationRecord,
+  InvocationStatus,
+  InvocationStatusEvent,
+  MidRunTermination,
+  PluginRecord,
+} from "./run-command";
 export type { ThrottleProfile } from "./throttle";
 
 /** The product's document, registered under its fixed name. */
@@ -49,6 +61,8 @@ export interface RunCommandStandInOptions {
   throttle?: ThrottleProfile;
   /** Reshape moto's Secrets Manager reference answers to AWS's (default true; see server.ts). */
   awsShapedSecretReferences?: boolean;
+  /** Receives each invocation status change as AWS's EventBridge event (for the sandbox's event bus). */
+  onEvent?: (event: InvocationStatusEvent) => void;
   /** Receives every log line too (they never contain a token). */
   log?: (line: string) => void;
   host?: string;
@@ -95,6 +109,7 @@ export async function startRunCommandStandIn(options: RunCommandStandInOptions):
     windowsConfigPath: "C:\\buildkite-agent\\buildkite-agent.cfg",
     elsewhereRoot,
     log,
+    onEvent: options.onEvent,
     now: Date.now,
   });
   const throttle = options.throttle ? new RegionThrottle(options.throttle) : undefined;

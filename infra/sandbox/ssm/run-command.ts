@@ -71,7 +71,27 @@ export interface RunCommandSettings {
   /** Where any other cfg path would live (nothing is there: the step finds it missing). */
   elsewhereRoot: string;
   log: (line: string) => void;
+  /** Receives each invocation status change as the EventBridge event AWS sends for it. */
+  onEvent?: (event: InvocationStatusEvent) => void;
   now: () => number;
+}
+
+export interface InvocationStatusEvent {
+  version: "0";
+  id: string;
+  "detail-type": "EC2 Command Invocation Status-change Notification";
+  source: "aws.ssm";
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
+  detail: {
+    "command-id": string;
+    "document-name": string;
+    "instance-id": string;
+    "requested-date-time": string;
+    status: InvocationStatus;
+  };
 }
 
 export interface PluginRecord {
@@ -475,14 +495,12 @@ export class RunCommand {
         this.finishInvocation(invocation, "TimedOut", "Delivery Timed Out");
         return;
       }
-      invocation.status = "Delayed";
-      invocation.statusDetails = "Delayed";
+      this.transition(invocation, "Delayed", "Delayed");
       for (const p of invocation.plugins) Object.assign(p, { status: "Delayed", statusDetails: "Delayed" });
       await this.sleep(Math.min(this.settings.deliveryRetryMs, Math.max(1, deadline - this.settings.now())));
     }
     const host = this.settings.directory.find(command.region, invocation.instanceId) as InstanceHost;
-    invocation.status = "InProgress";
-    invocation.statusDetails = "InProgress";
+    this.transition(invocation, "InProgress", "InProgress");
     let outcome: { status: InvocationStatus; details: string } = { status: "Success", details: "Success" };
     for (const [index, documentStep] of command.document.steps.entries()) {
       const plugin = invocation.plugins[index] as PluginRecord;
@@ -611,9 +629,37 @@ export class RunCommand {
     return document.steps.find((s) => s.platform === undefined || s.platform === platform);
   }
 
-  private finishInvocation(invocation: InvocationRecord, status: InvocationStatus, details: string): void {
+  /**
+   * Every status change of an invocation goes through here; each one is also an EventBridge event
+   * "EC2 Command Invocation Status-change Notification" from aws.ssm
+   * (https://docs.aws.amazon.com/systems-manager/latest/userguide/monitoring-systems-manager-event-examples.html).
+   */
+  private transition(invocation: InvocationRecord, status: InvocationStatus, details: string): void {
+    const changed = invocation.status !== status;
     invocation.status = status;
     invocation.statusDetails = details;
+    if (!changed || this.settings.onEvent === undefined) return;
+    this.settings.onEvent({
+      version: "0",
+      id: randomUUID(),
+      "detail-type": "EC2 Command Invocation Status-change Notification",
+      source: "aws.ssm",
+      account: "123456789012",
+      time: new Date(this.settings.now()).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      region: invocation.region,
+      resources: [`arn:aws:ec2:${invocation.region}:123456789012:instance/${invocation.instanceId}`],
+      detail: {
+        "command-id": invocation.commandId,
+        "document-name": invocation.documentName,
+        "instance-id": invocation.instanceId,
+        "requested-date-time": new Date(invocation.requestedAt).toISOString(),
+        status,
+      },
+    });
+  }
+
+  private finishInvocation(invocation: InvocationRecord, status: InvocationStatus, details: string): void {
+    this.transition(invocation, status, details);
     for (const p of invocation.plugins) {
       if (!TERMINAL.has(p.status)) Object.assign(p, { status, statusDetails: details });
     }

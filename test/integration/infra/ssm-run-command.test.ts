@@ -23,6 +23,7 @@ import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
 import { parseCommandDocument } from "../../../infra/sandbox/ssm/documents";
 import {
   INSTALL_AGENT_TOKEN_DOCUMENT,
+  type InvocationStatusEvent,
   installAgentTokenDocument,
   type RunCommandStandIn,
   startRunCommandStandIn,
@@ -77,6 +78,9 @@ let fast: RunCommandStandIn;
 let currentVersion: string;
 const output = captureOutput();
 const standIns: RunCommandStandIn[] = [];
+const events: InvocationStatusEvent[] = [];
+const statusesOf = (instanceId: string) =>
+  events.filter((e) => e.detail["instance-id"] === instanceId).map((e) => e.detail.status);
 
 const ssm = (url: string, region = REGION, maxAttempts = 3) =>
   new SSMClient({ region, endpoint: url, credentials: CREDENTIALS, maxAttempts });
@@ -111,6 +115,7 @@ beforeAll(async () => {
     msPerAwsSecond: 10,
     deliveryRetryMs: 20,
     midRunTermination: "Terminated",
+    onEvent: (event) => events.push(event),
   });
   standIns.push(standIn, fast);
 });
@@ -637,6 +642,13 @@ describe("Run Command as the API reports it", () => {
     expect(invocation).toMatchObject({ Status: "TimedOut", StatusDetails: "Delivery Timed Out" });
     const command = (await client.send(new ListCommandsCommand({ CommandId: commandId }))).Commands?.[0];
     expect(command).toMatchObject({ Status: "TimedOut", DeliveryTimedOutCount: 1, ErrorCount: 0 });
+    expect(statusesOf(lost.instanceId)).toEqual(["Delayed", "TimedOut"]);
+    expect(events.find((e) => e.detail["instance-id"] === lost.instanceId)).toMatchObject({
+      "detail-type": "EC2 Command Invocation Status-change Notification",
+      source: "aws.ssm",
+      region: REGION,
+      detail: { "command-id": commandId, "document-name": INSTALL_AGENT_TOKEN_DOCUMENT },
+    });
     expect(readFileSync(lost.configPath, "utf8")).toBe(cfgWith(PREVIOUS));
     client.destroy();
   });
