@@ -581,6 +581,21 @@ describe("Run Command as the API reports it", () => {
       new ListCommandsCommand({ Filters: [{ key: "DocumentName", value: INSTALL_AGENT_TOKEN_DOCUMENT }] }),
     );
     expect(none.Commands).toEqual([]);
+    const succeeded = await client.send(
+      new ListCommandsCommand({
+        Filters: [
+          { key: "Status", value: "Success" },
+          { key: "DocumentName", value: "Sandbox-PrintLots" },
+        ],
+      }),
+    );
+    expect(succeeded.Commands?.map((c) => c.CommandId)).toContain(commandId);
+    const oneInstance = await client.send(
+      new ListCommandInvocationsCommand({ InstanceId: hosts[1]?.instanceId, Details: true }),
+    );
+    expect(oneInstance.CommandInvocations?.map((i) => [i.CommandId, i.InstanceId])).toEqual([
+      [commandId, hosts[1]?.instanceId],
+    ]);
     const later = await client.send(
       new ListCommandsCommand({
         Filters: [{ key: "InvokedAfter", value: new Date(Date.now() + 60_000).toISOString() }],
@@ -613,6 +628,26 @@ describe("Run Command as the API reports it", () => {
       }),
     );
     expect(online.InstanceInformationList).toHaveLength(6);
+    const windowsHost = fleet.add({ region, platform: "Windows" });
+    const legacy = await client.send(
+      new DescribeInstanceInformationCommand({
+        InstanceInformationFilterList: [
+          { key: "InstanceIds", valueSet: [windowsHost.instanceId, hosts[0]?.instanceId ?? ""] },
+          { key: "PlatformTypes", valueSet: ["Windows"] },
+        ],
+      }),
+    );
+    expect(legacy.InstanceInformationList?.map((i) => [i.InstanceId, i.PlatformType, i.PingStatus])).toEqual([
+      [windowsHost.instanceId, "Windows", "Online"],
+    ]);
+    await expect(
+      client.send(
+        new DescribeInstanceInformationCommand({
+          InstanceInformationFilterList: [{ key: "PingStatus", valueSet: ["Online"] }],
+          Filters: [{ Key: "PingStatus", Values: ["Online"] }],
+        }),
+      ),
+    ).rejects.toMatchObject({ name: "InvalidFilter" });
     await expect(
       client.send(new DescribeInstanceInformationCommand({ MaxResults: 4 })),
     ).rejects.toMatchObject({
