@@ -98,7 +98,7 @@ describe("the Windows step (PowerShell, statically)", () => {
   it("keeps the cfg safe: no restart, refuses links, atomic replace without a backup copy", () => {
     expect(code).not.toMatch(/Restart-Service|Stop-Service|Start-Service|nssm/i);
     expect(code).toContain("[System.IO.FileAttributes]::ReparsePoint");
-    expect(code).toContain("[System.IO.File]::Replace($tmp, $ConfigPath, $null)");
+    expect(code).toContain("[System.IO.File]::Replace($tmp, $ConfigPath, [NullString]::Value)");
   });
 
   it("has a TypeScript mirror with the same literal reasons", () => {
