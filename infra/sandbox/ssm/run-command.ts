@@ -541,9 +541,11 @@ export class RunCommand {
         break;
       }
       if (result.run.exitCode !== 0) {
+        // A failed step does not stop the next ones unless it says `onFailure: exit` (SSM Agent's
+        // default for schema 2.2 documents); the invocation ends Failed.
         Object.assign(plugin, { status: "Failed", statusDetails: "Failed" });
         outcome = { status: "Failed", details: "Failed" };
-        break;
+        continue;
       }
       Object.assign(plugin, { status: "Success", statusDetails: "Success" });
     }

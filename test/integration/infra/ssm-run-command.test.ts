@@ -223,7 +223,10 @@ describe("the Linux step, run for real", () => {
     const invocation = (await install([host])).get(host.instanceId);
     expect(invocation?.Status).toBe("Failed");
     expect(invocation?.StatusDetails).toBe("Failed");
-    expect(invocation?.CommandPlugins?.[0]?.ResponseCode).toBe(1);
+    expect(invocation?.CommandPlugins?.map((p) => [p.Name, p.Status, p.ResponseCode])).toEqual([
+      ["InstallAgentTokenLinux", "Failed", 1],
+      ["InstallAgentTokenWindows", "Success", 0], // skipped
+    ]);
     expect(parseInstallResult(linuxOutput(invocation))).toMatchObject({
       result: "foreign-token",
       version: currentVersion,
