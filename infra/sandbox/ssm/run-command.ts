@@ -1,7 +1,7 @@
 /**
  * Systems Manager Run Command, simulated over the fleet's InstanceDirectory: what SendCommand,
- * ListCommands, ListCommandInvocations, GetCommandInvocation and DescribeInstanceInformation see,
- * and the execution of each invocation on its instance.
+ * ListCommands, ListCommandInvocations, GetCommandInvocation, CancelCommand and
+ * DescribeInstanceInformation see, and the execution of each invocation on its instance.
  *
  * Modelled from the SSM API reference (https://docs.aws.amazon.com/systems-manager/latest/APIReference/)
  * and "Understanding command statuses"
@@ -133,6 +133,8 @@ interface Command {
   maxErrors: string;
   invocations: InvocationRecord[];
   done: Promise<void>;
+  /** CancelCommand without InstanceIds: the command as a whole was cancelled. */
+  cancelRequested: boolean;
 }
 
 const MAX_INSTANCE_IDS = 50;
@@ -160,6 +162,9 @@ export class RunCommand {
   private closed = false;
   private readonly closing = new AbortController();
   private readonly aborts = new Set<AbortController>();
+  /** Invocations CancelCommand asked to stop, and the stop for the one step each may be running. */
+  private readonly cancelled = new Set<InvocationRecord>();
+  private readonly running = new Map<InvocationRecord, () => void>();
 
   constructor(private readonly settings: RunCommandSettings) {
     for (const document of settings.documents) this.documents.set(document.name, document);
@@ -271,6 +276,7 @@ export class RunCommand {
       maxErrors,
       invocations,
       done: Promise.resolve(),
+      cancelRequested: false,
     };
     this.commands.push(command);
     command.done = this.drive(command).catch((error: unknown) => {
@@ -440,6 +446,43 @@ export class RunCommand {
     };
   }
 
+  /**
+   * CancelCommand: "Attempts to cancel the command specified by the Command ID. There is no guarantee
+   * that the command will be terminated and the underlying process stopped." Invocations not yet
+   * delivered end Cancelled at once; a running one shows Cancelling until its process is stopped.
+   */
+  cancelCommand(region: string, input: Json): Json {
+    const commandId = str(input.CommandId);
+    if (commandId === undefined) throw validationError("commandId", "null", "Member must not be null");
+    const command = this.regionCommands(region).find((c) => c.id === commandId);
+    if (command === undefined) throw new SsmError("InvalidCommandId", "Invalid command id.");
+    const instanceIds = strList(input.InstanceIds, "instanceIds");
+    if (new Set(instanceIds).size !== instanceIds.length) {
+      throw new SsmError("DuplicateInstanceId", "You can't specify the same instance more than once.");
+    }
+    const unknown = instanceIds.filter((id) => !command.instanceIds.includes(id));
+    if (unknown.length > 0)
+      throw new SsmError(
+        "InvalidInstanceId",
+        `Instances [[${unknown.join(", ")}]] are not targets of ${commandId}`,
+      );
+    if (instanceIds.length === 0) command.cancelRequested = true;
+    for (const invocation of command.invocations) {
+      if (instanceIds.length > 0 && !instanceIds.includes(invocation.instanceId)) continue;
+      if (TERMINAL.has(invocation.status)) continue;
+      this.cancelled.add(invocation);
+      const stop = this.running.get(invocation);
+      if (stop !== undefined) {
+        this.transition(invocation, "Cancelling", "Cancelling");
+        stop();
+      } else {
+        this.finishInvocation(invocation, "Cancelled", "Cancelled");
+      }
+    }
+    this.settings.log(`CancelCommand ${region} ${commandId}`);
+    return {};
+  }
+
   // ---- records -----------------------------------------------------------------------------------
 
   invocations(): InvocationRecord[] {
@@ -468,6 +511,7 @@ export class RunCommand {
     const running = new Set<Promise<void>>();
     for (const invocation of command.invocations) {
       while (running.size >= concurrency) await Promise.race(running);
+      if (TERMINAL.has(invocation.status)) continue; // cancelled before its turn
       if (this.errorCount(command) > maxErrors || this.closed) {
         this.finishInvocation(invocation, "Cancelled", "Terminated");
         continue;
@@ -485,6 +529,7 @@ export class RunCommand {
     const deadline = command.requestedAt + command.timeoutSeconds * scale + executionTimeout;
     // Delivery.
     for (;;) {
+      if (this.cancelled.has(invocation)) return; // CancelCommand already ended it
       const host = this.settings.directory.find(command.region, invocation.instanceId);
       if (host === undefined || !host.running()) {
         this.finishInvocation(invocation, "Failed", "Undeliverable");
@@ -516,8 +561,12 @@ export class RunCommand {
         });
         continue;
       }
+      if (this.cancelled.has(invocation)) {
+        outcome = { status: "Cancelled", details: "Cancelled" };
+        break;
+      }
       Object.assign(plugin, { status: "InProgress", statusDetails: "InProgress" });
-      const result = await this.execute(command, documentStep, host, executionTimeout, deadline);
+      const result = await this.execute(command, invocation, documentStep, host, executionTimeout, deadline);
       plugin.endedAt = this.settings.now();
       plugin.stdout = result.run.stdout;
       plugin.stderr = result.run.stderr;
@@ -533,6 +582,11 @@ export class RunCommand {
         if (details === "Delivery Timed Out") await this.sleep(Math.max(0, deadline - this.settings.now()));
         Object.assign(plugin, { status, statusDetails: details });
         outcome = { status, details };
+        break;
+      }
+      if (result.stoppedBy === "cancelled") {
+        Object.assign(plugin, { status: "Cancelled", statusDetails: "Cancelled" });
+        outcome = { status: "Cancelled", details: "Cancelled" };
         break;
       }
       if (result.stoppedBy === "timeout") {
@@ -557,14 +611,19 @@ export class RunCommand {
 
   private async execute(
     command: Command,
+    invocation: InvocationRecord,
     step: DocumentStep,
     host: InstanceHost,
     executionTimeoutMs: number,
     deadline: number,
-  ): Promise<{ run: StepRun; stoppedBy: "timeout" | "terminated" | undefined }> {
+  ): Promise<{ run: StepRun; stoppedBy: "timeout" | "terminated" | "cancelled" | undefined }> {
     const abort = new AbortController();
     this.aborts.add(abort);
-    let stoppedBy: "timeout" | "terminated" | undefined;
+    let stoppedBy: "timeout" | "terminated" | "cancelled" | undefined;
+    this.running.set(invocation, () => {
+      stoppedBy ??= "cancelled";
+      abort.abort();
+    });
     const timer = setTimeout(
       () => {
         stoppedBy ??= "timeout";
@@ -615,6 +674,7 @@ export class RunCommand {
       clearTimeout(timer);
       clearInterval(watch);
       this.aborts.delete(abort);
+      this.running.delete(invocation);
     }
   }
 
@@ -695,6 +755,10 @@ export class RunCommand {
     const maxErrors = resolveCount(command.maxErrors, invocations.length, 0);
     const terminal = invocations.filter((i) => TERMINAL.has(i.status));
     const errors = this.errorCount(command);
+    if (terminal.length < invocations.length && command.cancelRequested) {
+      return { status: "Cancelling", details: "Cancelling" };
+    }
+    if (command.cancelRequested) return { status: "Cancelled", details: "Cancelled" };
     if (terminal.length < invocations.length) {
       const started = invocations.some((i) => i.status !== "Pending");
       return started

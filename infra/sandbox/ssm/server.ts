@@ -30,6 +30,7 @@ export const RUN_COMMAND_OPERATIONS = [
   "ListCommandInvocations",
   "GetCommandInvocation",
   "DescribeInstanceInformation",
+  "CancelCommand",
 ] as const;
 
 export interface SsmServerOptions {
@@ -86,7 +87,9 @@ async function handle(options: SsmServerOptions, req: IncomingMessage, res: Serv
             ? rc.listCommandInvocations(region, input)
             : operation === "GetCommandInvocation"
               ? rc.getCommandInvocation(region, input)
-              : rc.describeInstanceInformation(region, input);
+              : operation === "CancelCommand"
+                ? rc.cancelCommand(region, input)
+                : rc.describeInstanceInformation(region, input);
     send(res, 200, output, requestId);
   } catch (error) {
     const failure =

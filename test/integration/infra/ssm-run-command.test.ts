@@ -8,6 +8,7 @@ import {
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import {
+  CancelCommandCommand,
   type CommandInvocation,
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
@@ -768,6 +769,43 @@ describe("Run Command as the API reports it", () => {
       Status: "TimedOut",
       StatusDetails: "Execution Timed Out",
     });
+    client.destroy();
+  });
+
+  it("cancels: a queued invocation at once, a running one through Cancelling", async () => {
+    const busy = fleet.add();
+    const lost = fleet.add();
+    lost.agent = "connection-lost";
+    const client = ssm(standIn.url);
+    const sent = await client.send(
+      new SendCommandCommand({
+        DocumentName: "Sandbox-PrintLots",
+        InstanceIds: [busy.instanceId, lost.instanceId],
+        Parameters: { Sleep: ["30"] },
+      }),
+    );
+    const commandId = sent.Command?.CommandId ?? "";
+    const started = Date.now();
+    for (;;) {
+      const page = await client.send(new ListCommandInvocationsCommand({ CommandId: commandId }));
+      if (page.CommandInvocations?.find((i) => i.InstanceId === busy.instanceId)?.Status === "InProgress")
+        break;
+      if (Date.now() - started > 10_000) throw new Error("never started");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await expect(client.send(new CancelCommandCommand({ CommandId: randomUUID() }))).rejects.toMatchObject({
+      name: "InvalidCommandId",
+    });
+    await expect(
+      client.send(new CancelCommandCommand({ CommandId: commandId, InstanceIds: ["i-0000000000000beef"] })),
+    ).rejects.toMatchObject({ name: "InvalidInstanceId" });
+    await client.send(new CancelCommandCommand({ CommandId: commandId }));
+    const results = await waitForInvocations(ssm(standIn.url), commandId, 2);
+    expect(Date.now() - started).toBeLessThan(20_000); // the 30 s sleep was stopped
+    expect(results.get(busy.instanceId)).toMatchObject({ Status: "Cancelled", StatusDetails: "Cancelled" });
+    expect(results.get(lost.instanceId)).toMatchObject({ Status: "Cancelled", StatusDetails: "Cancelled" });
+    const command = (await client.send(new ListCommandsCommand({ CommandId: commandId }))).Commands?.[0];
+    expect(command).toMatchObject({ Status: "Cancelled" });
     client.destroy();
   });
 
