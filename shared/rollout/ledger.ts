@@ -56,7 +56,7 @@ function stateOf(
     (i) =>
       i.status === "Success" &&
       (i.result?.result === "installed" || i.result?.result === "unchanged") &&
-      i.result.versionId === versionId,
+      i.result.version === versionId,
   );
   if (confirmation) return ["confirmed", `confirmed in place by command ${confirmation.commandId}`];
   if (!s.inPlace) return ["awaiting-refresh", "launched before its region served the new token"];

@@ -444,7 +444,7 @@ async function attachInvocations(
                 requestedAt: inv.RequestedDateTime ?? requestedAt,
                 status: inv.Status ?? "unknown",
                 statusDetails: inv.StatusDetails,
-                result: parseInstallResult(output),
+                result: parseInstallResult(output ?? ""),
               });
             }
             for (const id of c.InstanceIds ?? []) {

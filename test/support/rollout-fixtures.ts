@@ -69,7 +69,9 @@ export const invocation = (
   requestedAt: new Date(NOW.getTime() - ageSeconds * 1000),
   status,
   statusDetails: status,
-  result: result ? { result, versionId, hashPrefix: "0123456789ab", reason: undefined } : undefined,
+  result: result
+    ? { result, version: versionId, sha256Prefix: "0123456789ab", reason: undefined }
+    : undefined,
   ...extra,
 });
 

@@ -23,7 +23,11 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
-import { formatInstallResult, type InstallResult, SUCCESSFUL_RESULTS } from "../../ssm/result-line";
+import {
+  formatInstallResult,
+  type InstallResult,
+  SUCCESSFUL_RESULTS,
+} from "../../../shared/rollout/install-result";
 import type { InstanceHost } from "../instance-host";
 import type { StepRun } from "./linux-step";
 

@@ -29,7 +29,7 @@ import {
   type RunCommandStandIn,
   startRunCommandStandIn,
 } from "../../../infra/sandbox/ssm/index";
-import { parseInstallResult } from "../../../infra/ssm/result-line";
+import { parseInstallResult } from "../../../shared/rollout/install-result";
 import { captureOutput } from "../../support/capture-output";
 import { FakeDirectory, type FakeInstance } from "../../support/fake-instances";
 

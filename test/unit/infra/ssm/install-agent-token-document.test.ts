@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse, type Tags } from "yaml";
-import { INSTALL_RESULTS } from "../../../../infra/ssm/result-line";
+import { INSTALL_RESULTS } from "../../../../shared/rollout/install-result";
 
 /**
  * The product's Run Command document, statically: its fixed name and parameters, the Linux step's

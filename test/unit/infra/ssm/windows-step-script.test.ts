@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { INSTALL_RESULTS } from "../../../../infra/ssm/result-line";
+import { INSTALL_RESULTS } from "../../../../shared/rollout/install-result";
 
 /**
  * PowerShell cannot run here, so the Windows step is checked statically: it never writes the token

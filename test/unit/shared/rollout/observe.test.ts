@@ -172,7 +172,7 @@ describe("observe: instances", () => {
         requestedAt: new Date(900),
         status: "Success",
         statusDetails: "Success",
-        result: { result: "installed", versionId: "v2", hashPrefix: "0123456789ab", reason: undefined },
+        result: { result: "installed", version: "v2", sha256Prefix: "0123456789ab", reason: undefined },
       },
     ]);
     expect(b?.invocations.map((i) => i.status)).toEqual(["Sent"]);

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { formatInstallResult, INSTALL_RESULTS, parseInstallResult } from "../../../../infra/ssm/result-line";
+import {
+  formatInstallResult,
+  INSTALL_RESULTS,
+  parseInstallResult,
+} from "../../../../shared/rollout/install-result";
 
 const VERSION = "a1b2c3d4-0000-4000-8000-123456789abc";
 const line = (result: string, version = VERSION, sha = "0123456789ab", reason = "replaced-AWSPREVIOUS") =>
