@@ -194,6 +194,11 @@ export interface ReconcileConfig {
   strategy: RolloutStrategy;
   inPlace: InPlaceSettings;
   refresh: RefreshPreferences;
+  /**
+   * How far EC2's clock (instance launch times) may be ahead of ours (the recorded sync time): a
+   * launch closer than this to the sync does not prove the instance read the new token.
+   */
+  clockSkewMs: number;
   /** A rollout older than this alerts (it is not stopped: stopping could strand instances). */
   maxRolloutSeconds: number;
   /** A replica still serving an older version this long after a rotation is reported. */
@@ -335,6 +340,7 @@ export function loadReconcileConfig(env: Env): ReconcileConfig {
         warmup === undefined ? undefined : integer(env, "REFRESH_INSTANCE_WARMUP_SECONDS", 0, 0, 3600),
       scaleInProtectedInstances: scaleIn,
     },
+    clockSkewMs: integer(env, "CLOCK_SKEW_MS", 1_000, 0, 60_000),
     maxRolloutSeconds: integer(env, "MAX_ROLLOUT_SECONDS", 4 * 3600, 60, 7 * 86_400),
     replicaAlertSeconds: integer(env, "REPLICA_ALERT_SECONDS", 900, 1, 86_400),
     alertTopicArn,

@@ -58,6 +58,7 @@ import { type Replicator, startReplicator } from "./replicator";
 import { removeLeftoverPending, STEP_ORDER, startRotation } from "./rotation-driver";
 import { type RotationStack, startRotationStack, TEST_CREDENTIALS } from "./rotation-stack";
 import { type RotationWatcher, watchRotations } from "./rotation-watcher";
+import { type RunCommandStandIn, type RunCommandStandInOptions, startRunCommandStandIn } from "./ssm/index";
 
 /** The shape both functions export. */
 export type FunctionHandler = (
@@ -134,6 +135,26 @@ export interface WorldOptions {
     instanceWarmupSeconds?: number;
     scaleInProtectedInstances?: ScaleInProtectedInstances;
   };
+  /** ROLLOUT_STRATEGY of the product (default in-place). */
+  strategy?: "in-place" | "refresh";
+  /** The product's in-place settings (IN_PLACE_*, BOOT_GRACE_SECONDS), in real seconds. */
+  inPlace?: {
+    fallback?: "alert" | "refresh" | "terminate";
+    fallbackAfterSeconds?: number;
+    retrySeconds?: number;
+    deliveryTimeoutSeconds?: number;
+    bootGraceSeconds?: number;
+  };
+  /** The Run Command stand-in's timings (see RunCommandStandInOptions); default msPerAwsSecond 100. */
+  runCommand?: Pick<
+    RunCommandStandInOptions,
+    | "invocationDelayMs"
+    | "commandLatencyMs"
+    | "msPerAwsSecond"
+    | "linuxStep"
+    | "throttle"
+    | "midRunTermination"
+  >;
   /** Default 600. */
   maxRolloutSeconds?: number;
   /** Default 60. */
@@ -178,6 +199,8 @@ export interface World {
   stacks: ElasticStacks;
   ec2: Ec2StandIn;
   cloudFormation: CloudFormationStandIn;
+  /** Systems Manager: Run Command served by the stand-in, Parameter Store proxied to moto (one endpoint). */
+  runCommand: RunCommandStandIn;
   /** The fleet as the Run Command stand-in reads it. */
   instanceDirectory(): InstanceDirectory;
   replicator: Replicator;
@@ -322,6 +345,13 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     cleanups.push({ what: "the CloudFormation stand-in", run: () => cloudFormation.close() });
     const ec2 = await startEc2StandIn({ instances: fleet });
     cleanups.push({ what: "the EC2 stand-in", run: () => ec2.close() });
+    const runCommand = await startRunCommandStandIn({
+      motoUrl: stack.moto.url,
+      directory: fleet.instanceDirectory(),
+      msPerAwsSecond: 100,
+      ...options.runCommand,
+    });
+    cleanups.push({ what: "the Run Command stand-in", run: () => runCommand.close() });
 
     // The fleet's instances booted before the sandbox existed; each runs its user data once now
     // (reads the initial token through SSM, writes its cfg, registers), as a real fleet had.
@@ -332,10 +362,6 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         `initial agent registration failed: ${failedBoots.map((b) => `${b.region}/${b.groupName}/${b.instanceId}: ${b.result?.reason ?? "?"}`).join("; ")}`,
       );
     }
-    const stackGroups = (options.stacks ?? []).map((stack) => ({
-      region: stack.region,
-      name: stacks.groupName(stack.region, stack.stackName),
-    }));
 
     const clientOptions = { region: primaryRegion, endpoint: stack.moto.url, credentials: TEST_CREDENTIALS };
     const sns = new SNSClient(clientOptions);
@@ -372,9 +398,21 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       AWS_ENDPOINT_URL_AUTO_SCALING: standIn.url,
       AWS_ENDPOINT_URL_EC2: ec2.url,
       AWS_ENDPOINT_URL_CLOUDFORMATION: cloudFormation.url,
+      // The SDK uses one SSM endpoint for Run Command and Parameter Store: the stand-in serves both.
+      AWS_ENDPOINT_URL_SSM: runCommand.url,
+      ROLLOUT_STRATEGY: options.strategy ?? "in-place",
+      IN_PLACE_FALLBACK: options.inPlace?.fallback ?? "alert",
+      IN_PLACE_FALLBACK_AFTER_SECONDS: String(options.inPlace?.fallbackAfterSeconds ?? 30),
+      IN_PLACE_RETRY_SECONDS: String(options.inPlace?.retrySeconds ?? 2),
+      IN_PLACE_DELIVERY_TIMEOUT_SECONDS: String(options.inPlace?.deliveryTimeoutSeconds ?? 30),
+      BOOT_GRACE_SECONDS: String(options.inPlace?.bootGraceSeconds ?? 60),
+      // Every part of the sandbox shares one clock: EC2 launch times cannot be ahead of reconcile's.
+      CLOCK_SKEW_MS: "0",
       REPLICA_REGIONS: replicaRegions.join(","),
-      // Stack groups are listed by their current names too, for a product that knows only groups.
-      TARGET_GROUPS: [...options.groups, ...stackGroups].map((g) => `${g.region}:${g.name}`).join(","),
+      // Stacks are targeted by name (their groups are found by their tags), plain groups by name.
+      ...(options.groups.length === 0
+        ? {}
+        : { TARGET_GROUPS: options.groups.map((g) => `${g.region}:${g.name}`).join(",") }),
       ...(options.stacks === undefined || options.stacks.length === 0
         ? {}
         : { TARGET_STACKS: options.stacks.map((s) => `${s.region}:${s.stackName}`).join(",") }),
@@ -450,6 +488,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       stacks,
       ec2,
       cloudFormation,
+      runCommand,
       instanceDirectory: () => fleet.instanceDirectory(),
       replicator,
       lambda,
@@ -518,7 +557,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         const deadline = Date.now() + timeoutMs;
         let quiet = 0;
         for (;;) {
-          const busy = busyParts(bus, lambda, fleet, stacks);
+          const busy = busyParts(bus, lambda, fleet, stacks, runCommand);
           quiet = busy.length === 0 ? quiet + 1 : 0;
           // Idle on three checks in a row: nothing can be in a hand-off between the parts.
           if (quiet >= 3) return;
@@ -605,8 +644,17 @@ function checkGroups(
   }
 }
 
-function busyParts(bus: EventBus, lambda: LocalLambda, fleet: Fleet, stacks: ElasticStacks): string[] {
+function busyParts(
+  bus: EventBus,
+  lambda: LocalLambda,
+  fleet: Fleet,
+  stacks: ElasticStacks,
+  runCommand: RunCommandStandIn,
+): string[] {
   const busy: string[] = [];
+  const commands = runCommand.invocations().filter((i) => !TERMINAL_INVOCATION.has(i.status));
+  if (commands.length > 0)
+    busy.push(`commands: ${commands.map((i) => `${i.instanceId} ${i.status}`).join(", ")}`);
   if (!bus.isIdle()) busy.push("event bus delivering");
   const running = lambda.invocations().filter((r) => r.endedAt === undefined);
   if (running.length > 0)
@@ -631,6 +679,9 @@ function busyParts(bus: EventBus, lambda: LocalLambda, fleet: Fleet, stacks: Ela
     busy.push(`stacks: ${updating.map((s) => `${s.region}:${s.stackName} ${s.status}`).join(", ")}`);
   return busy;
 }
+
+/** Run Command invocation statuses that end an invocation (SSM "Understanding command statuses"). */
+const TERMINAL_INVOCATION: ReadonlySet<string> = new Set(["Success", "Failed", "Cancelled", "TimedOut"]);
 
 function functionError(payload: Uint8Array | undefined): string {
   try {

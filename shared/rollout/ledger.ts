@@ -15,10 +15,9 @@ export interface LedgerSettings {
   retrySeconds: number;
   fallbackAfterSeconds: number;
   bootGraceSeconds: number;
+  /** EC2's clock and ours may differ a little: a launch this close to the sync time does not count as after it. */
+  clockSkewMs: number;
 }
-
-/** EC2's clock and ours may differ a little: a launch this close to the sync time does not count as after it. */
-export const CLOCK_SKEW_MS = 5_000;
 
 const LEAVING = /^(Terminating|Terminated)/;
 const RUNNING_INVOCATION = new Set(["Pending", "InProgress", "Delayed", "Cancelling"]);
@@ -49,7 +48,7 @@ function stateOf(
 ): [InstanceState, string] {
   if (LEAVING.test(m.lifecycleState)) return ["gone", `leaving the group (${m.lifecycleState})`];
   if (m.launchedAt === undefined) return ["unknown", "EC2 reports no launch time for it"];
-  if (m.launchedAt.getTime() > syncedAt.getTime() + CLOCK_SKEW_MS) {
+  if (m.launchedAt.getTime() > syncedAt.getTime() + s.clockSkewMs) {
     return ["booted-after-sync", "launched after its region served the new token"];
   }
   const confirmation = m.invocations.find(

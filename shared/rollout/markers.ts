@@ -12,12 +12,12 @@ export const OWN_TAG_KEYS = [MARKER_TAG, ROLLOUT_TAG, EMERGENCY_TAG, SYNC_TAG] a
  * The only state this project writes: tags on the target Auto Scaling groups (a value is at most
  * 256 characters, a group has at most 50 tags; we use at most four). Tags are input like any other:
  * every decoder is strict, and plan() validates what it decodes against the observed world.
- * - On every target group, `…:refresh` = `version=<id> intent=<epoch s> refresh=<id|->`: we intended
+ * - On every target group, `…:refresh` = `version=<id> intent=<epoch ms> refresh=<id|->`: we intended
  *   (and then started) an instance refresh for that secret version.
- * - On every target group, `…:synced` = `version=<id> at=<epoch s>`: when the rollout first saw the
+ * - On every target group, `…:synced` = `version=<id> at=<epoch ms>`: when the rollout first saw the
  *   group's region serve that version. Instances launched after it read the new token at boot.
  * - On the anchor group (the first target that exists), `…:rollout` =
- *   `version=<id> complete=<0|1> alerts=<id,id> unobserved=<epoch s|->`: the alerts already sent for
+ *   `version=<id> complete=<0|1> alerts=<id,id> unobserved=<epoch ms|->`: the alerts already sent for
  *   the current version (so a level-triggered loop alerts once), whether completion was recorded, and
  *   since when something has stayed unobservable.
  */
@@ -29,13 +29,14 @@ export interface RolloutMarker {
 }
 
 const VERSION = "[A-Za-z0-9-]{1,64}";
-const EPOCH = "\\d{9,11}";
+/** Times are epoch milliseconds: a sync time rounded down could predate what was observed. */
+const EPOCH = "\\d{12,14}";
 
-const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
-const fromSeconds = (s: string) => new Date(Number(s) * 1000);
+const millis = (d: Date) => d.getTime();
+const fromMillis = (s: string) => new Date(Number(s));
 
 export function encodeRefreshMarker(m: RefreshMarker): string {
-  return `version=${m.versionId} intent=${seconds(m.intentAt)} refresh=${m.refreshId ?? "-"}`;
+  return `version=${m.versionId} intent=${millis(m.intentAt)} refresh=${m.refreshId ?? "-"}`;
 }
 
 export function decodeRefreshMarker(value: string | undefined): RefreshMarker | undefined {
@@ -43,22 +44,22 @@ export function decodeRefreshMarker(value: string | undefined): RefreshMarker | 
     value ?? "",
   );
   if (!m?.[1] || !m[2] || !m[3]) return undefined;
-  return { versionId: m[1], intentAt: fromSeconds(m[2]), refreshId: m[3] === "-" ? undefined : m[3] };
+  return { versionId: m[1], intentAt: fromMillis(m[2]), refreshId: m[3] === "-" ? undefined : m[3] };
 }
 
 export function encodeSync(versionId: string, at: Date): string {
-  return `version=${versionId} at=${seconds(at)}`;
+  return `version=${versionId} at=${millis(at)}`;
 }
 
 export function decodeSync(value: string | undefined): { versionId: string; at: Date } | undefined {
   const m = new RegExp(`^version=(${VERSION}) at=(${EPOCH})$`).exec(value ?? "");
-  return m?.[1] && m[2] ? { versionId: m[1], at: fromSeconds(m[2]) } : undefined;
+  return m?.[1] && m[2] ? { versionId: m[1], at: fromMillis(m[2]) } : undefined;
 }
 
 export function encodeRolloutMarker(m: RolloutMarker): string {
   // Keep the newest alerts if there were ever more than fit in 256 characters.
   const alerts = m.alerts.slice(-16).join(",");
-  const since = m.unobservableSince ? String(seconds(m.unobservableSince)) : "-";
+  const since = m.unobservableSince ? String(millis(m.unobservableSince)) : "-";
   return `version=${m.versionId} complete=${m.complete ? 1 : 0} alerts=${alerts} unobserved=${since}`;
 }
 
@@ -71,7 +72,7 @@ export function decodeRolloutMarker(value: string | undefined): RolloutMarker | 
     versionId: m[1],
     complete: m[2] === "1",
     alerts: m[3] ? m[3].split(",") : [],
-    unobservableSince: m[4] && m[4] !== "-" ? fromSeconds(m[4]) : undefined,
+    unobservableSince: m[4] && m[4] !== "-" ? fromMillis(m[4]) : undefined,
   };
 }
 

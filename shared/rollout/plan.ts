@@ -173,7 +173,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     }
   }
 
-  const ledgerSettings: LedgerSettings = { inPlace, ...settings.inPlace };
+  const ledgerSettings: LedgerSettings = { inPlace, ...settings.inPlace, clockSkewMs: settings.clockSkewMs };
   const sends = new Map<string, string[]>();
   const targets: TargetStatus[] = obs.targets.map((t) => {
     const where = `${t.groupName} in ${t.region}`;

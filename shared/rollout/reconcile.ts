@@ -47,6 +47,7 @@ export function planSettings(config: ReconcileConfig): PlanSettings {
     strategy: config.strategy,
     preferences: config.refresh,
     maxRolloutSeconds: config.maxRolloutSeconds,
+    clockSkewMs: config.clockSkewMs,
     replicaAlertSeconds: config.replicaAlertSeconds,
     inPlace: {
       fallback: config.inPlace.fallback,

@@ -302,4 +302,6 @@ export interface PlanSettings {
     retrySeconds: number;
     bootGraceSeconds: number;
   };
+  /** See ReconcileConfig.clockSkewMs. */
+  clockSkewMs: number;
 }

@@ -96,7 +96,7 @@ beforeEach(() => {
     AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
       AutoScalingGroupName: name,
       Instances: [{ InstanceId: `i-${name}` }],
-      Tags: [{ Key: MARKER_TAG, Value: "version=v2 intent=1700000000 refresh=r-1" }],
+      Tags: [{ Key: MARKER_TAG, Value: "version=v2 intent=1700000000000 refresh=r-1" }],
     })),
   }));
   asg.on(DescribeInstanceRefreshesCommand).resolves({

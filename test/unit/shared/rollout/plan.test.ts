@@ -32,6 +32,7 @@ const inPlace: PlanSettings = {
   },
   maxRolloutSeconds: 3600,
   replicaAlertSeconds: 600,
+  clockSkewMs: 5_000,
   inPlace: { fallback: "alert", fallbackAfterSeconds: 1800, retrySeconds: 60, bootGraceSeconds: 600 },
 };
 const refreshing: PlanSettings = { ...inPlace, strategy: "refresh" };
