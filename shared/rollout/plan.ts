@@ -151,7 +151,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
       if (s.error.definitive) {
         alerts.push({
           key: `stack-unobservable:${s.region}:${s.stackName}`,
-          subject: `Buildkite token rollout blocked: stack ${s.stackName} in ${s.region} cannot be read`,
+          subject: `Buildkite token rollout blocked: stack cannot be read: ${s.stackName} (${s.region})`,
           message: lines(
             `What: the groups of the Elastic CI Stack ${s.stackName} in ${s.region} could not be listed: ${s.error.message}.`,
             "Effect: no old token is revoked.",
@@ -163,7 +163,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
       stacksOk = false;
       alerts.push({
         key: `stack-missing:${s.region}:${s.stackName}`,
-        subject: `Buildkite token rollout blocked: no Auto Scaling group of stack ${s.stackName} in ${s.region}`,
+        subject: `Buildkite token rollout blocked: stack has no group: ${s.stackName} (${s.region})`,
         message: lines(
           `What: no Auto Scaling group in ${s.region} carries the tags aws:cloudformation:stack-name=${s.stackName} and aws:cloudformation:logical-id=AgentAutoScaleGroup.`,
           "Effect: no old token is revoked.",
@@ -181,7 +181,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
       if (t.error.definitive) {
         alerts.push({
           key: `group-unobservable:${t.region}:${t.groupName}`,
-          subject: `Buildkite token rollout blocked: ${where} cannot be observed`,
+          subject: `Buildkite token rollout blocked: group cannot be observed: ${t.groupName} (${t.region})`,
           message: lines(
             `What: ${where} could not be observed: ${t.error.message}.`,
             "Effect: no old token is revoked.",
@@ -194,7 +194,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     if (!t.exists) {
       alerts.push({
         key: `group-missing:${t.region}:${t.groupName}`,
-        subject: `Buildkite token rollout blocked: ${t.groupName} not found in ${t.region}`,
+        subject: `Buildkite token rollout blocked: group not found: ${t.groupName} (${t.region})`,
         message: lines(
           `What: the target group ${t.groupName} does not exist in ${t.region}.`,
           "Effect: no old token is revoked.",
@@ -215,7 +215,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     if (t.badSyncTag !== undefined) {
       alerts.push({
         key: `bad-tag:${t.region}:${t.groupName}:sync:${t.badSyncTag}`,
-        subject: `Buildkite token rollout: ignored an invalid tag on ${where}`,
+        subject: `Buildkite token rollout: ignored an invalid tag on ${t.groupName} (${t.region})`,
         message: lines(
           `What: the tag buildkite-agent-token-rotation:synced on ${where} reads "${t.badSyncTag.slice(0, 120)}", which does not fit the observed world (another version, a time before the rollout or in the future).`,
           "Effect: it is ignored and rewritten with the time of this run, which only makes the rollout more careful.",
@@ -477,7 +477,7 @@ function inPlaceStatus(
   if (refusedOrForeign.length > 0) {
     alerts.push({
       key: `in-place-refused:${t.region}:${t.groupName}`,
-      subject: `Buildkite token rollout blocked: ${where} has agent configs it cannot update`,
+      subject: `Buildkite token rollout blocked: agent configs it must not update: ${t.groupName} (${t.region})`,
       message: lines(
         `What: the install document left ${refusedOrForeign.length} instance(s) unchanged: ${refusedOrForeign.map((i) => `${i.instanceId} (${i.detail})`).join(", ")}.`,
         "Effect: no old token is revoked while they may need it; their agents keep working.",
@@ -494,7 +494,7 @@ function inPlaceStatus(
   if (fallback === "alert") {
     alerts.push({
       key: `in-place-stuck:${t.region}:${t.groupName}`,
-      subject: `Buildkite token rollout blocked: instances of ${where} cannot be updated in place`,
+      subject: `Buildkite token rollout blocked: instances not updated in place: ${t.groupName} (${t.region})`,
       message: lines(
         `What: ${due.length} instance(s) of ${where} were not updated ${settings.inPlace.fallbackAfterSeconds} s after the region served version ${version}: ${due.map((i) => `${i.instanceId} (${i.detail})`).join(", ")}.`,
         "Effect: no old token is revoked while they may need it; their agents keep working.",
@@ -552,7 +552,7 @@ function refreshStatus(
     if (ours.status === "Successful") {
       alerts.push({
         key: `refresh-partial:${t.region}:${t.groupName}:${ours.id}`,
-        subject: `Buildkite token rollout blocked: refresh of ${where} left instances with the old token`,
+        subject: `Buildkite token rollout blocked: refresh left old instances: ${t.groupName} (${t.region})`,
         message: lines(
           `What: instance refresh ${ours.id} of ${where} ended Successful but ${left.length} instance(s) launched before the region served the new token are still there: ${left.map((i) => i.instanceId).join(", ")} (most likely protected from scale-in and skipped under ScaleInProtectedInstances=Ignore).`,
           "Effect: those instances still hold the old token, so no old token is revoked; agents keep working.",
@@ -568,7 +568,7 @@ function refreshStatus(
     if (FAILED_REFRESH.has(ours.status)) {
       alerts.push({
         key: `refresh-failed:${t.region}:${t.groupName}:${ours.id}`,
-        subject: `Buildkite token rollout blocked: refresh of ${where} did not complete`,
+        subject: `Buildkite token rollout blocked: refresh did not complete: ${t.groupName} (${t.region})`,
         message: lines(
           `What: instance refresh ${ours.id} of ${where} ended ${ours.status}${ours.statusReason ? `: ${ours.statusReason}` : ""}.`,
           "Effect: some instances still hold the old token, so no old token is revoked; agents keep working.",
@@ -629,7 +629,7 @@ function ourRefresh(
   const bad = (why: string) => {
     alerts.push({
       key: `bad-tag:${t.region}:${t.groupName}:refresh:${m.refreshId ?? "-"}:${m.intentAt.getTime()}`,
-      subject: `Buildkite token rollout: ignored an invalid refresh tag on ${where}`,
+      subject: `Buildkite token rollout: ignored an invalid refresh tag on ${t.groupName} (${t.region})`,
       message: lines(
         `What: the tag buildkite-agent-token-rotation:refresh on ${where} ${why}.`,
         "Effect: it is ignored; the rollout counts only what the instances themselves show.",

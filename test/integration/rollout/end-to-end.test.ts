@@ -124,7 +124,7 @@ describe("rollout end to end, refresh strategy (3 regions, 4 groups)", () => {
     expect(invariants(w).tokenFor(first.versionId)?.valid).toBe(true);
     const subjects = (await w.alerts()).map((a) => a.subject);
     expect(subjects.length).toBeGreaterThan(0);
-    for (const subject of subjects) expect(subject).toContain("left instances with the old token");
+    for (const subject of subjects) expect(subject).toContain("refresh left old instances");
     expect(invariants(w).failedRegistrations).toEqual([]);
   });
 

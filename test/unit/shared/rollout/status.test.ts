@@ -357,7 +357,9 @@ describe("describeNext", () => {
       ],
     });
     expect(next(obs)).toEqual([
-      expect.stringMatching(/^alert: Buildkite token rollout blocked: refresh of ci-b in eu-west-1/),
+      expect.stringMatching(
+        /^alert: Buildkite token rollout blocked: refresh did not complete: ci-b \(eu-west-1\)/,
+      ),
       `record the rollout state of ${V2} (alerts sent)`,
     ]);
     const p = plan(obs, planSettings(config));
