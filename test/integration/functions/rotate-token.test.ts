@@ -5,9 +5,10 @@ import {
   PutSecretValueCommand,
 } from "@aws-sdk/client-secrets-manager";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { parseRotationEvent, rotate } from "../../../functions/rotate-token/steps";
+import { ORPHAN_MIN_AGE_MS, parseRotationEvent, rotate } from "../../../functions/rotate-token/steps";
 import { driveSteps, STEP_ORDER, startRotation } from "../../../infra/sandbox/rotation-driver";
 import { type RotationStack, startRotationStack } from "../../../infra/sandbox/rotation-stack";
+import { apiTokenLoader } from "../../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../../shared/buildkite/client";
 import { describeManagedToken } from "../../../shared/buildkite/description";
 import { loadRotateTokenConfig } from "../../../shared/config";
@@ -122,8 +123,22 @@ describe("rotate-token against moto and the local Buildkite API", () => {
     ).resolves.toBe("timed out");
     expect(tokensFor(versionId).filter((t) => t.valid)).toHaveLength(1);
 
-    // Secrets Manager retries the rotation with the same version id.
-    await driveSteps(handler, stack.secretArn, versionId);
+    // Secrets Manager retries the rotation with the same version id. Right away, the unstored
+    // token may still be that attempt's, about to be stored: the retry refuses and touches nothing.
+    await expect(handler(ev("createSecret", versionId))).rejects.toMatchObject({
+      name: "RotationStateError",
+    });
+    expect(tokensFor(versionId).filter((t) => t.valid)).toHaveLength(1);
+    // Once no Lambda invocation can still be running, it is an orphan: revoked, a new one stored.
+    await rotate(parseRotationEvent(ev("createSecret", versionId)), {
+      config,
+      secrets: stack.secrets,
+      buildkite,
+      logger: createLogger("retry", {}, "error"),
+      metrics: { put: () => {} },
+      now: () => new Date(Date.now() + ORPHAN_MIN_AGE_MS + 60_000),
+    });
+    await driveSteps(handler, stack.secretArn, versionId, STEP_ORDER.slice(1));
     const live = tokensFor(versionId).filter((t) => t.valid);
     expect(live).toHaveLength(1);
     expect(tokensFor(versionId)).toHaveLength(2);
@@ -145,12 +160,25 @@ describe("rotate-token against moto and the local Buildkite API", () => {
         .slice(mark)
         .filter((r) => r.method === "POST"),
     ).toHaveLength(1);
-    await driveSteps(handler, stack.secretArn, versionId);
+    // The committed token is unknown to us; a later attempt revokes it as an orphan.
+    const config = loadRotateTokenConfig(process.env);
+    await rotate(parseRotationEvent(ev("createSecret", versionId)), {
+      config,
+      secrets: stack.secrets,
+      buildkite: new BuildkiteClient({
+        ...config.buildkite,
+        apiToken: apiTokenLoader(stack.secrets, config.buildkite.apiTokenSecretArn),
+      }),
+      logger: createLogger("retry", {}, "error"),
+      metrics: { put: () => {} },
+      now: () => new Date(Date.now() + ORPHAN_MIN_AGE_MS + 60_000),
+    });
+    await driveSteps(handler, stack.secretArn, versionId, STEP_ORDER.slice(1));
     expect(tokensFor(versionId).filter((t) => t.valid)).toHaveLength(1);
     expect((await currentValue()).versionId).toBe(versionId);
   });
 
-  it("fails testSecret for a token that does not authenticate, leaving AWSCURRENT where it was", async () => {
+  it("abandons a pending version whose token no longer authenticates, leaving AWSCURRENT where it was", async () => {
     const before = await currentValue();
     const versionId = await startRotation(stack.secrets, stack.secretArn, stack.rotationLambdaArn);
     await handler(ev("createSecret", versionId));
@@ -158,10 +186,12 @@ describe("rotate-token against moto and the local Buildkite API", () => {
     const [token] = tokensFor(versionId);
     stack.buildkite.revokeToken(token?.id ?? "");
     await expect(handler(ev("testSecret", versionId))).rejects.toMatchObject({
-      name: "TokenVerificationError",
+      name: "RotationStateError",
+      message: expect.stringContaining("aws secretsmanager rotate-secret"),
     });
     expect(await currentValue()).toEqual(before);
-    await expect(handler(ev("setSecret", versionId))).rejects.toThrow(/no Buildkite token/);
+    expect((await labels())[versionId] ?? []).not.toContain("AWSPENDING");
+    await expect(handler(ev("setSecret", versionId))).rejects.toThrow(/not AWSPENDING|not a version/);
     expect(await currentValue()).toEqual(before);
   });
 
