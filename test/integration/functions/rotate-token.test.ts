@@ -14,6 +14,7 @@ import { describeManagedToken } from "../../../shared/buildkite/description";
 import { loadRotateTokenConfig } from "../../../shared/config";
 import { createLogger } from "../../../shared/log";
 import { captureOutput } from "../../support/capture-output";
+import { startTokenScan } from "../../support/token-scan";
 
 /**
  * The real rotate-token handler against moto server (Secrets Manager) and the local Buildkite API,
@@ -22,14 +23,18 @@ import { captureOutput } from "../../support/capture-output";
 let stack: RotationStack;
 let handler: (event: unknown) => Promise<void>;
 const output = captureOutput();
+// Started after captureOutput so that it wraps (and still feeds) that capture.
+const scan = startTokenScan();
 
 beforeAll(async () => {
   stack = await startRotationStack();
   Object.assign(process.env, stack.env);
+  scan.watch(stack.buildkite);
   ({ handler } = await import("../../../functions/rotate-token/handler"));
 });
 
 afterAll(async () => {
+  scan.stop();
   output.restore();
   await stack?.stop();
 });
@@ -259,5 +264,9 @@ describe("rotate-token against moto and the local Buildkite API", () => {
     ).SecretString;
     expect(values.length).toBeGreaterThan(5);
     for (const v of [...values, apiToken ?? "unset"]) expect(text).not.toContain(v);
+    // The test-wide scan: every token the stand-in minted, in every line written anywhere.
+    scan.register(apiToken ?? "unset");
+    scan.assertClean();
+    expect(scan.redacted()).toEqual([]);
   });
 });
