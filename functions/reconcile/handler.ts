@@ -8,8 +8,8 @@ import { loadReconcileConfig } from "../../shared/config";
 import { describeError } from "../../shared/errors";
 import { createLogger, redactSecrets } from "../../shared/log";
 import { createMetrics } from "../../shared/metrics";
-import { sanitizeForRuntime } from "../../shared/runtime-error";
 import { type ReconcileDeps, reconcile } from "../../shared/rollout/reconcile";
+import { sanitizeForRuntime } from "../../shared/runtime-error";
 import { sleep } from "../../shared/sleep";
 import { isNoOpTrigger, parseTrigger } from "./trigger";
 
