@@ -10,6 +10,7 @@ import type { RotateTokenConfig } from "../../shared/config";
 import { describeError, InputError, RotationStateError, TokenVerificationError } from "../../shared/errors";
 import { type Logger, registerSecret } from "../../shared/log";
 import type { MetricsSink } from "../../shared/metrics";
+import { truncate } from "../../shared/redact";
 import { describeSecret } from "../../shared/secrets/describe";
 
 export const STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"] as const;
@@ -47,6 +48,9 @@ export function parseRotationEvent(event: unknown): RotationEvent {
   const secretId = e.SecretId;
   const token = e.ClientRequestToken;
   if (typeof secretId !== "string" || secretId.length === 0) throw new InputError("SecretId is required");
+  // Secrets Manager's own bound on a SecretId (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DescribeSecret.html).
+  if (secretId.length > 2048)
+    throw new InputError(`SecretId is ${secretId.length} characters long, over 2048`);
   if (typeof token !== "string" || !/^[A-Za-z0-9-]{32,64}$/.test(token)) {
     throw new InputError("ClientRequestToken must be a version id (32 to 64 letters, digits or dashes)");
   }
@@ -65,7 +69,9 @@ export async function rotate(event: RotationEvent, deps: RotationDeps): Promise<
   const versionId = event.ClientRequestToken;
   if (event.SecretId !== config.secret.arn) {
     // One deployment rotates one secret; a stray invocation must not touch another one.
-    throw new InputError(`this function rotates only ${config.secret.arn}, not ${event.SecretId}`);
+    throw new InputError(
+      `this function rotates only ${config.secret.arn}, not ${truncate(event.SecretId, 200)}`,
+    );
   }
 
   const state = await describeSecret(deps.secrets, event.SecretId);

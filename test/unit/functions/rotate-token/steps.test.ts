@@ -114,6 +114,27 @@ describe("preamble", () => {
     expect(sm.commandCalls(PutSecretValueCommand)).toHaveLength(0);
   });
 
+  it("rejects a 10 MiB SecretId with a short InputError, and another secret's id is quoted briefly", async () => {
+    const huge = `arn:${"x".repeat(10 * 1024 * 1024)}`;
+    const error = (() => {
+      try {
+        parseRotationEvent({ Step: "createSecret", SecretId: huge, ClientRequestToken: PEND });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(error?.name).toBe("InputError");
+    expect(error?.message.length).toBeLessThan(200);
+    const long = parseRotationEvent({
+      Step: "createSecret",
+      SecretId: `${ARN}${"y".repeat(2000)}`,
+      ClientRequestToken: PEND,
+    });
+    const refused = (await rotate(long, deps).catch((e: unknown) => e)) as Error;
+    expect(refused.name).toBe("InputError");
+    expect(refused.message.length).toBeLessThan(600);
+  });
+
   it("rejects another secret before any call", async () => {
     const other = parseRotationEvent({ Step: "createSecret", SecretId: `${ARN}x`, ClientRequestToken: PEND });
     await expect(rotate(other, deps)).rejects.toMatchObject({ name: "InputError" });
