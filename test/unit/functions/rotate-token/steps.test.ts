@@ -127,7 +127,7 @@ describe("preamble", () => {
     expect(error?.message.length).toBeLessThan(200);
     const long = parseRotationEvent({
       Step: "createSecret",
-      SecretId: `${ARN}${"y".repeat(2000)}`,
+      SecretId: `${ARN}${"y".repeat(1500)}`,
       ClientRequestToken: PEND,
     });
     const refused = (await rotate(long, deps).catch((e: unknown) => e)) as Error;
