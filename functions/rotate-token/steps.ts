@@ -363,11 +363,19 @@ async function testSecret(event: RotationEvent, deps: RotationDeps): Promise<voi
   const value = await pendingValue(event, deps.secrets);
   if (!value) throw new RotationStateError(`version ${versionId} holds no value to test`);
   const check = await deps.buildkite.verifyAgentToken(value);
-  if (!check.valid) {
+  if (!check.valid && check.status === 401) {
+    // 401: the agent API does not know the token (revoked or expired): it can never work again.
     return abandonDeadPending(
       event,
       deps,
-      `the pending token (version ${versionId}) was refused by the agent API (HTTP ${check.status})`,
+      `the pending token (version ${versionId}) was refused by the agent API (HTTP 401)`,
+    );
+  }
+  if (!check.valid) {
+    // 403 says the token exists but may not be used from here (an IP restriction, a policy):
+    // not necessarily dead, so nothing is abandoned; Secrets Manager retries.
+    throw new TokenVerificationError(
+      `the pending token (version ${versionId}) was refused by the agent API (HTTP ${check.status}); check the token's allowed IP addresses and BUILDKITE_AGENT_API_URL`,
     );
   }
   const expected = deps.config.buildkite.organization;

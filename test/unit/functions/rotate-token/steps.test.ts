@@ -322,6 +322,15 @@ describe("setSecret and testSecret", () => {
     expect(sm.commandCalls(UpdateSecretVersionStageCommand)).toHaveLength(1);
   });
 
+  it("testSecret abandons nothing on a 403 (the token exists but may not be used from here)", async () => {
+    const t = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+    sm.on(GetSecretValueCommand).resolves({ SecretString: t.token });
+    bk.verifyAgentToken = async () => ({ valid: false as const, status: 403 });
+    await expect(rotate(ev("testSecret"), deps)).rejects.toMatchObject({ name: "TokenVerificationError" });
+    expect(bk.deleted).toEqual([]);
+    expect(sm.commandCalls(UpdateSecretVersionStageCommand)).toHaveLength(0);
+  });
+
   it("testSecret fails for another organization's token without printing it", async () => {
     const t = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
     sm.on(GetSecretValueCommand).resolves({ SecretString: t.token });
