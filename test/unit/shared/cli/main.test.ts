@@ -136,6 +136,26 @@ describe("reader settings", () => {
   });
 });
 
+describe("main bounds what it prints", () => {
+  it("an unknown 10 MiB command name and a 10 MiB error message print a few KB at most", async () => {
+    const huge = "x".repeat(10 * 1024 * 1024);
+    const unknown = fakeIo();
+    expect(await main([huge], unknown.io)).toBe(2);
+    expect(unknown.err().length).toBeLessThan(10_000);
+    const failing = fakeIo();
+    const registry: Record<string, Command> = {
+      boom: {
+        summary: "fails loudly",
+        run: async () => {
+          throw new AppError(huge);
+        },
+      },
+    };
+    expect(await main(["boom"], failing.io, registry)).toBe(1);
+    expect(failing.err().length).toBeLessThan(5_000);
+  });
+});
+
 describe("writeFileAtomic", () => {
   let dir: string;
   beforeAll(async () => {
