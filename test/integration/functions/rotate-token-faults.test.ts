@@ -67,8 +67,12 @@ beforeEach(async () => {
   }
 });
 
-/** A Secrets Manager client through the proxy; short timeouts so "past the timeout" is quick. */
-function proxiedSecrets(requestTimeout = 400, maxAttempts = 3) {
+/**
+ * A Secrets Manager client through the proxy. The default timeout is generous (moto on a busy
+ * machine can take a second); the tests about timeouts pass their own short one, with delays
+ * well past it.
+ */
+function proxiedSecrets(requestTimeout = 5_000, maxAttempts = 3) {
   return new SecretsManagerClient({
     region: stack.region,
     endpoint: proxy.url,
@@ -166,10 +170,10 @@ describe("createSecret when PutSecretValue commits but the client sees an error"
     const v = await begin();
     proxy.addFault({
       operation: "PutSecretValue",
-      action: { kind: "delay-response", ms: 700 },
+      action: { kind: "delay-response", ms: 1_500 },
       times: Infinity,
     });
-    await expect(step("createSecret", v, deps())).resolves.toBeUndefined();
+    await expect(step("createSecret", v, deps({ secrets: proxiedSecrets(300, 2) }))).resolves.toBeUndefined();
     await expectOneLiveStored(v);
     proxy.clearFaults();
     await finish(v);
@@ -182,7 +186,11 @@ describe("createSecret when PutSecretValue commits but the client sees an error"
     await expect(step("createSecret", v, d)).rejects.toBeDefined();
     // The token may be stored any moment: it must still be live.
     expect(live(v)).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Wait (bounded) for the late commits to land.
+    for (let i = 0; i < 50 && (await versionValue(v)) === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 1_200));
     proxy.clearFaults();
     await step("createSecret", v, deps());
     await expectOneLiveStored(v);
