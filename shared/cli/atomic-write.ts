@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Stats } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import { lstat, open, realpath, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, parse, resolve, sep } from "node:path";
 import { AppError } from "../errors";
@@ -53,7 +53,10 @@ const describeType = (s: Stats): string =>
  * rules sshd's StrictModes applies to the directories above authorized_keys (openssh-portable
  * misc.c `safe_path`: owner root or the user, no group/other write), except that sshd makes no
  * exception for sticky directories: anyone who can rename a directory on the way can swap in one
- * of their own between our checks and our rename, which the sticky bit prevents.
+ * of their own between our checks and our rename, which the sticky bit prevents. On the Elastic
+ * CI Stack /etc/buildkite-agent is root's (`sudo mkdir -p /etc/buildkite-agent/hooks`; only
+ * hooks/ and the cfg file are chowned to buildkite-agent: elastic-ci-stack-for-aws
+ * packer/linux/stack/scripts/install-buildkite-agent.sh, conf/bin/bk-install-elastic-stack.sh).
  */
 async function checkDirectories(dir: string, followSymlinks: boolean): Promise<void> {
   const { root } = parse(dir);
@@ -129,6 +132,36 @@ export async function checkWriteTarget(path: string, options: SafePathOptions = 
     );
   }
   return { path: target, exists: true };
+}
+
+/**
+ * The content of a target `checkWriteTarget` accepted, read without following a link swapped in
+ * since (O_NOFOLLOW) and without blocking on a FIFO swapped in since (O_NONBLOCK), and only if it
+ * is still a regular file: what we read is written back into a file its owner can read.
+ */
+export async function readCheckedTarget(
+  target: CheckedTarget,
+  options: SafePathOptions = {},
+): Promise<string> {
+  if (!target.exists) return "";
+  const flags =
+    constants.O_RDONLY | constants.O_NONBLOCK | (options.followSymlinks === true ? 0 : constants.O_NOFOLLOW);
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(target.path, flags);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ELOOP") {
+      throw new UnsafePathError(`${target.path} became a symbolic link; refusing to read through it`);
+    }
+    throw error;
+  }
+  try {
+    const s = await handle.stat();
+    if (!s.isFile()) throw new UnsafePathError(`${target.path} is ${describeType(s)}; refusing to read it`);
+    return await handle.readFile("utf8");
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

@@ -1,7 +1,6 @@
-import { readFile } from "node:fs/promises";
 import { InvalidTokenValueError } from "../../token-reader/errors";
 import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs, UsageError } from "../args";
-import { checkWriteTarget, writeFileAtomic } from "../atomic-write";
+import { checkWriteTarget, readCheckedTarget, writeFileAtomic } from "../atomic-write";
 import { awsContext, readerSettings, requireSecretId } from "../aws";
 import { cliLogger } from "../logger";
 import type { Command } from "../types";
@@ -73,7 +72,7 @@ export const writeConfigCommand: Command = {
     // Check and read the file first: a path we refuse or cannot read is reported before any AWS
     // call, and a FIFO or device is never opened.
     const target = await checkWriteTarget(file, safety);
-    const current = target.exists ? await readFile(target.path, "utf8") : "";
+    const current = await readCheckedTarget(target, safety);
     const aws = awsContext(settings, cliLogger(io.env));
     try {
       const value = await aws.reader(secretId).read();

@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UsageError } from "../../../../shared/cli/args";
-import { checkWriteTarget, writeFileAtomic } from "../../../../shared/cli/atomic-write";
+import { checkWriteTarget, readCheckedTarget, writeFileAtomic } from "../../../../shared/cli/atomic-write";
 import { readerSettings, regionsFor } from "../../../../shared/cli/aws";
 import { main } from "../../../../shared/cli/main";
 import { commands } from "../../../../shared/cli/registry";
@@ -219,6 +219,22 @@ describe("writeFileAtomic", () => {
     await symlink(stand, join(dir, "stdout"));
     await expect(writeFileAtomic(join(dir, "stdout"), "secret")).rejects.toThrow(/symbolic link/);
     expect(await readFile(stand, "utf8")).toBe("");
+  });
+
+  it("reads a checked target only if it is still a regular file (a link or FIFO swapped in since is refused)", async () => {
+    const file = join(dir, "swapped.cfg");
+    await writeFile(file, 'name="x"\n');
+    const checked = await checkWriteTarget(file);
+    expect(await readCheckedTarget(checked)).toBe('name="x"\n');
+    const secretElsewhere = join(dir, "root-only");
+    await writeFile(secretElsewhere, "root secret");
+    await rm(file);
+    await symlink(secretElsewhere, file);
+    await expect(readCheckedTarget(checked)).rejects.toThrow(/symbolic link/);
+    await rm(file);
+    expect(spawnSync("mkfifo", [file]).status).toBe(0);
+    await expect(readCheckedTarget(checked)).rejects.toThrow(/FIFO/);
+    await rm(file);
   });
 
   it("refuses a FIFO without opening it (it would hang) and a directory", async () => {
