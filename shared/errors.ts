@@ -1,3 +1,5 @@
+import { redactTokenShapes, truncate } from "./redact";
+
 /**
  * A small error hierarchy with stable `name`s so that logs, alarms and tests can match on them.
  * No error message built here may contain a token value: messages are assembled from ids, ARNs,
@@ -46,20 +48,26 @@ const SNIPPET_LENGTH = 200;
 
 /**
  * Shorten a response body for an error message and blank anything that looks like a credential,
- * so that even a misbehaving server echoing a token cannot push it into our logs.
+ * so that even a misbehaving server echoing a token cannot push it into our logs. The body is cut
+ * before anything else runs on it: a 300 MB body costs what a short one does.
  */
 export function sanitizeSnippet(body: string): string {
-  const oneLine = body.replace(/\s+/g, " ").trim();
-  const redacted = redactTokenLike(oneLine);
-  return redacted.length > SNIPPET_LENGTH ? `${redacted.slice(0, SNIPPET_LENGTH)}…` : redacted;
+  const head = body.length > SNIPPET_LENGTH * 4 ? body.slice(0, SNIPPET_LENGTH * 4) : body;
+  const oneLine = head.replace(/\s+/g, " ").trim();
+  // Cut at the limit before redacting would split a token so that no pattern matches its half.
+  const redacted = redactTokenShapes(oneLine);
+  return redacted.length > SNIPPET_LENGTH || head.length < body.length
+    ? `${redacted.slice(0, SNIPPET_LENGTH)}…`
+    : redacted;
 }
 
-/** Buildkite tokens are long runs of [A-Za-z0-9_-]; UUIDs (36 chars with dashes) are kept. */
+/** Credential-shaped text blanked (Buildkite tokens, JWTs, AWS keys, random runs); see shared/redact.ts. */
 export function redactTokenLike(text: string): string {
-  return text.replace(/[A-Za-z0-9_]{24,}[A-Za-z0-9_-]*/g, (m) =>
-    /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(m) ? m : "[redacted]",
-  );
+  return redactTokenShapes(text, MAX_MESSAGE_CHARS);
 }
+
+/** The longest error message we pass on; a message can quote attacker-chosen input. */
+export const MAX_MESSAGE_CHARS = 1_000;
 
 export class BuildkiteApiError extends AppError {
   override name = "BuildkiteApiError";
@@ -89,10 +97,16 @@ export function describeError(error: unknown): { name: string; message: string; 
   if (error instanceof Error) {
     const code = (error as { Code?: unknown }).Code ?? (error as { code?: unknown }).code;
     return {
-      name: error.name,
-      message: redactTokenLike(error.message),
-      ...(typeof code === "string" ? { code } : {}),
+      name: truncate(String(error.name), 100),
+      message: redactTokenLike(String(error.message)),
+      ...(typeof code === "string" ? { code: truncate(code, 100) } : {}),
     };
   }
-  return { name: "NonError", message: redactTokenLike(String(error)) };
+  let text: string;
+  try {
+    text = String(error);
+  } catch {
+    text = typeof error;
+  }
+  return { name: "NonError", message: redactTokenLike(text) };
 }

@@ -1,7 +1,8 @@
 import type { LambdaFunctionURLEventWithIAMAuthorizer, LambdaFunctionURLResult } from "aws-lambda";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
 import { describeError } from "../../shared/errors";
-import { createLogger } from "../../shared/log";
+import { createLogger, redactSecrets } from "../../shared/log";
+import { sanitizeForRuntime } from "../../shared/runtime-error";
 import { loadReadTokenConfig } from "../../shared/token-reader/config";
 import { createTokenReader } from "../../shared/token-reader/reader";
 import { secretsManagerSource } from "../../shared/token-reader/secrets-manager-source";
@@ -42,7 +43,14 @@ export async function handler(
   } catch (error) {
     // A misconfigured stack fails loudly (an invocation error on the Errors metric), naming the setting.
     logger.error("read-token configuration is invalid", { error: describeError(error) });
-    throw error;
+    throw sanitizeForRuntime(error, redactSecrets);
   }
-  return serveToken(event, deps);
+  try {
+    return await serveToken(event, deps);
+  } catch (error) {
+    // serveToken answers every expected failure itself; anything else reaches the runtime, which
+    // prints and returns what we throw: never the raw error (shared/runtime-error.ts).
+    logger.error("read-token failed", { error: describeError(error) });
+    throw sanitizeForRuntime(error, redactSecrets);
+  }
 }

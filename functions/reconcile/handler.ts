@@ -8,9 +8,10 @@ import { apiTokenLoader } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
 import { loadReconcileConfig } from "../../shared/config";
 import { describeError } from "../../shared/errors";
-import { createLogger } from "../../shared/log";
+import { createLogger, redactSecrets } from "../../shared/log";
 import { createMetrics } from "../../shared/metrics";
 import { type ReconcileDeps, reconcile } from "../../shared/rollout/reconcile";
+import { sanitizeForRuntime } from "../../shared/runtime-error";
 import { sleep } from "../../shared/sleep";
 import { isNoOpTrigger, parseTrigger } from "./trigger";
 
@@ -92,6 +93,7 @@ export async function handler(
     };
   } catch (error) {
     logger.error("reconcile failed", { error: describeError(error) });
-    throw error;
+    // The runtime prints and returns what we throw: never the raw error (shared/runtime-error.ts).
+    throw sanitizeForRuntime(error, redactSecrets);
   }
 }

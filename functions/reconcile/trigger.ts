@@ -1,42 +1,159 @@
 import { InputError } from "../../shared/errors";
+import { truncate } from "../../shared/redact";
 
-/** What woke the reconciler. It is level-triggered, so this is only for logs and metrics. */
+/**
+ * What woke the reconciler. It is level-triggered, so a trigger changes no decision; but only the
+ * events we route to it (and one documented manual form) may start a run. Anything else is an
+ * InputError before anything is observed or written: a malformed or foreign event must not start
+ * refreshes or write tags.
+ */
 export type Trigger =
   | { kind: "secret-label-updated"; versionId: string | undefined }
   | {
       kind: "instance-refresh";
-      region: string | undefined;
-      group: string | undefined;
-      refreshId: string | undefined;
-      event: string;
+      region: string;
+      group: string;
+      refreshId: string;
+      event: RefreshEvent;
     }
   | { kind: "schedule" }
-  | { kind: "rotation"; versionId: string | undefined }
-  | { kind: "manual" };
+  | { kind: "rotation"; versionId: string }
+  | {
+      kind: "run-command";
+      region: string;
+      commandId: string;
+      /** Set for an invocation event (one instance); unset for a command event. */
+      instanceId: string | undefined;
+      status: string;
+    }
+  | { kind: "manual"; reason: string | undefined };
+
+/**
+ * The one manual form: `{"source": "manual"}`, optionally with `"reason"` (logged), e.g.
+ * `aws lambda invoke --function-name <reconcile> --cli-binary-format raw-in-base64-out
+ * --payload '{"source":"manual","reason":"after fixing a group"}' out.json`.
+ */
+export const MANUAL_SOURCE = "manual";
+
+/**
+ * Auto Scaling's instance refresh events (detail-type `EC2 Auto Scaling Instance Refresh <event>`,
+ * https://docs.aws.amazon.com/autoscaling/ec2/userguide/monitor-events-eventbridge-sns.html).
+ */
+const REFRESH_EVENTS = [
+  "Started",
+  "Succeeded",
+  "Failed",
+  "Cancelled",
+  "Checkpoint Reached",
+  "Rollback Started",
+  "Rollback Succeeded",
+  "Rollback Failed",
+] as const;
+export type RefreshEvent = (typeof REFRESH_EVENTS)[number];
+const REFRESH_PREFIX = "EC2 Auto Scaling Instance Refresh ";
+
+/**
+ * Run Command's native events (source `aws.ssm`,
+ * https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-ssm.html; detail fields
+ * `command-id`, `instance-id` (invocation events only), `document-name`, `status`, as in the
+ * examples of https://docs.aws.amazon.com/systems-manager/latest/userguide/monitoring-systems-manager-event-examples.html).
+ */
+const RUN_COMMAND_INVOCATION = "EC2 Command Invocation Status-change Notification";
+const RUN_COMMAND = "EC2 Command Status-change Notification";
+
+/** Longest string field we accept: ids, names and regions are far shorter. */
+const MAX_FIELD = 2_048;
+const MAX_KEYS = 64;
+
+type Record_ = Record<string, unknown>;
+
+function isRecord(value: unknown): value is Record_ {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A short, printable rendering of a value for an error message (never the whole of it). */
+function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(truncate(value, 60));
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+function field(record: Record_, key: string, where: string, required: true): string;
+function field(record: Record_, key: string, where: string, required: false): string | undefined;
+function field(record: Record_, key: string, where: string, required: boolean): string | undefined {
+  const value = record[key];
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_FIELD) {
+    throw new InputError(
+      `reconcile: ${where}${key} must be a non-empty string of at most ${MAX_FIELD} characters, got ${shown(value)}`,
+    );
+  }
+  return value;
+}
+
+function detailOf(e: Record_, kind: string): Record_ {
+  if (!isRecord(e.detail))
+    throw new InputError(`reconcile: a ${kind} event needs an object detail, got ${shown(e.detail)}`);
+  if (Object.keys(e.detail).length > MAX_KEYS)
+    throw new InputError(`reconcile: a ${kind} event's detail has too many fields`);
+  return e.detail;
+}
 
 export function parseTrigger(event: unknown): Trigger {
-  if (event === null || event === undefined) return { kind: "manual" };
-  if (typeof event !== "object" || Array.isArray(event))
-    throw new InputError("reconcile expects an object event");
-  const e = event as Record<string, unknown>;
-  const detail = (e.detail && typeof e.detail === "object" ? e.detail : {}) as Record<string, unknown>;
-  const str = (v: unknown) => (typeof v === "string" && v ? v : undefined);
-  const detailType = str(e["detail-type"]);
-  if (e.source === "aws.secretsmanager" && detailType === "Secret Label Updated") {
-    return { kind: "secret-label-updated", versionId: str(detail.versionId) ?? str(detail.VersionId) };
+  if (!isRecord(event)) {
+    throw new InputError(
+      `reconcile expects an object event (an EventBridge event, the rotate-token invoke, or {"source":"${MANUAL_SOURCE}"}), got ${shown(event)}`,
+    );
   }
-  if (e.source === "aws.autoscaling" && detailType?.startsWith("EC2 Auto Scaling Instance Refresh")) {
+  if (Object.keys(event).length > MAX_KEYS) throw new InputError("reconcile: the event has too many fields");
+  const source = field(event, "source", "", true);
+  const detailType = event["detail-type"];
+
+  if (source === "aws.secretsmanager" && detailType === "Secret Label Updated") {
+    const detail = detailOf(event, "Secret Label Updated");
+    return { kind: "secret-label-updated", versionId: field(detail, "versionId", "detail.", false) };
+  }
+  if (
+    source === "aws.autoscaling" &&
+    typeof detailType === "string" &&
+    detailType.startsWith(REFRESH_PREFIX)
+  ) {
+    const name = detailType.slice(REFRESH_PREFIX.length);
+    const refreshEvent = REFRESH_EVENTS.find((e) => e === name);
+    if (!refreshEvent) throw new InputError(`reconcile: unknown instance refresh event ${shown(detailType)}`);
+    const detail = detailOf(event, "instance refresh");
     return {
       kind: "instance-refresh",
-      region: str(e.region),
-      group: str(detail.AutoScalingGroupName),
-      refreshId: str(detail.InstanceRefreshId),
-      event: detailType.replace("EC2 Auto Scaling Instance Refresh ", ""),
+      region: field(event, "region", "", true),
+      group: field(detail, "AutoScalingGroupName", "detail.", true),
+      refreshId: field(detail, "InstanceRefreshId", "detail.", true),
+      event: refreshEvent,
     };
   }
-  if (e.source === "aws.events" || detailType === "Scheduled Event") return { kind: "schedule" };
-  if (e.source === "rotate-token") return { kind: "rotation", versionId: str(e.versionId) };
-  return { kind: "manual" };
+  if (source === "aws.events" && detailType === "Scheduled Event") return { kind: "schedule" };
+  if (source === "aws.ssm" && (detailType === RUN_COMMAND_INVOCATION || detailType === RUN_COMMAND)) {
+    const detail = detailOf(event, "Run Command");
+    return {
+      kind: "run-command",
+      region: field(event, "region", "", true),
+      commandId: field(detail, "command-id", "detail.", true),
+      instanceId:
+        detailType === RUN_COMMAND_INVOCATION ? field(detail, "instance-id", "detail.", true) : undefined,
+      status: field(detail, "status", "detail.", true),
+    };
+  }
+  if (source === "rotate-token") {
+    field(event, "secretArn", "", true);
+    return { kind: "rotation", versionId: field(event, "versionId", "", true) };
+  }
+  if (source === MANUAL_SOURCE) {
+    const reason = field(event, "reason", "", false);
+    return { kind: "manual", reason: reason === undefined ? undefined : truncate(reason, 200) };
+  }
+  throw new InputError(
+    `reconcile: unrecognised event (source ${shown(source)}, detail-type ${shown(detailType)}); nothing was changed`,
+  );
 }
 
 /**
@@ -47,6 +164,8 @@ export function parseTrigger(event: unknown): Trigger {
 export function isNoOpTrigger(trigger: Trigger): boolean {
   return (
     trigger.kind === "instance-refresh" &&
-    (trigger.event === "Started" || trigger.event === "Rollback Started")
+    (trigger.event === "Started" ||
+      trigger.event === "Rollback Started" ||
+      trigger.event === "Checkpoint Reached")
   );
 }

@@ -4,8 +4,9 @@ import { apiTokenLoader } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
 import { loadRotateTokenConfig } from "../../shared/config";
 import { describeError } from "../../shared/errors";
-import { createLogger } from "../../shared/log";
+import { createLogger, redactSecrets } from "../../shared/log";
 import { createMetrics } from "../../shared/metrics";
+import { sanitizeForRuntime } from "../../shared/runtime-error";
 import { parseRotationEvent, type RotationDeps, rotate } from "./steps";
 
 const SERVICE = "rotate-token";
@@ -57,6 +58,7 @@ export async function handler(
     });
   } catch (error) {
     logger.error("rotation step failed", { error: describeError(error) });
-    throw error;
+    // The runtime prints and returns what we throw: never the raw error (shared/runtime-error.ts).
+    throw sanitizeForRuntime(error, redactSecrets);
   }
 }

@@ -8,7 +8,12 @@
  * - `X-Amz-Invocation-Type: Event` → 202 at once, the handler runs later; `RequestResponse`
  *   (the default) → 200 with the JSON result; `DryRun` → 204.
  * - Unknown function → 404 `ResourceNotFoundException`; a handler that throws (or times out) →
- *   200 with `X-Amz-Function-Error: Unhandled` and `{errorType, errorMessage}`, as Lambda does.
+ *   200 with `X-Amz-Function-Error: Unhandled` and `{errorType, errorMessage, trace}`, as Lambda
+ *   does. The report is built as the Node.js runtime builds it (aws-lambda-nodejs-runtime-
+ *   interface-client, `src/Errors.js` `toRapidResponse`): for an Error, `name`, `message` and
+ *   `stack` split into lines; for anything else, `typeof`, `toString()` and no trace. The runtime
+ *   also writes that report to CloudWatch Logs, so every report is kept (`errorReports()`) for
+ *   tests to scan, as CloudWatch would show it.
  *
  * Invocations of one function are serialized through a per-function queue: the deployed reconcile
  * function has reserved concurrency 1, and the handlers keep module-level state that two
@@ -66,7 +71,48 @@ export interface LocalLambdaOptions {
 
 export type InvokeResult =
   | { ok: true; result: unknown }
-  | { ok: false; errorType: string; errorMessage: string };
+  | { ok: false; errorType: string; errorMessage: string; trace?: string[] };
+
+/** What the runtime reported for one failed invocation (and wrote to the function's log). */
+export interface RuntimeErrorReport {
+  requestId: string;
+  name: string;
+  errorType: string;
+  errorMessage: string;
+  trace: string[];
+}
+
+/** The Node.js runtime's error document for a thrown value (see the header comment). */
+export function runtimeErrorReport(error: unknown): {
+  errorType: string;
+  errorMessage: string;
+  trace: string[];
+} {
+  try {
+    const e = error as { name?: unknown; message?: unknown; stack?: unknown };
+    const isError =
+      error instanceof Error ||
+      (typeof e?.name === "string" &&
+        typeof e.message === "string" &&
+        typeof e.stack === "string" &&
+        !!e.name);
+    if (isError) {
+      return {
+        errorType: String(e.name),
+        errorMessage: String(e.message),
+        trace: typeof e.stack === "string" ? e.stack.split("\n") : [],
+      };
+    }
+    return { errorType: typeof error, errorMessage: String(error), trace: [] };
+  } catch {
+    return {
+      errorType: "handled",
+      errorMessage:
+        "callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack",
+      trace: [],
+    };
+  }
+}
 
 export interface LocalLambda {
   /** Base URL, e.g. `http://127.0.0.1:PORT`. */
@@ -77,6 +123,8 @@ export interface LocalLambda {
   invoke(name: string, event: unknown): Promise<InvokeResult>;
   /** Every invocation so far, oldest first (copies). */
   invocations(): InvocationRecord[];
+  /** Every runtime error report so far (what CloudWatch and synchronous callers would see). */
+  errorReports(): RuntimeErrorReport[];
   /** True when no invocation is queued or running. */
   isIdle(): boolean;
   /** Resolves when no invocation is queued or running; rejects after `timeoutMs` (default 60 s). */
@@ -128,6 +176,7 @@ class LocalLambdaServer implements LocalLambda {
   private readonly server: Server;
   private readonly functions = new Map<string, FunctionState>();
   private readonly records: InvocationRecord[] = [];
+  private readonly reports: RuntimeErrorReport[] = [];
   private readonly idleWaiters = new Set<() => void>();
   private readonly onInvoke: LocalLambdaOptions["onInvoke"];
   private address = "";
@@ -166,6 +215,10 @@ class LocalLambdaServer implements LocalLambda {
 
   invocations(): InvocationRecord[] {
     return this.records.map((r) => ({ ...r }));
+  }
+
+  errorReports(): RuntimeErrorReport[] {
+    return this.reports.map((r) => ({ ...r, trace: [...r.trace] }));
   }
 
   isIdle(): boolean {
@@ -278,11 +331,11 @@ class LocalLambdaServer implements LocalLambda {
     let timer: NodeJS.Timeout | undefined;
     const handlerRun = (async () => fn.handler(job.event, context))().then(
       (result): InvokeResult => ({ ok: true, result }),
-      (error: unknown): InvokeResult => ({
-        ok: false,
-        errorType: error instanceof Error ? error.name : typeof error,
-        errorMessage: error instanceof Error ? error.message : String(error),
-      }),
+      (error: unknown): InvokeResult => {
+        const report = runtimeErrorReport(error);
+        this.reports.push({ requestId: job.record.requestId, name: fn.name, ...report });
+        return { ok: false, ...report };
+      },
     );
     const timedOut = new Promise<InvokeResult>((resolve) => {
       timer = setTimeout(
@@ -291,6 +344,7 @@ class LocalLambdaServer implements LocalLambda {
             ok: false,
             errorType: "Sandbox.Timedout",
             errorMessage: `Task timed out after ${(fn.timeoutMs / 1000).toFixed(2)} seconds`,
+            trace: [],
           }),
         fn.timeoutMs,
       );
@@ -378,7 +432,11 @@ class LocalLambdaServer implements LocalLambda {
       return send(
         res,
         200,
-        JSON.stringify({ errorType: outcome.errorType, errorMessage: outcome.errorMessage }),
+        JSON.stringify({
+          errorType: outcome.errorType,
+          errorMessage: outcome.errorMessage,
+          trace: outcome.trace ?? [],
+        }),
         {
           "X-Amz-Executed-Version": "$LATEST",
           "X-Amz-Function-Error": "Unhandled",

@@ -7,7 +7,10 @@
 export const awsClientOptions = (region: string) => ({
   region,
   maxAttempts: 3,
-  requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
+  // Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout passes and keeps
+  // waiting (@smithy/types HttpHandlerInitialization: "Without this setting, a breach of the
+  // request timeout will be logged as a warning"): the bound would not bound anything.
+  requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000, throwOnRequestTimeout: true },
 });
 
 /** A client per region, created on first use and reused for the life of the container. */

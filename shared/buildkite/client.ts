@@ -1,5 +1,6 @@
 import { BuildkiteApiError, DeadlineError, sanitizeSnippet } from "../errors";
 import { registerSecret } from "../log";
+import { truncate } from "../redact";
 import { backoffDelay, sleep as realSleep, type Sleep } from "../sleep";
 
 /** A cluster agent token as the REST API lists it: never includes the value. */
@@ -93,13 +94,13 @@ export class BuildkiteClient {
       ...(input.expiresAt ? { expires_at: input.expiresAt.toISOString() } : {}),
     });
     const res = await this.request("POST", this.tokensPath, { body, retryOn: (status) => status === 429 });
-    const json = (await this.json(res, "POST", this.tokensPath)) as Record<string, unknown>;
+    const json = this.object(res, "POST", this.tokensPath);
     const token = json.token;
     if (typeof token !== "string" || token.length === 0) {
       throw new BuildkiteApiError("POST", this.tokensPath, res.status, "response carried no token value");
     }
     registerSecret(token);
-    return { ...toClusterToken(json), token };
+    return { ...toClusterToken(json, "POST", this.tokensPath), token };
   }
 
   /** Every token of the cluster, following the Link header across pages. */
@@ -108,11 +109,23 @@ export class BuildkiteClient {
     let next: string | undefined = `${this.tokensPath}?per_page=100`;
     for (let page = 0; next && page < MAX_PAGES; page++) {
       const res = await this.request("GET", next);
-      const items = await this.json(res, "GET", this.tokensPath);
+      const items = this.parse(res, "GET", this.tokensPath);
       if (!Array.isArray(items))
         throw new BuildkiteApiError("GET", this.tokensPath, res.status, "expected a list");
-      for (const item of items) all.push(toClusterToken(item as Record<string, unknown>));
-      next = nextLink(res.headers.get("link"), this.options.apiUrl);
+      items.forEach((item, i) => {
+        if (!isRecord(item)) {
+          throw new BuildkiteApiError(
+            "GET",
+            this.tokensPath,
+            res.status,
+            `list item ${page * 100 + i} is ${item === null ? "null" : typeof item}, not a token`,
+          );
+        }
+        all.push(toClusterToken(item, "GET", this.tokensPath));
+      });
+      // A next page we must not follow is an error, not the end: a partial list could hide a
+      // token we would then never revoke, or count as gone.
+      next = nextLink(res.headers.get("link"), this.options.apiUrl, this.tokensPath);
     }
     if (next)
       throw new BuildkiteApiError("GET", this.tokensPath, 200, `more than ${MAX_PAGES} pages of tokens`);
@@ -124,21 +137,20 @@ export class BuildkiteClient {
     const path = `${this.tokensPath}/${encodeURIComponent(id)}`;
     const res = await this.request("GET", path, { accept404: true });
     if (res.status === 404) return undefined;
-    return toClusterToken((await this.json(res, "GET", path)) as Record<string, unknown>);
+    return toClusterToken(this.object(res, "GET", path), "GET", path);
   }
 
   /** Revoke a token. One that is already gone counts as revoked. */
   async deleteToken(id: string): Promise<"deleted" | "already-gone"> {
     const path = `${this.tokensPath}/${encodeURIComponent(id)}`;
     const res = await this.request("DELETE", path, { accept404: true });
-    await res.body?.cancel();
     return res.status === 404 ? "already-gone" : "deleted";
   }
 
   /** The API token's own scopes (used by preflight checks). */
   async accessToken(): Promise<AccessTokenInfo> {
     const res = await this.request("GET", "/v2/access-token");
-    const json = (await this.json(res, "GET", "/v2/access-token")) as Record<string, unknown>;
+    const json = this.object(res, "GET", "/v2/access-token");
     const scopes = Array.isArray(json.scopes)
       ? json.scopes.filter((s): s is string => typeof s === "string")
       : [];
@@ -156,12 +168,10 @@ export class BuildkiteClient {
       authorization: `Token ${agentToken}`,
       accept401: true,
     });
-    if (res.status === 401 || res.status === 403) {
-      await res.body?.cancel();
-      return { valid: false, status: res.status };
-    }
-    const json = (await this.json(res, "GET", "/v3/metrics")) as { organization?: { slug?: unknown } };
-    const slug = json.organization?.slug;
+    if (res.status === 401 || res.status === 403) return { valid: false, status: res.status };
+    const json = this.object(res, "GET", "/v3/metrics");
+    const organization = json.organization;
+    const slug = isRecord(organization) ? organization.slug : undefined;
     return { valid: true, organizationSlug: typeof slug === "string" ? slug : undefined };
   }
 
@@ -176,24 +186,24 @@ export class BuildkiteClient {
     let next: string | undefined = `${path}?per_page=100`;
     for (let page = 0; next && page < MAX_PAGES; page++) {
       const res = await this.request("GET", next);
-      const items = await this.json(res, "GET", path);
+      const items = this.parse(res, "GET", path);
       if (!Array.isArray(items)) throw new BuildkiteApiError("GET", path, res.status, "expected a list");
-      for (const item of items) {
-        if (typeof item !== "object" || item === null) {
-          throw new BuildkiteApiError("GET", path, res.status, "agent list holds a non-object");
+      items.forEach((item, i) => {
+        if (!isRecord(item) || typeof item.id !== "string") {
+          throw new BuildkiteApiError("GET", path, res.status, `list item ${page * 100 + i} is not an agent`);
         }
-        const a = item as Record<string, unknown>;
-        const meta = Array.isArray(a.meta_data)
-          ? a.meta_data.filter((m): m is string => typeof m === "string")
+        const meta = Array.isArray(item.meta_data)
+          ? item.meta_data.filter((m): m is string => typeof m === "string")
           : [];
         const instance = meta.find((m) => m.startsWith("aws:instance-id="))?.slice("aws:instance-id=".length);
         all.push({
-          id: typeof a.id === "string" ? a.id : "",
-          connectionState: typeof a.connection_state === "string" ? a.connection_state : "unknown",
+          id: item.id,
+          connectionState: typeof item.connection_state === "string" ? item.connection_state : "unknown",
           instanceId: instance || undefined,
         });
-      }
-      next = nextLink(res.headers.get("link"), this.options.apiUrl);
+      });
+      // As for tokens: a next page we must not follow is an error, never the end of the list.
+      next = nextLink(res.headers.get("link"), this.options.apiUrl, path);
     }
     if (next) throw new BuildkiteApiError("GET", path, 200, `more than ${MAX_PAGES} pages of agents`);
     return all;
@@ -205,8 +215,7 @@ export class BuildkiteClient {
    */
   async stopAgent(id: string): Promise<void> {
     const path = `/v2/organizations/${encodeURIComponent(this.options.organization)}/agents/${encodeURIComponent(id)}/stop`;
-    const res = await this.request("PUT", path, { body: JSON.stringify({ force: false }) });
-    await res.body?.cancel();
+    await this.request("PUT", path, { body: JSON.stringify({ force: false }) });
   }
 
   private async request(
@@ -221,7 +230,7 @@ export class BuildkiteClient {
       /** Which failures may be retried; default: idempotent methods retry every retryable failure. */
       retryOn?: (status: number) => boolean;
     } = {},
-  ): Promise<Response> {
+  ): Promise<ReadResponse> {
     const url = pathOrUrl.startsWith("http") ? pathOrUrl : `${opts.base ?? this.options.apiUrl}${pathOrUrl}`;
     const path = new URL(url).pathname;
     const retryOn =
@@ -250,11 +259,14 @@ export class BuildkiteClient {
     authorization: string,
     opts: { body?: string; accept404?: boolean; accept401?: boolean },
   ): Promise<
-    { accepted: true; res: Response } | { accepted: false; error: BuildkiteApiError; res?: Response }
+    { accepted: true; res: ReadResponse } | { accepted: false; error: BuildkiteApiError; res?: ReadResponse }
   > {
-    let res: Response;
+    // One deadline for the whole exchange, body included: a server that sends headers and then
+    // stalls is as dead as one that never answers.
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    let raw: Response;
     try {
-      res = await this.fetchImpl(url, {
+      raw = await this.fetchImpl(url, {
         method,
         headers: {
           authorization,
@@ -262,30 +274,65 @@ export class BuildkiteClient {
           ...(opts.body ? { "content-type": "application/json" } : {}),
         },
         ...(opts.body ? { body: opts.body } : {}),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        // A redirect would send our bearer token (and the create's answer would come) from
+        // wherever the server points: never follow one.
+        redirect: "error",
+        signal,
       });
     } catch (cause) {
-      // Timeouts and connection errors: status 0. The cause's message names no credential.
+      // Timeouts, connection errors and refused redirects: status 0. The cause names no credential.
       return {
         accepted: false,
         error: new BuildkiteApiError(method, path, 0, "", { cause: stripCause(cause) }),
       };
     }
+    if (raw.status >= 300 && raw.status < 400) {
+      // A fetch that does not enforce `redirect: "error"` (or an opaque redirect) still fails here.
+      await raw.body?.cancel().catch(() => {});
+      return {
+        accepted: false,
+        error: new BuildkiteApiError(method, path, raw.status, "redirects are not followed"),
+      };
+    }
     const accepted =
-      res.ok ||
-      (res.status === 404 && opts.accept404) ||
-      ((res.status === 401 || res.status === 403) && opts.accept401);
+      raw.ok ||
+      (raw.status === 404 && opts.accept404) ||
+      ((raw.status === 401 || raw.status === 403) && opts.accept401);
+    let text: string;
+    try {
+      text = await readCapped(raw, accepted ? MAX_BODY_BYTES : MAX_ERROR_BODY_BYTES, !accepted);
+    } catch (cause) {
+      if (cause instanceof BodyTooLargeError) {
+        return {
+          accepted: false,
+          error: new BuildkiteApiError(
+            method,
+            path,
+            raw.status,
+            `response body larger than ${cause.limit} bytes`,
+          ),
+        };
+      }
+      // The body did not arrive (timeout, reset): a transport failure, retried like one for
+      // idempotent calls; the create POST is never retried on it (it may have committed).
+      return {
+        accepted: false,
+        error: new BuildkiteApiError(method, path, 0, "the response body could not be read", {
+          cause: stripCause(cause),
+        }),
+      };
+    }
+    const res: ReadResponse = { status: raw.status, headers: raw.headers, text };
     if (accepted) return { accepted: true, res };
-    const text = await res.text().catch(() => "");
     return {
       accepted: false,
-      error: new BuildkiteApiError(method, path, res.status, sanitizeSnippet(text)),
+      error: new BuildkiteApiError(method, path, raw.status, sanitizeSnippet(text)),
       res,
     };
   }
 
   /** Rate limited: wait for the window named by RateLimit-Reset (org or user, whichever is later). */
-  private retryDelay(attempt: number, res: Response | undefined): number {
+  private retryDelay(attempt: number, res: ReadResponse | undefined): number {
     const backoff = backoffDelay(attempt - 1, this.baseDelayMs, this.maxDelayMs);
     if (res?.status !== 429) return backoff;
     const resets = ["ratelimit-reset", "ratelimit-user-reset"]
@@ -305,20 +352,91 @@ export class BuildkiteClient {
     }
   }
 
-  private async json(res: Response, method: string, path: string): Promise<unknown> {
-    const text = await res.text();
+  private parse(res: ReadResponse, method: string, path: string): unknown {
     try {
-      return JSON.parse(text);
+      return JSON.parse(res.text);
     } catch {
-      throw new BuildkiteApiError(method, path, res.status, `invalid JSON: ${sanitizeSnippet(text)}`);
+      throw new BuildkiteApiError(method, path, res.status, `invalid JSON: ${sanitizeSnippet(res.text)}`);
     }
+  }
+
+  private object(res: ReadResponse, method: string, path: string): Record<string, unknown> {
+    const json = this.parse(res, method, path);
+    if (!isRecord(json)) {
+      throw new BuildkiteApiError(method, path, res.status, `expected an object, got ${describeJson(json)}`);
+    }
+    return json;
   }
 }
 
-function toClusterToken(json: Record<string, unknown>): ClusterToken {
+/** A response whose body has been read (bounded) within the request's deadline. */
+interface ReadResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/**
+ * Bounds on what a server can make us hold in memory. A page of 100 tokens is about 60 KB; the
+ * function has 256 MB. Error bodies only feed a 200-character snippet.
+ */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+const MAX_ERROR_BODY_BYTES = 16 * 1024;
+
+class BodyTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`body larger than ${limit} bytes`);
+  }
+}
+
+/**
+ * The body as text, reading at most `limit` bytes. Over the limit: BodyTooLargeError, or (for an
+ * error body, which only feeds a snippet) the first `limit` bytes.
+ */
+async function readCapped(res: Response, limit: number, truncateOk: boolean): Promise<string> {
+  const declared = Number(res.headers.get("content-length"));
+  if (!truncateOk && Number.isFinite(declared) && declared > limit) {
+    await res.body?.cancel().catch(() => {});
+    throw new BodyTooLargeError(limit);
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        await reader.cancel().catch(() => {});
+        if (!truncateOk) throw new BodyTooLargeError(limit);
+        chunks.push(value.subarray(0, value.byteLength - (size - limit)));
+        break;
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function describeJson(value: unknown): string {
+  return value === null ? "null" : Array.isArray(value) ? "a list" : typeof value;
+}
+
+function toClusterToken(json: Record<string, unknown>, method: string, path: string): ClusterToken {
   const str = (v: unknown) => (typeof v === "string" && v.length > 0 ? v : undefined);
   const id = str(json.id);
-  if (!id) throw new BuildkiteApiError("GET", "tokens", 200, "token without an id");
+  if (!id) throw new BuildkiteApiError(method, path, 200, "token without an id");
+  if (json.description !== undefined && json.description !== null && typeof json.description !== "string") {
+    throw new BuildkiteApiError(method, path, 200, `token ${truncate(id, 64)} has a non-string description`);
+  }
   return {
     id,
     description: str(json.description) ?? "",
@@ -327,15 +445,43 @@ function toClusterToken(json: Record<string, unknown>): ClusterToken {
   };
 }
 
-/** The rel="next" target of an RFC 8288 Link header, kept on the configured API origin. */
-export function nextLink(header: string | null, apiUrl: string): string | undefined {
+/**
+ * The rel="next" target of an RFC 8288 Link header. A target on another origin than the
+ * configured API is an error (we would send our bearer token there, and stopping instead would
+ * silently truncate the list); so is one outside the list being paged, when `listPath` is given.
+ */
+export function nextLink(header: string | null, apiUrl: string, listPath?: string): string | undefined {
   if (!header) return undefined;
-  for (const part of header.split(",")) {
+  for (const part of header.slice(0, 8_192).split(",")) {
     const m = /<([^>]+)>\s*;(.*)/.exec(part.trim());
     if (m?.[1] && /rel="?next"?/.test(m[2] ?? "")) {
-      const target = new URL(m[1], apiUrl);
-      // Never send our bearer token to a host the Link header names but we were not configured for.
-      if (target.origin !== new URL(apiUrl).origin) return undefined;
+      let target: URL;
+      try {
+        target = new URL(m[1], apiUrl);
+      } catch {
+        throw new BuildkiteApiError(
+          "GET",
+          listPath ?? "list",
+          200,
+          "the Link header's next page is not a URL",
+        );
+      }
+      if (target.origin !== new URL(apiUrl).origin) {
+        throw new BuildkiteApiError(
+          "GET",
+          listPath ?? "list",
+          200,
+          `the Link header's next page is on another origin (${truncate(target.origin, 100)}); refusing to follow it or to stop at a partial list`,
+        );
+      }
+      if (listPath !== undefined && target.pathname !== listPath) {
+        throw new BuildkiteApiError(
+          "GET",
+          listPath,
+          200,
+          "the Link header's next page is not a page of this list",
+        );
+      }
       return target.toString();
     }
   }

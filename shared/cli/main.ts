@@ -1,4 +1,5 @@
 import { redactSecrets, setLogSink } from "../log";
+import { truncate } from "../redact";
 import { readErrorMessage } from "../token-reader/errors";
 import { UsageError } from "./args";
 import { commands } from "./registry";
@@ -24,6 +25,9 @@ Run '${PROGRAM} <command> --help' for a command's options.
  * stderr while it runs, so stdout carries only what the command prints. Nothing written to stderr
  * by main itself can carry a registered secret.
  */
+/** The longest error message printed; enough for every message we build, with references. */
+const MAX_ERROR_CHARS = 2_000;
+
 export async function main(
   argv: readonly string[],
   io: CliIo,
@@ -41,18 +45,25 @@ export async function main(
     }
     const command = name ? registry[name] : undefined;
     if (!name || !command) {
-      io.stderr.write(`${name ? `${PROGRAM}: unknown command "${name}"\n\n` : ""}${overview(registry)}`);
+      io.stderr.write(
+        `${name ? `${PROGRAM}: unknown command ${JSON.stringify(truncate(name, 60))}\n\n` : ""}${overview(registry)}`,
+      );
       return 2;
     }
     return await command.run(rest, io);
   } catch (error) {
     if (error instanceof UsageError) {
       io.stderr.write(
-        redactSecrets(`${PROGRAM} ${name}: ${error.message}\nRun '${PROGRAM} ${name} --help' for usage.\n`),
+        redactSecrets(
+          `${PROGRAM} ${name}: ${truncate(error.message, MAX_ERROR_CHARS)}\nRun '${PROGRAM} ${name} --help' for usage.\n`,
+        ),
       );
       return 2;
     }
-    io.stderr.write(redactSecrets(`${PROGRAM} ${name}: error: ${readErrorMessage(error)}\n`));
+    // Bounded: a message can quote attacker-chosen input (a path, a reference, a server's answer).
+    io.stderr.write(
+      redactSecrets(`${PROGRAM} ${name}: error: ${truncate(readErrorMessage(error), MAX_ERROR_CHARS)}\n`),
+    );
     return 1;
   } finally {
     setLogSink(previousSink);

@@ -155,3 +155,45 @@ describe("template.yaml", () => {
     for (const g of groups) expect(g.Properties.RetentionInDays).toEqual({ Ref: "LogRetentionDays" });
   });
 });
+
+describe("hardening against hostile input and overlap", () => {
+  const parameters = (
+    load("template.yaml") as unknown as {
+      Parameters: Record<string, { AllowedPattern?: string; Default?: string }>;
+    }
+  ).Parameters;
+
+  it("runs one rotation step at a time and caps the reader's concurrency", () => {
+    expect(template.Resources.RotateTokenFunction?.Properties.ReservedConcurrentExecutions).toBe(1);
+    const reader = template.Resources.ReadTokenFunction?.Properties.ReservedConcurrentExecutions;
+    expect(typeof reader).toBe("number");
+    expect(reader as number).toBeGreaterThan(0);
+    expect(reader as number).toBeLessThanOrEqual(10);
+  });
+
+  it("refuses '*' and any other principal shape in ReadTokenAllowedPrincipals, per element, keeping the empty default", () => {
+    const parameter = parameters.ReadTokenAllowedPrincipals;
+    expect(parameter?.Default).toBe("");
+    // CloudFormation applies the pattern to each element of a CommaDelimitedList (Java regex,
+    // whole-value match); JavaScript's RegExp reads this pattern the same way.
+    const pattern = new RegExp(`^(?:${parameter?.AllowedPattern ?? "(?!)"})$`);
+    const elements = (value: string) => value.split(",");
+    const accepts = (value: string) => elements(value).every((e) => pattern.test(e));
+    expect(accepts("")).toBe(true);
+    expect(accepts("111111111111")).toBe(true);
+    expect(accepts("111111111111,arn:aws:iam::222222222222:role/path/agent-reader")).toBe(true);
+    expect(accepts("arn:aws-us-gov:iam::222222222222:role/reader")).toBe(true);
+    for (const bad of [
+      "*",
+      "111111111111,*",
+      "arn:aws:iam::*:role/x",
+      "arn:aws:iam::222222222222:root",
+      "arn:aws:iam::222222222222:user/bob",
+      "1111",
+      "ec2.amazonaws.com",
+      "o-abcdefghij",
+    ]) {
+      expect(accepts(bad), bad).toBe(false);
+    }
+  });
+});

@@ -9,7 +9,7 @@ import {
   TokenReadError,
 } from "../../token-reader/errors";
 import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs, UsageError } from "../args";
-import { writeFileAtomic } from "../atomic-write";
+import { checkWriteTarget, writeFileAtomic } from "../atomic-write";
 import { type AwsContext, awsContext, readerSettings } from "../aws";
 import { cliLogger } from "../logger";
 import type { CliIo, Command } from "../types";
@@ -22,12 +22,19 @@ Copy a template, replacing each reference with its value:
   {{ secret ssm://<parameter name> }}            Parameter Store, with decryption
   {{ secret env://<VARIABLE> }}                  an environment variable
 Values are inserted as they are. Every reference is resolved before anything is written: an
-unknown scheme, a malformed reference or a value that cannot be read is an error naming the
-reference, and OUT is left untouched. OUT is written atomically with mode 0600.
+unknown scheme, a malformed reference (including a tag that looks like one but does not parse,
+such as {{ Secret ... }} or {{ secret x }}) or a value that cannot be read is an error naming the
+reference, and OUT is left untouched. OUT is written atomically with mode 0600; like
+write-config, only a regular file (or a missing one) in safe directories is written.
+
+Templates are trusted input: a template can read any environment variable, any secret and any
+parameter the credentials can read, and write it wherever OUT goes. Never render a template
+someone else can write.
 
 Options:
   --template IN             the template file
-  --out OUT                 the file to write
+  --out OUT                 the file to write, or - for standard output
+  --follow-symlinks         allow symbolic links in OUT (the file it points to is replaced)
 ${COMMON_HELP}`;
 
 export type Scheme = "awsSecret" | "ssm" | "env";
@@ -45,7 +52,12 @@ export class RenderError extends AppError {
 
 const PLACEHOLDER = /\{\{\s*secret\s+([^\s{}]+)\s*\}\}/g;
 const PLACEHOLDER_HERE = /\{\{\s*secret\s+([^\s{}]+)\s*\}\}/y;
-const ANY_SECRET_TAG = /\{\{\s*secret\b/g;
+/**
+ * Anything that looks like a reference: `{{` then `secret`/`secrets` in any case, or a
+ * `scheme://` inside the braces. Each must parse as PLACEHOLDER, or the template is refused: a
+ * typo must not leave a literal tag where a secret was meant to go.
+ */
+const LOOKS_LIKE_TAG = /\{\{(?:\s*secrets?\b|[^{}\n]{0,200}?:\/\/)/gi;
 const SCHEMES: Record<string, Scheme> = { awssecret: "awsSecret", ssm: "ssm", env: "env" };
 
 export function parseReference(ref: string): Reference {
@@ -65,12 +77,15 @@ export function parseReference(ref: string): Reference {
 export function findReferences(template: string): Reference[] {
   const refs = new Map<string, Reference>();
   const errors: string[] = [];
-  for (const tag of template.matchAll(ANY_SECRET_TAG)) {
+  for (const tag of template.matchAll(LOOKS_LIKE_TAG)) {
     PLACEHOLDER_HERE.lastIndex = tag.index;
     const m = PLACEHOLDER_HERE.exec(template);
     if (!m) {
       const line = template.slice(0, tag.index).split("\n").length;
-      errors.push(`malformed {{ secret ... }} tag on line ${line}`);
+      errors.push(
+        `malformed tag on line ${line} (a reference is written {{ secret <scheme>://<id> }}, lower case)`,
+      );
+      if (errors.length >= 20) break;
       continue;
     }
     const ref = m[1] ?? "";
@@ -131,6 +146,7 @@ export const renderCommand: Command = {
       ...COMMON_OPTIONS,
       template: { type: "string" },
       out: { type: "string" },
+      "follow-symlinks": { type: "boolean" },
     });
     if (values.help) {
       io.stdout.write(HELP);
@@ -141,6 +157,10 @@ export const renderCommand: Command = {
     if (!templatePath) throw new UsageError("--template IN is required");
     if (!outPath) throw new UsageError("--out OUT is required");
     const settings = readerSettings(values, io.env);
+    const toStdout = outPath === "-";
+    const safety = { followSymlinks: values["follow-symlinks"] === true };
+    // Refuse an unsafe OUT before reading any secret.
+    if (!toStdout) await checkWriteTarget(outPath, safety);
     const template = await readFile(templatePath, "utf8");
     const references = findReferences(template);
     const aws = awsContext(settings, cliLogger(io.env));
@@ -173,7 +193,15 @@ export const renderCommand: Command = {
           `could not resolve ${failed.length} reference(s); ${outPath} was not written: ${failed.join("; ")}`,
         );
       }
-      const written = await writeFileAtomic(outPath, renderTemplate(template, resolved), 0o600);
+      const rendered = renderTemplate(template, resolved);
+      if (toStdout) {
+        io.stdout.write(rendered);
+        io.stderr.write(
+          `bk-agent-token: rendered ${references.length} reference(s) from ${templatePath} to standard output\n`,
+        );
+        return 0;
+      }
+      const written = await writeFileAtomic(outPath, rendered, 0o600, safety);
       io.stderr.write(
         `bk-agent-token: rendered ${references.length} reference(s) from ${templatePath} to ${written.path}\n`,
       );

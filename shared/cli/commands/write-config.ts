@@ -1,7 +1,6 @@
-import { readFile } from "node:fs/promises";
 import { InvalidTokenValueError } from "../../token-reader/errors";
 import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs, UsageError } from "../args";
-import { writeFileAtomic } from "../atomic-write";
+import { checkWriteTarget, readCheckedTarget, writeFileAtomic } from "../atomic-write";
 import { awsContext, readerSettings, requireSecretId } from "../aws";
 import { cliLogger } from "../logger";
 import type { Command } from "../types";
@@ -11,10 +10,13 @@ const HELP = `Usage: bk-agent-token write-config --file PATH [options]
 Write the agent token into a buildkite-agent.cfg: the token="..." line is replaced (or appended
 when there is none; later duplicates are dropped), every other line is kept. The file is replaced
 atomically (temporary file in the same directory, then rename) with mode 0600, keeping its owner
-when allowed. A missing file is created.
+when allowed. A missing file is created. Only a regular file (or a missing one) is written: a
+symbolic link (the file or any directory above it), a device, a FIFO, or a directory writable
+by its group or others (unless sticky, as /tmp) is refused.
 
 Options:
   --file PATH               the agent config file (e.g. /etc/buildkite-agent/buildkite-agent.cfg)
+  --follow-symlinks         allow symbolic links in PATH (the file it points to is replaced)
 ${COMMON_HELP}`;
 
 const TOKEN_LINE = /^\s*token\s*=/;
@@ -53,7 +55,11 @@ export function setTokenLine(content: string, token: string): string {
 export const writeConfigCommand: Command = {
   summary: 'write the token into a buildkite-agent.cfg (token="..." line, atomic, mode 0600)',
   async run(args, io) {
-    const { values } = parseCommandArgs(args, { ...COMMON_OPTIONS, file: { type: "string" } });
+    const { values } = parseCommandArgs(args, {
+      ...COMMON_OPTIONS,
+      file: { type: "string" },
+      "follow-symlinks": { type: "boolean" },
+    });
     if (values.help) {
       io.stdout.write(HELP);
       return 0;
@@ -62,15 +68,15 @@ export const writeConfigCommand: Command = {
     if (!file) throw new UsageError("--file PATH is required");
     const settings = readerSettings(values, io.env);
     const secretId = requireSecretId(settings);
-    // Read the file first: a path we cannot read is reported before any AWS call.
-    const current = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
-      if (error.code === "ENOENT") return "";
-      throw error;
-    });
+    const safety = { followSymlinks: values["follow-symlinks"] === true };
+    // Check and read the file first: a path we refuse or cannot read is reported before any AWS
+    // call, and a FIFO or device is never opened.
+    const target = await checkWriteTarget(file, safety);
+    const current = await readCheckedTarget(target, safety);
     const aws = awsContext(settings, cliLogger(io.env));
     try {
       const value = await aws.reader(secretId).read();
-      const written = await writeFileAtomic(file, setTokenLine(current, value.token), 0o600);
+      const written = await writeFileAtomic(target.path, setTokenLine(current, value.token), 0o600, safety);
       if (!written.ownerKept) {
         io.stderr.write(`bk-agent-token: warning: could not keep the owner of ${written.path}\n`);
       }

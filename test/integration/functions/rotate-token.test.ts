@@ -5,14 +5,16 @@ import {
   PutSecretValueCommand,
 } from "@aws-sdk/client-secrets-manager";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { parseRotationEvent, rotate } from "../../../functions/rotate-token/steps";
+import { ORPHAN_MIN_AGE_MS, parseRotationEvent, rotate } from "../../../functions/rotate-token/steps";
 import { driveSteps, STEP_ORDER, startRotation } from "../../../infra/sandbox/rotation-driver";
 import { type RotationStack, startRotationStack } from "../../../infra/sandbox/rotation-stack";
+import { apiTokenLoader } from "../../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../../shared/buildkite/client";
 import { describeManagedToken } from "../../../shared/buildkite/description";
 import { loadRotateTokenConfig } from "../../../shared/config";
 import { createLogger } from "../../../shared/log";
 import { captureOutput } from "../../support/capture-output";
+import { startTokenScan } from "../../support/token-scan";
 
 /**
  * The real rotate-token handler against moto server (Secrets Manager) and the local Buildkite API,
@@ -21,14 +23,18 @@ import { captureOutput } from "../../support/capture-output";
 let stack: RotationStack;
 let handler: (event: unknown) => Promise<void>;
 const output = captureOutput();
+// Started after captureOutput so that it wraps (and still feeds) that capture.
+const scan = startTokenScan();
 
 beforeAll(async () => {
   stack = await startRotationStack();
   Object.assign(process.env, stack.env);
+  scan.watch(stack.buildkite);
   ({ handler } = await import("../../../functions/rotate-token/handler"));
 });
 
 afterAll(async () => {
+  scan.stop();
   output.restore();
   await stack?.stop();
 });
@@ -122,8 +128,22 @@ describe("rotate-token against moto and the local Buildkite API", () => {
     ).resolves.toBe("timed out");
     expect(tokensFor(versionId).filter((t) => t.valid)).toHaveLength(1);
 
-    // Secrets Manager retries the rotation with the same version id.
-    await driveSteps(handler, stack.secretArn, versionId);
+    // Secrets Manager retries the rotation with the same version id. Right away, the unstored
+    // token may still be that attempt's, about to be stored: the retry refuses and touches nothing.
+    await expect(handler(ev("createSecret", versionId))).rejects.toMatchObject({
+      name: "RotationStateError",
+    });
+    expect(tokensFor(versionId).filter((t) => t.valid)).toHaveLength(1);
+    // Once no Lambda invocation can still be running, it is an orphan: revoked, a new one stored.
+    await rotate(parseRotationEvent(ev("createSecret", versionId)), {
+      config,
+      secrets: stack.secrets,
+      buildkite,
+      logger: createLogger("retry", {}, "error"),
+      metrics: { put: () => {} },
+      now: () => new Date(Date.now() + ORPHAN_MIN_AGE_MS + 60_000),
+    });
+    await driveSteps(handler, stack.secretArn, versionId, STEP_ORDER.slice(1));
     const live = tokensFor(versionId).filter((t) => t.valid);
     expect(live).toHaveLength(1);
     expect(tokensFor(versionId)).toHaveLength(2);
@@ -136,7 +156,8 @@ describe("rotate-token against moto and the local Buildkite API", () => {
     stack.buildkite.failNextCreateAfterCommit(1);
     await expect(handler(ev("createSecret", versionId))).rejects.toMatchObject({
       name: "BuildkiteApiError",
-      status: 502,
+      // What reaches the runtime is the sanitised error: its name and message, nothing else.
+      message: expect.stringContaining("HTTP 502"),
     });
     // Never retried blindly: exactly one POST reached the server.
     expect(
@@ -145,12 +166,25 @@ describe("rotate-token against moto and the local Buildkite API", () => {
         .slice(mark)
         .filter((r) => r.method === "POST"),
     ).toHaveLength(1);
-    await driveSteps(handler, stack.secretArn, versionId);
+    // The committed token is unknown to us; a later attempt revokes it as an orphan.
+    const config = loadRotateTokenConfig(process.env);
+    await rotate(parseRotationEvent(ev("createSecret", versionId)), {
+      config,
+      secrets: stack.secrets,
+      buildkite: new BuildkiteClient({
+        ...config.buildkite,
+        apiToken: apiTokenLoader(stack.secrets, config.buildkite.apiTokenSecretArn),
+      }),
+      logger: createLogger("retry", {}, "error"),
+      metrics: { put: () => {} },
+      now: () => new Date(Date.now() + ORPHAN_MIN_AGE_MS + 60_000),
+    });
+    await driveSteps(handler, stack.secretArn, versionId, STEP_ORDER.slice(1));
     expect(tokensFor(versionId).filter((t) => t.valid)).toHaveLength(1);
     expect((await currentValue()).versionId).toBe(versionId);
   });
 
-  it("fails testSecret for a token that does not authenticate, leaving AWSCURRENT where it was", async () => {
+  it("abandons a pending version whose token no longer authenticates, leaving AWSCURRENT where it was", async () => {
     const before = await currentValue();
     const versionId = await startRotation(stack.secrets, stack.secretArn, stack.rotationLambdaArn);
     await handler(ev("createSecret", versionId));
@@ -158,10 +192,12 @@ describe("rotate-token against moto and the local Buildkite API", () => {
     const [token] = tokensFor(versionId);
     stack.buildkite.revokeToken(token?.id ?? "");
     await expect(handler(ev("testSecret", versionId))).rejects.toMatchObject({
-      name: "TokenVerificationError",
+      name: "RotationStateError",
+      message: expect.stringContaining("aws secretsmanager rotate-secret"),
     });
     expect(await currentValue()).toEqual(before);
-    await expect(handler(ev("setSecret", versionId))).rejects.toThrow(/no Buildkite token/);
+    expect((await labels())[versionId] ?? []).not.toContain("AWSPENDING");
+    await expect(handler(ev("setSecret", versionId))).rejects.toThrow(/not AWSPENDING|not a version/);
     expect(await currentValue()).toEqual(before);
   });
 
@@ -228,5 +264,9 @@ describe("rotate-token against moto and the local Buildkite API", () => {
     ).SecretString;
     expect(values.length).toBeGreaterThan(5);
     for (const v of [...values, apiToken ?? "unset"]) expect(text).not.toContain(v);
+    // The test-wide scan: every token the stand-in minted, in every line written anywhere.
+    scan.register(apiToken ?? "unset");
+    scan.assertClean();
+    expect(scan.redacted()).toEqual([]);
   });
 });

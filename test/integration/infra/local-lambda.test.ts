@@ -130,13 +130,36 @@ describe("local Lambda endpoint", () => {
     const out = await client.send(new InvokeCommand({ FunctionName: "broken" }));
     expect(out.StatusCode).toBe(200);
     expect(out.FunctionError).toBe("Unhandled");
-    expect(decode(out.Payload)).toEqual({ errorType: "StepError", errorMessage: "step failed: HTTP 502" });
+    // As the Node.js runtime reports it: name, message, and the stack split into lines.
+    const payload = decode(out.Payload) as { errorType: string; errorMessage: string; trace: string[] };
+    expect(payload).toMatchObject({ errorType: "StepError", errorMessage: "step failed: HTTP 502" });
+    expect(payload.trace[0]).toBe("StepError: step failed: HTTP 502");
+    expect(payload.trace.length).toBeGreaterThan(1);
     expect(lambda.invocations()).toMatchObject([{ ok: false, errorName: "StepError" }]);
     // The in-process API reports the same outcome without throwing.
-    await expect(lambda.invoke("broken", {})).resolves.toEqual({
+    await expect(lambda.invoke("broken", {})).resolves.toMatchObject({
       ok: false,
       errorType: "StepError",
       errorMessage: "step failed: HTTP 502",
+    });
+    // Every report is kept, as CloudWatch would keep it.
+    expect(lambda.errorReports()).toHaveLength(2);
+    expect(lambda.errorReports()[0]).toMatchObject({ name: "broken", errorType: "StepError" });
+  });
+
+  it("reports a thrown non-Error as the runtime does: its type, its text, no trace", async () => {
+    const { client } = await start({
+      functions: {
+        stringly: async () => {
+          throw "plain text failure";
+        },
+      },
+    });
+    const out = await client.send(new InvokeCommand({ FunctionName: "stringly" }));
+    expect(decode(out.Payload)).toEqual({
+      errorType: "string",
+      errorMessage: "plain text failure",
+      trace: [],
     });
   });
 
@@ -199,6 +222,7 @@ describe("local Lambda endpoint", () => {
     expect(decode(out.Payload)).toEqual({
       errorType: "Sandbox.Timedout",
       errorMessage: "Task timed out after 0.10 seconds",
+      trace: [],
     });
     await lambda.invokeAsync("slow", {});
     await lambda.idle(5_000);

@@ -14,6 +14,7 @@ import { createTokenReader } from "../../../shared/token-reader/reader";
 import { secretsManagerSource } from "../../../shared/token-reader/secrets-manager-source";
 import { ssmReferenceSource } from "../../../shared/token-reader/ssm-source";
 import { captureOutput } from "../../support/capture-output";
+import { startTokenScan } from "../../support/token-scan";
 import { assumedRole, urlEvent } from "../../unit/functions/read-token/events";
 
 /**
@@ -30,6 +31,10 @@ let moto: MotoServer;
 let secretArn: string;
 let dir: string;
 const output = captureOutput();
+// Wraps captureOutput's sink; also scans what the CLI runs wrote to their own stdout/stderr.
+const scan = startTokenScan();
+scan.register(token);
+scan.register(paramValue);
 const savedEnv = { ...process.env };
 
 beforeAll(async () => {
@@ -54,6 +59,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  scan.stop();
   output.restore();
   process.env = savedEnv;
   await moto?.stop();
@@ -168,6 +174,7 @@ describe("no token in any output", () => {
     ).toBe(1);
     for (const captured of [w, r, bad]) {
       const all = captured.stdout.join("") + captured.stderr.join("");
+      scan.record("cli output", all);
       expect(all).not.toContain(token);
       expect(all).not.toContain(paramValue);
     }
@@ -180,5 +187,7 @@ describe("no token in any output", () => {
     expect(text).not.toContain(paramValue);
     expect(text).not.toContain("[REDACTED]");
     expect(text).not.toContain("[redacted]");
+    scan.assertClean();
+    expect(scan.redacted()).toEqual([]);
   });
 });

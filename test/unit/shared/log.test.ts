@@ -35,6 +35,71 @@ describe("logger", () => {
     });
   });
 
+  it("matches credential-like field names by substring, keeping references to them", () => {
+    createLogger("svc").info("m", {
+      agentToken: "a",
+      BUILDKITE_AGENT_TOKEN: "b",
+      body: "c",
+      requestBody: "d",
+      "x-api-key": "e",
+      apiTokenSecret: { nested: "f" },
+      tokenId: "tok-1",
+      secretArn: "arn:aws:secretsmanager:us-east-1:1:secret:x",
+      leakedTokenIds: ["t1"],
+      ClientRequestToken: "22222222-2222-4222-8222-222222222222",
+      tokenExpirySeconds: 3600,
+      tokens: 3,
+    });
+    const entry = JSON.parse(lines[0] ?? "{}");
+    for (const k of [
+      "agentToken",
+      "BUILDKITE_AGENT_TOKEN",
+      "body",
+      "requestBody",
+      "x-api-key",
+      "apiTokenSecret",
+    ]) {
+      expect(entry[k]).toBe("[REDACTED]");
+    }
+    expect(entry).toMatchObject({
+      tokenId: "tok-1",
+      secretArn: "arn:aws:secretsmanager:us-east-1:1:secret:x",
+      leakedTokenIds: ["t1"],
+      ClientRequestToken: "22222222-2222-4222-8222-222222222222",
+      tokenExpirySeconds: 3600,
+      tokens: 3,
+    });
+  });
+
+  it("keeps AWS error names, role names and request ids; blanks token shapes nobody registered", () => {
+    const unregistered = "bkua_MTA.4f6ccde8c73e26244d73c5a77c91c242c0c818ce";
+    createLogger("svc").error("ResourceNotFoundException: role RotateTokenFunctionRole-1A2B3C4D5E6F", {
+      requestId: "c060152e-7b5a-4505-9c07-f8eeb1a09007",
+      error: { name: "InstanceRefreshInProgressFault", message: `echo ${unregistered}` },
+    });
+    const text = lines.join("\n");
+    expect(text).toContain("ResourceNotFoundException");
+    expect(text).toContain("RotateTokenFunctionRole-1A2B3C4D5E6F");
+    expect(text).toContain("c060152e-7b5a-4505-9c07-f8eeb1a09007");
+    expect(text).toContain("InstanceRefreshInProgressFault");
+    expect(text).not.toContain(unregistered);
+  });
+
+  it("bounds multi-megabyte fields and errors instead of throwing", () => {
+    const huge = "x".repeat(10 * 1024 * 1024);
+    const secret = "bkct_straddling_0123456789abcdef0123456789";
+    registerSecret(secret);
+    expect(() =>
+      createLogger("svc").error(huge, {
+        secretId: huge,
+        error: new Error(huge),
+        list: new Array(10_000).fill("a"),
+      }),
+    ).not.toThrow();
+    expect((lines[0] ?? "").length).toBeLessThan(20_000);
+    expect(JSON.parse(lines[0] ?? "{}").list).toHaveLength(101);
+  });
+
   it("respects the level", () => {
     createLogger("svc", {}, "warn").info("hidden");
     expect(lines).toHaveLength(0);
@@ -53,11 +118,19 @@ describe("logger", () => {
 });
 
 describe("errors", () => {
-  it("redacts token-like runs but keeps UUIDs", () => {
+  it("redacts token-like runs but keeps UUIDs and AWS error names", () => {
     const uuid = "c060152e-7b5a-4505-9c07-f8eeb1a09007";
     expect(redactTokenLike(`token bkct_abcdefghijklmnopqrstuvwxyz012345 id ${uuid}`)).toBe(
       `token [redacted] id ${uuid}`,
     );
+    expect(redactTokenLike("ResourceNotFoundException")).toBe("ResourceNotFoundException");
+  });
+
+  it("sanitizes a 300 MB body without throwing, cutting it first", () => {
+    const body = `bkct_${"a".repeat(40)} ${"y".repeat(300 * 1024 * 1024)}`;
+    const snippet = sanitizeSnippet(body);
+    expect(snippet.length).toBeLessThanOrEqual(201);
+    expect(snippet).not.toContain("bkct_");
   });
 
   it("keeps status and a short, sanitized snippet", () => {

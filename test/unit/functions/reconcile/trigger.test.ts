@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { isNoOpTrigger, parseTrigger } from "../../../../functions/reconcile/trigger";
 
+const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
+
 describe("parseTrigger", () => {
   it.each([
     [
@@ -22,17 +24,133 @@ describe("parseTrigger", () => {
     ],
     [{ source: "aws.events", "detail-type": "Scheduled Event", detail: {} }, { kind: "schedule" }],
     [
-      { source: "rotate-token", versionId: "v3" },
+      { source: "rotate-token", secretArn: ARN, versionId: "v3" },
       { kind: "rotation", versionId: "v3" },
     ],
-    [{}, { kind: "manual" }],
-    [undefined, { kind: "manual" }],
+    [
+      {
+        source: "aws.ssm",
+        "detail-type": "EC2 Command Invocation Status-change Notification",
+        region: "us-west-2",
+        detail: {
+          "command-id": "e8d3c0e4-71f7-4491-898f-c9b35bee5f3b",
+          "document-name": "AWS-RunShellScript",
+          "instance-id": "i-0123456789abcdef0",
+          "requested-date-time": "2026-11-30T21:51:30.049Z",
+          status: "Success",
+        },
+      },
+      {
+        kind: "run-command",
+        region: "us-west-2",
+        commandId: "e8d3c0e4-71f7-4491-898f-c9b35bee5f3b",
+        instanceId: "i-0123456789abcdef0",
+        status: "Success",
+      },
+    ],
+    [
+      {
+        source: "aws.ssm",
+        "detail-type": "EC2 Command Status-change Notification",
+        region: "us-west-2",
+        detail: { "command-id": "c1", "document-name": "AWS-RunShellScript", status: "Failed" },
+      },
+      { kind: "run-command", region: "us-west-2", commandId: "c1", instanceId: undefined, status: "Failed" },
+    ],
+    [{ source: "manual" }, { kind: "manual", reason: undefined }],
+    [
+      { source: "manual", reason: "after fixing a group" },
+      { kind: "manual", reason: "after fixing a group" },
+    ],
   ])("%j", (event, expected) => {
     expect(parseTrigger(event)).toEqual(expected);
   });
 
-  it.each([["a string"], [[1, 2]], [42]])("rejects %j", (event) => {
-    expect(() => parseTrigger(event)).toThrow(/object event/);
+  const junk = "x".repeat(3 * 1024 * 1024);
+  it.each([
+    ["undefined", undefined],
+    ["null", null],
+    ["a string", "a string"],
+    ["an array", [1, 2]],
+    ["a number", 42],
+    ["an empty object", {}],
+    ["an unknown source", { source: "aws.s3", "detail-type": "Object Created", detail: {} }],
+    ["a source of the wrong type", { source: 7 }],
+    ["a schedule-looking event from elsewhere", { source: "evil", "detail-type": "Scheduled Event" }],
+    ["aws.events without the schedule detail-type", { source: "aws.events" }],
+    [
+      "a refresh event whose detail is a string",
+      {
+        source: "aws.autoscaling",
+        "detail-type": "EC2 Auto Scaling Instance Refresh Failed",
+        region: "r",
+        detail: "x",
+      },
+    ],
+    [
+      "a refresh event without a group",
+      {
+        source: "aws.autoscaling",
+        "detail-type": "EC2 Auto Scaling Instance Refresh Failed",
+        region: "r",
+        detail: { InstanceRefreshId: "r1" },
+      },
+    ],
+    [
+      "a refresh event with a numeric refresh id",
+      {
+        source: "aws.autoscaling",
+        "detail-type": "EC2 Auto Scaling Instance Refresh Failed",
+        region: "r",
+        detail: { InstanceRefreshId: 5, AutoScalingGroupName: "g" },
+      },
+    ],
+    [
+      "an unknown refresh event",
+      {
+        source: "aws.autoscaling",
+        "detail-type": "EC2 Auto Scaling Instance Refresh Exploded",
+        region: "r",
+        detail: {},
+      },
+    ],
+    [
+      "a label event whose detail is an array",
+      { source: "aws.secretsmanager", "detail-type": "Secret Label Updated", detail: [] },
+    ],
+    ["a rotation invoke without a version", { source: "rotate-token", secretArn: ARN }],
+    ["a rotation invoke with a numeric version", { source: "rotate-token", secretArn: ARN, versionId: 3 }],
+    [
+      "a Run Command event without a command id",
+      {
+        source: "aws.ssm",
+        "detail-type": "EC2 Command Status-change Notification",
+        region: "r",
+        detail: { status: "Success" },
+      },
+    ],
+    [
+      "a Run Command invocation without an instance",
+      {
+        source: "aws.ssm",
+        "detail-type": "EC2 Command Invocation Status-change Notification",
+        region: "r",
+        detail: { "command-id": "c", status: "Success" },
+      },
+    ],
+    ["a manual form with a non-string reason", { source: "manual", reason: { x: 1 } }],
+    ["a 3 MB junk field", { source: "manual", reason: junk }],
+    ["a 3 MB junk source", { source: junk }],
+    ["too many fields", Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, i]))],
+  ])("rejects %s with an InputError naming what is wrong, briefly", (_, event) => {
+    let error: unknown;
+    try {
+      parseTrigger(event);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ name: "InputError" });
+    expect((error as Error).message.length).toBeLessThan(400);
   });
 });
 
@@ -48,13 +166,18 @@ describe("isNoOpTrigger", () => {
     const trigger = parseTrigger({
       source: "aws.autoscaling",
       "detail-type": `EC2 Auto Scaling Instance Refresh ${event}`,
+      region: "us-east-1",
       detail: { AutoScalingGroupName: "g", InstanceRefreshId: "r" },
     });
     expect(isNoOpTrigger(trigger)).toBe(noop);
   });
 
   it("never skips other triggers", () => {
-    for (const e of [{}, { source: "aws.events" }, { source: "rotate-token" }])
+    for (const e of [
+      { source: "manual" },
+      { source: "aws.events", "detail-type": "Scheduled Event" },
+      { source: "rotate-token", secretArn: ARN, versionId: "v" },
+    ])
       expect(isNoOpTrigger(parseTrigger(e))).toBe(false);
   });
 });

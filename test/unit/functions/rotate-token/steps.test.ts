@@ -7,7 +7,12 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { parseRotationEvent, type RotationDeps, rotate } from "../../../../functions/rotate-token/steps";
+import {
+  ORPHAN_MIN_AGE_MS,
+  parseRotationEvent,
+  type RotationDeps,
+  rotate,
+} from "../../../../functions/rotate-token/steps";
 import type { ClusterToken, CreatedClusterToken } from "../../../../shared/buildkite/client";
 import { describeManagedToken } from "../../../../shared/buildkite/description";
 import { loadRotateTokenConfig } from "../../../../shared/config";
@@ -109,6 +114,27 @@ describe("preamble", () => {
     expect(sm.commandCalls(PutSecretValueCommand)).toHaveLength(0);
   });
 
+  it("rejects a 10 MiB SecretId with a short InputError, and another secret's id is quoted briefly", async () => {
+    const huge = `arn:${"x".repeat(10 * 1024 * 1024)}`;
+    const error = (() => {
+      try {
+        parseRotationEvent({ Step: "createSecret", SecretId: huge, ClientRequestToken: PEND });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(error?.name).toBe("InputError");
+    expect(error?.message.length).toBeLessThan(200);
+    const long = parseRotationEvent({
+      Step: "createSecret",
+      SecretId: `${ARN}${"y".repeat(1500)}`,
+      ClientRequestToken: PEND,
+    });
+    const refused = (await rotate(long, deps).catch((e: unknown) => e)) as Error;
+    expect(refused.name).toBe("InputError");
+    expect(refused.message.length).toBeLessThan(600);
+  });
+
   it("rejects another secret before any call", async () => {
     const other = parseRotationEvent({ Step: "createSecret", SecretId: `${ARN}x`, ClientRequestToken: PEND });
     await expect(rotate(other, deps)).rejects.toMatchObject({ name: "InputError" });
@@ -172,21 +198,110 @@ describe("createSecret", () => {
     expect(bk.created).toHaveLength(1);
   });
 
-  it("revokes the new token when storing it fails", async () => {
+  const failure = (name: string, httpStatusCode: number | undefined, attempts: number) =>
+    Object.assign(new Error(name), { name, $metadata: { httpStatusCode, attempts } });
+
+  it("revokes the new token when Secrets Manager refused to store it (first attempt, client error)", async () => {
     sm.on(GetSecretValueCommand).resolves({});
-    sm.on(PutSecretValueCommand).rejects(new Error("throttled"));
-    await expect(rotate(ev("createSecret"), deps)).rejects.toThrow("throttled");
+    sm.on(PutSecretValueCommand).rejects(failure("InvalidRequestException", 400, 1));
+    await expect(rotate(ev("createSecret"), deps)).rejects.toThrow("InvalidRequestException");
     expect(bk.tokens.size).toBe(0);
+  });
+
+  it.each([
+    ["a throttle after an earlier attempt", failure("ThrottlingException", 400, 3)],
+    ["a timeout", failure("TimeoutError", undefined, 3)],
+    ["a 5xx", failure("InternalServiceError", 500, 1)],
+    ["a lost connection", new Error("socket hang up")],
+  ])("never revokes on an ambiguous outcome: %s with an empty read-back", async (_, error) => {
+    sm.on(GetSecretValueCommand).resolves({});
+    sm.on(PutSecretValueCommand).rejects(error);
+    await expect(rotate(ev("createSecret"), deps)).rejects.toBe(error);
+    expect(bk.tokens.size).toBe(1);
+    expect(bk.deleted).toEqual([]);
+  });
+
+  it("never revokes when the read-back itself fails", async () => {
+    sm.on(GetSecretValueCommand)
+      .resolvesOnce({})
+      .rejects(failure("ThrottlingException", 400, 3));
+    sm.on(PutSecretValueCommand).rejects(failure("InvalidRequestException", 400, 1));
+    await expect(rotate(ev("createSecret"), deps)).rejects.toThrow();
+    expect(bk.tokens.size).toBe(1);
+  });
+
+  it("succeeds when the read-back finds our token stored", async () => {
+    sm.on(PutSecretValueCommand).rejects(failure("ThrottlingException", 400, 3));
+    sm.on(GetSecretValueCommand)
+      .resolvesOnce({})
+      .callsFake(() => ({ SecretString: [...bk.tokens.values()][0]?.value }));
+    await expect(rotate(ev("createSecret"), deps)).resolves.toBeUndefined();
+    expect(bk.tokens.size).toBe(1);
+    expect(bk.deleted).toEqual([]);
+  });
+
+  it("revokes only its own token when the version holds another value", async () => {
+    sm.on(PutSecretValueCommand).rejects(failure("ResourceExistsException", 400, 1));
+    sm.on(GetSecretValueCommand)
+      .resolvesOnce({})
+      .resolves({ SecretString: "bkct_someone_elses_token_value" });
+    await expect(rotate(ev("createSecret"), deps)).resolves.toBeUndefined();
+    expect(bk.deleted).toEqual(["tok-1"]);
+  });
+
+  it("leaves a young unstored token alone and mints nothing: another attempt may store it", async () => {
+    sm.on(GetSecretValueCommand).resolves({});
+    const young = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+    young.createdAt = new Date("2026-11-21T23:59:00Z").toISOString();
+    bk.tokens.set(young.id, {
+      ...(bk.tokens.get(young.id) as ClusterToken & { value: string }),
+      createdAt: young.createdAt,
+    });
+    bk.created = [];
+    await expect(rotate(ev("createSecret"), deps)).rejects.toMatchObject({ name: "RotationStateError" });
+    expect(bk.deleted).toEqual([]);
+    expect(bk.created).toHaveLength(0);
+    // Old enough that no invocation can still be running: an orphan.
+    deps.now = () => new Date(Date.parse(young.createdAt ?? "") + ORPHAN_MIN_AGE_MS + 1);
+    await rotate(ev("createSecret"), deps);
+    expect(bk.deleted).toEqual([young.id]);
   });
 });
 
 describe("setSecret and testSecret", () => {
   beforeEach(() => stages({ [CUR]: ["AWSCURRENT"], [PEND]: ["AWSPENDING"] }));
 
-  it("setSecret fails when the pending token was revoked", async () => {
-    await expect(rotate(ev("setSecret"), deps)).rejects.toThrow(/no Buildkite token/);
-    await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+  it("setSecret fails without changing anything while the version holds no value", async () => {
+    sm.on(GetSecretValueCommand).resolves({});
+    await expect(rotate(ev("setSecret"), deps)).rejects.toThrow(/holds no value/);
+    expect(sm.commandCalls(UpdateSecretVersionStageCommand)).toHaveLength(0);
+  });
+
+  it("setSecret passes while the pending token exists", async () => {
+    const t = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+    sm.on(GetSecretValueCommand).resolves({ SecretString: t.token });
     await expect(rotate(ev("setSecret"), deps)).resolves.toBeUndefined();
+  });
+
+  it("setSecret abandons a version whose token was revoked: AWSPENDING removed, next step named", async () => {
+    sm.on(GetSecretValueCommand).resolves({ SecretString: "bkct_revoked_value_abcdefghijklmnop" });
+    const e = (await rotate(ev("setSecret"), deps).catch((x: unknown) => x)) as Error;
+    expect(e.name).toBe("RotationStateError");
+    expect(e.message).toMatch(/no Buildkite token/);
+    expect(e.message).toContain(`aws secretsmanager rotate-secret --secret-id ${ARN}`);
+    expect(sm.commandCalls(UpdateSecretVersionStageCommand)[0]?.args[0].input).toEqual({
+      SecretId: ARN,
+      VersionStage: "AWSPENDING",
+      RemoveFromVersionId: PEND,
+    });
+  });
+
+  it("names the manual command when removing AWSPENDING fails", async () => {
+    sm.on(GetSecretValueCommand).resolves({ SecretString: "bkct_revoked_value_abcdefghijklmnop" });
+    sm.on(UpdateSecretVersionStageCommand).rejects(new Error("AccessDenied"));
+    await expect(rotate(ev("setSecret"), deps)).rejects.toThrow(
+      `aws secretsmanager update-secret-version-stage --secret-id ${ARN} --version-stage AWSPENDING --remove-from-version-id ${PEND}`,
+    );
   });
 
   it("testSecret passes for a valid token of the organization", async () => {
@@ -195,23 +310,46 @@ describe("setSecret and testSecret", () => {
     await expect(rotate(ev("testSecret"), deps)).resolves.toBeUndefined();
   });
 
-  it.each([
-    ["an invalid token", () => (bk.valid = false), /refused by the agent API \(HTTP 401\)/],
-    ["another organization's token", () => (bk.org = "evil"), /belongs to organization evil/],
-  ])("testSecret fails for %s without printing it", async (_, setup, message) => {
+  it("testSecret abandons a token the agent API refuses, revoking what is left of it", async () => {
     const t = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
     sm.on(GetSecretValueCommand).resolves({ SecretString: t.token });
-    setup();
+    bk.valid = false;
+    const e = (await rotate(ev("testSecret"), deps).catch((x: unknown) => x)) as Error;
+    expect(e.name).toBe("RotationStateError");
+    expect(e.message).toMatch(/refused by the agent API \(HTTP 401\)/);
+    expect(e.message).not.toContain(t.token);
+    expect(bk.deleted).toEqual([t.id]);
+    expect(sm.commandCalls(UpdateSecretVersionStageCommand)).toHaveLength(1);
+  });
+
+  it("testSecret abandons nothing on a 403 (the token exists but may not be used from here)", async () => {
+    const t = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+    sm.on(GetSecretValueCommand).resolves({ SecretString: t.token });
+    bk.verifyAgentToken = async () => ({ valid: false as const, status: 403 });
+    await expect(rotate(ev("testSecret"), deps)).rejects.toMatchObject({ name: "TokenVerificationError" });
+    expect(bk.deleted).toEqual([]);
+    expect(sm.commandCalls(UpdateSecretVersionStageCommand)).toHaveLength(0);
+  });
+
+  it("testSecret fails for another organization's token without printing it", async () => {
+    const t = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+    sm.on(GetSecretValueCommand).resolves({ SecretString: t.token });
+    bk.org = "evil";
     const e = (await rotate(ev("testSecret"), deps).catch((x: unknown) => x)) as Error;
     expect(e.name).toBe("TokenVerificationError");
-    expect(e.message).toMatch(message);
+    expect(e.message).toMatch(/belongs to organization evil/);
     expect(e.message).not.toContain(t.token);
   });
 });
 
 describe("finishSecret", () => {
-  it("moves AWSCURRENT from the old version and starts the reconciler", async () => {
+  beforeEach(async () => {
     stages({ [CUR]: ["AWSCURRENT"], [PEND]: ["AWSPENDING"] });
+    const t = await bk.createToken({ description: describeManagedToken(ARN, PEND) });
+    sm.on(GetSecretValueCommand).resolves({ SecretString: t.token });
+  });
+
+  it("moves AWSCURRENT from the old version and starts the reconciler", async () => {
     await rotate(ev("finishSecret"), deps);
     expect(sm.commandCalls(UpdateSecretVersionStageCommand)[0]?.args[0].input).toEqual({
       SecretId: ARN,
@@ -223,10 +361,42 @@ describe("finishSecret", () => {
   });
 
   it("does not fail the rotation when the reconciler cannot be started", async () => {
-    stages({ [CUR]: ["AWSCURRENT"], [PEND]: ["AWSPENDING"] });
     deps.startReconcile = async () => {
       throw new Error("AccessDenied");
     };
     await expect(rotate(ev("finishSecret"), deps)).resolves.toBeUndefined();
+  });
+
+  it.each([
+    ["holds no value", () => sm.on(GetSecretValueCommand).resolves({}), /holds no value/],
+    ["has no managed token", () => bk.tokens.clear(), /no Buildkite token/],
+  ])("refuses to promote a version that %s", async (_, setup, message) => {
+    setup();
+    await expect(rotate(ev("finishSecret"), deps)).rejects.toThrow(message);
+    expect(sm.commandCalls(UpdateSecretVersionStageCommand)).toHaveLength(0);
+    expect(reconciles).toEqual([]);
+  });
+
+  it("treats a lost UpdateSecretVersionStage response as done when the version is AWSCURRENT", async () => {
+    sm.on(UpdateSecretVersionStageCommand).rejects(new Error("socket hang up"));
+    sm.on(DescribeSecretCommand)
+      .resolvesOnce({
+        ARN,
+        RotationEnabled: true,
+        VersionIdsToStages: { [CUR]: ["AWSCURRENT"], [PEND]: ["AWSPENDING"] },
+      })
+      .resolves({
+        ARN,
+        RotationEnabled: true,
+        VersionIdsToStages: { [CUR]: ["AWSPREVIOUS"], [PEND]: ["AWSCURRENT"] },
+      });
+    await expect(rotate(ev("finishSecret"), deps)).resolves.toBeUndefined();
+    expect(reconciles).toEqual([PEND]);
+  });
+
+  it("rethrows an UpdateSecretVersionStage failure when the label did not move", async () => {
+    sm.on(UpdateSecretVersionStageCommand).rejects(new Error("AccessDenied"));
+    await expect(rotate(ev("finishSecret"), deps)).rejects.toThrow("AccessDenied");
+    expect(reconciles).toEqual([]);
   });
 });

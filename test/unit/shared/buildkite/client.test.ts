@@ -204,7 +204,135 @@ describe("nextLink", () => {
     expect(nextLink(`<${API}/x?page=2>; rel="next", <${API}/x?page=9>; rel="last"`, API)).toBe(
       `${API}/x?page=2`,
     );
-    expect(nextLink(`<https://evil.test/x?page=2>; rel="next"`, API)).toBeUndefined();
+    // Another origin is an error: following it leaks the bearer token, stopping hides tokens.
+    expect(() => nextLink(`<https://evil.test/x?page=2>; rel="next"`, API)).toThrow(/another origin/);
+    expect(() => nextLink(`<${API}/v2/other?page=2>; rel="next"`, API, "/v2/x")).toThrow(
+      /not a page of this list/,
+    );
     expect(nextLink(null, API)).toBeUndefined();
+  });
+});
+
+/** A fetch that answers with the given Response (no network), recording the init it was given. */
+function fakeFetch(answer: (init: RequestInit, n: number) => Response | Promise<Response>) {
+  const inits: RequestInit[] = [];
+  const impl = (async (_url: string, init: RequestInit) => {
+    inits.push(init);
+    return answer(init, inits.length);
+  }) as unknown as typeof fetch;
+  return { impl, inits };
+}
+
+/** A body that sends `first` and then stalls until the request's signal aborts it. */
+function stallingBody(signal: AbortSignal | null | undefined, first = "[") {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode(first));
+      signal?.addEventListener("abort", () => controller.error(signal.reason));
+    },
+  });
+}
+
+describe("BuildkiteClient against a hostile server", () => {
+  it("never follows a redirect: fetch is told redirect=error, and a 3xx that still arrives is refused", async () => {
+    const f = fakeFetch(
+      () => new Response("", { status: 307, headers: { location: "https://evil.test/tokens" } }),
+    );
+    await expect(client({ fetch: f.impl }).createToken({ description: "d" })).rejects.toMatchObject({
+      name: "BuildkiteApiError",
+      status: 307,
+    });
+    expect(f.inits[0]?.redirect).toBe("error");
+    // A verify answered by a redirect is not a valid token.
+    await expect(client({ fetch: f.impl }).verifyAgentToken(VALUE)).rejects.toMatchObject({ status: 307 });
+  });
+
+  it("caps bodies: a huge list is an error, not an out-of-memory", async () => {
+    const chunk = new TextEncoder().encode(`${JSON.stringify(item("t"))},`.repeat(1_000));
+    let sent = 0;
+    const f = fakeFetch(
+      () =>
+        new Response(
+          new ReadableStream<Uint8Array>({
+            pull(controller) {
+              sent += chunk.byteLength;
+              if (sent > 300 * 1024 * 1024) controller.close();
+              else controller.enqueue(chunk);
+            },
+          }),
+          { status: 200 },
+        ),
+    );
+    await expect(client({ fetch: f.impl, maxAttempts: 1 }).listTokens()).rejects.toThrow(/larger than/);
+    expect(sent).toBeLessThan(8 * 1024 * 1024);
+  });
+
+  it("refuses a declared Content-Length over the cap without reading it", async () => {
+    const f = fakeFetch(
+      () => new Response("[]", { status: 200, headers: { "content-length": String(500 * 1024 * 1024) } }),
+    );
+    await expect(client({ fetch: f.impl, maxAttempts: 1 }).listTokens()).rejects.toThrow(/larger than/);
+  });
+
+  it.each([
+    ["[null]", /list item 0 is null/],
+    ['[{"id":"t1"}, 7]', /list item 1 is number/],
+    ['[{"description":"no id"}]', /without an id/],
+    ['[{"id":"t1","description":{"x":1}}]', /non-string description/],
+    ['{"not":"a list"}', /expected a list/],
+    ["not json", /invalid JSON/],
+  ])("validates list items: %s is a clear error", async (body, message) => {
+    const f = fakeFetch(() => new Response(body, { status: 200 }));
+    const error = await client({ fetch: f.impl })
+      .listTokens()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BuildkiteApiError);
+    expect((error as Error).message).toMatch(message);
+  });
+
+  it.each([["null"], ["[]"], ['"text"']])(
+    "a create answered with %s is an error, not a TypeError",
+    async (body) => {
+      const f = fakeFetch(() => new Response(body, { status: 201 }));
+      await expect(client({ fetch: f.impl }).createToken({ description: "d" })).rejects.toBeInstanceOf(
+        BuildkiteApiError,
+      );
+    },
+  );
+
+  it("a list whose Link points to another origin is an error, and nothing is sent there", async () => {
+    const f = fakeFetch(
+      () =>
+        new Response(JSON.stringify([item("t1")]), {
+          status: 200,
+          headers: {
+            link: '<https://evil.test/v2/organizations/acme/clusters/c1/tokens?page=2>; rel="next"',
+          },
+        }),
+    );
+    await expect(client({ fetch: f.impl }).listTokens()).rejects.toThrow(/another origin/);
+    expect(f.inits).toHaveLength(1);
+  });
+
+  it("retries a body that stalls past the timeout for an idempotent call", async () => {
+    const f = fakeFetch((init, n) =>
+      n === 1
+        ? new Response(stallingBody(init.signal), { status: 200 })
+        : new Response(JSON.stringify([item("t1")]), { status: 200 }),
+    );
+    const tokens = await client({ fetch: f.impl, timeoutMs: 50 }).listTokens();
+    expect(tokens.map((t) => t.id)).toEqual(["t1"]);
+    expect(f.inits).toHaveLength(2);
+  });
+
+  it("never retries a create whose body stalled: the token may exist", async () => {
+    const f = fakeFetch((init) => new Response(stallingBody(init.signal, '{"id":'), { status: 201 }));
+    await expect(
+      client({ fetch: f.impl, timeoutMs: 50 }).createToken({ description: "d" }),
+    ).rejects.toMatchObject({
+      status: 0,
+      message: expect.stringContaining("body could not be read"),
+    });
+    expect(f.inits).toHaveLength(1);
   });
 });

@@ -73,3 +73,21 @@ describe("render templates", () => {
     expect(out).toBe("a=$1& b={{ other }} c=$1&");
   });
 });
+
+describe("findReferences refuses what looks like a reference but does not parse", () => {
+  it.each([
+    "{{ Secret awsSecret://x }}",
+    "{{ SECRET env://X }}",
+    "{{ secrets awsSecret://x }}",
+    "{{secret}}",
+    "{{ secret awsSecret://a b }}",
+    "{{ awsSecret://x }}",
+    "{{ ssm:///ci/param }}",
+  ])("%s", (tag) => {
+    expect(() => findReferences(`line one\nA=${tag}\n`)).toThrow(/malformed tag on line 2/);
+  });
+
+  it("leaves other template syntax alone", () => {
+    expect(findReferences("{{ .Values.name }} {{name}} {{ secret env://OK }}")).toHaveLength(1);
+  });
+});
