@@ -21,12 +21,12 @@ const deadlineIn = (ms: number) => {
 function definition(
   overrides: Partial<FunctionDefinition<{ id: number }, string>> = {},
 ): FunctionDefinition<{ id: number }, string> & { builds: number } {
-  const def = {
+  const def: FunctionDefinition<{ id: number }, string> & { builds: number } = {
     builds: 0,
     service: "unit-fn",
     timeoutMarginMs: 1_000,
     failureMessage: "unit-fn failed",
-    build() {
+    build(): { id: number } {
       def.builds++;
       return { id: def.builds };
     },
