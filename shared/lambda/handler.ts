@@ -222,7 +222,8 @@ function bufferedMetrics(service: string): BufferedMetrics {
       pending.push([name, value, unit, dimensions]);
     },
     flush() {
-      for (const [name, value, unit, dimensions] of pending.splice(0)) sink.put(name, value, unit, dimensions);
+      for (const [name, value, unit, dimensions] of pending.splice(0))
+        sink.put(name, value, unit, dimensions);
     },
   };
 }
