@@ -1,3 +1,6 @@
+// Imported statically: a dynamic import() made esbuild keep every Lambda command (+25 KB), and
+// the bench shows the Lambda client costs little at cold start.
+import { invokeAsync } from "../../shared/aws/invoke";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
 import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
@@ -39,8 +42,6 @@ export function createRotateTokenHandler(env: NodeJS.ProcessEnv = process.env): 
         apiToken: apiTokenLoaderForArn(clients, config.buildkite.apiTokenSecretArn),
         startReconcile: reconcileFunction
           ? async (reason) => {
-              // Loaded on demand: most invocations (three of four steps) never need the Lambda client.
-              const { invokeAsync } = await import("../../shared/aws/invoke");
               await invokeAsync(config.secret.region, reconcileFunction, { source: SERVICE, ...reason });
             }
           : undefined,

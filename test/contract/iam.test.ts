@@ -1,0 +1,156 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { SAM_FUNCTIONS } from "../../scripts/build";
+import { Resolver, ROOT, SAMPLE, transformTemplate } from "./cloudformation";
+import { actionsOfBundle, iamProblems, type Uses } from "./iam";
+
+/**
+ * IAM contract, without an AWS account: for each function, the AWS actions its built bundle can
+ * call (esbuild metafile) must each be granted to its role on the resource the code uses it with,
+ * in the template as AWS's SAM translator expands it and CloudFormation resolves it; and nothing
+ * may be granted that no code calls, except the indirect grants listed with their reasons.
+ * A new SDK call (for example EC2 DescribeInstances or SSM SendCommand in reconcile) fails here
+ * until its use is recorded below and granted in template.yaml.
+ */
+const { region, account } = SAMPLE;
+const REPLICA = "eu-west-1";
+const AGENT_NAME = "buildkite/agent-token-AbCdEf";
+const agentIn = (r: string) => `arn:aws:secretsmanager:${r}:${account}:secret:${AGENT_NAME}`;
+const AGENT = agentIn(region);
+// In another region than the stack on purpose: it is read in its own ARN's region.
+const API_TOKEN = `arn:aws:secretsmanager:eu-central-1:${account}:secret:buildkite/api-token-XyZ123`;
+const AGENT_KEY = `arn:aws:kms:${region}:${account}:key/11111111-2222-3333-4444-555555555555`;
+const API_KEY = `arn:aws:kms:eu-central-1:${account}:key/66666666-7777-8888-9999-000000000000`;
+const fn = (id: string) => `arn:aws:lambda:${region}:${account}:function:${SAMPLE.stack}-${id}-ABC123`;
+const TOPIC = `arn:aws:sns:${region}:${account}:${SAMPLE.stack}-AlertTopic-ABC123`;
+const group = (r: string, name: string) =>
+  `arn:aws:autoscaling:${r}:${account}:autoScalingGroup:8d7a1b2c-0000-4000-8000-123456789abc:autoScalingGroupName/${name}`;
+const GROUPS = [group(region, "ci-a"), group(REPLICA, "ci-b")];
+
+export const FULL_PARAMS = {
+  BuildkiteOrganization: "acme",
+  BuildkiteClusterId: "01234567-89ab-cdef-0123-456789abcdef",
+  BuildkiteApiTokenSecretArn: API_TOKEN,
+  BuildkiteApiTokenKmsKeyArn: API_KEY,
+  KmsKeyArn: AGENT_KEY,
+  ReplicaRegions: [REPLICA],
+  TargetGroups: [`${region}:ci-a`, `${REPLICA}:ci-b`],
+  ReadTokenAllowedPrincipals: ["222222222222"],
+  ElasticStackInstanceRoleArns: [`arn:aws:iam::${account}:role/buildkite-Role`],
+  ElasticStackScalerRoleArns: [
+    `arn:aws:iam::${account}:role/buildkite-Autoscaling-1AB-ScalerFunctionRole-XYZ`,
+  ],
+};
+
+const kmsVia =
+  "Secrets Manager decrypts/encrypts a secret under a customer managed key with the caller's KMS permissions";
+
+/** How each function uses each action (the code's own calls, and the indirect grants with why). */
+function usesFor(withKeys: boolean): Record<string, Uses> {
+  const keyed = (u: Uses): Uses => (withKeys ? u : {});
+  return {
+    RotateTokenFunction: {
+      "secretsmanager:DescribeSecret": { resources: [AGENT] },
+      "secretsmanager:GetSecretValue": { resources: [AGENT, API_TOKEN] },
+      "secretsmanager:PutSecretValue": { resources: [AGENT] },
+      "secretsmanager:UpdateSecretVersionStage": { resources: [AGENT] },
+      "lambda:InvokeFunction": { resources: [fn("ReconcileFunction")] },
+      ...keyed({
+        "kms:Decrypt": { resources: [AGENT_KEY, API_KEY], indirect: kmsVia },
+        "kms:GenerateDataKey": { resources: [AGENT_KEY], indirect: `${kmsVia} (PutSecretValue)` },
+      }),
+    },
+    ReconcileFunction: {
+      "secretsmanager:DescribeSecret": { resources: [AGENT, agentIn(REPLICA)] },
+      "secretsmanager:ListSecretVersionIds": { resources: [AGENT, agentIn(REPLICA)] },
+      "secretsmanager:GetSecretValue": { resources: [API_TOKEN] },
+      // Describe* support no resource-level permissions (Service Authorization Reference, Auto Scaling).
+      "autoscaling:DescribeAutoScalingGroups": { resources: ["*"] },
+      "autoscaling:DescribeInstanceRefreshes": { resources: ["*"] },
+      "autoscaling:StartInstanceRefresh": { resources: GROUPS },
+      "autoscaling:CreateOrUpdateTags": { resources: GROUPS },
+      "sns:Publish": { resources: [TOPIC] },
+      ...keyed({ "kms:Decrypt": { resources: [API_KEY], indirect: kmsVia } }),
+    },
+    ReadTokenFunction: {
+      "secretsmanager:GetSecretValue": { resources: [AGENT, agentIn(REPLICA)] },
+      ...keyed({ "kms:Decrypt": { resources: [AGENT_KEY], indirect: kmsVia } }),
+    },
+  };
+}
+
+function problemsOf(
+  templateText: string | undefined,
+  params: Record<string, string | string[]>,
+  withKeys: boolean,
+) {
+  const resolver = new Resolver(transformTemplate(templateText), params);
+  const uses = usesFor(withKeys);
+  return Object.entries(SAM_FUNCTIONS)
+    .filter(([id]) => resolver.exists(id))
+    .flatMap(([id, bundle]) => iamProblems(resolver, id, actionsOfBundle(bundle), uses[id] ?? {}));
+}
+
+const templateText = readFileSync(join(ROOT, "template.yaml"), "utf8");
+
+describe("IAM: every call the bundles make is granted on its resource, and nothing else", () => {
+  it("derives the actions from the bundles (SDK commands with bytes in the output)", () => {
+    const derived = Object.fromEntries(Object.values(SAM_FUNCTIONS).map((b) => [b, actionsOfBundle(b)]));
+    // Printed for the record; the assertions are in the contract below.
+    console.log(JSON.stringify(derived, null, 1));
+    expect(derived["rotate-token"]).toContain("lambda:InvokeFunction");
+    expect(derived["read-token"]).toContain("secretsmanager:GetSecretValue");
+  });
+
+  it("holds with customer managed keys, replicas, a reader and consumers", () => {
+    expect(problemsOf(undefined, FULL_PARAMS, true)).toEqual([]);
+  });
+
+  it("holds with an existing secret and no keys, reader or consumers", () => {
+    const params = {
+      ...FULL_PARAMS,
+      ExistingAgentTokenSecretArn: AGENT,
+      KmsKeyArn: "",
+      BuildkiteApiTokenKmsKeyArn: "",
+      ReadTokenAllowedPrincipals: [""],
+      ElasticStackInstanceRoleArns: [""],
+      ElasticStackScalerRoleArns: [""],
+    };
+    expect(problemsOf(undefined, params, false)).toEqual([]);
+  });
+
+  it("fails when a grant is missing, extra, or broader than the use", () => {
+    const missing = templateText.replace(
+      "Action: lambda:InvokeFunction\n              Resource: !GetAtt ReconcileFunction.Arn",
+      "Action: lambda:GetFunction\n              Resource: !GetAtt ReconcileFunction.Arn",
+    );
+    expect(missing).not.toBe(templateText);
+    expect(problemsOf(missing, FULL_PARAMS, true)).toEqual(
+      expect.arrayContaining([
+        `RotateTokenFunction is not granted lambda:InvokeFunction on ${fn("ReconcileFunction")}`,
+        expect.stringContaining("RotateTokenFunction is granted lambda:GetFunction"),
+      ]),
+    );
+    const broad = templateText.replace(
+      "Action: [autoscaling:StartInstanceRefresh, autoscaling:CreateOrUpdateTags]\n              # region:name",
+      "Action: [autoscaling:StartInstanceRefresh, autoscaling:CreateOrUpdateTags, autoscaling:DeleteAutoScalingGroup]\n              # region:name",
+    );
+    expect(broad).not.toBe(templateText);
+    expect(problemsOf(broad, FULL_PARAMS, true)).toEqual([
+      expect.stringContaining("ReconcileFunction is granted autoscaling:DeleteAutoScalingGroup"),
+    ]);
+    const wide = templateText.replace(
+      "              Action: secretsmanager:GetSecretValue\n              Resource: !Ref BuildkiteApiTokenSecretArn\n            - Sid: StartTheReconciler",
+      "              Action: secretsmanager:GetSecretValue\n              Resource: !Sub arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:*\n            - Sid: StartTheReconciler",
+    );
+    expect(wide).not.toBe(templateText);
+    expect(problemsOf(wide, FULL_PARAMS, true)).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining(
+          "also reaches arn:aws:secretsmanager:us-east-1:123456789012:secret:someone-else",
+        ),
+      ]),
+    );
+  });
+});
