@@ -124,7 +124,7 @@ describe("IAM: every call the bundles make is granted on its resource, and nothi
     ]);
     const wide = templateText.replace(
       "              Action: secretsmanager:GetSecretValue\n              Resource: !Ref BuildkiteApiTokenSecretArn\n            - Sid: StartTheReconciler",
-      "              Action: secretsmanager:GetSecretValue\n              Resource: "arn:aws:secretsmanager:*:*:secret:*"\n            - Sid: StartTheReconciler",
+      '              Action: secretsmanager:GetSecretValue\n              Resource: "arn:aws:secretsmanager:*:*:secret:*"\n            - Sid: StartTheReconciler',
     );
     expect(wide).not.toBe(templateText);
     expect(problemsOf(wide, FULL_PARAMS, true)).toEqual(
