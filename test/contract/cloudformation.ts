@@ -121,6 +121,11 @@ export class Resolver {
     return v;
   }
 
+  /** resolve(), typed as the shape the caller then checks (a wrong shape fails those checks). */
+  resolveAs<T>(node: Json | undefined): T {
+    return this.resolve(node ?? null) as unknown as T;
+  }
+
   private ref(name: string): Value {
     const { region, account, partition, stack } = SAMPLE;
     const pseudo: Record<string, Value> = {
