@@ -73,7 +73,7 @@ const refreshEvent = (kind: string, region: string, groupName: string): Event =>
 function rulePattern(template: Template, params: Record<string, string | string[]>, ruleId: string): Json {
   const resolver = new Resolver(template, params);
   const rule = template.Resources[ruleId];
-  if (!rule || rule.Type !== "AWS::Events::Rule") throw new Error(`no rule ${ruleId}`);
+  if (rule?.Type !== "AWS::Events::Rule") throw new Error(`no rule ${ruleId}`);
   return (resolver.resolve(rule.Properties as Json) as { EventPattern: Json }).EventPattern;
 }
 
