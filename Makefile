@@ -3,7 +3,9 @@
 # into a scratch directory, leaving out only .aws-sam and .git, and runs
 #   make --makefile <CodeUri>/Makefile build-<LogicalId>
 # in that copy with ARTIFACTS_DIR in the environment
-# (aws/aws-lambda-builders: aws_lambda_builders/workflows/custom_make/workflow.py, actions.py).
+# (aws/aws-lambda-builders: aws_lambda_builders/workflows/custom_make/workflow.py, actions.py;
+# https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/building-custom-runtimes.html:
+# the makefile method works for the managed runtimes too, with the Makefile at the CodeUri).
 # SAM never merges makefile builds that share a CodeUri (aws/aws-sam-cli:
 # samcli/lib/build/build_graph.py, FunctionBuildDefinition.__eq__), so every target below runs.
 #
