@@ -30,7 +30,10 @@ const REGIONS = [
 ];
 async function handlers(): Promise<{ rotateToken: FunctionHandler; reconcile: FunctionHandler }> {
   const load = async (name: string, factory: string) => {
-    const mod = (await import(pathToFileURL(`${root}/dist/${name}/index.mjs`).href)) as Record<string, unknown>;
+    const mod = (await import(pathToFileURL(`${root}/dist/${name}/index.mjs`).href)) as Record<
+      string,
+      unknown
+    >;
     const create = mod[factory];
     if (typeof create !== "function") throw new Error(`dist/${name}/index.mjs exports no ${factory}`);
     return (create as () => FunctionHandler)();
