@@ -1,64 +1,75 @@
-import type { Context } from "aws-lambda";
+// Imported statically: a dynamic import() made esbuild keep every Lambda command (+25 KB), and
+// the bench shows the Lambda client costs little at cold start.
+import { invokeAsync } from "../../shared/aws/invoke";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
-import { apiTokenLoader } from "../../shared/buildkite/api-token";
+import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
-import { loadRotateTokenConfig } from "../../shared/config";
-import { describeError } from "../../shared/errors";
-import { createLogger, redactSecrets } from "../../shared/log";
-import { createMetrics } from "../../shared/metrics";
-import { sanitizeForRuntime } from "../../shared/runtime-error";
+import { loadRotateTokenConfig, type RotateTokenConfig } from "../../shared/config";
+import { DeadlineError } from "../../shared/errors";
+import { createLambdaHandler, type LambdaHandler } from "../../shared/lambda/handler";
 import { parseRotationEvent, type RotationDeps, rotate } from "./steps";
 
 const SERVICE = "rotate-token";
-const logger = createLogger(SERVICE);
-let deps: RotationDeps | undefined;
-let remaining: () => number = () => Number.POSITIVE_INFINITY;
 
-/** Built on the first invocation of a container and reused: config is parsed and validated once. */
-function build(): RotationDeps {
-  const config = loadRotateTokenConfig(process.env);
-  const secrets = secretsManagerClients()(config.secret.region);
-  const buildkite = new BuildkiteClient({
-    ...config.buildkite,
-    apiToken: apiTokenLoader(secrets, config.buildkite.apiTokenSecretArn),
-    remainingMs: () => remaining(),
-    onRetry: (info) => logger.warn("retrying Buildkite API call", info),
+/**
+ * The function's timeout is 120 s. A step still running 10 s before it fails on purpose: Secrets
+ * Manager retries a failed step (the steps are idempotent), and a clean failure is logged and
+ * sanitised where a Lambda timeout would be neither.
+ */
+const TIMEOUT_MARGIN_MS = 10_000;
+
+interface ContainerDeps {
+  config: RotateTokenConfig;
+  secrets: RotationDeps["secrets"];
+  apiToken: () => Promise<string>;
+  startReconcile: RotationDeps["startReconcile"];
+}
+
+/** A fresh handler with its own container state (config parsed and validated once, API token cached). */
+export function createRotateTokenHandler(env: NodeJS.ProcessEnv = process.env): LambdaHandler<void> {
+  return createLambdaHandler<ContainerDeps, void>({
+    service: SERVICE,
+    timeoutMarginMs: TIMEOUT_MARGIN_MS,
+    failureMessage: "rotation step failed",
+    build: () => {
+      const config = loadRotateTokenConfig(env);
+      const clients = secretsManagerClients();
+      const secrets = clients(config.secret.region);
+      const reconcileFunction = config.reconcileFunction;
+      return {
+        config,
+        secrets,
+        apiToken: apiTokenLoaderForArn(clients, config.buildkite.apiTokenSecretArn),
+        startReconcile: reconcileFunction
+          ? async (reason) => {
+              await invokeAsync(config.secret.region, reconcileFunction, { source: SERVICE, ...reason });
+            }
+          : undefined,
+      };
+    },
+    run: async (event, deps, invocation) => {
+      const parsed = parseRotationEvent(event);
+      const { startReconcile, apiToken, ...rest } = deps;
+      // The client holds no state worth keeping; per invocation it follows this invocation's deadline.
+      const buildkite = new BuildkiteClient({
+        ...deps.config.buildkite,
+        apiToken,
+        remainingMs: () => invocation.remainingMs() - TIMEOUT_MARGIN_MS,
+        onRetry: (info) => invocation.logger.warn("retrying Buildkite API call", info),
+      });
+      await rotate(parsed, {
+        ...rest,
+        buildkite,
+        logger: invocation.logger.child({ step: parsed.Step, versionId: parsed.ClientRequestToken }),
+        metrics: invocation.metrics,
+        now: () => new Date(),
+        ...(startReconcile ? { startReconcile } : {}),
+      });
+    },
+    onTimeout: () => {
+      throw new DeadlineError("the rotation step did not finish before the function's deadline");
+    },
   });
-  const reconcileFunction = config.reconcileFunction;
-  return {
-    config,
-    secrets,
-    buildkite,
-    logger,
-    metrics: createMetrics(SERVICE),
-    now: () => new Date(),
-    ...(reconcileFunction
-      ? {
-          startReconcile: async (reason) => {
-            // Loaded on demand: most invocations (three of four steps) never need the Lambda client.
-            const { invokeAsync } = await import("../../shared/aws/invoke");
-            await invokeAsync(config.secret.region, reconcileFunction, { source: SERVICE, ...reason });
-          },
-        }
-      : {}),
-  };
 }
 
-export async function handler(
-  event: unknown,
-  context?: Pick<Context, "getRemainingTimeInMillis">,
-): Promise<void> {
-  remaining = context ? () => context.getRemainingTimeInMillis() : () => Number.POSITIVE_INFINITY;
-  try {
-    deps ??= build();
-    const parsed = parseRotationEvent(event);
-    await rotate(parsed, {
-      ...deps,
-      logger: logger.child({ step: parsed.Step, versionId: parsed.ClientRequestToken }),
-    });
-  } catch (error) {
-    logger.error("rotation step failed", { error: describeError(error) });
-    // The runtime prints and returns what we throw: never the raw error (shared/runtime-error.ts).
-    throw sanitizeForRuntime(error, redactSecrets);
-  }
-}
+export const handler = createRotateTokenHandler();

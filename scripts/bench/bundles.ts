@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { common, entries } from "../build";
+import { common, entries, metafilePath } from "../build";
 
 const root = new URL("../..", import.meta.url).pathname;
 const SDK_PACKAGE =
@@ -52,7 +52,7 @@ export async function benchBundles(runs = 15): Promise<Array<Record<string, stri
   for (const { name } of entries()) {
     if (name === "cli") continue;
     const bundle = join(root, "dist", name, "index.mjs");
-    const meta = JSON.parse(readFileSync(join(root, "dist", name, "meta.json"), "utf8")) as Metafile;
+    const meta = JSON.parse(readFileSync(metafilePath(name), "utf8")) as Metafile;
     const packages = packagesIn(meta);
     const clients = packages.filter((p) => p.startsWith("@aws-sdk/client-"));
     const baselineEntry = join(workDir, `${name}-baseline.mjs`);

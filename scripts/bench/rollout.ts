@@ -2,8 +2,8 @@
  * Rollout timing on the local stack (the real bundles, moto, the Auto Scaling stand-in):
  * 1. promotion → revocation against replica lag R and refresh duration F (target ≤ R + F + 2 s);
  * 2. wall time of a whole rollout, 1 region × 1 group versus 16 regions × 4 groups (target ≤ 1.5).
- * Each world gets fresh instances of dist/rotate-token and dist/reconcile (a distinct import URL),
- * since a handler caches its configuration for the life of its module, as in a Lambda container.
+ * Each world gets new handlers from dist/rotate-token and dist/reconcile (each bundle exports its
+ * handler factory; a new handler is a new container, with its own configuration and clients).
  */
 import { pathToFileURL } from "node:url";
 import { type FunctionHandler, startWorld, type WorldGroup } from "../../infra/sandbox/world";
@@ -28,17 +28,20 @@ const REGIONS = [
   "ap-southeast-2",
   "sa-east-1",
 ];
-let generation = 0;
-
 async function handlers(): Promise<{ rotateToken: FunctionHandler; reconcile: FunctionHandler }> {
-  generation++;
-  const load = async (name: string) =>
-    (
-      (await import(`${pathToFileURL(`${root}/dist/${name}/index.mjs`).href}?bench=${generation}`)) as {
-        handler: FunctionHandler;
-      }
-    ).handler;
-  return { rotateToken: await load("rotate-token"), reconcile: await load("reconcile") };
+  const load = async (name: string, factory: string) => {
+    const mod = (await import(pathToFileURL(`${root}/dist/${name}/index.mjs`).href)) as Record<
+      string,
+      unknown
+    >;
+    const create = mod[factory];
+    if (typeof create !== "function") throw new Error(`dist/${name}/index.mjs exports no ${factory}`);
+    return (create as () => FunctionHandler)();
+  };
+  return {
+    rotateToken: await load("rotate-token", "createRotateTokenHandler"),
+    reconcile: await load("reconcile", "createReconcileHandler"),
+  };
 }
 
 interface RolloutRun {

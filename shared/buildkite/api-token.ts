@@ -1,4 +1,5 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { parseSecretArn } from "../config";
 import { ConfigError } from "../errors";
 import { registerSecret } from "../log";
 
@@ -15,6 +16,19 @@ export function apiTokenLoader(client: SecretsManagerClient, secretArn: string):
     });
     return pending;
   };
+}
+
+/**
+ * The loader for a secret that may live in any region: GetSecretValue goes to the region its ARN
+ * names (a full ARN is only found in its own region; the functions' region may differ, e.g. an
+ * organisation-wide API-token secret kept in one region).
+ */
+export function apiTokenLoaderForArn(
+  clients: (region: string) => SecretsManagerClient,
+  secretArn: string,
+): () => Promise<string> {
+  const { region } = parseSecretArn("BUILDKITE_API_TOKEN_SECRET_ARN", secretArn);
+  return apiTokenLoader(clients(region), secretArn);
 }
 
 async function load(client: SecretsManagerClient, secretArn: string): Promise<string> {

@@ -1,13 +1,12 @@
-import { vi } from "vitest";
+import { createReconcileHandler } from "../../functions/reconcile/handler";
+import { createRotateTokenHandler } from "../../functions/rotate-token/handler";
 import type { FunctionHandler } from "../../infra/sandbox/world";
 
 /**
- * Fresh instances of the real handlers. Each caches its configuration at first invocation, so a
- * test that starts a new world (new ports, new secret ARNs) needs new module instances.
+ * New instances of the real handlers (as a new Lambda container would have): each builds its
+ * configuration from the environment at its first invocation, so a test that starts a new world
+ * (new ports, new secret ARNs) gets handlers that read that world's settings. No module resets.
  */
 export async function freshHandlers(): Promise<{ rotateToken: FunctionHandler; reconcile: FunctionHandler }> {
-  vi.resetModules();
-  const rotate = await import("../../functions/rotate-token/handler");
-  const reconcile = await import("../../functions/reconcile/handler");
-  return { rotateToken: rotate.handler, reconcile: reconcile.handler };
+  return { rotateToken: createRotateTokenHandler(), reconcile: createReconcileHandler() };
 }

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse, type Tags } from "yaml";
+import { SAM_FUNCTIONS } from "../../scripts/build";
 
 /**
  * Invariants of template.yaml that cfn-lint cannot see: least privilege (no "*" resource for any
@@ -38,7 +39,7 @@ const customTags: Tags = INTRINSICS.map((name) => ({
 type Node = unknown;
 type Template = {
   Globals: { Function: Record<string, unknown> };
-  Resources: Record<string, { Type: string; Properties: Record<string, Node> }>;
+  Resources: Record<string, { Type: string; Metadata?: unknown; Properties: Record<string, Node> }>;
 };
 // The JSON round trip turns the YAML nodes inside tagged values into plain data.
 const load = (file: string) =>
@@ -86,15 +87,20 @@ function statements(resource: { Properties: Record<string, Node> }) {
 }
 
 describe("template.yaml", () => {
-  it("deploys every bundle on nodejs22.x arm64", () => {
+  it("deploys every bundle on nodejs22.x arm64, each built by its own Makefile target", () => {
     const globals = template.Globals.Function;
     expect(globals.Runtime).toBe("nodejs22.x");
     expect(globals.Architectures).toEqual(["arm64"]);
     expect(functions.length).toBeGreaterThanOrEqual(2);
-    for (const [, fn] of functions) {
-      const codeUri = String(fn.Properties.CodeUri);
-      expect(codeUri).toMatch(/^dist\/[a-z-]+\/$/);
-      expect(existsSync(`${root}/functions/${codeUri.split("/")[1]}/handler.ts`)).toBe(true);
+    const makefile = readFileSync(`${root}/Makefile`, "utf8");
+    expect(Object.keys(SAM_FUNCTIONS).sort()).toEqual(functions.map(([id]) => id).sort());
+    for (const [id, fn] of functions) {
+      expect(fn.Properties.CodeUri, id).toBe(".");
+      expect(fn.Metadata, id).toEqual({ BuildMethod: "makefile" });
+      const bundle = SAM_FUNCTIONS[id] ?? "";
+      expect(existsSync(`${root}/functions/${bundle}/handler.ts`), id).toBe(true);
+      expect(makefile).toContain(`build-${id}: BUNDLE := ${bundle}\n`);
+      expect(makefile).toMatch(new RegExp(`^FUNCTIONS :=.*\\bbuild-${id}\\b`, "m"));
     }
   });
 

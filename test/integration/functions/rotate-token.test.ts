@@ -154,9 +154,9 @@ describe("rotate-token against moto and the local Buildkite API", () => {
     const versionId = await startRotation(stack.secrets, stack.secretArn, stack.rotationLambdaArn);
     const mark = stack.buildkite.requests().length;
     stack.buildkite.failNextCreateAfterCommit(1);
+    // What the runtime records of the (sanitised) error: its name and message.
     await expect(handler(ev("createSecret", versionId))).rejects.toMatchObject({
       name: "BuildkiteApiError",
-      // What reaches the runtime is the sanitised error: its name and message, nothing else.
       message: expect.stringContaining("HTTP 502"),
     });
     // Never retried blindly: exactly one POST reached the server.

@@ -231,7 +231,10 @@ describe("simulated Secrets Manager replication", () => {
 
     await replicator.heal("us-west-2");
     await replicator.whenInSync(v2, 3_000);
-    expect(await stages("us-west-2", secret.name)).toEqual(await stages(PRIMARY, secret.name));
+    // whenInSync waits for AWSCURRENT only; the older version's AWSPREVIOUS label may land a
+    // moment later (seen under a loaded machine), so wait for it, bounded.
+    const primaryStages = await stages(PRIMARY, secret.name);
+    await expect.poll(() => stages("us-west-2", secret.name), { timeout: 3_000 }).toEqual(primaryStages);
   });
 
   it("applies a per-region lag, and whenInSync names the regions that are behind when it gives up", async () => {

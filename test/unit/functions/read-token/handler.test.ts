@@ -1,6 +1,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createReadTokenHandler } from "../../../../functions/read-token/handler";
 import { captureOutput } from "../../../support/capture-output";
 import { assumedRole, urlEvent } from "./events";
 
@@ -11,7 +12,6 @@ const output = captureOutput();
 const savedEnv = { ...process.env };
 
 beforeEach(() => {
-  vi.resetModules();
   sm.reset();
   process.env = {
     ...savedEnv,
@@ -30,7 +30,8 @@ afterAll(() => {
   sm.restore();
 });
 
-const load = async () => (await import("../../../../functions/read-token/handler")).handler;
+// A new handler per test is a new container: no module resets needed.
+const load = async () => createReadTokenHandler();
 
 describe("read-token handler", () => {
   it("builds one cached reader per container: two invocations, one GetSecretValue (AWSCURRENT)", async () => {
@@ -68,12 +69,30 @@ describe("read-token handler", () => {
     if (raw === undefined) delete process.env[variable];
     else process.env[variable] = raw;
     const handler = await load();
-    // The runtime gets the sanitised error: the name and a message that names the setting.
-    await expect(handler(urlEvent(assumedRole("222222222222", "agent-reader")))).rejects.toMatchObject({
-      name: "ConfigError",
-      message: expect.stringContaining(variable),
-    });
+    const error: unknown = await handler(urlEvent(assumedRole("222222222222", "agent-reader"))).catch(
+      (e: unknown) => e,
+    );
+    // What the runtime records: the name and a message naming the setting, and no cause attached.
+    expect(error).toMatchObject({ name: "ConfigError", message: expect.stringContaining(variable) });
+    expect((error as Error).cause).toBeUndefined();
     expect(output.text()).toContain(variable);
     expect(sm.commandCalls(GetSecretValueCommand)).toHaveLength(0);
+  });
+
+  it("answers 503 (not middy's TimeoutError) when the read is still running at the early-timeout margin", async () => {
+    sm.on(GetSecretValueCommand).callsFake(() => new Promise(() => {})); // never answers
+    const handler = await load();
+    const started = Date.now();
+    const response = await handler(urlEvent(assumedRole("222222222222", "agent-reader")), {
+      awsRequestId: "req-timeout-1",
+      functionName: "stack-ReadTokenFunction-abc",
+      // Aborted at 1.2 s (3 s margin); the run gets the grace up to 1 s before the deadline, then 503.
+      getRemainingTimeInMillis: () => 4_200 - (Date.now() - started),
+    });
+    expect(response).toMatchObject({ statusCode: 503 });
+    expect(Date.now() - started).toBeLessThan(4_000);
+    const logged = output.lines.map((l) => l).join("\n");
+    expect(logged).toContain('"awsRequestId":"req-timeout-1"');
+    expect(logged).toContain('"functionName":"stack-ReadTokenFunction-abc"');
   });
 });

@@ -1,4 +1,6 @@
-import { MockAgent, fetch as undiciFetch } from "undici";
+// The MockAgent becomes the global dispatcher, which Node's built-in fetch (undici inside Node)
+// consults: the client under test uses its default, the global fetch it really uses in Lambda.
+import { type Dispatcher, getGlobalDispatcher, MockAgent, setGlobalDispatcher } from "undici";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BuildkiteClient, nextLink } from "../../../../shared/buildkite/client";
 import { BuildkiteApiError, DeadlineError } from "../../../../shared/errors";
@@ -9,6 +11,7 @@ const TOKENS = "/v2/organizations/acme/clusters/c1/tokens";
 const VALUE = "bkct_0123456789abcdef0123456789abcdef01234567";
 
 let agent: MockAgent;
+let previousDispatcher: Dispatcher;
 let sleeps: number[];
 
 function client(extra: Partial<ConstructorParameters<typeof BuildkiteClient>[0]> = {}) {
@@ -18,8 +21,6 @@ function client(extra: Partial<ConstructorParameters<typeof BuildkiteClient>[0]>
     organization: "acme",
     clusterId: "c1",
     apiToken: async () => "api-token-value-1234567890",
-    fetch: ((url: string, init: RequestInit) =>
-      undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch,
     sleep: async (ms) => {
       sleeps.push(ms);
     },
@@ -32,9 +33,12 @@ const item = (id: string, description = "d") => ({ id, description, created_at: 
 beforeEach(() => {
   agent = new MockAgent();
   agent.disableNetConnect();
+  previousDispatcher = getGlobalDispatcher();
+  setGlobalDispatcher(agent);
   sleeps = [];
 });
 afterEach(async () => {
+  setGlobalDispatcher(previousDispatcher);
   await agent.close();
 });
 

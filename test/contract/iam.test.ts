@@ -1,0 +1,138 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { SAM_FUNCTIONS } from "../../scripts/build";
+import { Resolver, ROOT, transformTemplate } from "./cloudformation";
+import { actionsOfBundle, iamProblems, type Uses } from "./iam";
+import {
+  AGENT,
+  AGENT_KEY,
+  API_KEY,
+  API_TOKEN,
+  agentIn,
+  FULL_PARAMS,
+  fn,
+  GROUPS,
+  REPLICA,
+  TOPIC,
+} from "./sample";
+
+/**
+ * IAM contract, without an AWS account: for each function, the AWS actions its built bundle can
+ * call (esbuild metafile) must each be granted to its role on the resource the code uses it with,
+ * in the template as AWS's SAM translator expands it and CloudFormation resolves it; and nothing
+ * may be granted that no code calls, except the indirect grants listed with their reasons.
+ * A new SDK call (for example EC2 DescribeInstances or SSM SendCommand in reconcile) fails here
+ * until its use is recorded below and granted in template.yaml.
+ */
+const kmsVia =
+  "Secrets Manager decrypts/encrypts a secret under a customer managed key with the caller's KMS permissions";
+
+/** How each function uses each action (the code's own calls, and the indirect grants with why). */
+function usesFor(withKeys: boolean): Record<string, Uses> {
+  const keyed = (u: Uses): Uses => (withKeys ? u : {});
+  return {
+    RotateTokenFunction: {
+      "secretsmanager:DescribeSecret": { resources: [AGENT] },
+      "secretsmanager:GetSecretValue": { resources: [AGENT, API_TOKEN] },
+      "secretsmanager:PutSecretValue": { resources: [AGENT] },
+      "secretsmanager:UpdateSecretVersionStage": { resources: [AGENT] },
+      "lambda:InvokeFunction": { resources: [fn("ReconcileFunction")] },
+      ...keyed({
+        "kms:Decrypt": { resources: [AGENT_KEY, API_KEY], indirect: kmsVia },
+        "kms:GenerateDataKey": { resources: [AGENT_KEY], indirect: `${kmsVia} (PutSecretValue)` },
+      }),
+    },
+    ReconcileFunction: {
+      "secretsmanager:DescribeSecret": { resources: [AGENT, agentIn(REPLICA)] },
+      "secretsmanager:ListSecretVersionIds": { resources: [AGENT, agentIn(REPLICA)] },
+      "secretsmanager:GetSecretValue": { resources: [API_TOKEN] },
+      // Describe* support no resource-level permissions (Service Authorization Reference, Auto Scaling).
+      "autoscaling:DescribeAutoScalingGroups": { resources: ["*"] },
+      "autoscaling:DescribeInstanceRefreshes": { resources: ["*"] },
+      "autoscaling:StartInstanceRefresh": { resources: GROUPS },
+      "autoscaling:CreateOrUpdateTags": { resources: GROUPS },
+      "sns:Publish": { resources: [TOPIC] },
+      ...keyed({ "kms:Decrypt": { resources: [API_KEY], indirect: kmsVia } }),
+    },
+    ReadTokenFunction: {
+      "secretsmanager:GetSecretValue": { resources: [AGENT, agentIn(REPLICA)] },
+      ...keyed({ "kms:Decrypt": { resources: [AGENT_KEY], indirect: kmsVia } }),
+    },
+  };
+}
+
+function problemsOf(
+  templateText: string | undefined,
+  params: Record<string, string | string[]>,
+  withKeys: boolean,
+) {
+  const resolver = new Resolver(transformTemplate(templateText), params);
+  const uses = usesFor(withKeys);
+  return Object.entries(SAM_FUNCTIONS)
+    .filter(([id]) => resolver.exists(id))
+    .flatMap(([id, bundle]) => iamProblems(resolver, id, actionsOfBundle(bundle), uses[id] ?? {}));
+}
+
+const templateText = readFileSync(join(ROOT, "template.yaml"), "utf8");
+
+describe("IAM: every call the bundles make is granted on its resource, and nothing else", () => {
+  it("derives the actions from the bundles (SDK commands with bytes in the output)", () => {
+    const derived = Object.fromEntries(Object.values(SAM_FUNCTIONS).map((b) => [b, actionsOfBundle(b)]));
+    // Printed for the record; the assertions are in the contract below.
+    console.log(JSON.stringify(derived, null, 1));
+    expect(derived["rotate-token"]).toContain("lambda:InvokeFunction");
+    expect(derived["read-token"]).toContain("secretsmanager:GetSecretValue");
+  });
+
+  it("holds with customer managed keys, replicas, a reader and consumers", () => {
+    expect(problemsOf(undefined, FULL_PARAMS, true)).toEqual([]);
+  });
+
+  it("holds with an existing secret and no keys, reader or consumers", () => {
+    const params = {
+      ...FULL_PARAMS,
+      ExistingAgentTokenSecretArn: AGENT,
+      KmsKeyArn: "",
+      BuildkiteApiTokenKmsKeyArn: "",
+      ReadTokenAllowedPrincipals: [""],
+      ElasticStackInstanceRoleArns: [""],
+      ElasticStackScalerRoleArns: [""],
+    };
+    expect(problemsOf(undefined, params, false)).toEqual([]);
+  });
+
+  it("fails when a grant is missing, extra, or broader than the use", () => {
+    const missing = templateText.replace(
+      "Action: lambda:InvokeFunction\n              Resource: !GetAtt ReconcileFunction.Arn",
+      "Action: lambda:GetFunction\n              Resource: !GetAtt ReconcileFunction.Arn",
+    );
+    expect(missing).not.toBe(templateText);
+    expect(problemsOf(missing, FULL_PARAMS, true)).toEqual(
+      expect.arrayContaining([
+        `RotateTokenFunction is not granted lambda:InvokeFunction on ${fn("ReconcileFunction")}`,
+        expect.stringContaining("RotateTokenFunction is granted lambda:GetFunction"),
+      ]),
+    );
+    const broad = templateText.replace(
+      "Action: [autoscaling:StartInstanceRefresh, autoscaling:CreateOrUpdateTags]\n              # region:name",
+      "Action: [autoscaling:StartInstanceRefresh, autoscaling:CreateOrUpdateTags, autoscaling:DeleteAutoScalingGroup]\n              # region:name",
+    );
+    expect(broad).not.toBe(templateText);
+    expect(problemsOf(broad, FULL_PARAMS, true)).toEqual([
+      expect.stringContaining("ReconcileFunction is granted autoscaling:DeleteAutoScalingGroup"),
+    ]);
+    const wide = templateText.replace(
+      "              Action: secretsmanager:GetSecretValue\n              Resource: !Ref BuildkiteApiTokenSecretArn\n            - Sid: StartTheReconciler",
+      '              Action: secretsmanager:GetSecretValue\n              Resource: "arn:aws:secretsmanager:*:*:secret:*"\n            - Sid: StartTheReconciler',
+    );
+    expect(wide).not.toBe(templateText);
+    expect(problemsOf(wide, FULL_PARAMS, true)).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining(
+          "also reaches arn:aws:secretsmanager:us-east-1:123456789012:secret:someone-else",
+        ),
+      ]),
+    );
+  });
+});
