@@ -55,6 +55,8 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
     timeoutMarginMs: TIMEOUT_MARGIN_MS,
     directCallBudgetMs: DIRECT_CALL_BUDGET_MS,
     failureMessage: "reconcile failed",
+    // A malformed event is refused before the configuration is read: nothing is observed or written.
+    validate: (event) => void parseTrigger(event),
     build: () => {
       const config = loadReconcileConfig(env);
       const secrets = secretsManagerClients();

@@ -46,6 +46,11 @@ export interface FunctionDefinition<Deps, Result> {
   /** Once per container; may throw (a ConfigError names the bad setting), then the next invocation retries. */
   build(logger: Logger): Deps;
   run(event: unknown, deps: Deps, invocation: Invocation): Promise<Result>;
+  /**
+   * Checks the event before the container's dependencies are built, so a malformed event fails
+   * with its own error (an InputError) before any configuration is read or any client is made.
+   */
+  validate?(event: unknown): void;
   /** How long before the deadline middy aborts the signal and the function must answer. */
   timeoutMarginMs: number;
   /**
@@ -100,7 +105,10 @@ export function createLambdaHandler<Deps, Result>(
         metrics: state.metrics,
       };
       state.invocation = invocation;
-      state.running = (async () => definition.run(event, deps(), invocation))();
+      state.running = (async () => {
+        definition.validate?.(event);
+        return definition.run(event, deps(), invocation);
+      })();
       return state.running;
     },
     {

@@ -10,10 +10,14 @@ import {
   API_KEY,
   API_TOKEN,
   agentIn,
+  documentIn,
   FULL_PARAMS,
   fn,
   GROUPS,
+  INSTANCE,
   REPLICA,
+  region,
+  STACK_GROUP,
   TOPIC,
 } from "./sample";
 
@@ -50,8 +54,16 @@ function usesFor(withKeys: boolean): Record<string, Uses> {
       // Describe* support no resource-level permissions (Service Authorization Reference, Auto Scaling).
       "autoscaling:DescribeAutoScalingGroups": { resources: ["*"] },
       "autoscaling:DescribeInstanceRefreshes": { resources: ["*"] },
-      "autoscaling:StartInstanceRefresh": { resources: GROUPS },
-      "autoscaling:CreateOrUpdateTags": { resources: GROUPS },
+      "autoscaling:StartInstanceRefresh": { resources: [...GROUPS, STACK_GROUP] },
+      "autoscaling:CreateOrUpdateTags": { resources: [...GROUPS, STACK_GROUP] },
+      "autoscaling:TerminateInstanceInAutoScalingGroup": { resources: [...GROUPS, STACK_GROUP] },
+      // No resource-level permissions (Service Authorization Reference: EC2, Systems Manager).
+      "ec2:DescribeInstances": { resources: ["*"] },
+      "ssm:DescribeInstanceInformation": { resources: ["*"] },
+      "ssm:ListCommands": { resources: ["*"] },
+      "ssm:ListCommandInvocations": { resources: ["*"] },
+      // SendCommand names the document and every instance (Service Authorization Reference, SSM).
+      "ssm:SendCommand": { resources: [documentIn(region), documentIn(REPLICA), INSTANCE] },
       "sns:Publish": { resources: [TOPIC] },
       ...keyed({ "kms:Decrypt": { resources: [API_KEY], indirect: kmsVia } }),
     },
@@ -115,8 +127,8 @@ describe("IAM: every call the bundles make is granted on its resource, and nothi
       ]),
     );
     const broad = templateText.replace(
-      "Action: [autoscaling:StartInstanceRefresh, autoscaling:CreateOrUpdateTags]\n              # region:name",
-      "Action: [autoscaling:StartInstanceRefresh, autoscaling:CreateOrUpdateTags, autoscaling:DeleteAutoScalingGroup]\n              # region:name",
+      "Action: [autoscaling:StartInstanceRefresh, autoscaling:TerminateInstanceInAutoScalingGroup]\n                # region:name",
+      "Action: [autoscaling:StartInstanceRefresh, autoscaling:TerminateInstanceInAutoScalingGroup, autoscaling:DeleteAutoScalingGroup]\n                # region:name",
     );
     expect(broad).not.toBe(templateText);
     expect(problemsOf(broad, FULL_PARAMS, true)).toEqual([

@@ -15,6 +15,11 @@ export const TOPIC = `arn:aws:sns:${region}:${account}:${SAMPLE.stack}-AlertTopi
 export const group = (r: string, name: string) =>
   `arn:aws:autoscaling:${r}:${account}:autoScalingGroup:8d7a1b2c-0000-4000-8000-123456789abc:autoScalingGroupName/${name}`;
 export const GROUPS = [group(region, "ci-a"), group(REPLICA, "ci-b")];
+/** The group CloudFormation made for the target stack `buildkite` (`<stack>-AgentAutoScaleGroup-<random>`). */
+export const STACK_GROUP = group(region, "buildkite-AgentAutoScaleGroup-1A2B3C4D5E6F");
+export const documentIn = (r: string) =>
+  `arn:aws:ssm:${r}:${account}:document/BuildkiteAgentTokenRotation-InstallAgentToken`;
+export const INSTANCE = `arn:aws:ec2:${REPLICA}:${account}:instance/i-0123456789abcdef0`;
 
 export const FULL_PARAMS = {
   BuildkiteOrganization: "acme",
@@ -24,6 +29,7 @@ export const FULL_PARAMS = {
   KmsKeyArn: AGENT_KEY,
   ReplicaRegions: [REPLICA],
   TargetGroups: [`${region}:ci-a`, `${REPLICA}:ci-b`],
+  TargetStacks: [`${region}:buildkite`],
   ReadTokenAllowedPrincipals: ["222222222222"],
   ElasticStackInstanceRoleArns: [`arn:aws:iam::${account}:role/buildkite-Role`],
   ElasticStackScalerRoleArns: [
