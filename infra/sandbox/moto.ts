@@ -10,8 +10,19 @@ export interface MotoServer {
 const INSTALL_HINT = 'moto server is not installed for python3. Install it with: pip install "moto[server]"';
 
 /** True when `python3 -m moto.server` can run here. */
+/** Pythons already found to have moto: the probe costs seconds on a loaded machine, once is enough. */
+const probed = new Set<string>();
+
 export function motoAvailable(python = process.env.PYTHON ?? "python3"): boolean {
-  const probe = spawnSync(python, ["-c", "import moto.server"], { stdio: "ignore", timeout: 20_000 });
+  if (probed.has(python)) return true;
+  const probe = spawnSync(python, ["-c", "import moto.server"], { stdio: "ignore", timeout: 60_000 });
+  if (probe.error && (probe.error as NodeJS.ErrnoException).code === "ETIMEDOUT") {
+    // Not the same as "not installed": say what really happened.
+    throw new Error(
+      `${python} -c "import moto.server" did not finish within 60 s (is the machine overloaded?)`,
+    );
+  }
+  if (probe.status === 0) probed.add(python);
   return probe.status === 0;
 }
 

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse, type Tags } from "yaml";
 import { SAM_FUNCTIONS } from "../../scripts/build";
+import { OWN_TAG_KEYS } from "../../shared/rollout/markers";
 
 /**
  * Invariants of template.yaml that cfn-lint cannot see: least privilege (no "*" resource for any
@@ -78,8 +79,18 @@ function statements(resource: { Properties: Record<string, Node> }) {
   const visit = (n: Node) => {
     if (Array.isArray(n)) n.forEach(visit);
     else if (n && typeof n === "object") {
-      if ("Statement" in n) out.push(...((n as { Statement: typeof out }).Statement ?? []));
-      else Object.values(n).forEach(visit);
+      if ("Statement" in n) {
+        // A statement may sit in an Fn::If (deployed only when its targets are given).
+        for (const st of (n as { Statement: Node[] }).Statement ?? []) {
+          const choice =
+            st && typeof st === "object" && !Array.isArray(st)
+              ? (st as Record<string, Node>)["Fn::If"]
+              : undefined;
+          const candidates = Array.isArray(choice) ? [choice[1], choice[2]] : [st];
+          for (const c of candidates)
+            if (c && typeof c === "object" && "Action" in c) out.push(c as (typeof out)[number]);
+        }
+      } else Object.values(n).forEach(visit);
     }
   };
   visit(policies);
@@ -106,7 +117,7 @@ describe("template.yaml", () => {
 
   it("grants no write action on a '*' resource", () => {
     const readOnly =
-      /^(autoscaling:Describe|secretsmanager:(Describe|List|Get)|ssm:Get|sts:GetCallerIdentity|logs:)/;
+      /^(autoscaling:Describe|ec2:Describe|secretsmanager:(Describe|List|Get)|ssm:(Get|Describe|List)|sts:GetCallerIdentity|logs:)/;
     expect(functions.flatMap(([, fn]) => statements(fn)).length).toBeGreaterThan(5);
     for (const [name, fn] of functions) {
       for (const s of statements(fn)) {
@@ -121,15 +132,44 @@ describe("template.yaml", () => {
     }
   });
 
-  it("scopes refresh and tag permissions to exactly the target groups", () => {
+  it("scopes group writes to exactly the target groups and the target stacks' own group name pattern", () => {
     const reconcile = template.Resources.ReconcileFunction;
-    const statement = statements(reconcile ?? { Properties: {} }).find(
-      (s) => s.Sid === "RefreshAndTagTheTargetGroupsOnly",
-    );
-    const arns = evaluate(statement?.Resource, { TargetGroups: ["us-east-1:ci-a", "eu-west-1:ci-b"] });
-    expect(arns).toEqual([
-      "arn:*:autoscaling:us-east-1:*:autoScalingGroup:*:autoScalingGroupName/ci-a",
-      "arn:*:autoscaling:eu-west-1:*:autoScalingGroup:*:autoScalingGroupName/ci-b",
+    const bySid = (sid: string) => statements(reconcile ?? { Properties: {} }).find((s) => s.Sid === sid);
+    const params = {
+      TargetGroups: ["us-east-1:ci-a", "eu-west-1:ci-b"],
+      TargetStacks: ["us-east-1:buildkite"],
+    };
+    for (const sid of ["RefreshAndReplaceInTheTargetGroups", "TagTheTargetGroupsWithOurKeysOnly"]) {
+      expect(evaluate(bySid(sid)?.Resource, params), sid).toEqual([
+        "arn:*:autoscaling:us-east-1:*:autoScalingGroup:*:autoScalingGroupName/ci-a",
+        "arn:*:autoscaling:eu-west-1:*:autoScalingGroup:*:autoScalingGroupName/ci-b",
+      ]);
+    }
+    for (const sid of [
+      "RefreshAndReplaceInTheTargetStacksGroups",
+      "TagTheTargetStacksGroupsWithOurKeysOnly",
+    ]) {
+      expect(evaluate(bySid(sid)?.Resource, params), sid).toEqual([
+        "arn:*:autoscaling:us-east-1:*:autoScalingGroup:*:autoScalingGroupName/buildkite-AgentAutoScaleGroup-*",
+      ]);
+    }
+  });
+
+  it("lets reconcile write only this project's tag keys, and send only the install document", () => {
+    const all = statements(template.Resources.ReconcileFunction ?? { Properties: {} });
+    const tagging = all.filter((s) => [s.Action].flat().includes("autoscaling:CreateOrUpdateTags"));
+    expect(tagging.length).toBe(2);
+    for (const s of tagging) {
+      expect(
+        (s as { Condition?: Record<string, Record<string, string[]>> }).Condition?.[
+          "ForAllValues:StringEquals"
+        ]?.["aws:TagKeys"],
+      ).toEqual([...OWN_TAG_KEYS]);
+    }
+    const send = all.filter((s) => [s.Action].flat().includes("ssm:SendCommand"));
+    expect(send.map((s) => JSON.stringify(s.Resource))).toEqual([
+      expect.stringContaining("document/BuildkiteAgentTokenRotation-InstallAgentToken"),
+      expect.stringContaining(":instance/*"),
     ]);
   });
 

@@ -58,7 +58,9 @@ beforeAll(async () => {
     });
   }
   world = await startWorld({
-    // Wait refreshes complete only without scale-in protection (the stock stack's default is on).
+    // These commands are exercised on the refresh strategy (the in-place one is covered by the
+    // rollout suites); Wait refreshes complete only without scale-in protection.
+    strategy: "refresh",
     groups: GROUPS.map((g) => ({ ...g, newInstancesProtectedFromScaleIn: false })),
     replicaRegions: ["us-west-2"],
     replicaLagMs: 150,

@@ -47,12 +47,14 @@ afterAll(async () => {
 describe("the world with Elastic CI Stacks", () => {
   it("starts the EC2 and CloudFormation stand-ins and names stacks and their groups as targets", async () => {
     const linuxGroup = world.stacks.groupName("us-east-1", "bk-linux");
-    const windowsGroup = world.stacks.groupName("us-west-2", "bk-windows");
+    expect(world.stacks.groupName("us-west-2", "bk-windows")).toMatch(/^bk-windows-AgentAutoScaleGroup-/);
     expect(linuxGroup).toMatch(/^bk-linux-AgentAutoScaleGroup-[A-Z0-9]{12}$/);
     expect(world.env).toMatchObject({
       AWS_ENDPOINT_URL_EC2: world.ec2Url,
       AWS_ENDPOINT_URL_CLOUDFORMATION: world.cloudFormationUrl,
-      TARGET_GROUPS: `us-east-1:plain,us-east-1:${linuxGroup},us-west-2:${windowsGroup}`,
+      AWS_ENDPOINT_URL_SSM: world.runCommand.url,
+      // Stacks are targets by name (their groups are found by tags); only plain groups by name.
+      TARGET_GROUPS: "us-east-1:plain",
       TARGET_STACKS: "us-east-1:bk-linux,us-west-2:bk-windows",
     });
     expect(process.env.AWS_ENDPOINT_URL_EC2).toBe(world.ec2Url);

@@ -55,7 +55,7 @@ async function groupTags(w: World, region: string, name: string) {
   ) as Record<string, string>;
 }
 
-describe("rollout end to end, refresh strategy (3 regions, 4 groups)", () => {
+describe("rollout end to end, refresh strategy (3 regions, 4 groups)", { timeout: 240_000 }, () => {
   it("rotates twice: every boot registers, old managed tokens are revoked only after every refresh", async () => {
     const w = await start();
     const first = await w.rotate();

@@ -59,7 +59,8 @@ const instancesOf = (w: World) =>
   w.fleet.groups().flatMap((g) => g.instances.map((i) => ({ ...i, region: g.region })));
 const cfgToken = (path: string) => /^token="([^"]*)"/m.exec(readFileSync(path, "utf8"))?.[1];
 
-describe("in-place rollout on the stock Elastic CI Stack", () => {
+// Whole rollouts take tens of seconds, more under a loaded machine: generous bounds per test.
+describe("in-place rollout on the stock Elastic CI Stack", { timeout: 240_000 }, () => {
   it("rotates twice: nothing replaced, no job interrupted, every cfg rewritten, one managed token left", async () => {
     // The Linux step runs for real here: bash and the AWS CLI against moto through the SSM endpoint.
     const w = await start({
@@ -212,7 +213,7 @@ describe("in-place rollout on the stock Elastic CI Stack", () => {
   });
 });
 
-describe("refresh strategy on the stock Elastic CI Stack", () => {
+describe("refresh strategy on the stock Elastic CI Stack", { timeout: 240_000 }, () => {
   it("with Refresh it completes, replacing every instance and reporting the jobs it interrupted", async () => {
     const w = await start({
       strategy: "refresh",
