@@ -5,6 +5,7 @@
 
 import { benchBundles } from "./bench/bundles";
 import { benchRollout } from "./bench/rollout";
+import { benchStrategies } from "./bench/strategies";
 import { benchTokenReader } from "./bench-token-reader";
 
 const only = process.argv.slice(2).filter((a) => a !== "--");
@@ -25,6 +26,13 @@ if (want("rollout")) {
   console.table(latency);
   console.log("\n## Rollout wall time, 1 region × 1 group vs 16 regions × 4 groups (target ratio ≤ 1.5)");
   console.table(scale);
+}
+
+if (want("strategies")) {
+  console.log(
+    "\n## In-place vs refresh on the same stock Elastic CI Stack fleet (targets: in-place ≤ R + C + 2 s, refresh ≤ R + F + 2 s; in-place replaces nothing and interrupts nothing)",
+  );
+  console.table(await benchStrategies());
 }
 
 if (want("token-reader")) {

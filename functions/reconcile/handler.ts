@@ -2,7 +2,7 @@ import { autoScalingClients } from "../../shared/aws/auto-scaling";
 import { ec2Clients } from "../../shared/aws/ec2";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
 import { snsClients } from "../../shared/aws/sns";
-import { ssmClients } from "../../shared/aws/ssm";
+import { ssmClients, ssmSendClients } from "../../shared/aws/ssm";
 import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
 import { loadReconcileConfig } from "../../shared/config";
@@ -66,6 +66,7 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
         autoScaling: autoScalingClients(),
         ec2: ec2Clients(),
         ssm: ssmClients(),
+        ssmSend: ssmSendClients(),
         sns: snsClients(),
         apiToken: apiTokenLoaderForArn(secrets, config.buildkite.apiTokenSecretArn),
         now: () => new Date(),

@@ -28,7 +28,8 @@ const REGIONS = [
   "ap-southeast-2",
   "sa-east-1",
 ];
-async function handlers(): Promise<{ rotateToken: FunctionHandler; reconcile: FunctionHandler }> {
+/** Fresh handlers from the built bundles (each a new container: its own configuration and clients). */
+export async function benchHandlers(): Promise<{ rotateToken: FunctionHandler; reconcile: FunctionHandler }> {
   const load = async (name: string, factory: string) => {
     const mod = (await import(pathToFileURL(`${root}/dist/${name}/index.mjs`).href)) as Record<
       string,
@@ -76,11 +77,12 @@ async function rollout(
     primaryRegion: regions[0],
     replicaRegions: regions.slice(1),
     groups,
+    strategy: "refresh",
     replicaLagMs: lagMs,
     replaceMs,
     refresh: { minHealthyPercentage: 50 },
     timeoutsMs: { reconcile: 120_000 },
-    handlers: await handlers(),
+    handlers: await benchHandlers(),
   });
   try {
     await world.rotate();
@@ -114,7 +116,7 @@ async function rollout(
 }
 
 /** The handlers log JSON lines (and EMF metrics) to stdout; keep the bench output readable. */
-async function quietly<T>(fn: () => Promise<T>): Promise<T> {
+export async function quietly<T>(fn: () => Promise<T>): Promise<T> {
   const write = process.stdout.write.bind(process.stdout);
   process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
     typeof chunk === "string" && chunk.startsWith("{")

@@ -18,7 +18,8 @@ import type { Action, Observation, Plan } from "./types";
 
 export interface ActDeps {
   autoScaling: (region: string) => AutoScalingClient;
-  ssm: (region: string) => SSMClient;
+  /** For SendCommand: clients without SDK retries (SendCommand is not idempotent). */
+  ssmSend: (region: string) => SSMClient;
   sns: (region: string) => SNSClient;
   buildkite: Pick<BuildkiteClient, "deleteToken" | "stopAgent">;
   alertTopicArn: string | undefined;
@@ -117,7 +118,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     }),
     ...of("send-command").map(async (a) => {
       try {
-        const out = await deps.ssm(a.region).send(
+        const out = await deps.ssmSend(a.region).send(
           new SendCommandCommand({
             DocumentName: deps.inPlace.documentName,
             InstanceIds: a.instanceIds,

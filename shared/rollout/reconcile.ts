@@ -21,6 +21,8 @@ export interface ReconcileDeps {
   autoScaling: (region: string) => AutoScalingClient;
   ec2: (region: string) => EC2Client;
   ssm: (region: string) => SSMClient;
+  /** SSM clients without SDK retries, for SendCommand (not idempotent). */
+  ssmSend: (region: string) => SSMClient;
   sns: (region: string) => SNSClient;
   buildkite: Pick<BuildkiteClient, "listTokens" | "deleteToken" | "listAgents" | "stopAgent">;
   logger: Logger;

@@ -215,7 +215,7 @@ describe("bk-agent-token operator commands against the sandbox", () => {
     ]) {
       expect(lines.some((l) => l.startsWith(`PASS ${name}:`))).toBe(true);
     }
-    expect(run.stdout).toContain("WARN iam reconcile: not verified: StartInstanceRefresh");
+    expect(run.stdout).toContain("WARN iam reconcile: not verified: CreateOrUpdateTags, SendCommand, StartInstanceRefresh");
     const protectedNow = world.fleet.instances("us-east-1", "ci-linux").filter((i) => i.protectedFromScaleIn);
     expect(run.stdout).toContain(
       `PASS group us-east-1:ci-linux: 3 instance(s), ${protectedNow.length} protected from scale-in; protected instances: Wait`,
@@ -301,7 +301,7 @@ describe("bk-agent-token operator commands against the sandbox", () => {
     expect(run.stdout).toContain(`Emergency declared on us-east-1:ci-linux: version ${leaked} leaked`);
     expect(run.stdout).toContain(`Containment of the leaked token (version ${leaked}):`);
     expect(run.stdout).toContain(`leaked token ${leakedToken?.id} revoked`);
-    expect(run.stdout).toContain("every target group has been refreshed");
+    expect(run.stdout).toContain("every instance of every target group has the new token");
     expect(run.stdout).toContain("agents already connected with the leaked token keep running");
 
     // The tag was written on the anchor group (first target group that exists).

@@ -67,7 +67,7 @@ beforeEach(() => {
   stopped = [];
   deps = {
     autoScaling: () => new AutoScalingClient({ region: "us-east-1" }),
-    ssm: () => new SSMClient({ region: "us-east-1" }),
+    ssmSend: () => new SSMClient({ region: "us-east-1" }),
     sns: () => new SNSClient({ region: "us-east-1" }),
     buildkite: {
       deleteToken: async (id) => {

@@ -1,0 +1,168 @@
+import { AutoScalingClient, CreateOrUpdateTagsCommand } from "@aws-sdk/client-auto-scaling";
+import { afterEach, describe, expect, it } from "vitest";
+import { type AwsFaultProxy, startAwsFaultProxy } from "../../../infra/sandbox/aws-fault-proxy";
+import { TEST_CREDENTIALS } from "../../../infra/sandbox/rotation-stack";
+import { startWorld, type World, type WorldOptions } from "../../../infra/sandbox/world";
+import {
+  EMERGENCY_TAG,
+  encodeEmergency,
+  encodeRefreshMarker,
+  MARKER_TAG,
+} from "../../../shared/rollout/markers";
+import { invariants } from "../../support/invariants";
+import { freshHandlers } from "../../support/world-handlers";
+
+/**
+ * Lost responses and forged tags, end to end: a fault proxy between reconcile and the Auto Scaling
+ * or Run Command stand-in forwards a call, lets it commit, then drops the response; our own tags
+ * are rewritten by "someone else". Each converges without doubled work, premature revocation or a
+ * stuck rollout.
+ */
+let world: World | undefined;
+let proxy: AwsFaultProxy | undefined;
+afterEach(async () => {
+  await world?.stop();
+  await proxy?.close();
+  world = undefined;
+  proxy = undefined;
+});
+
+async function start(extra: Partial<WorldOptions>, proxied: "AUTO_SCALING" | "SSM") {
+  world = await startWorld({
+    replicaRegions: [],
+    groups: [{ region: "us-east-1", name: "ci", instances: 3, newInstancesProtectedFromScaleIn: false }],
+    replaceMs: 60,
+    timeoutsMs: { reconcile: 60_000 },
+    runCommand: { linuxStep: "mirror", invocationDelayMs: 200, commandLatencyMs: 100 },
+    handlers: await freshHandlers(),
+    ...extra,
+  });
+  const key = `AWS_ENDPOINT_URL_${proxied}`;
+  proxy = await startAwsFaultProxy({ upstream: world.env[key] ?? "" });
+  // The handlers build their clients at their first invocation: from now on reconcile goes through the proxy.
+  process.env[key] = proxy.url;
+  return { w: world, p: proxy };
+}
+
+const tag = async (w: World, key: string, value: string) => {
+  const client = new AutoScalingClient({
+    region: "us-east-1",
+    endpoint: w.autoScalingUrl,
+    credentials: TEST_CREDENTIALS,
+  });
+  await client.send(
+    new CreateOrUpdateTagsCommand({
+      Tags: [
+        {
+          ResourceId: "ci",
+          ResourceType: "auto-scaling-group",
+          Key: key,
+          Value: value,
+          PropagateAtLaunch: false,
+        },
+      ],
+    }),
+  );
+  client.destroy();
+};
+
+describe("ambiguous outcomes and forged tags", { timeout: 240_000 }, () => {
+  it("a lost StartInstanceRefresh response starts no second refresh: the next run adopts it", async () => {
+    const { w, p } = await start({ strategy: "refresh" }, "AUTO_SCALING");
+    const first = await w.rotate();
+    await w.settled(60_000);
+    p.addFault({
+      operation: "StartInstanceRefresh",
+      action: { kind: "drop-response" },
+      times: Number.POSITIVE_INFINITY,
+    });
+    const second = await w.rotate();
+    await w.settled(60_000);
+    p.clearFaults();
+    w.schedule();
+    await w.settled(60_000);
+    // Two rotations, two refreshes: the lost response did not make a third.
+    expect(w.fleet.refreshes("us-east-1", "ci").map((r) => r.status)).toEqual(["Successful", "Successful"]);
+    const state = invariants(w);
+    expect(state.tokenFor(first.versionId)?.valid).toBe(false);
+    expect(state.managedValid.map((t) => t.id)).toEqual([state.tokenFor(second.versionId)?.id]);
+    expect(
+      p.calls().filter((c) => c.operation === "StartInstanceRefresh" && c.outcome === "dropped").length,
+    ).toBeGreaterThan(0);
+  });
+
+  it("a lost SendCommand response is not resent: the command it created is found and its results count", async () => {
+    const { w, p } = await start({}, "SSM");
+    await w.rotate();
+    await w.settled(60_000);
+    p.addFault({ operation: "SendCommand", action: { kind: "drop-response" }, times: 1 });
+    const before = w.runCommand.invocations().length;
+    const second = await w.rotate();
+    await w.settled(60_000);
+    const state = invariants(w);
+    expect(state.managedValid.map((t) => t.id)).toEqual([state.tokenFor(second.versionId)?.id]);
+    // One invocation per instance for the second rotation: the lost response did not double the work.
+    const invocations = w.runCommand.invocations().slice(before);
+    expect(invocations.map((i) => i.instanceId).sort()).toEqual(
+      w.fleet
+        .instances("us-east-1", "ci")
+        .map((i) => i.instanceId)
+        .sort(),
+    );
+    expect(
+      p
+        .calls()
+        .filter((c) => c.operation === "SendCommand")
+        .map((c) => c.outcome),
+    ).toEqual(["dropped"]);
+  });
+
+  it("an emergency tag naming the current version as leaked revokes nothing and alerts", async () => {
+    const { w } = await start({}, "SSM");
+    await w.rotate();
+    await w.settled(60_000);
+    const current = await w.rotate();
+    await w.settled(60_000);
+    await tag(
+      w,
+      EMERGENCY_TAG,
+      encodeEmergency({
+        versionId: current.versionId,
+        leakedVersionId: current.versionId,
+        minHealthyPercentage: 50,
+      }),
+    );
+    w.schedule();
+    await w.settled(60_000);
+    expect(invariants(w).tokenFor(current.versionId)?.valid).toBe(true);
+    const alerts = await w.alerts();
+    expect(alerts.map((a) => a.subject)).toEqual([expect.stringContaining("names a live version as leaked")]);
+    expect(invariants(w).failedRegistrations).toEqual([]);
+  });
+
+  it("a refresh tag pointing at an older successful refresh does not count as the new version's refresh", async () => {
+    const { w } = await start({ strategy: "refresh" }, "AUTO_SCALING");
+    const first = await w.rotate();
+    await w.settled(60_000);
+    const old = w.fleet.refreshes("us-east-1", "ci")[0];
+    w.fleet.failRefreshes({});
+    const second = await w.rotate();
+    await w.settled(60_000);
+    expect(w.fleet.refreshes("us-east-1", "ci")[0]?.status).toBe("Failed");
+    // Someone points the marker at the first rotation's (successful) refresh.
+    await tag(
+      w,
+      MARKER_TAG,
+      encodeRefreshMarker({
+        versionId: second.versionId,
+        intentAt: new Date(),
+        refreshId: old?.instanceRefreshId,
+      }),
+    );
+    w.schedule();
+    await w.settled(60_000);
+    expect(invariants(w).tokenFor(first.versionId)?.valid).toBe(true);
+    const subjects = (await w.alerts()).map((a) => a.subject ?? "");
+    expect(subjects.some((s) => s.includes("ignored an invalid refresh tag"))).toBe(true);
+  });
+});
