@@ -35,6 +35,13 @@ export interface BuildkiteApiOptions {
   enforceRateLimits?: boolean;
 }
 
+/** The fleet's side of the agents the REST API lists (`name` is the instance id agents register with). */
+export interface AgentHooks {
+  connected(name: string): boolean;
+  /** `PUT …/agents/{id}/stop` with `force: false`: the agent finishes its job, then exits. */
+  stop(name: string): void;
+}
+
 export interface SandboxToken {
   id: string;
   description: string;
@@ -100,6 +107,11 @@ export interface BuildkiteApi {
   /** Turn enforcement of the real per-minute budgets on or off (headers are sent either way). */
   setRateLimitEnforcement(enabled: boolean): void;
   setScopes(scopes: readonly string[]): void;
+  /**
+   * Where agents' live state comes from (the fleet): whether the agent an instance registered is
+   * still connected, and what happens when the REST API is asked to stop it.
+   */
+  setAgentHooks(hooks: AgentHooks | undefined): void;
   /** Seed a token directly, as if created outside the tool under test. */
   addToken(input: SeedToken): { id: string; value: string };
   /** Revoke directly, as a human in the UI would. Throws for an unknown id; idempotent otherwise. */
@@ -291,6 +303,9 @@ class SandboxBuildkiteApi implements BuildkiteApi {
   private readonly byValue = new Map<string, StoredToken>();
   private readonly requestLog: SandboxRequest[] = [];
   private readonly registrationLog: SandboxRegistration[] = [];
+  private readonly agentIds = new Map<string, string>();
+  private readonly stopping = new Set<string>();
+  private agentHooks: AgentHooks | undefined;
   private readonly rateLimit = new RateLimitWindow();
   private readonly sleeps = new Set<NodeJS.Timeout>();
   private readonly apiTokenId = randomUUID();
@@ -338,6 +353,18 @@ class SandboxBuildkiteApi implements BuildkiteApi {
         method: "DELETE",
         pattern: new RegExp(`${tokens}/([^/]+)$`),
         handle: (c) => this.cluster(c, "write_clusters", this.revoke),
+      },
+      // Agents REST API (https://buildkite.com/docs/apis/rest-api/agents): list needs read_agents,
+      // stop (PUT …/stop, {"force": false} lets the current job finish) needs write_agents.
+      {
+        method: "GET",
+        pattern: /^\/v2\/organizations\/([^/]+)\/agents$/,
+        handle: (c) => this.rest(c, "read_agents", () => this.listAgents(c)),
+      },
+      {
+        method: "PUT",
+        pattern: /^\/v2\/organizations\/([^/]+)\/agents\/([^/]+)\/stop$/,
+        handle: (c) => this.rest(c, "write_agents", () => this.stopAgent(c)),
       },
       { method: "GET", pattern: /^\/v3\/metrics$/, handle: (c) => this.metrics(c) },
       { method: "POST", pattern: /^\/v3\/register$/, handle: (c) => this.register(c) },
@@ -398,6 +425,59 @@ class SandboxBuildkiteApi implements BuildkiteApi {
 
   setRateLimitEnforcement(enabled: boolean): void {
     this.enforceRateLimits = enabled;
+  }
+
+  setAgentHooks(hooks: AgentHooks | undefined): void {
+    this.agentHooks = hooks;
+  }
+
+  /** One agent per instance that registered successfully: its latest registration. */
+  private agents(): Array<{ id: string; name: string; metaData: string[]; state: string }> {
+    const latest = new Map<string, SandboxRegistration>();
+    for (const r of this.registrationLog) if (r.ok) latest.set(r.name, r);
+    return [...latest.values()].map((r) => {
+      let id = this.agentIds.get(r.name);
+      if (!id) {
+        id = randomUUID();
+        this.agentIds.set(r.name, id);
+      }
+      const connected = this.agentHooks?.connected(r.name) ?? false;
+      const state = connected ? (this.stopping.has(r.name) ? "stopping" : "connected") : "disconnected";
+      return { id, name: r.name, metaData: [...r.metaData], state };
+    });
+  }
+
+  private listAgents(ctx: Context): Reply {
+    if (ctx.params[0] !== this.options.organization) return notFound();
+    const all = this.agents();
+    const perPage = Math.min(
+      MAX_PER_PAGE,
+      positiveInt(ctx.url.searchParams.get("per_page"), DEFAULT_PER_PAGE),
+    );
+    const page = positiveInt(ctx.url.searchParams.get("page"), 1);
+    const lastPage = Math.max(1, Math.ceil(all.length / perPage));
+    const items = all.slice((page - 1) * perPage, page * perPage).map((a) => ({
+      id: a.id,
+      name: a.name,
+      connection_state: a.state,
+      meta_data: a.metaData,
+    }));
+    const link = linkHeader(`${ctx.base}${ctx.url.pathname}`, page, perPage, lastPage);
+    return json(200, items, link ? { Link: link } : undefined);
+  }
+
+  private stopAgent(ctx: Context): Reply {
+    const [org, id] = ctx.params;
+    if (org !== this.options.organization) return notFound();
+    const agent = this.agents().find((a) => a.id === id);
+    if (!agent) return notFound();
+    // Not documented in detail; a stand-in choice: only a connected agent can be asked to stop.
+    if (agent.state === "disconnected") return message(422, "Agent is not connected");
+    if (!this.stopping.has(agent.name)) {
+      this.stopping.add(agent.name);
+      this.agentHooks?.stop(agent.name);
+    }
+    return { status: 204, body: undefined };
   }
 
   setScopes(scopes: readonly string[]): void {
@@ -726,6 +806,8 @@ class SandboxBuildkiteApi implements BuildkiteApi {
         endpoint: `${ctx.base}/v3`,
       });
     }
+    // A new registration is a new agent process: a stop asked of the old one no longer applies.
+    if (reply.status === 200) this.stopping.delete(name);
     this.registrationLog.push({
       at,
       name,

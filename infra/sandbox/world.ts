@@ -338,6 +338,49 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     });
     cleanups.push({ what: "the Auto Scaling stand-in", run: () => standIn.close() });
     const fleet = standIn.fleet;
+    // The Buildkite agents REST API reads the agents' live state from the fleet, and a graceful stop
+    // (force: false) lets the running job finish before the agent exits cleanly (on the stock stack
+    // a clean exit runs terminate-instance: ExecStopPost on Linux, the nssm exit hook on Windows).
+    const findInstance = (id: string) => {
+      for (const g of fleet.groups()) {
+        const i = fleet.instance(g.region, id);
+        if (i) return { region: g.region, instance: i };
+      }
+      return undefined;
+    };
+    const stopTimers = new Set<NodeJS.Timeout>();
+    stack.buildkite.setAgentHooks({
+      connected: (name) => {
+        const found = findInstance(name);
+        return (
+          found !== undefined && found.instance.lifecycleState === "InService" && found.instance.bootFinished
+        );
+      },
+      stop: (name) => {
+        let polls = 0;
+        const poll = () => {
+          const found = findInstance(name);
+          if (!found || found.instance.lifecycleState !== "InService") return;
+          if (found.instance.busy && polls++ < 6_000) {
+            const t = setTimeout(() => {
+              stopTimers.delete(t);
+              poll();
+            }, 50);
+            stopTimers.add(t);
+            return;
+          }
+          fleet.restartAgent(found.region, name, "clean");
+        };
+        poll();
+      },
+    });
+    cleanups.push({
+      what: "the agent stop timers",
+      run: () => {
+        for (const t of stopTimers) clearTimeout(t);
+        stack.buildkite.setAgentHooks(undefined);
+      },
+    });
 
     const stacks = new ElasticStacks({ fleet });
     for (const stack of options.stacks ?? []) stacks.create(stackSpec(stack, secretName));

@@ -113,8 +113,11 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileOutcome> 
     const waitForReplicas = current.waitingFor.includes("replicas") && current.versionId !== undefined;
     if (!waitForReplicas) {
       // Commands just sent or still running report within seconds: poll them in this run.
+      // A SendCommand that failed may have created its command all the same (a lost response):
+      // look again in this run rather than leave it to another trigger.
       const inFlight =
         result.commandsSent.length > 0 ||
+        result.failures.some((f) => f.action === "send-command") ||
         current.targets.some((t) => t.instances.some((i) => i.state === "in-flight"));
       if (!inFlight || current.complete) break;
       const delay = backoffDelay(commandPolls++, 250, 2_000);

@@ -215,7 +215,9 @@ describe("bk-agent-token operator commands against the sandbox", () => {
     ]) {
       expect(lines.some((l) => l.startsWith(`PASS ${name}:`))).toBe(true);
     }
-    expect(run.stdout).toContain("WARN iam reconcile: not verified: CreateOrUpdateTags, SendCommand, StartInstanceRefresh");
+    expect(run.stdout).toContain(
+      "WARN iam reconcile: not verified: CreateOrUpdateTags, SendCommand, StartInstanceRefresh",
+    );
     const protectedNow = world.fleet.instances("us-east-1", "ci-linux").filter((i) => i.protectedFromScaleIn);
     expect(run.stdout).toContain(
       `PASS group us-east-1:ci-linux: 3 instance(s), ${protectedNow.length} protected from scale-in; protected instances: Wait`,

@@ -166,6 +166,39 @@ describe("in-place rollout on the stock Elastic CI Stack", { timeout: 240_000 },
     expect(w.fleet.counters().registrations.failed).toBe(0);
   });
 
+  it("fallback terminate: the unreachable instance's agent is stopped after its job, then the instance leaves", async () => {
+    const w = await start({
+      inPlace: { fallback: "terminate", fallbackAfterSeconds: 1, retrySeconds: 1 },
+      stacks: [{ region: "us-east-1", stackName: "buildkite-linux", instances: 3, minSize: 0 }],
+      replicaRegions: [],
+    });
+    w.buildkite.setScopes(["read_clusters", "write_clusters", "read_agents", "write_agents"]);
+    const first = await w.rotate();
+    await w.settled(60_000);
+    const target = instancesOf(w)[0];
+    if (!target) throw new Error("no instance");
+    w.fleet.setSsmAgent(target.region, target.instanceId, "unregistered");
+    w.fleet.startJob(target.region, target.instanceId, 1_500);
+    const second = await w.rotate();
+    await w.settled(60_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    for (let i = 0; i < 4; i++) {
+      w.schedule();
+      await w.settled(60_000);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const state = invariants(w);
+    expect(state.tokenFor(first.versionId)?.valid).toBe(false);
+    expect(state.managedValid.map((t) => t.id)).toEqual([state.tokenFor(second.versionId)?.id]);
+    // Its job was not interrupted: the stop waited for it.
+    const counters = w.fleet.counters();
+    expect(counters.jobsInterrupted).toBe(0);
+    expect(counters.registrations.failed).toBe(0);
+    expect(w.fleet.instance(target.region, target.instanceId)?.lifecycleState).not.toBe("InService");
+    const stops = w.buildkite.requests().filter((r) => r.method === "PUT" && r.path.endsWith("/stop"));
+    expect(stops.length).toBeGreaterThanOrEqual(1);
+  });
+
   it("leaves a cfg holding another cluster's token alone, and blocks revocation with an alert", async () => {
     const w = await start();
     const first = await w.rotate();
