@@ -340,3 +340,51 @@ describe("BuildkiteClient against a hostile server", () => {
     expect(f.inits).toHaveLength(1);
   });
 });
+
+describe("BuildkiteClient agents", () => {
+  const AGENTS = "/v2/organizations/acme/agents";
+
+  it("lists agents across pages with the instance id from their aws:instance-id meta-data", async () => {
+    agent
+      .get(API)
+      .intercept({ path: `${AGENTS}?per_page=100`, method: "GET" })
+      .reply(
+        200,
+        [{ id: "a1", connection_state: "connected", meta_data: ["queue=default", "aws:instance-id=i-1"] }],
+        { headers: { link: `<${API}${AGENTS}?page=2&per_page=100>; rel="next"` } },
+      );
+    agent
+      .get(API)
+      .intercept({ path: `${AGENTS}?page=2&per_page=100`, method: "GET" })
+      .reply(200, [{ id: "a2", connection_state: "disconnected", meta_data: [] }]);
+    expect(await client().listAgents()).toEqual([
+      { id: "a1", connectionState: "connected", instanceId: "i-1" },
+      { id: "a2", connectionState: "disconnected", instanceId: undefined },
+    ]);
+  });
+
+  it("refuses an agent list holding something that is not an agent", async () => {
+    agent
+      .get(API)
+      .intercept({ path: `${AGENTS}?per_page=100`, method: "GET" })
+      .reply(200, [null]);
+    await expect(client().listAgents()).rejects.toBeInstanceOf(BuildkiteApiError);
+  });
+
+  it("stops an agent gracefully: PUT …/stop with force false", async () => {
+    let sent: unknown;
+    agent
+      .get(API)
+      .intercept({
+        path: `${AGENTS}/a1/stop`,
+        method: "PUT",
+        body: (b) => {
+          sent = JSON.parse(b);
+          return true;
+        },
+      })
+      .reply(204, "");
+    await client().stopAgent("a1");
+    expect(sent).toEqual({ force: false });
+  });
+});
