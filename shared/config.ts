@@ -206,12 +206,18 @@ export interface ReconcileConfig {
   alertTopicArn: string | undefined;
 }
 
-export function parseTargets(
+/**
+ * A `region:name,…` list (commas or white space between items), each region the secret's primary or
+ * a replica region; duplicates dropped. `what` names the second part in errors.
+ */
+function regionQualified(
   variable: string,
   raw: string,
   allowedRegions: readonly string[],
-): TargetGroup[] {
-  const targets: TargetGroup[] = [];
+  name: RegExp,
+  what: string,
+): Array<{ region: string; name: string }> {
+  const items: Array<{ region: string; name: string }> = [];
   const seen = new Set<string>();
   for (const item of raw
     .split(/[,\s]+/)
@@ -219,9 +225,9 @@ export function parseTargets(
     .filter(Boolean)) {
     const i = item.indexOf(":");
     const region = i > 0 ? item.slice(0, i) : "";
-    const groupName = i > 0 ? item.slice(i + 1) : "";
-    if (!REGION.test(region) || !/^[\w\-.@+=/]{1,255}$/.test(groupName)) {
-      throw new ConfigError(variable, `"${item}" must be region:auto-scaling-group-name`);
+    const rest = i > 0 ? item.slice(i + 1) : "";
+    if (!REGION.test(region) || !name.test(rest)) {
+      throw new ConfigError(variable, `"${item}" must be region:${what}`);
     }
     if (!allowedRegions.includes(region)) {
       throw new ConfigError(
@@ -229,10 +235,24 @@ export function parseTargets(
         `region ${region} of "${item}" is neither the secret's primary region nor one of its replica regions (${allowedRegions.join(", ")})`,
       );
     }
-    const key = `${region}:${groupName}`;
-    if (!seen.has(key)) targets.push({ region, groupName });
+    const key = `${region}:${rest}`;
+    if (!seen.has(key)) items.push({ region, name: rest });
     seen.add(key);
   }
+  return items;
+}
+
+/** Auto Scaling group names: 1–255 of these characters (API reference, AutoScalingGroupName). */
+const GROUP_NAME = /^[\w\-.@+=/]{1,255}$/;
+
+export function parseTargets(
+  variable: string,
+  raw: string,
+  allowedRegions: readonly string[],
+): TargetGroup[] {
+  const targets = regionQualified(variable, raw, allowedRegions, GROUP_NAME, "auto-scaling-group-name").map(
+    (t) => ({ region: t.region, groupName: t.name }),
+  );
   if (targets.length === 0)
     throw new ConfigError(variable, "must name at least one region:auto-scaling-group-name");
   return targets;
@@ -242,29 +262,10 @@ export function parseTargets(
 const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
 
 export function parseStacks(variable: string, raw: string, allowedRegions: readonly string[]): TargetStack[] {
-  const stacks: TargetStack[] = [];
-  const seen = new Set<string>();
-  for (const item of raw
-    .split(/[,\s]+/)
-    .map((s) => s.trim())
-    .filter(Boolean)) {
-    const i = item.indexOf(":");
-    const region = i > 0 ? item.slice(0, i) : "";
-    const stackName = i > 0 ? item.slice(i + 1) : "";
-    if (!REGION.test(region) || !STACK_NAME.test(stackName)) {
-      throw new ConfigError(variable, `"${item}" must be region:stack-name`);
-    }
-    if (!allowedRegions.includes(region)) {
-      throw new ConfigError(
-        variable,
-        `region ${region} of "${item}" is neither the secret's primary region nor one of its replica regions (${allowedRegions.join(", ")})`,
-      );
-    }
-    const key = `${region}:${stackName}`;
-    if (!seen.has(key)) stacks.push({ region, stackName });
-    seen.add(key);
-  }
-  return stacks;
+  return regionQualified(variable, raw, allowedRegions, STACK_NAME, "stack-name").map((s) => ({
+    region: s.region,
+    stackName: s.name,
+  }));
 }
 
 /** The document name rule of SSM (3–128 of letters, digits, `_`, `-`, `.`). */

@@ -145,7 +145,7 @@ export interface WorldOptions {
     deliveryTimeoutSeconds?: number;
     bootGraceSeconds?: number;
   };
-  /** The Run Command stand-in's timings (see RunCommandStandInOptions); default msPerAwsSecond 100. */
+  /** The Run Command stand-in's settings (see RunCommandStandInOptions); default msPerAwsSecond 100, linuxStep "mirror". */
   runCommand?: Pick<
     RunCommandStandInOptions,
     | "invocationDelayMs"
@@ -392,6 +392,9 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       motoUrl: stack.moto.url,
       directory: fleet.instanceDirectory(),
       msPerAwsSecond: 100,
+      // The TypeScript mirror of the Linux step (parity-tested against bash in the stand-in's own
+      // tests) unless a caller asks for the real bash + AWS CLI run, which costs seconds per instance.
+      linuxStep: "mirror",
       ...options.runCommand,
     });
     cleanups.push({ what: "the Run Command stand-in", run: () => runCommand.close() });

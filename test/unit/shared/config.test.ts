@@ -82,6 +82,29 @@ describe("loadReconcileConfig", () => {
     TARGET_GROUPS: "us-east-1:ci-a,us-west-2:ci-b eu-west-1:ci-c",
   };
 
+  it("targets Elastic CI Stacks by name, with in-place as the default strategy", () => {
+    const { TARGET_GROUPS: _, ...rest } = env;
+    const c = loadReconcileConfig({
+      ...rest,
+      TARGET_STACKS: "us-east-1:buildkite eu-west-1:bk-arm,us-east-1:buildkite",
+    });
+    expect(c.targets).toEqual([]);
+    expect(c.stacks).toEqual([
+      { region: "us-east-1", stackName: "buildkite" },
+      { region: "eu-west-1", stackName: "bk-arm" },
+    ]);
+    expect(c.strategy).toBe("in-place");
+    expect(c.inPlace).toEqual({
+      documentName: "BuildkiteAgentTokenRotation-InstallAgentToken",
+      fallback: "alert",
+      fallbackAfterSeconds: 1800,
+      retrySeconds: 60,
+      deliveryTimeoutSeconds: 300,
+      bootGraceSeconds: 600,
+    });
+    expect(c.clockSkewMs).toBe(1000);
+  });
+
   it("parses targets and refresh preferences", () => {
     const c = loadReconcileConfig(env);
     expect(c.replicaRegions).toEqual(["us-west-2", "eu-west-1"]);
