@@ -555,6 +555,20 @@ describe("plan: replicas, targets and stacks that cannot be observed", () => {
     });
   });
 
+  it("a replica that does not serve the new version yet blocks revocation even with no target group in it", () => {
+    const p = plan(
+      world({
+        targets: [target("us-east-1", "ci-a", { members: [confirmed("i")] })],
+        replicas: [lagging("ap-south-1")],
+      }),
+      inPlace,
+    );
+    expect(phases(p)).toEqual(["us-east-1:ci-a=updated"]);
+    expect(revoked(p)).toEqual([]);
+    expect(p.complete).toBe(false);
+    expect(p.waitingFor).toContain("replicas");
+  });
+
   it("a throttled group is unknown and blocks completion", () => {
     const p = plan(
       world({
