@@ -92,7 +92,7 @@ export interface Profile {
 }
 
 /** Jobs long enough that a refresh with ScaleInProtectedInstances=Refresh catches some running. */
-const JOBS = { durationMs: [6_000, 15_000], busyOnBoot: 0.5 } as const;
+const JOBS = { durationMs: [15_000, 40_000], busyOnBoot: 0.5 } as const;
 
 export const PROFILES = {
   default: {
