@@ -112,8 +112,8 @@ function facts(): RunFacts {
     rotations: [rotation(1, "v1", 1), rotation(2, "v2", 11)],
     tokens: [
       token("initial", undefined),
-      token("t1", "v1", { revokedAt: t(19), valid: false }),
-      token("t2", "v2"),
+      token("t1", "v1", { createdAt: t(1), revokedAt: t(19), valid: false }),
+      token("t2", "v2", { createdAt: t(11) }),
     ],
     refreshes: [],
     registrations: [],
