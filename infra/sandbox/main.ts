@@ -36,6 +36,8 @@ Options:
                            the jobs running on them, and reports how many)
   --ssm-offline            in-place: the instance's SSM agent stays offline in the last rotation:
                            the rollout must block, alert once naming the instance, revoke nothing
+  --churn                  light natural churn: idle agents in the replica regions terminate
+                           themselves and the scaler replaces them (counted apart from the rollout)
   --fail-refresh REGION    every instance refresh in REGION fails during the last rotation (runs
                            the refresh strategy): the rollout must block, alert once, revoke nothing
   --replica-lag SECONDS    replication lag to every replica region (decimals allowed, up to 300);
@@ -104,6 +106,7 @@ export async function main(
     profile: values.quick ? PROFILES.quick : PROFILES.default,
     ...(strategy === undefined ? {} : { strategy }),
     ...(values["ssm-offline"] ? { ssmOffline: true } : {}),
+    ...(values.churn ? { churn: true } : {}),
     ...(rotations === undefined ? {} : { rotations: Number(rotations) }),
     ...(values["fail-refresh"] === undefined ? {} : { failRefreshRegion: values["fail-refresh"] }),
     ...(lag === undefined ? {} : { replicaLagSeconds: Number(lag) }),
@@ -135,6 +138,7 @@ function parse(argv: readonly string[]) {
       "fail-refresh": { type: "string" },
       strategy: { type: "string" },
       "ssm-offline": { type: "boolean" },
+      churn: { type: "boolean" },
       "replica-lag": { type: "string" },
       "buildkite-flaky": { type: "boolean" },
       "log-file": { type: "string" },

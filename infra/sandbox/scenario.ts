@@ -89,6 +89,8 @@ export interface Profile {
   ssmOutageMs: number;
   /** IN_PLACE_RETRY_SECONDS and IN_PLACE_FALLBACK_AFTER_SECONDS, small so the retry shows in seconds. */
   inPlace: { retrySeconds: number; fallbackAfterSeconds: number };
+  /** With `churn`: how long an agent stays idle before it terminates itself. */
+  churnIdleMs: number;
 }
 
 /** Jobs long enough that a refresh with ScaleInProtectedInstances=Refresh catches some running. */
@@ -129,6 +131,7 @@ export const PROFILES = {
     runCommand: { linuxStep: "bash", invocationDelayMs: 300, commandLatencyMs: 200 },
     ssmOutageMs: 4_000,
     inPlace: { retrySeconds: 1, fallbackAfterSeconds: 12 },
+    churnIdleMs: 8_000,
   },
   quick: {
     name: "quick",
@@ -165,6 +168,7 @@ export const PROFILES = {
     runCommand: { linuxStep: "mirror", invocationDelayMs: 200, commandLatencyMs: 100 },
     ssmOutageMs: 2_500,
     inPlace: { retrySeconds: 1, fallbackAfterSeconds: 8 },
+    churnIdleMs: 4_000,
   },
 } satisfies Record<string, Profile>;
 
@@ -185,6 +189,12 @@ export interface ScenarioOptions {
    * back: the rollout must block with one alert naming the instance (IN_PLACE_FALLBACK=alert).
    */
   ssmOffline?: boolean;
+  /**
+   * Light natural churn: the agents of the replica regions' stacks terminate themselves after
+   * `Profile.churnIdleMs` idle (the stack's ScaleInIdlePeriod, scaled) and the scaler launches
+   * replacements; counted apart from what the rollout replaces.
+   */
+  churn?: boolean;
   /** Replication lag to every replica region, replacing the profile's. */
   replicaLagSeconds?: number;
   /** The Buildkite API fails a share of requests (502/429). */
@@ -873,7 +883,11 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
       primaryRegion: profile.primaryRegion,
       replicaRegions: profile.replicaRegions,
       groups: [],
-      stacks: profile.stacks,
+      stacks: options.churn
+        ? profile.stacks.map((stack) =>
+            stack.region === profile.primaryRegion ? stack : { ...stack, idlePeriodMs: profile.churnIdleMs },
+          )
+        : profile.stacks,
       strategy,
       inPlace: {
         fallback: "alert",

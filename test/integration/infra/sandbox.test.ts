@@ -125,6 +125,30 @@ describe("sandbox scenario (in-process, short profile)", () => {
   );
 
   it(
+    "--churn: idle agents terminate themselves and are replaced, counted apart from the rollout (still 0 replaced)",
+    async () => {
+      const { run } = await fresh();
+      const { result, output } = await run({
+        profile: { ...SHORT, churnIdleMs: 1_500 },
+        rotations: 2,
+        churn: true,
+      });
+
+      expect(result.violations).toEqual([]);
+      expect(result.exitCode).toBe(0);
+      const facts = result.summary?.facts;
+      if (!facts) throw new Error("no summary");
+      const churned = facts.rotations.reduce((n, r) => n + (r.fleet?.selfTerminated ?? 0), 0);
+      expect(churned).toBeGreaterThan(0);
+      for (const r of facts.rotations)
+        expect(r.fleet).toMatchObject({ replacedByRollout: 0, jobsInterrupted: 0 });
+      expect(output).toMatch(/natural churn \(idle self-terminations \/ launches\) +\d+ \/ \d+ +\d+ \/ \d+/);
+      expect(output).not.toMatch(TOKEN_VALUE);
+    },
+    LONG,
+  );
+
+  it(
     "--ssm-offline: exit 2, one alert naming the instance, no managed token revoked",
     async () => {
       const { run } = await fresh();
