@@ -277,7 +277,7 @@ describe("npm run sandbox (child process)", () => {
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
     });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 170_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 280_000);
     const code = await new Promise<number | null>((done) => child.on("exit", (c) => done(c)));
     clearTimeout(timer);
 
@@ -307,7 +307,7 @@ describe("npm run sandbox (child process)", () => {
     expect(processes.split("\n").filter((l) => l.includes("moto.server") && l.includes(` ${port}`))).toEqual(
       [],
     );
-  }, 180_000);
+  }, 300_000);
 
   it("bad options exit 64 with the usage", () => {
     for (const args of [
@@ -354,9 +354,10 @@ describe("npm run sandbox (child process)", () => {
       stdout += d.toString();
     });
     const exited = new Promise<number | null>((done) => child.on("exit", (c) => done(c)));
-    const killer = setTimeout(() => child.kill("SIGKILL"), 200_000);
+    const killer = setTimeout(() => child.kill("SIGKILL"), 380_000);
     try {
-      for (let i = 0; i < 600 && !existsSync(envFile); i++) await new Promise((r) => setTimeout(r, 100));
+      // The machine may be slow under the full suite: up to 3 minutes for the scenario to finish.
+      for (let i = 0; i < 1_800 && !existsSync(envFile); i++) await new Promise((r) => setTimeout(r, 100));
       expect(existsSync(envFile)).toBe(true);
       const sandboxEnv = Object.fromEntries(
         readFileSync(envFile, "utf8")
@@ -369,7 +370,7 @@ describe("npm run sandbox (child process)", () => {
           cwd: ROOT,
           env: { ...env, ...sandboxEnv },
           encoding: "utf8",
-          timeout: 60_000,
+          timeout: 150_000,
         });
       const status = cli(["status", "--json"]);
       expect(status.status).toBe(0);
@@ -379,7 +380,7 @@ describe("npm run sandbox (child process)", () => {
       };
       expect(report.rollout.complete).toBe(true);
       // A rotation started through the CLI is driven by the kept sandbox and rolled out.
-      const rotate = cli(["rotate", "--interval", "0.3", "--timeout", "50s"]);
+      const rotate = cli(["rotate", "--interval", "0.3", "--timeout", "120s"]);
       expect({ code: rotate.status, out: rotate.stdout.slice(-400) }).toMatchObject({ code: 0 });
       const after = JSON.parse(cli(["status", "--json"]).stdout) as typeof report;
       expect(after.secret.currentVersionId).not.toBe(report.secret.currentVersionId);
@@ -390,7 +391,7 @@ describe("npm run sandbox (child process)", () => {
       clearTimeout(killer);
     }
     expect(existsSync(envFile)).toBe(false);
-  }, 240_000);
+  }, 400_000);
 
   it("without moto it says how to install it and exits 1 before starting anything", () => {
     let out = "";
@@ -401,7 +402,7 @@ describe("npm run sandbox (child process)", () => {
         env: { ...process.env, PYTHON: "/bin/false" },
         encoding: "utf8",
         stdio: ["ignore", "pipe", "ignore"],
-        timeout: 30_000,
+        timeout: 90_000,
       });
     } catch (error) {
       const e = error as { status?: number; stdout?: string };
@@ -412,5 +413,5 @@ describe("npm run sandbox (child process)", () => {
     expect(out).toContain("moto server is not installed");
     expect(out).toContain('pip install "moto[server]"');
     expect(out).not.toContain("started in");
-  }, 60_000);
+  }, 180_000);
 });
