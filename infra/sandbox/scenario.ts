@@ -502,6 +502,8 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
   const trackTokens = () => {
     const world = ctx.world;
     if (!world) return;
+    // Commands that ended first: a revocation is shown after the confirmations it rests on.
+    trackInvocations(world);
     for (const t of world.buildkite.tokens()) {
       const version = managedVersionOf(t.description, world.secretArn);
       const what = version ? `version ${short(version)}` : `"${t.description}"`;
