@@ -116,6 +116,13 @@ export interface BuildkiteApi {
   addToken(input: SeedToken): { id: string; value: string };
   /** Revoke directly, as a human in the UI would. Throws for an unknown id; idempotent otherwise. */
   revokeToken(id: string): void;
+  /**
+   * Calls `listener` synchronously each time a token goes from live to revoked (REST DELETE or
+   * `revokeToken`), before the response is sent: an observer can record the world at that
+   * instant. The listener gets the token id only; it must not throw (errors are swallowed).
+   * Returns a function that removes it.
+   */
+  onRevoke(listener: (tokenId: string) => void): () => void;
   /** Clears every knob (latency, queued faults, flaky, scopes, enforcement, rate-limit window); keeps tokens and logs. */
   reset(): void;
 
@@ -494,7 +501,26 @@ class SandboxBuildkiteApi implements BuildkiteApi {
   revokeToken(id: string): void {
     const token = this.store.get(id);
     if (!token) throw new Error(`no token with id ${id}`);
-    token.revokedAt ??= this.now();
+    if (token.revokedAt !== null) return;
+    token.revokedAt = this.now();
+    this.notifyRevoked(token.id);
+  }
+
+  private readonly revokeListeners = new Set<(tokenId: string) => void>();
+
+  onRevoke(listener: (tokenId: string) => void): () => void {
+    this.revokeListeners.add(listener);
+    return () => this.revokeListeners.delete(listener);
+  }
+
+  private notifyRevoked(id: string): void {
+    for (const listener of this.revokeListeners) {
+      try {
+        listener(id);
+      } catch {
+        // an observer must never change what the API answers
+      }
+    }
   }
 
   reset(): void {
@@ -724,6 +750,7 @@ class SandboxBuildkiteApi implements BuildkiteApi {
     const token = this.liveToken(ctx.params[2]);
     if (!token) return notFound();
     token.revokedAt = this.now();
+    this.notifyRevoked(token.id);
     return { status: 204 };
   }
 

@@ -14,19 +14,32 @@ import { EXIT } from "./summary";
 
 export const USAGE = `Usage: npm run sandbox [-- options]
 
-Runs the whole token rotation locally: moto server (Secrets Manager, SSM, SNS, SQS), a local
-Buildkite API and a simulated EC2 Auto Scaling fleet in 3 regions whose instances read the token
-at boot and register with Buildkite; the real rotate-token and reconcile handlers run behind a
-local Lambda endpoint and are triggered as in AWS (rotate-secret → four steps → label event →
-reconcile → refresh notifications → revoke). Shows live progress, then a summary, then checks
-the safety invariants from what the local servers recorded.
+Runs the whole token rotation locally on a stock Elastic CI Stack fleet: moto server (Secrets
+Manager, SSM, SNS, SQS), a local Buildkite API, and Linux and Windows Elastic CI Stacks in 3 regions
+(every instance protected from scale-in, some running jobs) whose instances read the token at boot,
+write it to their agent cfg and register with Buildkite; Auto Scaling, EC2, CloudFormation and SSM
+Run Command stand-ins; the real rotate-token and reconcile handlers behind a local Lambda endpoint,
+triggered as in AWS (rotate-secret → four steps → label event → reconcile → revoke). By default the
+in-place strategy rewrites every cfg through Run Command (real bash and the AWS CLI for the Linux
+step); in the last rotation one instance's SSM agent is offline at first and comes back, and the
+retry reaches it. Shows live progress, then per rotation: instances replaced by the rollout, jobs
+interrupted, promotion → revocation, failed registrations, and every safety invariant, checked
+from what the local servers recorded.
 
 Options:
-  --quick                  a smaller, faster fleet (for CI)
+  --quick                  a smaller, faster fleet (for CI); the Linux step runs the install
+                           script's TypeScript mirror instead of bash and the AWS CLI
   --rotations N            rotations to run (default 2: the second revokes the first one's token;
                            the initial token was made by a human and is never revoked by the tool)
-  --fail-refresh REGION    every instance refresh in REGION fails during the last rotation:
-                           the rollout must block, alert once and revoke nothing
+  --strategy S             in-place (default) or refresh: an instance refresh of every group with
+                           ScaleInProtectedInstances=Refresh (replaces every instance, interrupts
+                           the jobs running on them, and reports how many)
+  --ssm-offline            in-place: the instance's SSM agent stays offline in the last rotation:
+                           the rollout must block, alert once naming the instance, revoke nothing
+  --churn                  light natural churn: idle agents in the replica regions terminate
+                           themselves and the scaler replaces them (counted apart from the rollout)
+  --fail-refresh REGION    every instance refresh in REGION fails during the last rotation (runs
+                           the refresh strategy): the rollout must block, alert once, revoke nothing
   --replica-lag SECONDS    replication lag to every replica region (decimals allowed, up to 300);
                            longer than reconcile's per-run wait, the schedule finishes the job
   --buildkite-flaky        the Buildkite API answers 502/429 to ~15% of requests
@@ -41,14 +54,16 @@ Exit codes:
   0    every rotation rolled out completely and every safety invariant held
   1    a safety invariant was broken (each one is explained), or the sandbox could not run
        (for example moto is not installed: pip install "moto[server]")
-  2    the rollout did not complete (e.g. --fail-refresh), every invariant intact: explained,
-       and no token was revoked early
+  2    the rollout did not complete (e.g. --fail-refresh, --ssm-offline), every invariant intact:
+       explained, and no token was revoked early
   3    rolled out completely despite an injected fault (--replica-lag, --buildkite-flaky):
        every invariant held, and the last line says what the fault did
   64   bad options
   130  interrupted (Ctrl-C; 143 for SIGTERM) after stopping everything it started; a second
        Ctrl-C exits at once
 `;
+
+const STRATEGIES = ["in-place", "refresh"] as const;
 
 export interface MainIo extends ScenarioIo {
   error(text: string): void;
@@ -81,8 +96,17 @@ export async function main(
     io.error(`sandbox: --rotations takes a whole number, got "${rotations}"\n\n${USAGE}`);
     return EXIT.usage;
   }
+  const strategyValue = values.strategy;
+  const strategy = strategyValue === undefined ? undefined : STRATEGIES.find((s) => s === strategyValue);
+  if (strategyValue !== undefined && strategy === undefined) {
+    io.error(`sandbox: --strategy takes in-place or refresh, got "${strategyValue}"\n\n${USAGE}`);
+    return EXIT.usage;
+  }
   const options = {
     profile: values.quick ? PROFILES.quick : PROFILES.default,
+    ...(strategy === undefined ? {} : { strategy }),
+    ...(values["ssm-offline"] ? { ssmOffline: true } : {}),
+    ...(values.churn ? { churn: true } : {}),
     ...(rotations === undefined ? {} : { rotations: Number(rotations) }),
     ...(values["fail-refresh"] === undefined ? {} : { failRefreshRegion: values["fail-refresh"] }),
     ...(lag === undefined ? {} : { replicaLagSeconds: Number(lag) }),
@@ -112,6 +136,9 @@ function parse(argv: readonly string[]) {
       quick: { type: "boolean" },
       rotations: { type: "string" },
       "fail-refresh": { type: "string" },
+      strategy: { type: "string" },
+      "ssm-offline": { type: "boolean" },
+      churn: { type: "boolean" },
       "replica-lag": { type: "string" },
       "buildkite-flaky": { type: "boolean" },
       "log-file": { type: "string" },

@@ -7,10 +7,10 @@
  * Exit codes (also in `npm run sandbox -- --help`):
  *   0  every rotation rolled out completely and every safety invariant held
  *   1  a safety invariant was broken, or the sandbox could not run (moto missing, crash)
- *   2  the rollout did not complete (e.g. `--fail-refresh`), with every invariant intact
+ *   2  the rollout did not complete (e.g. `--fail-refresh`, `--ssm-offline`), with every invariant intact
  *   130/143  interrupted (SIGINT/SIGTERM), after stopping everything it started
  */
-import { createWriteStream, rmSync, type WriteStream, writeFileSync } from "node:fs";
+import { createWriteStream, readFileSync, rmSync, type WriteStream, writeFileSync } from "node:fs";
 import { GetSecretValueCommand, ListSecretVersionIdsCommand } from "@aws-sdk/client-secrets-manager";
 import { autoScalingClients } from "../../shared/aws/auto-scaling";
 import { ec2Clients } from "../../shared/aws/ec2";
@@ -23,40 +23,51 @@ import { renderProgress } from "../../shared/cli/render-status";
 import { loadReconcileConfig } from "../../shared/config";
 import { redactSecrets, setLogSink } from "../../shared/log";
 import { collectStatus, type StatusReport } from "../../shared/rollout/status";
+import { parseAgentToken } from "./autoscaling/agent-config";
+import type { FleetCounters } from "./autoscaling/index";
 import { createLiveView, type LiveViewIo } from "./live-view";
 import type { InvocationPhase, InvocationRecord } from "./local-lambda";
 import { motoAvailable } from "./moto";
 import { STEP_ORDER } from "./rotation-driver";
+import type { RunCommandStandInOptions } from "./ssm/index";
 import {
+  type CfgFacts,
   checkInvariants,
   countTokenLeaks,
   decideOutcome,
   EXIT,
+  type FleetDelta,
   type InvariantResult,
+  type RevocationFacts,
   type RotationFacts,
   type RunFacts,
   renderSummary,
+  type Strategy,
   type SummaryNumbers,
   summaryNumbers,
   type Violation,
   violationsOf,
 } from "./summary";
-import { type FunctionHandler, RotationStepError, startWorld, type World, type WorldGroup } from "./world";
+import { type FunctionHandler, RotationStepError, startWorld, type World, type WorldStack } from "./world";
 
 /** Sizes and timings of one sandbox run. */
 export interface Profile {
   name: string;
   primaryRegion: string;
   replicaRegions: string[];
-  groups: WorldGroup[];
+  /**
+   * Stock Elastic CI Stacks (every instance protected from scale-in, the stack's
+   * InstanceScaleInProtection default), Linux and Windows, some agents running a job.
+   */
+  stacks: WorldStack[];
   /** Replication lag to every replica region. */
   replicaLagMs: number;
-  /** Time to launch and boot one instance in a refresh. */
+  /** Time to launch and boot one instance (refresh, churn). */
   replaceMs: number;
-  /** How long the jobs of the busy instances (`protectedInstances`) run once the fleet has booted. */
+  /** Default job length of the fleet (stacks give their own ranges). */
   jobMs: number;
   minHealthyPercentage: number;
-  /** The reconcile function's timeout: its per-run wait for replicas is this minus 20 s. */
+  /** The reconcile function's timeout: its per-run wait for replicas and commands is this minus 20 s. */
   reconcileTimeoutMs: number;
   /** How often the sandbox fires the safety-net schedule while a rollout is under way. */
   scheduleEveryMs: number;
@@ -66,48 +77,98 @@ export interface Profile {
   progressIntervalMs: number;
   /** Longest wait for one rotation's rollout (plus three times the replica lag). */
   rotationTimeoutMs: number;
+  /**
+   * The Run Command stand-in: `linuxStep: "bash"` runs the install document's Linux script for
+   * real (bash and the AWS CLI against moto); `"mirror"` runs its TypeScript mirror (faster).
+   */
+  runCommand: Pick<
+    RunCommandStandInOptions,
+    "linuxStep" | "invocationDelayMs" | "commandLatencyMs" | "msPerAwsSecond"
+  >;
+  /** In the last rotation, one instance's SSM agent is connection-lost from the rotation's start until this long after promotion. */
+  ssmOutageMs: number;
+  /** IN_PLACE_RETRY_SECONDS and IN_PLACE_FALLBACK_AFTER_SECONDS, small so the retry shows in seconds. */
+  inPlace: { retrySeconds: number; fallbackAfterSeconds: number };
+  /** With `churn`: how long an agent stays idle before it terminates itself. */
+  churnIdleMs: number;
 }
+
+/** Jobs long enough that a refresh with ScaleInProtectedInstances=Refresh catches some running. */
+const JOBS = { durationMs: [15_000, 40_000], busyOnBoot: 0.5 } as const;
 
 export const PROFILES = {
   default: {
     name: "default",
     primaryRegion: "us-east-1",
     replicaRegions: ["us-west-2", "eu-west-1"],
-    groups: [
-      { region: "us-east-1", name: "ci-default", instances: 8, protectedInstances: 2 },
-      { region: "us-east-1", name: "ci-docker", instances: 6, protectedInstances: 1 },
-      { region: "us-west-2", name: "ci-default", instances: 8, protectedInstances: 2 },
-      { region: "eu-west-1", name: "ci-arm", instances: 6, protectedInstances: 1 },
+    stacks: [
+      { region: "us-east-1", stackName: "buildkite-linux", instances: 6, jobs: { ...JOBS, busyAtStart: 2 } },
+      {
+        region: "us-east-1",
+        stackName: "buildkite-windows",
+        instances: 3,
+        platform: "Windows",
+        jobs: { ...JOBS, busyAtStart: 1 },
+      },
+      { region: "us-west-2", stackName: "buildkite-linux", instances: 5, jobs: { ...JOBS, busyAtStart: 2 } },
+      {
+        region: "eu-west-1",
+        stackName: "buildkite-windows",
+        instances: 3,
+        platform: "Windows",
+        jobs: { ...JOBS, busyAtStart: 1 },
+      },
     ],
     replicaLagMs: 800,
     replaceMs: 450,
     jobMs: 1_500,
     minHealthyPercentage: 75,
-    reconcileTimeoutMs: 30_000,
+    reconcileTimeoutMs: 45_000,
     scheduleEveryMs: 5_000,
     tickMs: 250,
     progressIntervalMs: 1_000,
-    rotationTimeoutMs: 90_000,
+    rotationTimeoutMs: 120_000,
+    runCommand: { linuxStep: "bash", invocationDelayMs: 300, commandLatencyMs: 200 },
+    ssmOutageMs: 4_000,
+    inPlace: { retrySeconds: 1, fallbackAfterSeconds: 12 },
+    churnIdleMs: 8_000,
   },
   quick: {
     name: "quick",
     primaryRegion: "us-east-1",
     replicaRegions: ["us-west-2", "eu-west-1"],
-    groups: [
-      { region: "us-east-1", name: "ci-default", instances: 4, protectedInstances: 1 },
-      { region: "us-east-1", name: "ci-docker", instances: 3 },
-      { region: "us-west-2", name: "ci-default", instances: 4, protectedInstances: 1 },
-      { region: "eu-west-1", name: "ci-arm", instances: 3, protectedInstances: 1 },
+    stacks: [
+      { region: "us-east-1", stackName: "buildkite-linux", instances: 3, jobs: { ...JOBS, busyAtStart: 1 } },
+      {
+        region: "us-east-1",
+        stackName: "buildkite-windows",
+        instances: 2,
+        platform: "Windows",
+        jobs: { ...JOBS, busyAtStart: 1 },
+      },
+      { region: "us-west-2", stackName: "buildkite-linux", instances: 3, jobs: { ...JOBS, busyAtStart: 1 } },
+      {
+        region: "eu-west-1",
+        stackName: "buildkite-windows",
+        instances: 2,
+        platform: "Windows",
+        jobs: { ...JOBS, busyAtStart: 1 },
+      },
     ],
     replicaLagMs: 300,
     replaceMs: 80,
     jobMs: 300,
     minHealthyPercentage: 75,
-    reconcileTimeoutMs: 30_000,
+    reconcileTimeoutMs: 45_000,
     scheduleEveryMs: 2_000,
     tickMs: 200,
     progressIntervalMs: 1_000,
-    rotationTimeoutMs: 45_000,
+    rotationTimeoutMs: 60_000,
+    // The TypeScript mirror of the Linux step: no bash/AWS CLI start-up per instance (the banner says so).
+    runCommand: { linuxStep: "mirror", invocationDelayMs: 200, commandLatencyMs: 100 },
+    ssmOutageMs: 2_500,
+    inPlace: { retrySeconds: 1, fallbackAfterSeconds: 8 },
+    churnIdleMs: 4_000,
   },
 } satisfies Record<string, Profile>;
 
@@ -116,8 +177,24 @@ export interface ScenarioOptions {
   profile?: Profile;
   /** Default 2: the second one shows the first one's token being revoked. */
   rotations?: number;
-  /** Make every instance refresh in this region fail, from the last rotation on. */
+  /** ROLLOUT_STRATEGY (default in-place; `failRefreshRegion` selects refresh). */
+  strategy?: Strategy;
+  /**
+   * Make every instance refresh in this region fail, from the last rotation on. Selects the refresh
+   * strategy (an in-place rollout starts no refresh to fail).
+   */
   failRefreshRegion?: string;
+  /**
+   * In the last rotation, keep the one instance's SSM agent connection-lost instead of bringing it
+   * back: the rollout must block with one alert naming the instance (IN_PLACE_FALLBACK=alert).
+   */
+  ssmOffline?: boolean;
+  /**
+   * Light natural churn: the agents of the replica regions' stacks terminate themselves after
+   * `Profile.churnIdleMs` idle (the stack's ScaleInIdlePeriod, scaled) and the scaler launches
+   * replacements; counted apart from what the rollout replaces.
+   */
+  churn?: boolean;
   /** Replication lag to every replica region, replacing the profile's. */
   replicaLagSeconds?: number;
   /** The Buildkite API fails a share of requests (502/429). */
@@ -181,7 +258,16 @@ export function validateScenario(options: Omit<ScenarioOptions, "handlers">): st
   if (!Number.isInteger(rotations) || rotations < 1 || rotations > MAX_ROTATIONS) {
     return `--rotations must be a whole number from 1 to ${MAX_ROTATIONS}, got ${rotations}`;
   }
-  const regions = [...new Set(profile.groups.map((g) => g.region))];
+  const regions = [...new Set(profile.stacks.map((g) => g.region))];
+  if (options.strategy !== undefined && options.strategy !== "in-place" && options.strategy !== "refresh") {
+    return `--strategy must be in-place or refresh, got "${String(options.strategy)}"`;
+  }
+  if (options.failRefreshRegion !== undefined && options.strategy === "in-place") {
+    return "--fail-refresh makes instance refreshes fail, so it runs the refresh strategy: it cannot be combined with --strategy in-place";
+  }
+  if (options.ssmOffline && (options.strategy === "refresh" || options.failRefreshRegion !== undefined)) {
+    return "--ssm-offline shows the in-place strategy blocking on an unreachable instance: it cannot be combined with --strategy refresh or --fail-refresh";
+  }
   if (options.failRefreshRegion !== undefined && !regions.includes(options.failRefreshRegion)) {
     return `--fail-refresh needs a region with Auto Scaling groups (${regions.join(", ")}), got "${options.failRefreshRegion}"`;
   }
@@ -221,6 +307,75 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   abortable(new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms))), signal);
+
+/** Run Command invocation statuses that end an invocation (SSM "Understanding command statuses"). */
+const TERMINAL_INVOCATION: ReadonlySet<string> = new Set(["Success", "Failed", "Cancelled", "TimedOut"]);
+/** The install document's one result line (README "Strategies"): only the result word is shown. */
+const RESULT_WORD = /buildkite-agent-token-rotation result=([a-z-]+)/;
+
+/**
+ * Every live instance's agent cfg as it is on disk right now, each token named by the id of the
+ * Buildkite token whose value it holds (values are compared here and never kept). Synchronous,
+ * so a revocation hook records the instant of the revocation.
+ */
+export function readCfgs(world: World): CfgFacts[] {
+  const ids = new Map(world.buildkite.tokens().map((t) => [t.value, t.id]));
+  return world.fleet.groups().flatMap((g) =>
+    g.instances.map((i): CfgFacts => {
+      let value: string | undefined;
+      try {
+        value = parseAgentToken(readFileSync(i.configPath, "utf8"));
+      } catch {
+        value = undefined; // not written yet (user data still running) or already cleaned up
+      }
+      return {
+        region: g.region,
+        groupName: g.name,
+        instanceId: i.instanceId,
+        platform: i.platform,
+        lifecycleState: i.lifecycleState,
+        bootFinished: i.bootFinished,
+        launchTime: i.launchTime,
+        cfgTokenId: value === undefined || value === "" ? null : (ids.get(value) ?? "foreign"),
+      };
+    }),
+  );
+}
+
+/** The instance whose SSM agent drops out: a booted Linux instance in a replica region if there is one. */
+function ssmOutageTarget(world: World): { region: string; instanceId: string } | undefined {
+  const live = world.fleet
+    .groups()
+    .flatMap((g) =>
+      g.instances
+        .filter((i) => i.lifecycleState === "InService" && i.bootFinished)
+        .map((i) => ({ region: g.region, instanceId: i.instanceId, platform: i.platform })),
+    );
+  const pick =
+    live.find((i) => i.platform === "Linux" && i.region !== world.primaryRegion) ??
+    live.find((i) => i.platform === "Linux") ??
+    live[0];
+  return pick ? { region: pick.region, instanceId: pick.instanceId } : undefined;
+}
+
+/** What the fleet and the Run Command stand-in recorded between two instants of a rotation. */
+function fleetDelta(world: World, before: FleetCounters, from: Date, to: Date): FleetDelta {
+  const after = world.fleet.counters();
+  const installs = world.runCommand
+    .invocations()
+    .filter((i) => i.requestedAt >= from.getTime() && i.requestedAt <= to.getTime());
+  return {
+    replacedByRollout: after.replacedByRollout - before.replacedByRollout,
+    jobsInterrupted: after.jobsInterrupted - before.jobsInterrupted,
+    selfTerminated: after.selfTerminated - before.selfTerminated,
+    churnLaunches: after.churnLaunches - before.churnLaunches,
+    failedRegistrations: after.registrations.failed - before.registrations.failed,
+    agentRestarts: after.agentRestarts - before.agentRestarts,
+    installInvocations: installs.length,
+    installFailures: installs.filter((i) => TERMINAL_INVOCATION.has(i.status) && i.status !== "Success")
+      .length,
+  };
+}
 
 /** Status as the operator CLI sees it, built against the world's endpoints. */
 function statusReader(world: World) {
@@ -265,7 +420,12 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
       ? profile.replicaLagMs
       : Math.round(options.replicaLagSeconds * 1000);
   const { color, signal } = options;
-  const expect = options.failRefreshRegion ? "blocked" : "complete";
+  const expect = options.failRefreshRegion || options.ssmOffline ? "blocked" : "complete";
+  const strategy: Strategy = options.failRefreshRegion ? "refresh" : (options.strategy ?? "in-place");
+  const revocations: RevocationFacts[] = [];
+  let blockedOn: RunFacts["blockedOn"] = options.failRefreshRegion
+    ? { kind: "region", name: options.failRefreshRegion }
+    : undefined;
 
   const written: string[] = [];
   const write = (text: string) => {
@@ -342,6 +502,8 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
   const trackTokens = () => {
     const world = ctx.world;
     if (!world) return;
+    // Commands that ended first: a revocation is shown after the confirmations it rests on.
+    trackInvocations(world);
     for (const t of world.buildkite.tokens()) {
       const version = managedVersionOf(t.description, world.secretArn);
       const what = version ? `version ${short(version)}` : `"${t.description}"`;
@@ -447,6 +609,7 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
     violations: [],
   };
   let cleanupError: string | undefined;
+  let unhookRevoke: (() => void) | undefined;
 
   const pollAlerts = async () => {
     if (!world) return;
@@ -517,13 +680,17 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
       attempts: 0,
       error: undefined,
       failRefreshRegion: undefined,
+      ssmOutage: undefined,
       reconcileRuns: 0,
       reconcileFailures: 0,
       schedulesFired: 0,
       timedOut: false,
       endedAt: undefined,
+      fleet: undefined,
     };
     rotations.push(rotation);
+    const countersBefore = w.fleet.counters();
+    const lastRotation = index === rotationsWanted;
     ctx.rotation = rotation;
     view.event("");
     view.event(paint(color, "1", `── rotation ${index} of ${rotationsWanted} ──`));
@@ -538,11 +705,31 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
         ),
       );
     }
+    if (strategy === "in-place" && lastRotation) {
+      // One instance's SSM agent loses its connection (PingStatus ConnectionLost) as the rotation
+      // starts: Run Command cannot reach it until it is back, so the rollout must retry it.
+      const target = ssmOutageTarget(w);
+      if (target) {
+        w.fleet.setSsmAgent(target.region, target.instanceId, "connection-lost");
+        rotation.ssmOutage = { ...target, restoredAt: undefined };
+        if (options.ssmOffline) blockedOn = { kind: "instance", name: target.instanceId };
+        log(
+          paint(
+            color,
+            "33",
+            options.ssmOffline
+              ? `--ssm-offline: the SSM agent of ${target.region}/${target.instanceId} is connection-lost and stays so`
+              : `the SSM agent of ${target.region}/${target.instanceId} is connection-lost; it comes back ${secs(profile.ssmOutageMs)} after promotion`,
+          ),
+        );
+      }
+    }
     log("aws secretsmanager rotate-secret → Secrets Manager invokes rotate-token for each of the four steps");
     await rotateLikeSecretsManager(w, rotation);
     if (rotation.error || !rotation.versionId || !rotation.promotedAt) {
       log(paint(color, "31", `rotation ${index} failed: ${rotation.error ?? "no version"}`));
       rotation.endedAt = new Date();
+      rotation.fleet = fleetDelta(w, countersBefore, rotation.startedAt, rotation.endedAt);
       return;
     }
     const versionId = rotation.versionId;
@@ -596,6 +783,20 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
         if (report) {
           progress(report);
         }
+        const outage = rotation.ssmOutage;
+        if (
+          outage &&
+          !options.ssmOffline &&
+          !outage.restoredAt &&
+          Date.now() - promotedAt.getTime() >= profile.ssmOutageMs
+        ) {
+          w.fleet.setSsmAgent(outage.region, outage.instanceId, "online");
+          outage.restoredAt = new Date();
+          log(
+            `the SSM agent of ${outage.region}/${outage.instanceId} is online again: the next retry reaches it`,
+          );
+        }
+        trackInvocations(w);
         trackTokens();
         if (Date.now() - lastAlertPoll >= 1_000) {
           lastAlertPoll = Date.now();
@@ -657,18 +858,45 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
     await pollAlerts();
     const last = await status?.read().catch(() => undefined);
     if (last) progress(last);
+    trackInvocations(w);
     view.flush();
     rotation.endedAt = new Date();
+    rotation.fleet = fleetDelta(w, countersBefore, rotation.startedAt, rotation.endedAt);
+  };
+
+  /** One event line per install-document invocation that ended (its result word, never output). */
+  const invocationsSeen = new Set<string>();
+  const trackInvocations = (w: World) => {
+    for (const i of w.runCommand.invocations()) {
+      const key = `${i.commandId}/${i.instanceId}`;
+      if (invocationsSeen.has(key) || !TERMINAL_INVOCATION.has(i.status)) continue;
+      invocationsSeen.add(key);
+      const result = i.plugins.map((p) => RESULT_WORD.exec(p.stdout)?.[1]).find((r) => r !== undefined);
+      const text = `Run Command: ${i.region}/${i.instanceId} (${i.platform ?? "?"}) ${i.status}${result ? ` result=${result}` : i.statusDetails ? ` (${i.statusDetails})` : ""}`;
+      log(i.status === "Success" ? text : paint(color, "33", text));
+    }
   };
 
   try {
     log(
-      `starting moto server, the Buildkite API, the Auto Scaling stand-in (${profile.groups.reduce((n, g) => n + g.instances, 0)} instances) and the local Lambda…`,
+      `starting moto server, the Buildkite API, the Auto Scaling, EC2, CloudFormation and Run Command stand-ins (${profile.stacks.reduce((n, g) => n + g.instances, 0)} instances) and the local Lambda…`,
     );
     starting = startWorld({
       primaryRegion: profile.primaryRegion,
       replicaRegions: profile.replicaRegions,
-      groups: profile.groups,
+      groups: [],
+      stacks: options.churn
+        ? profile.stacks.map((stack) =>
+            stack.region === profile.primaryRegion ? stack : { ...stack, idlePeriodMs: profile.churnIdleMs },
+          )
+        : profile.stacks,
+      strategy,
+      inPlace: {
+        fallback: "alert",
+        retrySeconds: profile.inPlace.retrySeconds,
+        fallbackAfterSeconds: profile.inPlace.fallbackAfterSeconds,
+      },
+      runCommand: profile.runCommand,
       replicaLagMs: profile.replicaLagMs,
       replaceMs: profile.replaceMs,
       jobMs: profile.jobMs,
@@ -683,12 +911,19 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
     });
     world = await abortable(starting, signal);
     ctx.world = world;
+    const observed = world;
+    // The cfg of every live instance at the instant of each revocation (ids, never values).
+    unhookRevoke = world.buildkite.onRevoke((tokenId) => {
+      revocations.push({ tokenId, at: new Date(), instances: readCfgs(observed) });
+    });
     // A replica lag given on the command line applies once the world is up (so start-up stays fast).
     for (const region of world.replicaRegions) world.replicator.setLag(region, lagMs);
     for (const t of world.buildkite.tokens()) ctx.tokens.set(t.id, { revoked: t.revokedAt !== null });
     status = statusReader(world);
     const worldReadyAt = new Date();
     printBanner(view.event, world, profile, {
+      strategy,
+      ssmOffline: options.ssmOffline === true,
       lagMs,
       rotations: rotationsWanted,
       failRefreshRegion: options.failRefreshRegion,
@@ -706,6 +941,9 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
 
     const gathered = await gatherFacts(world, {
       expect,
+      strategy,
+      blockedOn,
+      revocations,
       failRefreshRegion: options.failRefreshRegion,
       profile,
       startedAt,
@@ -723,7 +961,10 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
         replicaLagSeconds: options.replicaLagSeconds,
         buildkiteFlaky: options.buildkiteFlaky === true,
       },
-      tokenLeaks: countTokenLeaks([...written, ...logLines], gathered.secretValues),
+      tokenLeaks: countTokenLeaks(
+        [...written, ...logLines, ...world.runCommand.outputs(), ...world.runCommand.logs()],
+        gathered.secretValues,
+      ),
       logLines: logStats,
     };
     let invariants = checkInvariants(facts);
@@ -774,6 +1015,7 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
       };
     }
   } finally {
+    unhookRevoke?.();
     status?.close();
     world ??= await starting?.catch(() => undefined);
     cleanupError = await (world?.stop() ?? Promise.resolve()).then(
@@ -842,6 +1084,8 @@ function printBanner(
   world: World,
   profile: Profile,
   o: {
+    strategy: Strategy;
+    ssmOffline: boolean;
     lagMs: number;
     rotations: number;
     failRefreshRegion: string | undefined;
@@ -851,32 +1095,51 @@ function printBanner(
     startupMs: number;
   },
 ) {
-  const instances = profile.groups.reduce((n, g) => n + g.instances, 0);
-  const protectedCount = profile.groups.reduce((n, g) => n + (g.protectedInstances ?? 0), 0);
+  const instances = profile.stacks.reduce((n, g) => n + g.instances, 0);
+  const busy = profile.stacks.reduce((n, g) => n + (g.jobs?.busyAtStart ?? 0), 0);
   const services: Array<[string, string]> = [
     ["moto server (Secrets Manager, SSM, SNS, SQS)", world.motoUrl],
     ["Buildkite REST + agent API stand-in", world.buildkite.url],
     ["EC2 Auto Scaling stand-in", world.autoScalingUrl],
+    ["EC2 / CloudFormation stand-ins", `${world.ec2Url} ${world.cloudFormationUrl}`],
+    ["SSM Run Command stand-in (+ Parameter Store)", world.runCommand.url],
     ["Lambda endpoint (rotate-token, reconcile)", world.lambda.url],
   ];
   const width = Math.max(...services.map(([name]) => name.length));
-  const groupWidth = Math.max(...profile.groups.map((g) => g.name.length));
-  const regionWidth = Math.max(...profile.groups.map((g) => g.region.length));
+  const stackWidth = Math.max(...profile.stacks.map((g) => g.stackName.length));
+  const regionWidth = Math.max(...profile.stacks.map((g) => g.region.length));
+  const linuxStep =
+    profile.runCommand.linuxStep === "mirror"
+      ? "the Linux step runs the install script's TypeScript mirror (faster; the default profile runs it with real bash and the AWS CLI)"
+      : "the Linux step runs the install script with real bash and the AWS CLI against moto";
   const lines = [
     "",
     paint(o.color, "1", `Buildkite agent token rotation: local sandbox (profile ${profile.name})`),
     `started in ${secs(o.startupMs)}, all on loopback, no AWS account involved:`,
     ...services.map(([name, url]) => `  ${name.padEnd(width)}  ${url}`),
     `secret ${world.secretName} in ${world.primaryRegion}, replicated to ${world.replicaRegions.join(", ")} (replication lag ${secs(o.lagMs)})`,
-    `Auto Scaling groups: ${instances} instances, all protected from scale-in (the stock stack's default), ${protectedCount} of them running a job:`,
-    ...profile.groups.map(
+    `Elastic CI Stacks: ${instances} instances, all protected from scale-in (the stack's default), ${busy} running a job at the start:`,
+    ...profile.stacks.map(
       (g) =>
-        `  ${g.region.padEnd(regionWidth)}  ${g.name.padEnd(groupWidth)}  ${String(g.instances).padStart(2)} instances${g.protectedInstances ? `, ${g.protectedInstances} busy` : ""}`,
+        `  ${g.region.padEnd(regionWidth)}  ${g.stackName.padEnd(stackWidth)}  ${(g.platform ?? "Linux").padEnd(7)}  ${String(g.instances).padStart(2)} instances${g.jobs?.busyAtStart ? `, ${g.jobs.busyAtStart} busy` : ""}  (group ${world.stacks.groupName(g.region, g.stackName)})`,
     ),
     `initial token ${short(world.stack.initialToken.id)}: made by a human, every agent registered with it; this tool never revokes it`,
-    `refresh: MinHealthyPercentage ${profile.minHealthyPercentage}, ScaleInProtectedInstances Refresh (jobs on replaced instances are interrupted), SkipMatching false`,
-    `reconcile: timeout ${secs(profile.reconcileTimeoutMs)} (waits up to ${secs(Math.max(0, profile.reconcileTimeoutMs - 20_000))} per run for lagging replicas); safety-net schedule every ${secs(profile.scheduleEveryMs)}`,
-    `scenario: ${o.rotations} rotation(s)${o.failRefreshRegion ? `; refreshes in ${o.failRefreshRegion} fail during rotation ${o.rotations}` : ""}${o.buildkiteFlaky ? "; Buildkite API flaky (15% of requests answer 502 or 429)" : ""}`,
+    o.strategy === "in-place"
+      ? `strategy in-place (ROLLOUT_STRATEGY): Run Command rewrites each cfg's token line, nothing is replaced or restarted; ${linuxStep}`
+      : `strategy refresh (ROLLOUT_STRATEGY): instance refresh, MinHealthyPercentage ${profile.minHealthyPercentage}, ScaleInProtectedInstances Refresh (jobs on replaced instances are interrupted), SkipMatching false`,
+    ...(o.strategy === "in-place"
+      ? [
+          `in-place: IN_PLACE_RETRY_SECONDS ${profile.inPlace.retrySeconds}, IN_PLACE_FALLBACK alert after ${profile.inPlace.fallbackAfterSeconds} s (small for the sandbox)`,
+        ]
+      : []),
+    `reconcile: timeout ${secs(profile.reconcileTimeoutMs)} (waits up to ${secs(Math.max(0, profile.reconcileTimeoutMs - 20_000))} per run for replicas and commands); safety-net schedule every ${secs(profile.scheduleEveryMs)}`,
+    `scenario: ${o.rotations} rotation(s)${
+      o.strategy === "in-place"
+        ? o.ssmOffline
+          ? `; rotation ${o.rotations}: one instance's SSM agent is offline and stays so (--ssm-offline)`
+          : `; rotation ${o.rotations}: one instance's SSM agent is offline at first and back ${secs(profile.ssmOutageMs)} after promotion`
+        : ""
+    }${o.failRefreshRegion ? `; refreshes in ${o.failRefreshRegion} fail during rotation ${o.rotations}` : ""}${o.buildkiteFlaky ? "; Buildkite API flaky (15% of requests answer 502 or 429)" : ""}`,
     ...(o.logFile ? [`handler logs (JSON lines): ${o.logFile}`] : []),
   ];
   for (const l of lines) line(l);
@@ -886,6 +1149,9 @@ async function gatherFacts(
   world: World,
   o: {
     expect: RunFacts["expect"];
+    strategy: Strategy;
+    blockedOn: RunFacts["blockedOn"];
+    revocations: RevocationFacts[];
     failRefreshRegion: string | undefined;
     profile: Profile;
     startedAt: Date;
@@ -927,11 +1193,15 @@ async function gatherFacts(
     failRefreshRegion: o.failRefreshRegion,
     primaryRegion: world.primaryRegion,
     replicaRegions: world.replicaRegions,
-    groups: o.profile.groups.map((g) => ({
+    strategy: o.strategy,
+    blockedOn: o.blockedOn,
+    groups: o.profile.stacks.map((g) => ({
       region: g.region,
-      name: g.name,
+      name: world.stacks.groupName(g.region, g.stackName),
+      stackName: g.stackName,
+      platform: g.platform ?? "Linux",
       instances: g.instances,
-      protectedInstances: g.protectedInstances ?? 0,
+      busyAtStart: g.jobs?.busyAtStart ?? 0,
     })),
     startedAt: o.startedAt,
     worldReadyAt: o.worldReadyAt,
@@ -965,14 +1235,8 @@ async function gatherFacts(
       total: requests.length,
       failed: requests.filter((r) => r.status === 0 || r.status === 429 || r.status >= 500).length,
     },
-    instances: groups.flatMap((g) =>
-      g.instances.map((i) => ({
-        region: g.region,
-        groupName: g.name,
-        instanceId: i.instanceId,
-        lifecycleState: i.lifecycleState,
-      })),
-    ),
+    revocations: o.revocations,
+    finalCfgs: readCfgs(world),
     alerts,
   };
   return {

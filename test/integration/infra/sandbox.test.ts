@@ -1,7 +1,9 @@
 /**
- * `npm run sandbox`: the scenario in-process in a short configuration (happy path and
- * `--fail-refresh`), then the real command as a child process, which must exit 0, print the
- * summary and no token, and leave no process behind.
+ * `npm run sandbox`: the scenario in-process in a short configuration (the default in-place run
+ * with an SSM agent offline at first, `--ssm-offline`, `--strategy refresh`, `--fail-refresh`),
+ * then the real command as a child process, which must exit 0, print the summary and no token,
+ * and leave no process behind. The invariants themselves are unit-tested in
+ * test/unit/infra/sandbox/summary.test.ts.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -10,38 +12,26 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { PROFILES, type Profile, type ScenarioOptions } from "../../../infra/sandbox/scenario";
-import {
-  checkInvariants,
-  decideOutcome,
-  type RefreshFacts,
-  type RotationFacts,
-  type RunFacts,
-  refreshFor,
-  type TokenFacts,
-} from "../../../infra/sandbox/summary";
+import { refreshFor } from "../../../infra/sandbox/summary";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
 
-/** The quick profile with 20 instances and faster replacements: 3 regions, 4 groups. */
+/** The quick profile, a little faster: Linux and Windows stacks in 3 regions, 10 instances. */
 const SHORT: Profile = {
   ...PROFILES.quick,
   name: "test",
-  groups: [
-    { region: "us-east-1", name: "ci-default", instances: 6, protectedInstances: 1 },
-    { region: "us-east-1", name: "ci-docker", instances: 4 },
-    { region: "us-west-2", name: "ci-default", instances: 6, protectedInstances: 1 },
-    { region: "eu-west-1", name: "ci-arm", instances: 4, protectedInstances: 1 },
-  ],
   replicaLagMs: 200,
   replaceMs: 40,
-  jobMs: 150,
   scheduleEveryMs: 1_000,
   tickMs: 100,
   progressIntervalMs: 500,
-  rotationTimeoutMs: 40_000,
+  rotationTimeoutMs: 60_000,
+  ssmOutageMs: 2_000,
+  inPlace: { retrySeconds: 1, fallbackAfterSeconds: 6 },
 };
-const INSTANCES = SHORT.groups.reduce((n, g) => n + g.instances, 0);
+const INSTANCES = SHORT.stacks.reduce((n, g) => n + g.instances, 0);
 const TOKEN_VALUE = /bk(ct|ua)_[0-9a-f]{16,}/;
+const LONG = 240_000;
 
 /** The scenario and the handlers from one fresh module graph, so they share one logger. */
 async function fresh() {
@@ -64,86 +54,201 @@ async function fresh() {
 }
 
 describe("sandbox scenario (in-process, short profile)", () => {
-  it("two rotations complete: exit 0, every invariant holds, the first managed token is revoked after every refresh", async () => {
-    const { run } = await fresh();
-    const { result, output } = await run({ profile: SHORT, rotations: 2 });
+  it(
+    "in place, two rotations: exit 0, nothing replaced or interrupted, the offline SSM agent retried, one managed token valid",
+    async () => {
+      const { run } = await fresh();
+      const { result, output } = await run({ profile: SHORT, rotations: 2 });
 
-    expect(result.violations).toEqual([]);
-    expect(result.exitCode).toBe(0);
-    expect(result.outcome).toBe("complete");
-    const summary = result.summary;
-    if (!summary) throw new Error("no summary");
-    expect(summary.invariants.every((i) => i.ok)).toBe(true);
-    expect(summary.invariants.map((i) => i.id)).toEqual([
-      "no-registration-with-revoked-token",
-      "revoked-only-after-every-refresh",
-      "instances-hold-valid-tokens",
-      "one-managed-token-valid",
-      "no-token-in-output",
-      "final-refreshes-successful",
-    ]);
+      expect(result.violations).toEqual([]);
+      expect(result.exitCode).toBe(0);
+      expect(result.outcome).toBe("complete");
+      const summary = result.summary;
+      if (!summary) throw new Error("no summary");
+      expect(summary.invariants.every((i) => i.ok)).toBe(true);
+      expect(summary.invariants.map((i) => i.id)).toEqual([
+        "no-registration-with-revoked-token",
+        "no-cfg-holds-revoked-token",
+        "cfgs-hold-valid-tokens",
+        "foreign-token-never-revoked",
+        "one-managed-token-valid",
+        "no-token-in-output",
+        "every-instance-safe-for-final",
+        "in-place-replaced-nothing",
+      ]);
 
-    // Checked again here, independently of the scenario's own checks.
-    const { facts, numbers } = summary;
-    const [first, second] = facts.rotations;
-    if (!first?.versionId || !second?.versionId) throw new Error("rotations missing");
-    expect(numbers.reRegistered).toBe(2 * INSTANCES);
-    expect(numbers.failedRegistrations).toBe(0);
-    expect(numbers.managedValid.map((t) => t.versionId)).toEqual([second.versionId]);
-    const revoked = facts.tokens.filter((t) => t.revokedAt);
-    expect(revoked.map((t) => t.versionId)).toEqual([first.versionId]);
-    const revokedAt = revoked[0]?.revokedAt?.getTime() ?? 0;
-    for (const g of facts.groups) {
-      const refresh = refreshFor(facts, second, g);
-      expect(refresh?.status).toBe("Successful");
-      expect(refresh?.endTime?.getTime() ?? Number.POSITIVE_INFINITY).toBeLessThanOrEqual(revokedAt);
-    }
-    // The initial token was made by a human: never revoked.
-    expect(facts.tokens.find((t) => t.initial)?.valid).toBe(true);
-    expect(facts.alerts).toEqual([]);
+      // Checked again here, independently of the scenario's own checks.
+      const { facts, numbers } = summary;
+      const [first, second] = facts.rotations;
+      if (!first?.versionId || !second?.versionId) throw new Error("rotations missing");
+      expect(facts.strategy).toBe("in-place");
+      for (const r of facts.rotations) {
+        expect(r.fleet).toMatchObject({ replacedByRollout: 0, jobsInterrupted: 0, failedRegistrations: 0 });
+        expect(r.fleet?.installInvocations).toBeGreaterThanOrEqual(INSTANCES);
+      }
+      expect(facts.refreshes).toEqual([]);
+      expect(numbers.failedRegistrations).toBe(0);
+      expect(numbers.managedValid.map((t) => t.versionId)).toEqual([second.versionId]);
+      const revoked = facts.tokens.filter((t) => t.revokedAt);
+      expect(revoked.map((t) => t.versionId)).toEqual([first.versionId]);
+      // The SSM agent came back before the revocation, and the snapshot then shows every cfg moved on.
+      const outage = second.ssmOutage;
+      expect(outage?.restoredAt).toBeDefined();
+      const snapshot = facts.revocations.find((r) => r.tokenId === revoked[0]?.id);
+      expect(snapshot?.instances).toHaveLength(INSTANCES);
+      expect((outage?.restoredAt?.getTime() ?? Infinity) <= (snapshot?.at.getTime() ?? 0)).toBe(true);
+      const secondToken = facts.tokens.find((t) => t.versionId === second.versionId)?.id;
+      expect(snapshot?.instances.every((i) => i.cfgTokenId === secondToken)).toBe(true);
+      expect(facts.finalCfgs.every((i) => i.cfgTokenId === secondToken)).toBe(true);
+      // The initial token was made by a human: never revoked.
+      expect(facts.tokens.find((t) => t.initial)?.valid).toBe(true);
+      expect(facts.alerts).toEqual([]);
 
-    // What was printed: the world, events, progress lines, the summary, a final line; no token.
-    expect(output).toContain("moto server (Secrets Manager, SSM, SNS, SQS)");
-    expect(output).toMatch(/us-west-2\/ci-default: instance refresh started/);
-    expect(output).toMatch(/replica eu-west-1 serves version/);
-    expect(output).toMatch(/Buildkite: token \w{8} \(version \w{8}\) revoked/);
-    expect(output).toContain("  │ ");
-    expect(output).toContain("Summary");
-    expect(output).toContain("promotion → revocation");
-    expect(output).toMatch(/sandbox: OK .*\(exit 0\)\n$/);
-    expect(output).not.toMatch(TOKEN_VALUE);
-  }, 90_000);
+      // What was printed: the world, events, progress lines, the summary, a final line; no token.
+      expect(output).toContain("moto server (Secrets Manager, SSM, SNS, SQS)");
+      expect(output).toContain("TypeScript mirror");
+      expect(output).toMatch(/Run Command: us-west-2\/i-\w+ \(Linux\) Success result=installed/);
+      expect(output).toContain(`the SSM agent of ${outage?.region}/${outage?.instanceId} is online again`);
+      expect(output).toMatch(/replica eu-west-1 serves version/);
+      expect(output).toMatch(/Buildkite: token \w{8} \(version \w{8}\) revoked/);
+      expect(output).toContain("  │ ");
+      expect(output).toMatch(/instances replaced by the rollout +0 +0/);
+      expect(output).toMatch(/jobs interrupted +0 +0/);
+      expect(output).toMatch(/failed registrations +0 +0/);
+      expect(output).toContain("promotion → revocation");
+      expect(output).toMatch(
+        /sandbox: OK .*in place \(0 instances replaced by the rollout, 0 jobs interrupted\).*\(exit 0\)\n$/,
+      );
+      expect(output).not.toMatch(TOKEN_VALUE);
+    },
+    LONG,
+  );
 
-  it("--fail-refresh eu-west-1: exit 2, explained, one alert, no managed token revoked", async () => {
-    const { run } = await fresh();
-    const { result, output } = await run({ profile: SHORT, rotations: 2, failRefreshRegion: "eu-west-1" });
+  it(
+    "--churn: idle agents terminate themselves and are replaced, counted apart from the rollout (still 0 replaced)",
+    async () => {
+      const { run } = await fresh();
+      const { result, output } = await run({
+        profile: { ...SHORT, churnIdleMs: 1_500 },
+        rotations: 2,
+        churn: true,
+      });
 
-    expect(result.violations).toEqual([]);
-    expect(result.exitCode).toBe(2);
-    expect(result.outcome).toBe("blocked");
-    expect(result.headline).toMatch(/rollout blocked as designed/);
-    expect(result.headline).toMatch(/eu-west-1\/ci-arm/);
-    expect(result.headline).toMatch(/no token was revoked early/);
-    const facts = result.summary?.facts;
-    if (!facts) throw new Error("no summary");
-    const [first, second] = facts.rotations;
-    if (!first?.versionId || !second?.versionId) throw new Error("rotations missing");
+      expect(result.violations).toEqual([]);
+      expect(result.exitCode).toBe(0);
+      const facts = result.summary?.facts;
+      if (!facts) throw new Error("no summary");
+      const churned = facts.rotations.reduce((n, r) => n + (r.fleet?.selfTerminated ?? 0), 0);
+      expect(churned).toBeGreaterThan(0);
+      for (const r of facts.rotations)
+        expect(r.fleet).toMatchObject({ replacedByRollout: 0, jobsInterrupted: 0 });
+      expect(output).toMatch(/natural churn \(idle self-terminations \/ launches\) +\d+ \/ \d+ +\d+ \/ \d+/);
+      expect(output).not.toMatch(TOKEN_VALUE);
+    },
+    LONG,
+  );
 
-    // Nothing an instance could still need was revoked: no token at all, in fact.
-    expect(facts.tokens.filter((t) => t.revokedAt)).toEqual([]);
-    expect(facts.tokens.find((t) => t.versionId === first.versionId)?.valid).toBe(true);
-    expect(facts.tokens.find((t) => t.versionId === second.versionId)?.valid).toBe(true);
-    expect(facts.registrations.filter((r) => !r.ok)).toEqual([]);
-    expect(refreshFor(facts, second, { region: "eu-west-1", name: "ci-arm" })?.status).toBe("Failed");
-    expect(refreshFor(facts, second, { region: "us-west-2", name: "ci-default" })?.status).toBe("Successful");
+  it(
+    "--ssm-offline: exit 2, one alert naming the instance, no managed token revoked",
+    async () => {
+      const { run } = await fresh();
+      const { result, output } = await run({ profile: SHORT, rotations: 2, ssmOffline: true });
 
-    expect(facts.alerts).toHaveLength(1);
-    expect(facts.alerts[0]?.subject).toContain("eu-west-1");
-    expect(output).toMatch(/ALERT \(SNS → SQS\): .*eu-west-1/);
-    expect(output).toContain("Why the rollout stopped");
-    expect(output).toMatch(/\(exit 2\)\n$/);
-    expect(output).not.toMatch(TOKEN_VALUE);
-  }, 90_000);
+      expect(result.violations).toEqual([]);
+      expect(result.exitCode).toBe(2);
+      expect(result.outcome).toBe("blocked");
+      const facts = result.summary?.facts;
+      if (!facts) throw new Error("no summary");
+      const [first, second] = facts.rotations;
+      const outage = second?.ssmOutage;
+      if (!first?.versionId || !second?.versionId || !outage) throw new Error("rotations missing");
+      expect(outage.restoredAt).toBeUndefined();
+      expect(facts.blockedOn).toEqual({ kind: "instance", name: outage.instanceId });
+      expect(facts.tokens.filter((t) => t.revokedAt)).toEqual([]);
+      expect(facts.revocations).toEqual([]);
+      expect(facts.tokens.find((t) => t.versionId === first.versionId)?.valid).toBe(true);
+      expect(facts.alerts).toHaveLength(1);
+      expect(facts.alerts[0]?.message).toContain(outage.instanceId);
+      // The offline instance's cfg still holds the first rotation's token; every other one moved on.
+      const firstToken = facts.tokens.find((t) => t.versionId === first.versionId)?.id;
+      expect(facts.finalCfgs.find((i) => i.instanceId === outage.instanceId)?.cfgTokenId).toBe(firstToken);
+      expect(result.headline).toMatch(/rollout blocked as designed/);
+      expect(result.headline).toContain(outage.instanceId);
+      expect(result.headline).toMatch(/no token was revoked early \(exit 2\)/);
+      expect(output).toMatch(/ALERT \(SNS → SQS\): .*instances not updated in place/);
+      expect(output).toContain("Why the rollout stopped");
+      expect(output).not.toMatch(TOKEN_VALUE);
+    },
+    LONG,
+  );
+
+  it(
+    "--strategy refresh: exit 0 with Refresh, every instance replaced, the interrupted jobs reported",
+    async () => {
+      const { run } = await fresh();
+      const { result, output } = await run({ profile: SHORT, rotations: 2, strategy: "refresh" });
+
+      expect(result.violations).toEqual([]);
+      expect(result.exitCode).toBe(0);
+      const summary = result.summary;
+      if (!summary) throw new Error("no summary");
+      const { facts, numbers } = summary;
+      expect(facts.strategy).toBe("refresh");
+      expect(summary.invariants.map((i) => i.id)).not.toContain("in-place-replaced-nothing");
+      for (const r of facts.rotations) {
+        expect(r.fleet?.replacedByRollout).toBeGreaterThanOrEqual(INSTANCES);
+        expect(r.fleet?.failedRegistrations).toBe(0);
+        for (const g of facts.groups) expect(refreshFor(facts, r, g)?.status).toBe("Successful");
+      }
+      expect(numbers.jobsInterrupted).toBeGreaterThan(0);
+      expect(numbers.managedValid.map((t) => t.versionId)).toEqual([facts.rotations[1]?.versionId]);
+      expect(output).toContain("ScaleInProtectedInstances Refresh");
+      expect(output).toMatch(/instance refresh started/);
+      expect(output).toMatch(/jobs interrupted +[1-9]\d* +\d+|jobs interrupted +\d+ +[1-9]/);
+      expect(result.headline).toMatch(
+        new RegExp(
+          `by instance refresh \\(\\d+ instances replaced by the rollout, ${numbers.jobsInterrupted} jobs interrupted\\)`,
+        ),
+      );
+      expect(output).not.toMatch(TOKEN_VALUE);
+    },
+    LONG,
+  );
+
+  it(
+    "--fail-refresh eu-west-1: runs the refresh strategy, exit 2, explained, one alert, no managed token revoked",
+    async () => {
+      const { run } = await fresh();
+      const { result, output } = await run({ profile: SHORT, rotations: 2, failRefreshRegion: "eu-west-1" });
+
+      expect(result.violations).toEqual([]);
+      expect(result.exitCode).toBe(2);
+      expect(result.outcome).toBe("blocked");
+      expect(result.headline).toMatch(/rollout blocked as designed/);
+      expect(result.headline).toMatch(/eu-west-1\/buildkite-windows-AgentAutoScaleGroup-/);
+      expect(result.headline).toMatch(/no token was revoked early/);
+      const facts = result.summary?.facts;
+      if (!facts) throw new Error("no summary");
+      expect(facts.strategy).toBe("refresh");
+      const [first, second] = facts.rotations;
+      if (!first?.versionId || !second?.versionId) throw new Error("rotations missing");
+      expect(facts.tokens.filter((t) => t.revokedAt)).toEqual([]);
+      expect(facts.tokens.find((t) => t.versionId === first.versionId)?.valid).toBe(true);
+      expect(facts.registrations.filter((r) => !r.ok)).toEqual([]);
+      const group = (region: string) => facts.groups.find((g) => g.region === region);
+      const eu = group("eu-west-1");
+      const west = group("us-west-2");
+      if (!eu || !west) throw new Error("groups missing");
+      expect(refreshFor(facts, second, eu)?.status).toBe("Failed");
+      expect(refreshFor(facts, second, west)?.status).toBe("Successful");
+      expect(facts.alerts).toHaveLength(1);
+      expect(`${facts.alerts[0]?.subject}\n${facts.alerts[0]?.message}`).toContain("eu-west-1");
+      expect(output).toContain("Why the rollout stopped");
+      expect(output).toMatch(/\(exit 2\)\n$/);
+      expect(output).not.toMatch(TOKEN_VALUE);
+    },
+    LONG,
+  );
 });
 
 describe("npm run sandbox (child process)", () => {
@@ -172,14 +277,16 @@ describe("npm run sandbox (child process)", () => {
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
     });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 80_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 280_000);
     const code = await new Promise<number | null>((done) => child.on("exit", (c) => done(c)));
     clearTimeout(timer);
 
     expect({ code, tail: stdout.slice(-600), stderr: stderr.slice(-600) }).toMatchObject({ code: 0 });
     expect(stdout).toContain("Summary");
     expect(stdout).toContain("Safety invariants");
-    expect(stdout).toMatch(/sandbox: OK .*\(exit 0\)\n$/);
+    expect(stdout).toMatch(
+      /sandbox: OK .*in place \(0 instances replaced by the rollout, 0 jobs interrupted\).*\(exit 0\)\n$/,
+    );
     expect(stdout + stderr).not.toMatch(TOKEN_VALUE);
     expect(existsSync(logFile)).toBe(true);
     expect(readFileSync(logFile, "utf8")).not.toMatch(TOKEN_VALUE);
@@ -200,7 +307,24 @@ describe("npm run sandbox (child process)", () => {
     expect(processes.split("\n").filter((l) => l.includes("moto.server") && l.includes(` ${port}`))).toEqual(
       [],
     );
-  }, 90_000);
+  }, 300_000);
+
+  it("bad options exit 64 with the usage", () => {
+    for (const args of [
+      ["--strategy", "sideways"],
+      ["--ssm-offline", "--strategy", "refresh"],
+      ["--fail-refresh", "eu-west-1", "--strategy", "in-place"],
+      ["--bogus"],
+    ]) {
+      const out = spawnSync(process.execPath, ["--import", "tsx", "infra/sandbox/main.ts", ...args], {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect({ args, code: out.status }).toEqual({ args, code: 64 });
+      expect(out.stderr).toContain("Usage: npm run sandbox");
+    }
+  }, 180_000);
 
   it("--keep serves the operator CLI until Ctrl-C, then stops everything", async () => {
     const envFile = join(dir, "sandbox.env");
@@ -230,9 +354,10 @@ describe("npm run sandbox (child process)", () => {
       stdout += d.toString();
     });
     const exited = new Promise<number | null>((done) => child.on("exit", (c) => done(c)));
-    const killer = setTimeout(() => child.kill("SIGKILL"), 100_000);
+    const killer = setTimeout(() => child.kill("SIGKILL"), 380_000);
     try {
-      for (let i = 0; i < 600 && !existsSync(envFile); i++) await new Promise((r) => setTimeout(r, 100));
+      // The machine may be slow under the full suite: up to 3 minutes for the scenario to finish.
+      for (let i = 0; i < 1_800 && !existsSync(envFile); i++) await new Promise((r) => setTimeout(r, 100));
       expect(existsSync(envFile)).toBe(true);
       const sandboxEnv = Object.fromEntries(
         readFileSync(envFile, "utf8")
@@ -245,7 +370,7 @@ describe("npm run sandbox (child process)", () => {
           cwd: ROOT,
           env: { ...env, ...sandboxEnv },
           encoding: "utf8",
-          timeout: 60_000,
+          timeout: 150_000,
         });
       const status = cli(["status", "--json"]);
       expect(status.status).toBe(0);
@@ -255,7 +380,7 @@ describe("npm run sandbox (child process)", () => {
       };
       expect(report.rollout.complete).toBe(true);
       // A rotation started through the CLI is driven by the kept sandbox and rolled out.
-      const rotate = cli(["rotate", "--interval", "0.3", "--timeout", "50s"]);
+      const rotate = cli(["rotate", "--interval", "0.3", "--timeout", "120s"]);
       expect({ code: rotate.status, out: rotate.stdout.slice(-400) }).toMatchObject({ code: 0 });
       const after = JSON.parse(cli(["status", "--json"]).stdout) as typeof report;
       expect(after.secret.currentVersionId).not.toBe(report.secret.currentVersionId);
@@ -266,7 +391,7 @@ describe("npm run sandbox (child process)", () => {
       clearTimeout(killer);
     }
     expect(existsSync(envFile)).toBe(false);
-  }, 120_000);
+  }, 400_000);
 
   it("without moto it says how to install it and exits 1 before starting anything", () => {
     let out = "";
@@ -277,7 +402,7 @@ describe("npm run sandbox (child process)", () => {
         env: { ...process.env, PYTHON: "/bin/false" },
         encoding: "utf8",
         stdio: ["ignore", "pipe", "ignore"],
-        timeout: 30_000,
+        timeout: 90_000,
       });
     } catch (error) {
       const e = error as { status?: number; stdout?: string };
@@ -288,125 +413,5 @@ describe("npm run sandbox (child process)", () => {
     expect(out).toContain("moto server is not installed");
     expect(out).toContain('pip install "moto[server]"');
     expect(out).not.toContain("started in");
-  }, 30_000);
-});
-
-describe("safety invariants (pure): a checker that would catch an early revocation", () => {
-  const t = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s));
-  const rotation = (index: number, versionId: string, start: number): RotationFacts => ({
-    index,
-    versionId,
-    startedAt: t(start),
-    promotedAt: t(start + 1),
-    replicasInSyncAt: {},
-    attempts: 1,
-    error: undefined,
-    failRefreshRegion: undefined,
-    reconcileRuns: 1,
-    reconcileFailures: 0,
-    schedulesFired: 0,
-    timedOut: false,
-    endedAt: t(start + 9),
-  });
-  const token = (id: string, versionId: string | undefined, extra: Partial<TokenFacts> = {}): TokenFacts => ({
-    id,
-    description: versionId ? `managed ${versionId}` : "Initial agent token",
-    versionId,
-    createdAt: t(0),
-    revokedAt: null,
-    valid: true,
-    initial: versionId === undefined,
-    storedInSecret: true,
-    ...extra,
-  });
-  const refresh = (region: string, groupName: string, start: number, end: number): RefreshFacts => ({
-    region,
-    groupName,
-    id: `${region}-${groupName}-${start}`,
-    status: "Successful",
-    statusReason: undefined,
-    startTime: t(start),
-    endTime: t(end),
-  });
-  /** Two rotations, two groups; the first managed token revoked at `revokedAt`. */
-  const facts = (revokedAt: number): RunFacts => ({
-    expect: "complete",
-    failRefreshRegion: undefined,
-    injected: { replicaLagSeconds: undefined, buildkiteFlaky: false },
-    primaryRegion: "us-east-1",
-    replicaRegions: ["eu-west-1"],
-    groups: [
-      { region: "us-east-1", name: "a", instances: 1, protectedInstances: 0 },
-      { region: "eu-west-1", name: "b", instances: 1, protectedInstances: 0 },
-    ],
-    startedAt: t(0),
-    worldReadyAt: t(0),
-    endedAt: t(30),
-    rotations: [rotation(1, "v1", 1), rotation(2, "v2", 11)],
-    tokens: [
-      token("initial", undefined),
-      token("t1", "v1", { revokedAt: t(revokedAt), valid: false }),
-      token("t2", "v2"),
-    ],
-    refreshes: [
-      refresh("us-east-1", "a", 2, 4),
-      refresh("eu-west-1", "b", 2, 5),
-      refresh("us-east-1", "a", 12, 14),
-      refresh("eu-west-1", "b", 12, 18),
-    ],
-    registrations: [
-      { at: t(14), name: "i-a", tokenId: "t2", ok: true, status: 200 },
-      { at: t(18), name: "i-b", tokenId: "t2", ok: true, status: 200 },
-    ],
-    instances: [
-      { region: "us-east-1", groupName: "a", instanceId: "i-a", lifecycleState: "InService" },
-      { region: "eu-west-1", groupName: "b", instanceId: "i-b", lifecycleState: "InService" },
-    ],
-    alerts: [],
-    buildkiteRequests: { total: 10, failed: 0 },
-    tokenLeaks: 0,
-    logLines: { total: 0, warn: 0, error: 0 },
-  });
-
-  it("revocation after every refresh of a newer version: no violation, exit 0", () => {
-    const f = facts(19);
-    const results = checkInvariants(f);
-    expect(results.filter((r) => !r.ok)).toEqual([]);
-    expect(decideOutcome(f, results).exitCode).toBe(0);
-  });
-
-  it("a complete rollout that only rode out injected faults exits 3 and says what they did", () => {
-    const f = {
-      ...facts(12_000),
-      injected: { replicaLagSeconds: 2, buildkiteFlaky: true },
-      buildkiteRequests: { total: 40, failed: 6 },
-    };
-    const outcome = decideOutcome(f, checkInvariants(f));
-    expect(outcome).toMatchObject({ exitCode: 3, kind: "degraded" });
-    expect(outcome.headline).toContain("replicas lagged 2 s");
-    expect(outcome.headline).toContain("failed 6 of 40 requests");
-  });
-
-  it("revocation before eu-west-1's refresh ended: violation, exit 1", () => {
-    const f = facts(16);
-    const results = checkInvariants(f);
-    const broken = results.filter((r) => !r.ok);
-    expect(broken.map((r) => r.id)).toEqual(["revoked-only-after-every-refresh"]);
-    expect(broken[0]?.explanations[0]).toMatch(/eu-west-1\/b's refresh ended only at/);
-    expect(decideOutcome(f, results).exitCode).toBe(1);
-  });
-
-  it("an agent refused with a revoked token, an unmanaged token revoked, a leak: each is a violation", () => {
-    const f = facts(19);
-    f.registrations.push({ at: t(20), name: "i-late", tokenId: "t1", ok: false, status: 401 });
-    f.tokens[0] = token("initial", undefined, { revokedAt: t(25), valid: false });
-    f.tokenLeaks = 1;
-    const broken = checkInvariants(f).filter((r) => !r.ok);
-    expect(broken.map((r) => r.id)).toEqual([
-      "no-registration-with-revoked-token",
-      "revoked-only-after-every-refresh",
-      "no-token-in-output",
-    ]);
-    expect(decideOutcome(f, checkInvariants(f))).toMatchObject({ exitCode: 1, kind: "violations" });
-  });
+  }, 180_000);
 });
