@@ -29,7 +29,7 @@ const HELP = `Usage: bk-agent-token rotate [--emergency [--min-healthy N]] [opti
 
 Start a rotation of the agent token secret (secretsmanager:RotateSecret with a version id chosen
 here, so the new version is known) and follow its rollout with a live progress view until every
-group has been refreshed and the old managed tokens are revoked. Stopping the follow (Ctrl-C,
+instance has the new token (rewritten in place, or replaced) and the old managed tokens are revoked. Stopping the follow (Ctrl-C,
 --timeout) does not stop the rotation: the functions carry on; 'bk-agent-token status' shows it.
 
 Refuses (exit 1) when a rotation is already pending (AWSPENDING on a version other than
@@ -141,13 +141,13 @@ interface Containment {
   leakedTokenIds: string[];
   unmanaged: Array<{ id: string; description: string }>;
   revokedSeenAt: Date | undefined;
-  /** Groups not yet refreshed when the revocation was first seen. */
+  /** Groups not yet done when the revocation was first seen. */
   openGroupsAtRevocation: string[] | undefined;
 }
 
 const OPEN = (g: StatusReport["groups"][number]) => !DONE_PHASES.has(g.phase);
 
-/** Done: the new version is current, every group is refreshed, and no older managed token is valid. */
+/** Done: the new version is current, every instance of every group has it, and no older managed token is valid. */
 export function rolloutDone(report: StatusReport, versionId: string): boolean {
   return (
     report.secret.currentVersionId === versionId &&
@@ -402,7 +402,7 @@ export function rotateCommandWith(deps: RotateDeps = {}): Command {
         switch (outcome.kind) {
           case "complete": {
             say(
-              `Rollout of version ${started} complete: every group refreshed, older managed tokens revoked.`,
+              `Rollout of version ${started} complete: every instance has the new token, older managed tokens revoked.`,
             );
             code = 0;
             break;

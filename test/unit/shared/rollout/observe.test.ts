@@ -231,3 +231,32 @@ describe("observe: instances", () => {
     });
   });
 });
+
+describe("observe: our tags read back", () => {
+  it("keeps a valid sync tag of the current version while the next rotation is pending (AWS's dates)", async () => {
+    // AWS: the version's CreatedDate is when it was created, LastRotatedDate when a rotation last
+    // completed. (moto reports "now" for every CreatedDate and sets LastRotatedDate at RotateSecret.)
+    sm.on(DescribeSecretCommand).resolves({
+      VersionIdsToStages: { v1: ["AWSPREVIOUS"], v2: ["AWSCURRENT"], v3: ["AWSPENDING"] },
+      LastRotatedDate: new Date(900),
+    });
+    sm.on(ListSecretVersionIdsCommand).resolves({
+      Versions: [
+        { VersionId: "v2", CreatedDate: new Date(100) },
+        { VersionId: "v3", CreatedDate: new Date(900) },
+      ],
+    });
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
+      AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
+        AutoScalingGroupName: name,
+        Instances: [],
+        Tags: [{ Key: "buildkite-agent-token-rotation:synced", Value: "version=v2 at=000000000500" }],
+      })),
+    }));
+    const obs = await observe(deps());
+    expect(obs.targets.map((t) => [t.syncedAt?.getTime(), t.badSyncTag])).toEqual([
+      [500, undefined],
+      [500, undefined],
+    ]);
+  });
+});
