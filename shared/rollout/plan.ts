@@ -35,6 +35,18 @@ const INTENT_SKEW_MS = 5_000;
 
 type Alert = Omit<Extract<Action, { kind: "alert" }>, "kind">;
 
+/** What every per-group decision of one plan() call shares; `alerts` and `actions` collect its output. */
+interface PlanContext {
+  obs: Observation;
+  settings: PlanSettings;
+  version: string;
+  /** The preferences a refresh of this rollout uses (an emergency's, or the configured ones). */
+  preferences: RefreshPreferences;
+  promotedAt: Date | undefined;
+  alerts: Alert[];
+  actions: Action[];
+}
+
 /**
  * The whole decision of a reconcile run, as a pure function of what was observed. Its one promise:
  * a token is revoked only when every instance of every target group is safe for the current version
@@ -173,6 +185,7 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     }
   }
 
+  const ctx: PlanContext = { obs, settings, version, preferences, promotedAt, alerts, actions };
   const ledgerSettings: LedgerSettings = { inPlace, ...settings.inPlace, clockSkewMs: settings.clockSkewMs };
   const sends = new Map<string, string[]>();
   const targets: TargetStatus[] = obs.targets.map((t) => {
@@ -233,14 +246,14 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
       if (i.state === "to-send") sends.set(t.region, [...(sends.get(t.region) ?? []), i.instanceId]);
     }
 
-    const status = inPlace ? inPlaceStatus(t, instances, version, obs, settings, alerts, actions) : undefined;
+    const status = inPlace ? inPlaceStatus(t, instances, ctx) : undefined;
     // The refresh strategy, an in-place fallback refresh, or an emergency's refresh of protected instances.
     const refreshWanted =
       settings.strategy === "refresh" ||
       emergency !== undefined ||
       (settings.inPlace.fallback === "refresh" && instances.some((i) => i.fallbackDue));
     if (!refreshWanted) return status ?? doneOrWaiting(t, instances, "updated");
-    const refresh = refreshStatus(t, instances, version, preferences, promotedAt, obs, alerts, actions);
+    const refresh = refreshStatus(t, instances, ctx);
     if (settings.strategy === "refresh" && !emergency) return refresh;
     // In-place drives the outcome; a refresh running alongside it is shown while it runs.
     if (status && (DONE_PHASES.has(status.phase) || refresh.phase === "refreshed")) return status;
@@ -463,15 +476,8 @@ function doneOrWaiting(
 }
 
 /** The in-place rollout of one group whose region serves the current version. */
-function inPlaceStatus(
-  t: TargetObservation,
-  instances: InstanceStatus[],
-  version: string,
-  obs: Observation,
-  settings: PlanSettings,
-  alerts: Alert[],
-  actions: Action[],
-): TargetStatus {
+function inPlaceStatus(t: TargetObservation, instances: InstanceStatus[], ctx: PlanContext): TargetStatus {
+  const { obs, settings, version, alerts, actions } = ctx;
   const where = `${t.groupName} in ${t.region}`;
   const refusedOrForeign = instances.filter((i) => i.state === "foreign-token" || i.state === "refused");
   if (refusedOrForeign.length > 0) {
@@ -521,16 +527,8 @@ function inPlaceStatus(
 }
 
 /** The instance refresh of one group whose region serves the current version. */
-function refreshStatus(
-  t: TargetObservation,
-  instances: InstanceStatus[],
-  version: string,
-  preferences: RefreshPreferences,
-  promotedAt: Date | undefined,
-  obs: Observation,
-  alerts: Alert[],
-  actions: Action[],
-): TargetStatus {
+function refreshStatus(t: TargetObservation, instances: InstanceStatus[], ctx: PlanContext): TargetStatus {
+  const { alerts } = ctx;
   const where = `${t.groupName} in ${t.region}`;
   const status = (
     phase: TargetStatus["phase"],
@@ -544,7 +542,7 @@ function refreshStatus(
     percentageComplete: refresh?.percentageComplete,
     instances,
   });
-  const ours = ourRefresh(t, version, preferences, promotedAt, obs, alerts, actions);
+  const ours = ourRefresh(t, ctx);
   if (ours) {
     if (ACTIVE_REFRESH.has(ours.status)) return status("refreshing", `refresh ${ours.status}`, ours);
     if (allSafe(instances)) return status("refreshed", "every instance has the new token", ours);
@@ -603,15 +601,8 @@ function refreshStatus(
  * and no desired configuration. A marker with an intent but no id (a lost StartInstanceRefresh
  * response, a crash) adopts the refresh that fits. A marker that fits nothing is reported and ignored.
  */
-function ourRefresh(
-  t: TargetObservation,
-  version: string,
-  preferences: RefreshPreferences,
-  promotedAt: Date | undefined,
-  obs: Observation,
-  alerts: Alert[],
-  actions: Action[],
-): RefreshObservation | undefined {
+function ourRefresh(t: TargetObservation, ctx: PlanContext): RefreshObservation | undefined {
+  const { obs, version, preferences, promotedAt, alerts, actions } = ctx;
   const m = t.marker;
   if (!m || m.versionId !== version) return undefined;
   const where = `${t.groupName} in ${t.region}`;
