@@ -360,7 +360,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         let polls = 0;
         const poll = () => {
           const found = findInstance(name);
-          if (!found || found.instance.lifecycleState !== "InService") return;
+          if (found?.instance.lifecycleState !== "InService") return;
           if (found.instance.busy && polls++ < 6_000) {
             const t = setTimeout(() => {
               stopTimers.delete(t);
