@@ -9,7 +9,7 @@ import { loadReconcileConfig } from "../../shared/config";
 import { createLambdaHandler, type Invocation, type LambdaHandler } from "../../shared/lambda/handler";
 import { type ReconcileDeps, reconcile } from "../../shared/rollout/reconcile";
 import { sleep } from "../../shared/sleep";
-import { isNoOpTrigger, parseTrigger } from "./trigger";
+import { concernsTargets, isNoOpTrigger, parseTrigger } from "./trigger";
 
 const SERVICE = "reconcile";
 
@@ -79,6 +79,10 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
       triggerKinds.set(invocation, trigger.kind);
       if (isNoOpTrigger(trigger)) {
         logger.info("nothing to decide on a refresh start; skipped", { trigger });
+        return { trigger: trigger.kind, skipped: true };
+      }
+      if (!concernsTargets(trigger, deps.config)) {
+        logger.debug("refresh of a group that is not a target; skipped", { trigger });
         return { trigger: trigger.kind, skipped: true };
       }
       const { apiToken, ...rest } = deps;

@@ -1,3 +1,4 @@
+import type { ReconcileConfig } from "../../shared/config";
 import { InputError } from "../../shared/errors";
 import { truncate } from "../../shared/redact";
 
@@ -167,5 +168,23 @@ export function isNoOpTrigger(trigger: Trigger): boolean {
     (trigger.event === "Started" ||
       trigger.event === "Rollback Started" ||
       trigger.event === "Checkpoint Reached")
+  );
+}
+
+/**
+ * Whether a refresh event names a group this deployment targets: one of TARGET_GROUPS, or a group
+ * named the way CloudFormation names a target stack's agent group (`<stack>-AgentAutoScaleGroup-…`).
+ * The refresh rule matches every group of the account (an EventBridge pattern cannot hold a
+ * thousand names), so the others are dropped here, before any AWS call.
+ */
+export function concernsTargets(
+  trigger: Trigger,
+  config: Pick<ReconcileConfig, "targets" | "stacks">,
+): boolean {
+  if (trigger.kind !== "instance-refresh") return true;
+  const { region, group } = trigger;
+  return (
+    config.targets.some((t) => t.region === region && t.groupName === group) ||
+    config.stacks.some((s) => s.region === region && group.startsWith(`${s.stackName}-AgentAutoScaleGroup-`))
   );
 }

@@ -112,9 +112,12 @@ export async function observeWithSecret(
   const emergencyNow = emergency !== undefined && emergency.versionId === state.current;
   const inPlace = deps.config.strategy === "in-place" || emergencyNow;
   const since = rolloutStartedAt({ secret: secretObs });
+  const needsRefreshes =
+    deps.config.strategy === "refresh" || emergencyNow || deps.config.inPlace.fallback === "refresh";
   const targets = await Promise.all(
-    groups.targets.map((t) => observeMembers(deps, t, state.current, inPlace, since)),
+    groups.targets.map((t) => observeMembers(deps, t, state.current, needsRefreshes, since)),
   );
+  await attachInstanceFacts(deps, targets, inPlace);
   // Commands are listed per region, once, and handed to each group's instances.
   if (inPlace && state.current) await attachInvocations(deps, targets, state.current, since);
 
@@ -275,12 +278,16 @@ export async function describeGroups(
   return groups;
 }
 
-/** The group's instances (with EC2 launch times and, for in-place, SSM reachability), refreshes and sync tag. */
+/**
+ * The group's instances (from Auto Scaling), its sync tag and, only when a decision can use it, its
+ * refresh history: the refresh strategy, an emergency, the refresh fallback, or our own refresh tag
+ * for the current version. EC2 and SSM are asked afterwards, once per region for all its groups.
+ */
 async function observeMembers(
   deps: ObserveDeps,
   t: GroupRow,
   current: string | undefined,
-  inPlace: boolean,
+  needsRefreshes: boolean,
   since: Date | undefined,
 ): Promise<GroupRow> {
   if (!t.exists || t.error) return t;
@@ -297,23 +304,39 @@ async function observeMembers(
       ssmPing: undefined,
       invocations: [],
     }));
+  const base = {
+    ...t,
+    members,
+    syncedAt: syncValid ? sync.at : undefined,
+    // A tag for an older version is simply stale; one for this version that fails validation is not ours.
+    badSyncTag: sync && sync.versionId === current && !syncValid ? t.tags[SYNC_TAG] : undefined,
+  };
+  if (!needsRefreshes && t.marker?.versionId !== current) return base;
   try {
-    const [refreshes] = await Promise.all([
-      describeRefreshes(deps.autoScaling(t.region), t.groupName),
-      describeInstances(deps.ec2(t.region), members),
-      inPlace ? describeInstanceInformation(deps.ssm(t.region), members) : Promise.resolve(),
-    ]);
-    return {
-      ...t,
-      members,
-      refreshes,
-      syncedAt: syncValid ? sync.at : undefined,
-      // A tag for an older version is simply stale; one for this version that fails validation is not ours.
-      badSyncTag: sync && sync.versionId === current && !syncValid ? t.tags[SYNC_TAG] : undefined,
-    };
+    return { ...base, refreshes: await describeRefreshes(deps.autoScaling(t.region), t.groupName) };
   } catch (error) {
-    return { ...t, members, error: observationError(error) };
+    return { ...base, error: observationError(error) };
   }
+}
+
+/** EC2 launch times and platforms, and (in place) SSM reachability: one batched pass per region. */
+async function attachInstanceFacts(deps: ObserveDeps, targets: GroupRow[], inPlace: boolean): Promise<void> {
+  const regions = [...new Set(targets.filter((t) => t.exists && !t.error).map((t) => t.region))];
+  await Promise.all(
+    regions.map(async (region) => {
+      const inRegion = targets.filter((t) => t.region === region && t.exists && !t.error);
+      const members = inRegion.flatMap((t) => t.members);
+      try {
+        await Promise.all([
+          describeInstances(deps.ec2(region), members),
+          inPlace ? describeInstanceInformation(deps.ssm(region), members) : Promise.resolve(),
+        ]);
+      } catch (error) {
+        const e = observationError(error);
+        for (const t of inRegion) t.error = e;
+      }
+    }),
+  );
 }
 
 async function describeRefreshes(client: AutoScalingClient, groupName: string) {

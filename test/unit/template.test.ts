@@ -173,6 +173,14 @@ describe("template.yaml", () => {
     ]);
   });
 
+  it("sends a reconcile trigger that could not be handled to the alert topic instead of dropping it", () => {
+    const config = template.Resources.ReconcileAsyncConfig?.Properties as
+      | { MaximumEventAgeInSeconds?: number; DestinationConfig?: { OnFailure?: { Destination?: unknown } } }
+      | undefined;
+    expect(config?.MaximumEventAgeInSeconds).toBe(3600);
+    expect(config?.DestinationConfig?.OnFailure?.Destination).toEqual({ Ref: "AlertTopic" });
+  });
+
   it("runs one reconciler at a time and lets Secrets Manager invoke rotate-token only for the secret", () => {
     expect(template.Resources.ReconcileFunction?.Properties.ReservedConcurrentExecutions).toBe(1);
     const permission = template.Resources.RotateTokenInvokedBySecretsManager?.Properties;

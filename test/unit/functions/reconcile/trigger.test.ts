@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isNoOpTrigger, parseTrigger } from "../../../../functions/reconcile/trigger";
+import { concernsTargets, isNoOpTrigger, parseTrigger } from "../../../../functions/reconcile/trigger";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
 
@@ -179,5 +179,28 @@ describe("isNoOpTrigger", () => {
       { source: "rotate-token", secretArn: ARN, versionId: "v" },
     ])
       expect(isNoOpTrigger(parseTrigger(e))).toBe(false);
+  });
+});
+
+describe("concernsTargets", () => {
+  const config = {
+    targets: [{ region: "us-east-1", groupName: "ci-a" }],
+    stacks: [{ region: "eu-west-1", stackName: "buildkite" }],
+  };
+  const refresh = (region: string, group: string) =>
+    ({ kind: "instance-refresh", region, group, refreshId: "r", event: "Succeeded" }) as const;
+
+  it.each([
+    ["a named target group", refresh("us-east-1", "ci-a"), true],
+    ["a target stack's agent group", refresh("eu-west-1", "buildkite-AgentAutoScaleGroup-1A2B3C"), true],
+    ["the same name in another region", refresh("eu-west-1", "ci-a"), false],
+    ["another stack's group", refresh("eu-west-1", "buildkite-arm-AgentAutoScaleGroup-1A2B3C"), false],
+    ["a group of no stack", refresh("us-east-1", "web-servers"), false],
+  ])("a refresh of %s: %s", (_, trigger, expected) => {
+    expect(concernsTargets(trigger, config)).toBe(expected);
+  });
+
+  it("lets every other trigger through", () => {
+    expect(concernsTargets({ kind: "schedule" }, config)).toBe(true);
   });
 });

@@ -260,3 +260,31 @@ describe("observe: our tags read back", () => {
     ]);
   });
 });
+
+describe("observe: cost", () => {
+  it("asks EC2 and SSM once per region for all its groups", async () => {
+    const config2 = loadReconcileConfig(
+      reconcileEnv({ TARGET_GROUPS: "us-east-1:ci-a,us-east-1:ci-c,eu-west-1:ci-b" }),
+    );
+    await observe({ ...deps(), config: config2 });
+    const regions = ec2
+      .commandCalls(DescribeInstancesCommand)
+      .map((c) => c.args[0].input.Filters?.[0]?.Values?.length);
+    expect(regions.sort()).toEqual([1, 2]);
+    expect(ssm.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(2);
+  });
+
+  it("reads a group's refresh history only when a decision can use it", async () => {
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
+      AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
+        AutoScalingGroupName: name,
+        Instances: [],
+      })),
+    }));
+    await observe(deps());
+    // In place, fallback alert, no refresh tag of ours: no DescribeInstanceRefreshes at all.
+    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(0);
+    await observe({ ...deps(), config: { ...config, strategy: "refresh" } });
+    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(2);
+  });
+});
