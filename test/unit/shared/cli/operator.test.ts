@@ -380,7 +380,7 @@ describe("rotate", () => {
     expect(lines[0]).toBe(`Rotation of bk/agent-token started: version ${V2} replaces ${V1}.`);
     expect(lines.filter((l) => l.includes(" | "))).toHaveLength(3);
     expect(lines.at(-1)).toBe(
-      `Rollout of version ${V2} complete: every group refreshed, older managed tokens revoked.`,
+      `Rollout of version ${V2} complete: every instance has the new token, older managed tokens revoked.`,
     );
     expect(f.out()).toContain("tokens 1 managed valid · 1 revoked since start");
     expect(f.err()).toBe("");
