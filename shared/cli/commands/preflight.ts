@@ -1,7 +1,11 @@
 import { DescribeInstanceRefreshesCommand } from "@aws-sdk/client-auto-scaling";
 import { DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
 import { GetPolicyCommand, GetPolicyVersionCommand } from "@aws-sdk/client-iam";
-import { DescribeSecretCommand, type DescribeSecretCommandOutput } from "@aws-sdk/client-secrets-manager";
+import {
+  DescribeSecretCommand,
+  type DescribeSecretCommandOutput,
+  GetResourcePolicyCommand,
+} from "@aws-sdk/client-secrets-manager";
 import { GetTopicAttributesCommand } from "@aws-sdk/client-sns";
 import { DescribeDocumentCommand, DescribeInstanceInformationCommand } from "@aws-sdk/client-ssm";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
@@ -315,6 +319,7 @@ export async function runPreflight(ctx: OperatorContext): Promise<PreflightResul
       add("FAIL", `refresh ${where}`, `cannot DescribeInstanceRefreshes: ${reason(error)}`);
     }
   }
+  const resourcePolicy = stacks.length > 0 ? await readResourcePolicy(ctx, add) : undefined;
   for (const s of stacks) {
     const facts = await readStack(ctx, s.region, s.stackName);
     const groups = targets
@@ -329,7 +334,7 @@ export async function runPreflight(ctx: OperatorContext): Promise<PreflightResul
       secret?.KmsKeyId && !/alias\/aws\/secretsmanager$/.test(secret.KmsKeyId) ? secret.KmsKeyId : undefined;
     for (const c of stackChecks(
       { ...facts, groups },
-      { arn: config.secret.arn, parameterPath: tokenParameterName(config), customerKey },
+      { arn: config.secret.arn, parameterPath: tokenParameterName(config), customerKey, resourcePolicy },
     )) {
       add(c.level, c.name, c.detail);
     }
@@ -421,6 +426,26 @@ async function inPlaceChecks(
   }
 }
 
+/** The secret's resource policy, parsed (GetResourcePolicy; read-only); undefined when there is none. */
+async function readResourcePolicy(
+  ctx: OperatorContext,
+  add: (level: Level, name: string, detail: string) => void,
+): Promise<PolicyDocument | undefined> {
+  try {
+    const out = await ctx
+      .secrets(ctx.config.secret.region)
+      .send(new GetResourcePolicyCommand({ SecretId: ctx.config.secret.arn }));
+    return out.ResourcePolicy ? (JSON.parse(out.ResourcePolicy) as PolicyDocument) : undefined;
+  } catch (error) {
+    add(
+      "WARN",
+      "secret resource policy",
+      `cannot GetResourcePolicy: ${reason(error)}; the stacks' access is not verified`,
+    );
+    return undefined;
+  }
+}
+
 /** DescribeStacks and the managed policies of the stack's ManagedPolicyARNs (read-only). */
 async function readStack(
   ctx: OperatorContext,
@@ -429,14 +454,19 @@ async function readStack(
 ): Promise<Omit<StackFacts, "groups">> {
   const base = { region, stackName };
   let parameters: Record<string, string>;
+  let instanceRoleArn: string | undefined;
   try {
     const out = await ctx.cloudFormation(region).send(new DescribeStacksCommand({ StackName: stackName }));
     const stack = out.Stacks?.[0];
     parameters = Object.fromEntries(
       (stack?.Parameters ?? []).map((x) => [x.ParameterKey ?? "", x.ParameterValue ?? ""]),
     );
+    const roleName = stack?.Outputs?.find((o) => o.OutputKey === "InstanceRoleName")?.OutputValue;
+    instanceRoleArn =
+      parameters.InstanceRoleARN ||
+      (roleName ? `arn:aws:iam::${ctx.config.secret.account}:role/${roleName}` : undefined);
   } catch (error) {
-    return { ...base, parameters: undefined, error: reason(error), policies: [] };
+    return { ...base, parameters: undefined, error: reason(error), policies: [], instanceRoleArn: undefined };
   }
   const arns = (parameters.ManagedPolicyARNs ?? "")
     .split(",")
@@ -459,7 +489,7 @@ async function readStack(
       }
     }),
   );
-  return { ...base, parameters, error: undefined, policies };
+  return { ...base, parameters, error: undefined, policies, instanceRoleArn };
 }
 
 const LEVEL_COLOR: Record<Level, number> = { PASS: 32, WARN: 33, FAIL: 31 };

@@ -20,10 +20,20 @@ export interface StackFacts {
   }>;
   /** Each ARN of ManagedPolicyARNs with its default version's document, or why it could not be read. */
   policies: Array<{ arn: string; document: PolicyDocument | undefined; error: string | undefined }>;
+  /**
+   * The role its instances run as: the `InstanceRoleARN` parameter when the user brought one,
+   * otherwise the role its `InstanceRoleName` output names; undefined when neither is known.
+   */
+  instanceRoleArn: string | undefined;
 }
 
 export interface SecretFacts {
   arn: string;
+  /**
+   * The secret's resource policy (GetResourcePolicy), parsed; undefined when it has none.
+   * This stack writes one with a Deny for everyone but the roles it was given (ElasticStackInstanceRoleArns, …).
+   */
+  resourcePolicy: PolicyDocument | undefined;
   /** The SSM parameter path through which instances read the secret. */
   parameterPath: string;
   /** The secret's KMS key when it is a customer managed key (not aws/secretsmanager). */
@@ -123,6 +133,27 @@ export function stackChecks(stack: StackFacts, secret: SecretFacts): Check[] {
     );
   }
 
+  // A Deny in the secret's resource policy that does not exempt the stack's instance role stops
+  // every booting instance from reading the token (the template exempts exactly the roles it was given).
+  const deny = denyExemptions(secret.resourcePolicy);
+  if (deny === undefined) {
+    add("PASS", "resource policy", "the secret's resource policy denies nobody GetSecretValue");
+  } else if (!stack.instanceRoleArn) {
+    add(
+      "WARN",
+      "resource policy",
+      "cannot verify: the stack names no instance role (InstanceRoleName output or InstanceRoleARN)",
+    );
+  } else if (deny.some((pattern) => glob(pattern, stack.instanceRoleArn ?? ""))) {
+    add("PASS", "resource policy", `the secret's Deny exempts the instance role ${stack.instanceRoleArn}`);
+  } else {
+    add(
+      "FAIL",
+      "resource policy",
+      `the secret's resource policy denies GetSecretValue to the instance role ${stack.instanceRoleArn}: its instances cannot read the token at boot. Add it to ElasticStackInstanceRoleArns (and the scaler's role to ElasticStackScalerRoleArns) and update this stack`,
+    );
+  }
+
   if (stack.groups.length === 0) {
     add(
       "FAIL",
@@ -150,6 +181,32 @@ export function allows(doc: PolicyDocument, action: string, resource: string): b
       list(s.Action).some((a) => glob(a.toLowerCase(), action.toLowerCase())) &&
       list(s.Resource).some((r) => glob(r, resource)),
   );
+}
+
+/**
+ * The principals a Deny of GetSecretValue exempts through `aws:PrincipalArn` (StringNotEquals or
+ * StringNotLike); undefined when no statement denies it. A Deny without such a condition exempts nobody.
+ */
+export function denyExemptions(doc: PolicyDocument | undefined): string[] | undefined {
+  const statements = Array.isArray(doc?.Statement) ? doc.Statement : doc?.Statement ? [doc.Statement] : [];
+  const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+  const denies = statements.filter(
+    (s) =>
+      s.Effect === "Deny" &&
+      list(s.Action).some((a) => glob(a.toLowerCase(), "secretsmanager:getsecretvalue")),
+  );
+  if (denies.length === 0) return undefined;
+  // Every Deny must exempt the principal: the intersection of what each one lets through.
+  let exempt: string[] | undefined;
+  for (const d of denies) {
+    const condition = (d.Condition ?? {}) as Record<string, Record<string, string | string[]>>;
+    const own = [
+      ...list(condition.StringNotEquals?.["aws:PrincipalArn"]),
+      ...list(condition.StringNotLike?.["aws:PrincipalArn"]),
+    ];
+    exempt = exempt === undefined ? own : exempt.filter((p) => own.includes(p));
+  }
+  return exempt ?? [];
 }
 
 function glob(pattern: string, value: string): boolean {

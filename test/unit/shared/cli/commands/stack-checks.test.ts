@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   allows,
+  denyExemptions,
   type SecretFacts,
   type StackFacts,
   stackChecks,
@@ -11,6 +12,7 @@ const secret = {
   arn: ARN,
   parameterPath: "/aws/reference/secretsmanager/bk/agent-token",
   customerKey: undefined,
+  resourcePolicy: undefined,
 };
 const stack = (parameters: Record<string, string>, over: Partial<StackFacts> = {}): StackFacts => ({
   region: "us-east-1",
@@ -26,6 +28,7 @@ const stack = (parameters: Record<string, string>, over: Partial<StackFacts> = {
     },
   ],
   policies: [],
+  instanceRoleArn: "arn:aws:iam::123456789012:role/buildkite-Role",
   ...over,
 });
 const levels = (facts: StackFacts, s: SecretFacts = secret) =>
@@ -58,6 +61,7 @@ describe("stackChecks", () => {
       "token path": "PASS",
       "read permission": "PASS",
       "kms key": "PASS",
+      "resource policy": "PASS",
       "group buildkite-AgentAutoScaleGroup-X": "PASS",
     });
   });
@@ -102,5 +106,48 @@ describe("stackChecks", () => {
     expect(
       allows({ Statement: [{ Effect: "Allow", Action: action, Resource: `${ARN}x` }] }, action, ARN),
     ).toBe(false);
+  });
+});
+
+describe("stackChecks: the secret's resource policy", () => {
+  const deny = (exempt: string[]) => ({
+    Statement: [
+      { Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: "*" },
+      {
+        Effect: "Deny",
+        Action: "secretsmanager:GetSecretValue",
+        Resource: "*",
+        Condition: { StringNotEquals: { "aws:PrincipalArn": exempt } },
+      },
+    ],
+  });
+  const role = "arn:aws:iam::123456789012:role/buildkite-Role";
+  const facts = (instanceRoleArn: string | undefined): StackFacts => ({
+    region: "us-east-1",
+    stackName: "buildkite",
+    parameters: { BuildkiteAgentTokenParameterStorePath: secret.parameterPath },
+    error: undefined,
+    groups: [],
+    policies: [],
+    instanceRoleArn,
+  });
+  const level = (policy: SecretFacts["resourcePolicy"], arn: string | undefined = role) =>
+    stackChecks(facts(arn), { ...secret, resourcePolicy: policy }).find((c) =>
+      c.name.endsWith("resource policy"),
+    )?.level;
+
+  it("FAILs a stack whose instance role the Deny does not exempt (its instances could not boot)", () => {
+    expect(level(deny(["arn:aws:iam::123456789012:role/rotate-token"]))).toBe("FAIL");
+    expect(level(deny([role, "arn:aws:iam::123456789012:role/rotate-token"]))).toBe("PASS");
+    expect(level(undefined)).toBe("PASS");
+    expect(level(deny([role]), "")).toBe("WARN");
+  });
+
+  it("reads what every Deny of GetSecretValue lets through", () => {
+    expect(denyExemptions(undefined)).toBeUndefined();
+    expect(denyExemptions(deny(["a", "b"]))).toEqual(["a", "b"]);
+    expect(
+      denyExemptions({ Statement: [{ Effect: "Deny", Action: "secretsmanager:*", Resource: "*" }] }),
+    ).toEqual([]);
   });
 });
