@@ -4,8 +4,8 @@
  * answers with the protocol's XML envelopes.
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { listen } from "../listen";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { readBodyCapped, serve, signingRegion } from "../listen";
 import { AutoScalingError } from "./errors";
 import type { Fleet } from "./fleet";
 import { operations } from "./operations";
@@ -27,19 +27,7 @@ export interface QueryServer {
 
 export async function startQueryServer(fleet: Fleet, options: QueryServerOptions = {}): Promise<QueryServer> {
   const host = options.host ?? "127.0.0.1";
-  const server = createServer((request, response) => {
-    void handle(fleet, request, response);
-  });
-  const url = await listen(server, host, options.port ?? 0);
-  return {
-    url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // The SDK keeps connections alive; without this, close() would wait for them to idle out.
-        server.closeAllConnections();
-      }),
-  };
+  return serve((request, response) => handle(fleet, request, response), host, options.port ?? 0);
 }
 
 async function handle(fleet: Fleet, request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -75,29 +63,25 @@ async function handle(fleet: Fleet, request: IncomingMessage, response: ServerRe
 
 /** The region of `Credential=AKID/20260101/<region>/autoscaling/aws4_request`. */
 export function regionFromAuthorization(authorization: string | undefined): string {
-  const match = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/[^/,\s]+\/aws4_request/.exec(authorization ?? "");
-  if (match?.[1] === undefined) {
+  const region = signingRegion(authorization);
+  if (region === undefined) {
     throw new AutoScalingError(
       "MissingAuthenticationToken",
       "Request is missing a SigV4 Authorization header.",
       403,
     );
   }
-  return match[1];
+  return region;
 }
 
 /** The request body as text, refused past 1 MiB (shared by the Query-protocol stand-ins). */
 export async function readBody(request: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    size += buffer.length;
-    if (size > MAX_BODY_BYTES)
-      throw new AutoScalingError("RequestEntityTooLarge", "Request body too large.", 413);
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+  const body = await readBodyCapped(
+    request,
+    MAX_BODY_BYTES,
+    () => new AutoScalingError("RequestEntityTooLarge", "Request body too large.", 413),
+  );
+  return body.toString("utf8");
 }
 
 function send(response: ServerResponse, status: number, body: string, requestId: string): void {

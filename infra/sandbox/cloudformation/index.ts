@@ -8,12 +8,12 @@
  * is a ValidationError "Stack with id <name> does not exist".
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { AutoScalingError, validationError } from "../autoscaling/errors";
 import { QueryParams } from "../autoscaling/query";
 import { readBody, regionFromAuthorization } from "../autoscaling/server";
 import { errorDocument, responseDocument, type XmlObject } from "../autoscaling/xml";
-import { listen } from "../listen";
+import { serve } from "../listen";
 import type { ElasticStacks, StackView } from "./stacks";
 
 export {
@@ -43,19 +43,18 @@ export interface CloudFormationStandIn {
 export async function startCloudFormationStandIn(
   options: CloudFormationStandInOptions,
 ): Promise<CloudFormationStandIn> {
-  const server = createServer((request, response) => {
-    void handle(options.stacks, request, response);
-  });
-  const url = await listen(server, options.host ?? "127.0.0.1", options.port ?? 0);
+  const server = await serve(
+    (request, response) => handle(options.stacks, request, response),
+    options.host,
+    options.port,
+  );
   return {
-    url,
+    url: server.url,
     stacks: options.stacks,
-    close: () =>
-      new Promise<void>((resolve) => {
-        options.stacks.close();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => {
+      options.stacks.close();
+      return server.close();
+    },
   };
 }
 

@@ -6,10 +6,10 @@
  * SigV4 credential scope).
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { AutoScalingError } from "../autoscaling/errors";
 import { readBody, regionFromAuthorization } from "../autoscaling/server";
-import { listen } from "../listen";
+import { serve } from "../listen";
 import { describeInstances, type InstanceSource } from "./describe-instances";
 import { Ec2Error } from "./errors";
 import { Ec2Params } from "./params";
@@ -31,18 +31,11 @@ export interface Ec2StandIn {
 }
 
 export async function startEc2StandIn(options: Ec2StandInOptions): Promise<Ec2StandIn> {
-  const server = createServer((request, response) => {
-    void handle(options.instances, request, response);
-  });
-  const url = await listen(server, options.host ?? "127.0.0.1", options.port ?? 0);
-  return {
-    url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return serve(
+    (request, response) => handle(options.instances, request, response),
+    options.host,
+    options.port,
+  );
 }
 
 async function handle(

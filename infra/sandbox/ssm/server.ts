@@ -13,8 +13,8 @@
  * proxy reshapes moto's answer to AWS's (option `awsShapedSecretReferences`, default on).
  */
 import { randomUUID } from "node:crypto";
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import { listen } from "../listen";
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { readBodyCapped, serve, signingRegion } from "../listen";
 import { SsmError } from "./errors";
 import type { RunCommand } from "./run-command";
 import type { RegionThrottle } from "./throttle";
@@ -49,18 +49,7 @@ export interface SsmServer {
 }
 
 export async function startSsmServer(options: SsmServerOptions): Promise<SsmServer> {
-  const server = createServer((req, res) => {
-    void handle(options, req, res);
-  });
-  const url = await listen(server, options.host ?? "127.0.0.1", options.port ?? 0);
-  return {
-    url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return serve((req, res) => handle(options, req, res), options.host, options.port);
 }
 
 async function handle(options: SsmServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -215,27 +204,23 @@ function splitSelector(name: string): [string, string | undefined] {
 
 /** The region of `Credential=AKID/20260101/<region>/ssm/aws4_request` (signatures are not verified). */
 export function regionFromAuthorization(authorization: string | undefined): string {
-  const match = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/[^/,\s]+\/aws4_request/.exec(authorization ?? "");
-  if (match?.[1] === undefined) {
+  const region = signingRegion(authorization);
+  if (region === undefined) {
     throw new SsmError(
       "MissingAuthenticationTokenException",
       "Request is missing a SigV4 Authorization header.",
       403,
     );
   }
-  return match[1];
+  return region;
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    size += buffer.length;
-    if (size > MAX_BODY_BYTES) throw new SsmError("RequestEntityTooLarge", "Request body too large.", 413);
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks);
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return readBodyCapped(
+    req,
+    MAX_BODY_BYTES,
+    () => new SsmError("RequestEntityTooLarge", "Request body too large.", 413),
+  );
 }
 
 function send(res: ServerResponse, status: number, body: Json, requestId: string, errorType?: string): void {
