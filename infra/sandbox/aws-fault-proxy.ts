@@ -41,7 +41,7 @@
  * Nothing here logs; bodies are never recorded (they carry secret values).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { listen } from "./listen";
+import { listen, readBodyCapped } from "./listen";
 
 export type FaultAction =
   | { kind: "drop-response" }
@@ -364,16 +364,15 @@ function forwardableHeaders(headers: IncomingMessage["headers"]): Record<string,
   return out;
 }
 
+/** The body as text; undefined past MAX_BODY_BYTES (other read errors propagate). */
 async function readBody(req: IncomingMessage): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    size += buf.length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(buf);
+  const tooLarge = new Error("request body too large");
+  try {
+    return (await readBodyCapped(req, MAX_BODY_BYTES, () => tooLarge)).toString("utf8");
+  } catch (error) {
+    if (error === tooLarge) return undefined;
+    throw error;
   }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** An AWS JSON-protocol error, as the SDK parses it (`x-amzn-errortype` and `__type`). */
