@@ -17,6 +17,7 @@ import {
   STATUS_CODES,
 } from "node:http";
 import { listen } from "./listen";
+import { seededRandom } from "./seeded-random";
 
 export interface BuildkiteApiOptions {
   organization: string;
@@ -241,18 +242,6 @@ class RateLimitWindow {
     this.start = Number.NEGATIVE_INFINITY;
     this.count = 0;
   }
-}
-
-/** mulberry32: tiny, seedable, good enough to make flaky runs reproducible. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -29,6 +29,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { InstanceDirectory, InstanceHost } from "../instance-host";
+import { seededRandom } from "../seeded-random";
 import { readAgentToken, writeAgentConfigSync } from "./agent-config";
 import { type Clock, systemClock, Timers } from "./clock";
 import { AutoScalingError, groupNotFound, validationError } from "./errors";
@@ -1074,18 +1075,6 @@ function instanceView(instance: InstanceState): InstanceView {
     busy: instance.job !== undefined,
     restarts: instance.restarts,
     configPath: instance.configPath,
-  };
-}
-
-/** mulberry32: tiny and seedable, so job lengths repeat run after run. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
