@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parse, type Tags } from "yaml";
 import { SAM_FUNCTIONS } from "../../scripts/build";
 import { OWN_TAG_KEYS } from "../../shared/rollout/markers";
+import { readCloudFormationYaml } from "../support/cfn-yaml";
 
 /**
  * Invariants of template.yaml that cfn-lint cannot see: least privilege (no "*" resource for any
@@ -10,32 +10,6 @@ import { OWN_TAG_KEYS } from "../../shared/rollout/markers";
  * the design depends on.
  */
 const root = new URL("../..", import.meta.url).pathname;
-const INTRINSICS = [
-  "Ref",
-  "Sub",
-  "Join",
-  "Split",
-  "Select",
-  "If",
-  "GetAtt",
-  "Equals",
-  "Not",
-  "Or",
-  "And",
-  "Condition",
-];
-const customTags: Tags = INTRINSICS.map((name) => ({
-  tag: `!${name}`,
-  resolve: (value: unknown) => ({
-    [name === "Ref" || name === "Condition" ? name : `Fn::${name}`]:
-      name === "GetAtt" && typeof value === "string" ? value.split(".") : value,
-  }),
-  collection: undefined,
-})).flatMap((t) => [
-  { ...t, collection: "seq" as const },
-  { ...t, collection: "map" as const },
-  { tag: t.tag, resolve: (v: string) => t.resolve(v) },
-]) as unknown as Tags;
 
 type Node = unknown;
 type Template = {
@@ -43,8 +17,7 @@ type Template = {
   Resources: Record<string, { Type: string; Metadata?: unknown; Properties: Record<string, Node> }>;
 };
 // The JSON round trip turns the YAML nodes inside tagged values into plain data.
-const load = (file: string) =>
-  JSON.parse(JSON.stringify(parse(readFileSync(`${root}/${file}`, "utf8"), { customTags }))) as Template;
+const load = (file: string) => readCloudFormationYaml<Template>(`${root}/${file}`);
 
 /** Evaluates the string intrinsics used in IAM resources, with the given parameters. */
 function evaluate(node: Node, params: Record<string, string | string[]>): Node {

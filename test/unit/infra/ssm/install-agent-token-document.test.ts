@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parse, type Tags } from "yaml";
+import { parse } from "yaml";
 import { INSTALL_RESULTS } from "../../../../shared/rollout/install-result";
+import { readCloudFormationYaml } from "../../../support/cfn-yaml";
 
 /**
  * The product's Run Command document, statically: its fixed name and parameters, the Linux step's
@@ -29,31 +30,10 @@ const linuxCode = linux
   .filter((l) => !/^\s*#/.test(l))
   .join("\n");
 
-// CloudFormation's short-form intrinsics, enough to read the two templates.
-const cfnTags: Tags = [
-  "Ref",
-  "Sub",
-  "Join",
-  "Split",
-  "Select",
-  "If",
-  "GetAtt",
-  "Equals",
-  "Not",
-  "Or",
-  "And",
-  "Condition",
-].flatMap((name) =>
-  (["scalar", "seq", "map"] as const).map((kind) => ({
-    tag: `!${name}`,
-    ...(kind === "scalar" ? {} : { collection: kind }),
-    resolve: (value: unknown) => ({ [`Fn::${name}`]: value }),
-  })),
-) as unknown as Tags;
 const embedded = (file: string) => {
-  const template = parse(readFileSync(`${root}${file}`, "utf8"), { customTags: cfnTags }) as {
+  const template = readCloudFormationYaml<{
     Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
-  };
+  }>(`${root}${file}`);
   return Object.values(template.Resources).filter((r) => r.Type === "AWS::SSM::Document");
 };
 
