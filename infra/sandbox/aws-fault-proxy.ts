@@ -41,7 +41,7 @@
  * Nothing here logs; bodies are never recorded (they carry secret values).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { listen, readBodyCapped } from "./listen";
+import { listen, readTextOrUndefined } from "./listen";
 
 export type FaultAction =
   | { kind: "drop-response" }
@@ -364,16 +364,7 @@ function forwardableHeaders(headers: IncomingMessage["headers"]): Record<string,
   return out;
 }
 
-/** The body as text; undefined past MAX_BODY_BYTES (other read errors propagate). */
-async function readBody(req: IncomingMessage): Promise<string | undefined> {
-  const tooLarge = new Error("request body too large");
-  try {
-    return (await readBodyCapped(req, MAX_BODY_BYTES, () => tooLarge)).toString("utf8");
-  } catch (error) {
-    if (error === tooLarge) return undefined;
-    throw error;
-  }
-}
+const readBody = (req: IncomingMessage) => readTextOrUndefined(req, MAX_BODY_BYTES);
 
 /** An AWS JSON-protocol error, as the SDK parses it (`x-amzn-errortype` and `__type`). */
 function sendError(res: ServerResponse, status: number, type: string, message: string): void {

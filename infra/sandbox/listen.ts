@@ -58,3 +58,17 @@ export async function readBodyCapped(
   }
   return Buffer.concat(chunks);
 }
+
+/** The body as text; undefined past `maxBytes` (any other read error propagates). */
+export async function readTextOrUndefined(
+  request: IncomingMessage,
+  maxBytes: number,
+): Promise<string | undefined> {
+  const tooLarge = new Error("request body too large");
+  try {
+    return (await readBodyCapped(request, maxBytes, () => tooLarge)).toString("utf8");
+  } catch (error) {
+    if (error === tooLarge) return undefined;
+    throw error;
+  }
+}

@@ -25,7 +25,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { listen, readBodyCapped } from "./listen";
+import { listen, readTextOrUndefined } from "./listen";
 
 export interface LambdaContext {
   getRemainingTimeInMillis(): number;
@@ -449,16 +449,7 @@ class LocalLambdaServer implements LocalLambda {
   }
 }
 
-/** The body as text; undefined past MAX_BODY_BYTES (other read errors propagate). */
-async function readBody(req: IncomingMessage): Promise<string | undefined> {
-  const tooLarge = new Error("request body too large");
-  try {
-    return (await readBodyCapped(req, MAX_BODY_BYTES, () => tooLarge)).toString("utf8");
-  } catch (error) {
-    if (error === tooLarge) return undefined;
-    throw error;
-  }
-}
+const readBody = (req: IncomingMessage) => readTextOrUndefined(req, MAX_BODY_BYTES);
 
 async function drain(req: IncomingMessage): Promise<void> {
   for await (const _ of req) {
