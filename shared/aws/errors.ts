@@ -8,12 +8,6 @@ import type { ObservationError } from "../rollout/types";
 const DEFINITIVE =
   /^(ResourceNotFoundException|AccessDenied(Exception)?|UnauthorizedOperation|AuthorizationError|InvalidInstanceID\.NotFound|ValidationError|InvalidParameterValue|NotFoundException)$/;
 
-/** Whether an AWS SDK error names a missing resource. */
-export function isNotFound(error: unknown): boolean {
-  const name = describeError(error).name;
-  return /NotFound/.test(name);
-}
-
 export function observationError(error: unknown, what?: string): ObservationError {
   const e = describeError(error);
   const message = `${e.name}: ${e.message}`;

@@ -1,4 +1,4 @@
-import type { InstanceState, Plan, TargetPhase, TargetStatus } from "./types";
+import type { InstanceState, TargetPhase, TargetStatus } from "./types";
 
 /**
  * The rollout's vocabulary, defined once: which phases count as done, which need an operator, which
@@ -28,9 +28,6 @@ export const SAFE_INSTANCE_STATES: ReadonlySet<InstanceState> = new Set([
   "gone",
 ]);
 
-export const isDone = (t: Pick<TargetStatus, "phase">): boolean => DONE_PHASES.has(t.phase);
-export const isBlocked = (t: Pick<TargetStatus, "phase">): boolean => BLOCKED_PHASES.has(t.phase);
-
 /** Counts of a group's instances by where they stand, for status and the CLI's progress view. */
 export interface InstanceCounts {
   total: number;
@@ -57,6 +54,3 @@ export function instanceCounts(t: Pick<TargetStatus, "instances">): InstanceCoun
   }
   return counts;
 }
-
-/** The rollout of the plan's version is complete: nothing is left to do, revocation included. */
-export const rolloutDone = (p: Pick<Plan, "complete">): boolean => p.complete;

@@ -1,7 +1,7 @@
 import type { RefreshPreferences } from "../config";
 import { allSafe, instanceLedger, type LedgerSettings } from "./ledger";
 import { alertId, retryRefreshAdvice } from "./markers";
-import { DONE_PHASES } from "./model";
+import { BLOCKED_PHASES, DONE_PHASES, REFRESH_PHASES } from "./model";
 import type {
   Action,
   EmergencyDeclaration,
@@ -254,18 +254,19 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
       (settings.inPlace.fallback === "refresh" && instances.some((i) => i.fallbackDue));
     if (!refreshWanted) return status ?? doneOrWaiting(t, instances, "updated");
     const refresh = refreshStatus(t, instances, ctx);
-    if (settings.strategy === "refresh" && !emergency) return refresh;
-    // In-place drives the outcome; a refresh running alongside it is shown while it runs.
-    if (status && (DONE_PHASES.has(status.phase) || refresh.phase === "refreshed")) return status;
-    if (refresh.phase === "start-refresh") {
+    // No refresh for a group the install command has already brought up to date.
+    if (refresh.phase === "start-refresh" && !(status && DONE_PHASES.has(status.phase))) {
       actions.push({
         kind: "start-refresh",
         target: group(t),
         versionId: version,
         preferences,
-        reason: "fallback",
+        reason: emergency ? "emergency" : settings.strategy === "refresh" ? "strategy" : "fallback",
       });
     }
+    if (settings.strategy === "refresh" && !emergency) return refresh;
+    // In-place drives the outcome; a refresh running alongside it is shown while it runs.
+    if (status && (DONE_PHASES.has(status.phase) || refresh.phase === "refreshed")) return status;
     return status && !["refreshing", "start-refresh"].includes(refresh.phase)
       ? status
       : { ...refresh, instances };
@@ -278,17 +279,6 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
         region,
         versionId: version,
         instanceIds: ids.slice(i, i + SEND_COMMAND_MAX_INSTANCES),
-      });
-    }
-  }
-  for (const t of targets) {
-    if (settings.strategy === "refresh" && !emergency && t.phase === "start-refresh") {
-      actions.push({
-        kind: "start-refresh",
-        target: group(t),
-        versionId: version,
-        preferences,
-        reason: "strategy",
       });
     }
   }
@@ -375,11 +365,11 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
 
   const waitingFor: Plan["waitingFor"] = [];
   const blocked =
-    targets.some((s) => ["failed", "partial", "missing", "unknown", "blocked"].includes(s.phase)) ||
+    targets.some((s) => BLOCKED_PHASES.has(s.phase)) ||
     !stacksOk ||
     regionsLagging.length < regionsBehind.length;
   if (regionsLagging.length > 0) waitingFor.push("replicas");
-  if (targets.some((s) => ["start-refresh", "refreshing", "waiting-for-other-refresh"].includes(s.phase))) {
+  if (targets.some((s) => REFRESH_PHASES.has(s.phase))) {
     waitingFor.push("refreshes");
   }
   if (

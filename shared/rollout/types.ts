@@ -247,7 +247,7 @@ export type Action =
       target: TargetGroup;
       versionId: string;
       preferences: RefreshPreferences;
-      reason: "strategy" | "fallback";
+      reason: "strategy" | "fallback" | "emergency";
     }
   /** Writes the refresh tag with the id of a refresh found started for our recorded intent. */
   | { kind: "adopt-refresh"; target: TargetGroup; versionId: string; intentAt: Date; refreshId: string }
