@@ -96,7 +96,6 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     ...of("start-refresh").map(async (a) => {
       try {
         const refreshId = await startRefresh(deps.autoScaling(a.target.region), a, deps.now());
-        if (refreshId === undefined) return;
         result.refreshesStarted.push({ ...a.target, refreshId });
         deps.logger.info("started instance refresh", {
           ...a.target,
@@ -256,13 +255,9 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
 /**
  * Records the intent, starts the refresh, records its id. If the intent cannot be recorded (even
  * if the write may have landed), nothing is started: a start we could not find again later could
- * be doubled. undefined when the intent write failed.
+ * be doubled: the failed write throws, and the caller reports a failed start.
  */
-async function startRefresh(
-  client: AutoScalingClient,
-  a: Kind<"start-refresh">,
-  now: Date,
-): Promise<string | undefined> {
+async function startRefresh(client: AutoScalingClient, a: Kind<"start-refresh">, now: Date): Promise<string> {
   const intentAt = now;
   await tagGroup(
     client,
