@@ -87,19 +87,22 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
       }
       const { apiToken, ...rest } = deps;
       logger.info("reconcile triggered", { trigger });
-      const outcome = await reconcile({
-        ...rest,
-        // The client holds no state worth keeping; per invocation it follows this invocation's deadline.
-        buildkite: new BuildkiteClient({
-          ...deps.config.buildkite,
-          apiToken,
+      const outcome = await reconcile(
+        {
+          ...rest,
+          // The client holds no state worth keeping; per invocation it follows this invocation's deadline.
+          buildkite: new BuildkiteClient({
+            ...deps.config.buildkite,
+            apiToken,
+            remainingMs: invocation.remainingMs,
+            onRetry: (info) => logger.warn("retrying Buildkite API call", info),
+          }),
+          logger,
+          metrics: invocation.metrics,
           remainingMs: invocation.remainingMs,
-          onRetry: (info) => logger.warn("retrying Buildkite API call", info),
-        }),
-        logger,
-        metrics: invocation.metrics,
-        remainingMs: invocation.remainingMs,
-      });
+        },
+        { triggers: [trigger] },
+      );
       return {
         trigger: trigger.kind,
         versionId: outcome.plan.versionId,

@@ -1,33 +1,9 @@
 import type { ReconcileConfig } from "../../shared/config";
 import { InputError } from "../../shared/errors";
 import { truncate } from "../../shared/redact";
+import { REFRESH_EVENTS, type Trigger } from "../../shared/rollout/trigger";
 
-/**
- * What woke the reconciler. It is level-triggered, so a trigger changes no decision; but only the
- * events we route to it (and one documented manual form) may start a run. Anything else is an
- * InputError before anything is observed or written: a malformed or foreign event must not start
- * refreshes or write tags.
- */
-export type Trigger =
-  | { kind: "secret-label-updated"; versionId: string | undefined }
-  | {
-      kind: "instance-refresh";
-      region: string;
-      group: string;
-      refreshId: string;
-      event: RefreshEvent;
-    }
-  | { kind: "schedule" }
-  | { kind: "rotation"; versionId: string }
-  | {
-      kind: "run-command";
-      region: string;
-      commandId: string;
-      /** Set for an invocation event (one instance); unset for a command event. */
-      instanceId: string | undefined;
-      status: string;
-    }
-  | { kind: "manual"; reason: string | undefined };
+export type { RefreshEvent, Trigger } from "../../shared/rollout/trigger";
 
 /**
  * The one manual form: `{"source": "manual"}`, optionally with `"reason"` (logged), e.g.
@@ -36,21 +12,7 @@ export type Trigger =
  */
 export const MANUAL_SOURCE = "manual";
 
-/**
- * Auto Scaling's instance refresh events (detail-type `EC2 Auto Scaling Instance Refresh <event>`,
- * https://docs.aws.amazon.com/autoscaling/ec2/userguide/monitor-events-eventbridge-sns.html).
- */
-const REFRESH_EVENTS = [
-  "Started",
-  "Succeeded",
-  "Failed",
-  "Cancelled",
-  "Checkpoint Reached",
-  "Rollback Started",
-  "Rollback Succeeded",
-  "Rollback Failed",
-] as const;
-export type RefreshEvent = (typeof REFRESH_EVENTS)[number];
+/** The detail-type prefix of Auto Scaling's instance refresh events (see REFRESH_EVENTS). */
 const REFRESH_PREFIX = "EC2 Auto Scaling Instance Refresh ";
 
 /**
@@ -101,6 +63,20 @@ function detailOf(e: Record_, kind: string): Record_ {
   return e.detail;
 }
 
+/**
+ * When the event happened: the envelope's `time` (ISO-8601, whole seconds in EventBridge's events).
+ * Optional for the rotation and manual forms; present but not a time is an InputError, since
+ * coalescing relies on it.
+ */
+function timeOf(event: Record_): Date | undefined {
+  const time = field(event, "time", "", false);
+  if (time === undefined) return undefined;
+  const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/.test(time) ? Date.parse(time) : Number.NaN;
+  if (!Number.isFinite(ms))
+    throw new InputError(`reconcile: the event's time is not an ISO-8601 UTC time: ${shown(time)}`);
+  return new Date(ms);
+}
+
 export function parseTrigger(event: unknown): Trigger {
   if (!isRecord(event)) {
     throw new InputError(
@@ -110,10 +86,11 @@ export function parseTrigger(event: unknown): Trigger {
   if (Object.keys(event).length > MAX_KEYS) throw new InputError("reconcile: the event has too many fields");
   const source = field(event, "source", "", true);
   const detailType = event["detail-type"];
+  const at = timeOf(event);
 
   if (source === "aws.secretsmanager" && detailType === "Secret Label Updated") {
     const detail = detailOf(event, "Secret Label Updated");
-    return { kind: "secret-label-updated", versionId: field(detail, "versionId", "detail.", false) };
+    return { kind: "secret-label-updated", versionId: field(detail, "versionId", "detail.", false), at };
   }
   if (
     source === "aws.autoscaling" &&
@@ -130,9 +107,10 @@ export function parseTrigger(event: unknown): Trigger {
       group: field(detail, "AutoScalingGroupName", "detail.", true),
       refreshId: field(detail, "InstanceRefreshId", "detail.", true),
       event: refreshEvent,
+      at,
     };
   }
-  if (source === "aws.events" && detailType === "Scheduled Event") return { kind: "schedule" };
+  if (source === "aws.events" && detailType === "Scheduled Event") return { kind: "schedule", at };
   if (source === "aws.ssm" && (detailType === RUN_COMMAND_INVOCATION || detailType === RUN_COMMAND)) {
     const detail = detailOf(event, "Run Command");
     return {
@@ -142,15 +120,16 @@ export function parseTrigger(event: unknown): Trigger {
       instanceId:
         detailType === RUN_COMMAND_INVOCATION ? field(detail, "instance-id", "detail.", true) : undefined,
       status: field(detail, "status", "detail.", true),
+      at,
     };
   }
   if (source === "rotate-token") {
     field(event, "secretArn", "", true);
-    return { kind: "rotation", versionId: field(event, "versionId", "", true) };
+    return { kind: "rotation", versionId: field(event, "versionId", "", true), at };
   }
   if (source === MANUAL_SOURCE) {
     const reason = field(event, "reason", "", false);
-    return { kind: "manual", reason: reason === undefined ? undefined : truncate(reason, 200) };
+    return { kind: "manual", reason: reason === undefined ? undefined : truncate(reason, 200), at };
   }
   throw new InputError(
     `reconcile: unrecognised event (source ${shown(source)}, detail-type ${shown(detailType)}); nothing was changed`,

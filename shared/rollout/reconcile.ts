@@ -13,6 +13,7 @@ import { type ActResult, act } from "./act";
 import { instanceCounts } from "./model";
 import { observe, replicaCurrentVersion } from "./observe";
 import { plan } from "./plan";
+import type { Trigger } from "./trigger";
 import type { Plan, PlanSettings } from "./types";
 
 export interface ReconcileDeps {
@@ -31,6 +32,11 @@ export interface ReconcileDeps {
   sleep: Sleep;
   /** Milliseconds left in this invocation. */
   remainingMs: () => number;
+}
+
+/** What one invocation was asked to handle: the triggers of its batch, already validated and filtered. */
+export interface ReconcileRequest {
+  triggers: Trigger[];
 }
 
 export interface ReconcileOutcome {
@@ -72,7 +78,10 @@ export function tokenParameterName(config: Pick<ReconcileConfig, "secret">): str
  * their completion events (and the schedule) trigger the next run; nor are instances that only a
  * later retry can reach.
  */
-export async function reconcile(deps: ReconcileDeps): Promise<ReconcileOutcome> {
+export async function reconcile(
+  deps: ReconcileDeps,
+  _request: ReconcileRequest = { triggers: [] },
+): Promise<ReconcileOutcome> {
   const settings = planSettings(deps.config);
   const results: ActResult[] = [];
   let current: Plan | undefined;

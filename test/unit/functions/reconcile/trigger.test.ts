@@ -154,6 +154,36 @@ describe("parseTrigger", () => {
   });
 });
 
+describe("parseTrigger: when the event happened", () => {
+  const scheduled = (time: unknown) => ({
+    source: "aws.events",
+    "detail-type": "Scheduled Event",
+    time,
+    detail: {},
+  });
+
+  it.each([
+    ["2026-12-01T21:30:00Z", Date.UTC(2026, 11, 1, 21, 30, 0)],
+    ["2026-12-01T21:30:00.250Z", Date.UTC(2026, 11, 1, 21, 30, 0, 250)],
+  ])("reads the envelope's time %s", (time, ms) => {
+    expect(parseTrigger(scheduled(time)).at?.getTime()).toBe(ms);
+  });
+
+  it("leaves it unset when the trigger has none", () => {
+    expect(parseTrigger({ source: "manual" }).at).toBeUndefined();
+  });
+
+  it.each([
+    ["yesterday"],
+    ["2026-12-01 21:30:00"],
+    ["2026-12-01T21:30:00+01:00"],
+    ["2026-13-01T21:30:00Z"],
+    [42],
+  ])("refuses a time that is not an ISO-8601 UTC time: %s", (time) => {
+    expect(() => parseTrigger(scheduled(time))).toThrow(/time/);
+  });
+});
+
 describe("isNoOpTrigger", () => {
   it.each([
     ["Started", true],
@@ -188,7 +218,7 @@ describe("concernsTargets", () => {
     stacks: [{ region: "eu-west-1", stackName: "buildkite" }],
   };
   const refresh = (region: string, group: string) =>
-    ({ kind: "instance-refresh", region, group, refreshId: "r", event: "Succeeded" }) as const;
+    ({ kind: "instance-refresh", region, group, refreshId: "r", event: "Succeeded", at: undefined }) as const;
 
   it.each([
     ["a named target group", refresh("us-east-1", "ci-a"), true],
@@ -201,6 +231,6 @@ describe("concernsTargets", () => {
   });
 
   it("lets every other trigger through", () => {
-    expect(concernsTargets({ kind: "schedule" }, config)).toBe(true);
+    expect(concernsTargets({ kind: "schedule", at: undefined }, config)).toBe(true);
   });
 });

@@ -1,0 +1,44 @@
+/**
+ * Auto Scaling's instance refresh events (detail-type `EC2 Auto Scaling Instance Refresh <event>`,
+ * https://docs.aws.amazon.com/autoscaling/ec2/userguide/monitor-events-eventbridge-sns.html).
+ */
+export const REFRESH_EVENTS = [
+  "Started",
+  "Succeeded",
+  "Failed",
+  "Cancelled",
+  "Checkpoint Reached",
+  "Rollback Started",
+  "Rollback Succeeded",
+  "Rollback Failed",
+] as const;
+export type RefreshEvent = (typeof REFRESH_EVENTS)[number];
+
+/**
+ * What woke the reconciler. It is level-triggered, so a trigger changes no decision; but only the
+ * events we route to it (and one documented manual form) may start a run. Anything else is an
+ * InputError before anything is observed or written: a malformed or foreign event must not start
+ * refreshes or write tags.
+ */
+export type Trigger =
+  | { kind: "secret-label-updated"; versionId: string | undefined; at: Date | undefined }
+  | {
+      kind: "instance-refresh";
+      region: string;
+      group: string;
+      refreshId: string;
+      event: RefreshEvent;
+      at: Date | undefined;
+    }
+  | { kind: "schedule"; at: Date | undefined }
+  | { kind: "rotation"; versionId: string; at: Date | undefined }
+  | {
+      kind: "run-command";
+      region: string;
+      commandId: string;
+      /** Set for an invocation event (one instance); unset for a command event. */
+      instanceId: string | undefined;
+      status: string;
+      at: Date | undefined;
+    }
+  | { kind: "manual"; reason: string | undefined; at: Date | undefined };
