@@ -7,6 +7,7 @@ import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
 import { loadReconcileConfig } from "../../shared/config";
 import { createLambdaHandler, type Invocation, type LambdaHandler } from "../../shared/lambda/handler";
+import { RolloutMemory } from "../../shared/rollout/memory";
 import { type ReconcileDeps, reconcile } from "../../shared/rollout/reconcile";
 import { sleep } from "../../shared/sleep";
 import { concernsTargets, isNoOpTrigger, parseTrigger } from "./trigger";
@@ -32,6 +33,9 @@ export type ReconcileResult =
 
 export interface ReconcileSummary {
   trigger: string;
+  /** How much the run observed: "full", or "groups" for refresh events (see shared/rollout/scope.ts). */
+  scope: string;
+  observations: { full: number; partial: number; polls: number };
   versionId: string | undefined;
   complete: boolean;
   waitingFor: string[];
@@ -69,6 +73,8 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
         ssmSend: ssmSendClients(),
         sns: snsClients(),
         apiToken: apiTokenLoaderForArn(secrets, config.buildkite.apiTokenSecretArn),
+        // What a warm container remembers between runs; a cold one observes in full.
+        memory: new RolloutMemory(),
         now: () => new Date(),
         sleep,
       };
@@ -103,8 +109,11 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
         },
         { triggers: [trigger] },
       );
+      if (!outcome.plan) return { trigger: trigger.kind, skipped: true };
       return {
         trigger: trigger.kind,
+        scope: outcome.scope.kind,
+        observations: outcome.observations,
         versionId: outcome.plan.versionId,
         complete: outcome.plan.complete,
         waitingFor: outcome.plan.waitingFor,

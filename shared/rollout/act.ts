@@ -13,6 +13,7 @@ import type { Logger } from "../log";
 import type { MetricsSink } from "../metrics";
 import { commandComment } from "./install-result";
 import { alertId, anchorOf, encodeRefreshMarker, encodeRolloutMarker, encodeSync } from "./markers";
+import { groupKey } from "./model";
 import { MARKER_TAG, ROLLOUT_TAG, rolloutStartedAt, SYNC_TAG } from "./plan";
 import type { Action, Observation, Plan } from "./types";
 
@@ -33,7 +34,7 @@ export interface ActDeps {
 
 export interface ActResult {
   refreshesStarted: Array<TargetGroup & { refreshId: string }>;
-  commandsSent: Array<{ region: string; commandId: string; instances: number }>;
+  commandsSent: Array<{ region: string; commandId: string; instances: number; instanceIds: string[] }>;
   revoked: string[];
   alerted: string[];
   failures: Array<{ action: Action["kind"]; error: string }>;
@@ -64,17 +65,36 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
   };
 
   // Sync times first: a command or refresh below relies on the region being recorded as in sync.
-  await Promise.all(
-    of("record-sync").map((a) =>
-      tagGroup(deps.autoScaling(a.target.region), a.target.groupName, SYNC_TAG, encodeSync(a.versionId, a.at))
-        .then(() => {
-          const sync = since(promotedAt);
-          if (sync !== undefined)
-            deps.metrics.put("ReplicaSyncSeconds", sync, "Seconds", { Region: a.target.region });
-        })
-        .catch((error: unknown) => fail(a, error, "could not record the sync time", { ...a.target })),
-    ),
+  // One CreateOrUpdateTags carries many groups' tags (tagGroups), so a thousand groups cost a few calls.
+  const syncs = of("record-sync");
+  const syncFailures = await tagGroups(
+    deps.autoScaling,
+    syncs.map((a) => ({ ...a.target, key: SYNC_TAG, value: encodeSync(a.versionId, a.at) })),
   );
+  for (const a of syncs) {
+    const error = syncFailures.get(groupKey(a.target));
+    if (error !== undefined) {
+      fail(a, error, "could not record the sync time", { ...a.target });
+      continue;
+    }
+    const sync = since(promotedAt);
+    if (sync !== undefined)
+      deps.metrics.put("ReplicaSyncSeconds", sync, "Seconds", { Region: a.target.region });
+  }
+
+  // Refresh intents are recorded together before any start: a group whose intent could not be
+  // recorded is not started (a start we could not find again later could be doubled).
+  const starts = of("start-refresh");
+  const intentAt = deps.now();
+  const intentFailures = await tagGroups(
+    deps.autoScaling,
+    starts.map((a) => ({
+      ...a.target,
+      key: MARKER_TAG,
+      value: encodeRefreshMarker({ versionId: a.versionId, intentAt, refreshId: undefined }),
+    })),
+  );
+  const started: Array<{ a: Kind<"start-refresh">; refreshId: string }> = [];
 
   // Regions and groups progress in parallel.
   await Promise.all([
@@ -93,9 +113,15 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
         )
         .catch((error: unknown) => fail(a, error, "could not record the adopted refresh", { ...a.target })),
     ),
-    ...of("start-refresh").map(async (a) => {
+    ...starts.map(async (a) => {
+      const intentError = intentFailures.get(groupKey(a.target));
+      if (intentError !== undefined) {
+        fail(a, intentError, "could not record the refresh intent; no refresh started", { ...a.target });
+        return;
+      }
       try {
-        const refreshId = await startRefresh(deps.autoScaling(a.target.region), a, deps.now());
+        const refreshId = await startRefresh(deps.autoScaling(a.target.region), a);
+        started.push({ a, refreshId });
         result.refreshesStarted.push({ ...a.target, refreshId });
         deps.logger.info("started instance refresh", {
           ...a.target,
@@ -131,7 +157,12 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
           }),
         );
         const commandId = out.Command?.CommandId ?? "unknown";
-        result.commandsSent.push({ region: a.region, commandId, instances: a.instanceIds.length });
+        result.commandsSent.push({
+          region: a.region,
+          commandId,
+          instances: a.instanceIds.length,
+          instanceIds: a.instanceIds,
+        });
         deps.logger.info("sent the install command", {
           region: a.region,
           commandId,
@@ -178,6 +209,23 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
       }
     }),
   ]);
+
+  // The ids of the refreshes started, together. A lost write leaves the intent: the next run adopts
+  // the refresh that fits it.
+  const idFailures = await tagGroups(
+    deps.autoScaling,
+    started.map(({ a, refreshId }) => ({
+      ...a.target,
+      key: MARKER_TAG,
+      value: encodeRefreshMarker({ versionId: a.versionId, intentAt, refreshId }),
+    })),
+  );
+  for (const [key, error] of idFailures) {
+    deps.logger.warn("could not record the refresh id; the next run adopts the refresh", {
+      group: key,
+      error: describeError(error),
+    });
+  }
 
   // Revocation happens only when the plan found every instance safe; sequential to spare rate limits.
   for (const a of of("revoke")) {
@@ -237,6 +285,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
       // Only alerts that were published count as sent: the others are tried again next run.
       alerts: [...obs.rollout.alertsSent, ...result.alerted.map(alertId)],
       unobservableSince: record.unobservableSince,
+      observedAt: record.observedAt,
     });
     const changed =
       result.alerted.length > 0 ||
@@ -252,19 +301,8 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
   return result;
 }
 
-/**
- * Records the intent, starts the refresh, records its id. If the intent cannot be recorded (even
- * if the write may have landed), nothing is started: a start we could not find again later could
- * be doubled: the failed write throws, and the caller reports a failed start.
- */
-async function startRefresh(client: AutoScalingClient, a: Kind<"start-refresh">, now: Date): Promise<string> {
-  const intentAt = now;
-  await tagGroup(
-    client,
-    a.target.groupName,
-    MARKER_TAG,
-    encodeRefreshMarker({ versionId: a.versionId, intentAt, refreshId: undefined }),
-  );
+/** Starts the refresh whose intent act() has recorded. */
+async function startRefresh(client: AutoScalingClient, a: Kind<"start-refresh">): Promise<string> {
   const p = a.preferences;
   const out = await client.send(
     new StartInstanceRefreshCommand({
@@ -282,15 +320,58 @@ async function startRefresh(client: AutoScalingClient, a: Kind<"start-refresh">,
     }),
   );
   if (!out.InstanceRefreshId) throw new Error("StartInstanceRefresh returned no id");
-  // A lost response here leaves the intent: the next run adopts the refresh that fits it.
-  await tagGroup(
-    client,
-    a.target.groupName,
-    MARKER_TAG,
-    encodeRefreshMarker({ versionId: a.versionId, intentAt, refreshId: out.InstanceRefreshId }),
-  );
   return out.InstanceRefreshId;
 }
+
+/**
+ * Tags in one CreateOrUpdateTags call. The API takes a list of tags, each naming its group
+ * (API reference: CreateOrUpdateTags, Tags.member.N), and documents no maximum; we send at most this
+ * many, a guess kept small because one bad group fails the whole call.
+ */
+export const TAGS_PER_CALL = 20;
+
+/**
+ * Sets each group's tag, batched per region. A batch that fails is retried group by group, so one
+ * missing group does not keep the others from being tagged. Returns the groups that failed.
+ */
+export async function tagGroups(
+  autoScaling: (region: string) => AutoScalingClient,
+  tags: Array<{ region: string; groupName: string; key: string; value: string }>,
+): Promise<Map<string, unknown>> {
+  const failures = new Map<string, unknown>();
+  const byRegion = new Map<string, typeof tags>();
+  for (const t of tags) byRegion.set(t.region, [...(byRegion.get(t.region) ?? []), t]);
+  await Promise.all(
+    [...byRegion].map(async ([region, inRegion]) => {
+      const client = autoScaling(region);
+      for (let i = 0; i < inRegion.length; i += TAGS_PER_CALL) {
+        const chunk = inRegion.slice(i, i + TAGS_PER_CALL);
+        try {
+          await client.send(new CreateOrUpdateTagsCommand({ Tags: chunk.map(tagOf) }));
+        } catch (error) {
+          if (chunk.length === 1) {
+            failures.set(groupKey(chunk[0] ?? { region, groupName: "" }), error);
+            continue;
+          }
+          for (const t of chunk) {
+            await client
+              .send(new CreateOrUpdateTagsCommand({ Tags: [tagOf(t)] }))
+              .catch((e: unknown) => failures.set(groupKey(t), e));
+          }
+        }
+      }
+    }),
+  );
+  return failures;
+}
+
+const tagOf = (t: { groupName: string; key: string; value: string }) => ({
+  ResourceId: t.groupName,
+  ResourceType: "auto-scaling-group",
+  Key: t.key,
+  Value: t.value,
+  PropagateAtLaunch: false,
+});
 
 /** Sets one tag on an Auto Scaling group (not propagated to instances). */
 export async function tagGroup(

@@ -17,16 +17,26 @@ export const OWN_TAG_KEYS = [MARKER_TAG, ROLLOUT_TAG, EMERGENCY_TAG, SYNC_TAG] a
  * - On every target group, `…:synced` = `version=<id> at=<epoch ms>`: when the rollout first saw the
  *   group's region serve that version. Instances launched after it read the new token at boot.
  * - On the anchor group (the first target that exists), `…:rollout` =
- *   `version=<id> complete=<0|1> alerts=<id,id> unobserved=<epoch ms|->`: the alerts already sent for
- *   the current version (so a level-triggered loop alerts once), whether completion was recorded, and
- *   since when something has stayed unobservable.
+ *   `version=<id> complete=<0|1> alerts=<id,id> unobserved=<epoch ms|-> observed=<epoch ms>`: the
+ *   alerts already sent for the current version (so a level-triggered loop alerts once), whether
+ *   completion was recorded, since when something has stayed unobservable, and when the last full
+ *   observation began (so a cold container can tell that an older event was already seen).
  */
 export interface RolloutMarker {
   versionId: string;
   complete: boolean;
   alerts: string[];
   unobservableSince: Date | undefined;
+  /** When the last full observation of this version began. */
+  observedAt?: Date | undefined;
 }
+
+/**
+ * Alert ids kept in the rollout tag. With the longest version id (64) and every time set, the other
+ * fields take 141 characters; ten 10-character ids and their commas take 109, within the 256 an
+ * Auto Scaling tag value allows (API reference: Tag). Older ids drop out first.
+ */
+export const ROLLOUT_TAG_ALERTS = 10;
 
 const VERSION = "[A-Za-z0-9-]{1,64}";
 /** Times are epoch milliseconds: a sync time rounded down could predate what was observed. */
@@ -57,15 +67,15 @@ export function decodeSync(value: string | undefined): { versionId: string; at: 
 }
 
 export function encodeRolloutMarker(m: RolloutMarker): string {
-  // Keep the newest alerts if there were ever more than fit in 256 characters.
-  const alerts = m.alerts.slice(-16).join(",");
+  const alerts = m.alerts.slice(-ROLLOUT_TAG_ALERTS).join(",");
   const since = m.unobservableSince ? String(millis(m.unobservableSince)) : "-";
-  return `version=${m.versionId} complete=${m.complete ? 1 : 0} alerts=${alerts} unobserved=${since}`;
+  const observed = m.observedAt ? ` observed=${millis(m.observedAt)}` : "";
+  return `version=${m.versionId} complete=${m.complete ? 1 : 0} alerts=${alerts} unobserved=${since}${observed}`;
 }
 
 export function decodeRolloutMarker(value: string | undefined): RolloutMarker | undefined {
   const m = new RegExp(
-    `^version=(${VERSION}) complete=([01]) alerts=((?:[0-9a-f]{10})(?:,[0-9a-f]{10})*|) unobserved=(${EPOCH}|-)$`,
+    `^version=(${VERSION}) complete=([01]) alerts=((?:[0-9a-f]{10})(?:,[0-9a-f]{10})*|) unobserved=(${EPOCH}|-)(?: observed=(${EPOCH}))?$`,
   ).exec(value ?? "");
   if (!m?.[1]) return undefined;
   return {
@@ -73,6 +83,7 @@ export function decodeRolloutMarker(value: string | undefined): RolloutMarker | 
     complete: m[2] === "1",
     alerts: m[3] ? m[3].split(",") : [],
     unobservableSince: m[4] && m[4] !== "-" ? fromMillis(m[4]) : undefined,
+    observedAt: m[5] ? fromMillis(m[5]) : undefined,
   };
 }
 

@@ -5,6 +5,9 @@ import type { InstanceState, TargetPhase, TargetStatus } from "./types";
  * are still moving. plan(), status, the CLI's `rotate` and the sandbox all read these.
  */
 
+/** How a group is named across regions: `region:group`. */
+export const groupKey = (t: { region: string; groupName: string }): string => `${t.region}:${t.groupName}`;
+
 /** Every instance of the group is safe for the current version (or the group has none). */
 export const DONE_PHASES: ReadonlySet<TargetPhase> = new Set(["refreshed", "updated", "empty"]);
 /** Nothing will change without an operator (or the configured fallback). */

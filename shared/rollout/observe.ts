@@ -30,6 +30,8 @@ import {
   ROLLOUT_TAG,
   SYNC_TAG,
 } from "./markers";
+import type { RolloutMemory } from "./memory";
+import { groupKey } from "./model";
 import { rolloutStartedAt } from "./plan";
 import type {
   AgentObservation,
@@ -51,6 +53,13 @@ export interface ObserveDeps {
   ssm: (region: string) => SSMClient;
   buildkite: Pick<BuildkiteClient, "listTokens" | "listAgents">;
   now: () => Date;
+  /** The container's memory (reconcile only): immutable facts it already read are not read again. */
+  memory?: RolloutMemory;
+}
+
+/** What to observe: everything (the default), or only these target groups (a partial observation). */
+export interface ObserveRequest {
+  groups?: readonly TargetGroup[];
 }
 
 /** DescribeAutoScalingGroups takes at most 50 names (API reference: AutoScalingGroupNames). */
@@ -72,23 +81,41 @@ export const AGENT_GROUP_LOGICAL_ID = "AgentAutoScaleGroup";
  * the Buildkite tokens. Replicas are asked before groups are described, so an instance launched
  * after a region was seen in sync is known to have read the new token.
  */
-export async function observe(deps: ObserveDeps): Promise<Observation> {
-  return (await observeWithSecret(deps)).observation;
+export async function observe(deps: ObserveDeps, request: ObserveRequest = {}): Promise<Observation> {
+  return (await observeWithSecret(deps, request)).observation;
 }
 
-/** observe(), plus the primary secret as DescribeSecret reported it (rotation rules, dates). */
+/**
+ * observe(), plus the primary secret as DescribeSecret reported it (rotation rules, dates). A
+ * partial observation (request.groups) reads the secret, the replicas of those groups' regions, the
+ * groups themselves and the anchor group's tags — never the Buildkite tokens or the other groups.
+ */
 export async function observeWithSecret(
   deps: ObserveDeps,
+  request: ObserveRequest = {},
 ): Promise<{ observation: Observation; secret: SecretState }> {
+  const startedAt = deps.now();
   const { secret } = deps.config;
+  const partial = request.groups !== undefined;
   const primary = deps.secrets(secret.region);
-  const [state, versions] = await Promise.all([
-    describeSecret(primary, secret.arn),
-    primary.send(new ListSecretVersionIdsCommand({ SecretId: secret.arn, MaxResults: 100 })),
-  ]);
-  const createdAt: Record<string, Date> = {};
-  for (const v of versions.Versions ?? [])
-    if (v.VersionId && v.CreatedDate) createdAt[v.VersionId] = v.CreatedDate;
+  const listVersions = () =>
+    primary.send(new ListSecretVersionIdsCommand({ SecretId: secret.arn, MaxResults: 100 })).then((out) => {
+      const createdAt: Record<string, Date> = {};
+      for (const v of out.Versions ?? [])
+        if (v.VersionId && v.CreatedDate) createdAt[v.VersionId] = v.CreatedDate;
+      deps.memory?.rememberCreatedAt(createdAt);
+      return createdAt;
+    });
+  let state: SecretState;
+  let createdAt: Record<string, Date>;
+  if (partial) {
+    // A version's creation time never changes: a warm container reads it once.
+    state = await describeSecret(primary, secret.arn);
+    const known = state.current ? deps.memory?.versionCreatedAt(state.current) : undefined;
+    createdAt = known && state.current ? { [state.current]: known } : await listVersions();
+  } else {
+    [state, createdAt] = await Promise.all([describeSecret(primary, secret.arn), listVersions()]);
+  }
   const secretObs: Observation["secret"] = {
     arn: secret.arn,
     current: state.current,
@@ -99,15 +126,19 @@ export async function observeWithSecret(
 
   // Every region that could hand out the token: the configured replicas and any Secrets Manager
   // reports, so a replica missing from the configuration can never be skipped before revocation.
+  // A partial observation asks only the regions of its groups.
+  const wanted = request.groups ? new Set(request.groups.map((g) => g.region)) : undefined;
   const replicaRegions = [
     ...new Set([...deps.config.replicaRegions, ...state.replication.map((r) => r.region).filter(Boolean)]),
-  ].filter((region) => region !== secret.region);
+  ].filter((region) => region !== secret.region && (wanted === undefined || wanted.has(region)));
   const replicas = await Promise.all(
     replicaRegions.map((region) => observeReplica(deps, region, state.replication)),
   );
-  const [groups, tokens] = await Promise.all([observeGroups(deps), observeTokens(deps)]);
+  const [groups, tokens] = request.groups
+    ? [await observeSomeGroups(deps, request.groups), []]
+    : await Promise.all([observeGroups(deps), observeTokens(deps)]);
 
-  const anchor = anchorOf(groups.targets);
+  const anchor = groups.anchor ?? anchorOf(groups.targets);
   const emergency = decodeEmergency(anchor?.tags[EMERGENCY_TAG]);
   const emergencyNow = emergency !== undefined && emergency.versionId === state.current;
   const inPlace = deps.config.strategy === "in-place" || emergencyNow;
@@ -124,13 +155,18 @@ export async function observeWithSecret(
   const rollout = decodeRolloutMarker(anchor?.tags[ROLLOUT_TAG]);
   const forCurrent = rollout && rollout.versionId === state.current ? rollout : undefined;
   const agents =
-    inPlace && deps.config.inPlace.fallback === "terminate" ? await observeAgents(deps) : undefined;
+    !partial && inPlace && deps.config.inPlace.fallback === "terminate"
+      ? await observeAgents(deps)
+      : undefined;
+  const recollection = deps.memory?.recollect();
 
   const observation: Observation = {
+    scope: partial ? "partial" : "full",
+    startedAt,
     now: deps.now(),
     secret: secretObs,
     replicas,
-    targets: targets.map(({ tags: _tags, ...t }) => t),
+    targets: targets.map(({ tags: _tags, raw: _raw, ...t }) => t),
     stacks: groups.stacks,
     tokens,
     agents,
@@ -138,10 +174,66 @@ export async function observeWithSecret(
       alertsSent: forCurrent?.alerts ?? [],
       complete: forCurrent?.complete ?? false,
       unobservableSince: validPast(forCurrent?.unobservableSince, since, deps.now()),
+      observedAt: validPast(forCurrent?.observedAt, since, deps.now()),
     },
     emergency,
+    managedVersion:
+      partial && recollection?.managed && recollection.versionId === state.current
+        ? state.current
+        : undefined,
   };
   return { observation, secret: state };
+}
+
+/**
+ * The named groups, and the anchor group for its tags (the rollout record, an emergency): the one
+ * the last full observation found, else the first named target, else the first group of the first
+ * target stack — the order anchorOf() applies to a full observation.
+ */
+async function observeSomeGroups(
+  deps: Pick<ObserveDeps, "config" | "autoScaling" | "memory">,
+  wanted: readonly TargetGroup[],
+): Promise<{ targets: GroupRow[]; stacks: StackObservation[]; anchor: GroupRow | undefined }> {
+  const anchorTarget = deps.memory?.recollect()?.anchor ?? deps.config.targets[0];
+  const names = new Map<string, Set<string>>();
+  for (const g of [...wanted, ...(anchorTarget ? [anchorTarget] : [])])
+    names.set(g.region, (names.get(g.region) ?? new Set()).add(g.groupName));
+  const found = new Map<string, AutoScalingGroup | ObservationError>();
+  await Promise.all(
+    [...names].map(async ([region, set]) => {
+      const list = [...set];
+      try {
+        for (let i = 0; i < list.length; i += GROUP_NAMES_PER_CALL) {
+          const chunk = list.slice(i, i + GROUP_NAMES_PER_CALL);
+          for (const g of await describeGroups(deps.autoScaling(region), { AutoScalingGroupNames: chunk }))
+            if (g.AutoScalingGroupName) found.set(`${region}:${g.AutoScalingGroupName}`, g);
+        }
+      } catch (error) {
+        const e = observationError(error);
+        for (const name of list) found.set(`${region}:${name}`, e);
+      }
+    }),
+  );
+  const rowOf = (t: TargetGroup): GroupRow => {
+    const g = found.get(groupKey(t));
+    return g === undefined || "AutoScalingGroupName" in g
+      ? row(t, undefined, g as AutoScalingGroup | undefined, undefined)
+      : row(t, undefined, undefined, g as ObservationError);
+  };
+  let anchor = anchorTarget ? rowOf(anchorTarget) : undefined;
+  if (!anchorTarget && deps.config.stacks[0]) {
+    const s = deps.config.stacks[0];
+    const first = await describeGroups(deps.autoScaling(s.region), {
+      Filters: [
+        { Name: `tag:${STACK_NAME_TAG}`, Values: [s.stackName] },
+        { Name: `tag:${LOGICAL_ID_TAG}`, Values: [AGENT_GROUP_LOGICAL_ID] },
+      ],
+    }).catch(() => []);
+    const g = first[0];
+    if (g?.AutoScalingGroupName)
+      anchor = row({ region: s.region, groupName: g.AutoScalingGroupName }, s.stackName, g, undefined);
+  }
+  return { targets: wanted.map(rowOf), stacks: [], anchor: anchor?.exists ? anchor : undefined };
 }
 
 export async function replicaCurrentVersion(
@@ -180,7 +272,7 @@ type GroupRow = TargetObservation & { tags: Record<string, string>; raw: AutoSca
  */
 export async function observeGroups(
   deps: Pick<ObserveDeps, "config" | "autoScaling">,
-): Promise<{ targets: GroupRow[]; stacks: StackObservation[] }> {
+): Promise<{ targets: GroupRow[]; stacks: StackObservation[]; anchor?: GroupRow }> {
   const byRegion = new Map<string, string[]>();
   for (const t of deps.config.targets)
     byRegion.set(t.region, [...(byRegion.get(t.region) ?? []), t.groupName]);
@@ -312,8 +404,14 @@ async function observeMembers(
     badSyncTag: sync && sync.versionId === current && !syncValid ? t.tags[SYNC_TAG] : undefined,
   };
   if (!needsRefreshes && t.marker?.versionId !== current) return base;
+  // Our refresh for this version, already seen in a final status, reads the same again.
+  const ours = t.marker?.versionId === current ? t.marker?.refreshId : undefined;
+  const final = ours ? deps.memory?.finalRefresh(t.region, t.groupName, ours) : undefined;
+  if (final) return { ...base, refreshes: [final] };
   try {
-    return { ...base, refreshes: await describeRefreshes(deps.autoScaling(t.region), t.groupName) };
+    const refreshes = await describeRefreshes(deps.autoScaling(t.region), t.groupName);
+    deps.memory?.rememberRefreshes(t.region, t.groupName, refreshes);
+    return { ...base, refreshes };
   } catch (error) {
     return { ...base, error: observationError(error) };
   }
@@ -546,4 +644,101 @@ function validPast(at: Date | undefined, since: Date | undefined, now: Date): Da
   if (at.getTime() > now.getTime() + skew) return undefined;
   if (since && at.getTime() < since.getTime() - skew) return undefined;
   return at;
+}
+
+/** The Run Command statuses after which an invocation changes no more (API reference: CommandInvocation, Status). */
+const FINAL_INVOCATION = new Set(["Success", "Cancelled", "TimedOut", "Failed"]);
+
+/**
+ * A poll within a run: the previous observation with its in-flight commands read again, and nothing
+ * else (ListCommandInvocations per command still running; ListCommands only in `relist` regions,
+ * where a SendCommand failed and may have created a command all the same). Group membership and
+ * launch times are as the previous observation saw them: a partial observation, so nothing is
+ * revoked on it.
+ */
+export async function observeCommands(
+  deps: ObserveDeps,
+  previous: Observation,
+  sent: ReadonlyArray<{ region: string; commandId: string; instanceIds: readonly string[] }>,
+  relist: readonly string[],
+): Promise<Observation> {
+  const versionId = previous.secret.current;
+  const targets: GroupRow[] = previous.targets.map((t) => ({
+    ...t,
+    members: t.members.map((m) => ({ ...m, invocations: [...m.invocations] })),
+    tags: {},
+    raw: undefined,
+  }));
+  const commands = new Map<string, { region: string; commandId: string }>();
+  for (const c of sent) commands.set(c.commandId, c);
+  // A command just sent lists its instances before their invocations are visible: "Sent" until then,
+  // so a poll never takes them for instances still to send to.
+  const byId = new Map(targets.flatMap((t) => t.members.map((m) => [m.instanceId, m] as const)));
+  for (const c of sent) {
+    for (const id of c.instanceIds) {
+      const m = byId.get(id);
+      if (m && !m.invocations.some((i) => i.commandId === c.commandId)) {
+        m.invocations = [
+          {
+            commandId: c.commandId,
+            requestedAt: deps.now(),
+            status: "Sent",
+            statusDetails: undefined,
+            result: undefined,
+          },
+          ...m.invocations,
+        ];
+      }
+    }
+  }
+  for (const t of targets)
+    for (const m of t.members)
+      for (const inv of m.invocations)
+        if (!FINAL_INVOCATION.has(inv.status))
+          commands.set(inv.commandId, { region: t.region, commandId: inv.commandId });
+  const relisted = new Set(relist);
+  await Promise.all(
+    [...commands.values()]
+      .filter((c) => !relisted.has(c.region))
+      .map(async ({ region, commandId }) => {
+        const inRegion = targets.filter((t) => t.region === region && t.exists && !t.error);
+        const members = new Map(inRegion.flatMap((t) => t.members.map((m) => [m.instanceId, m] as const)));
+        try {
+          for (const inv of await listInvocations(deps.ssm(region), commandId)) {
+            const m = inv.InstanceId ? members.get(inv.InstanceId) : undefined;
+            if (!m) continue;
+            const requestedAt = inv.RequestedDateTime ?? previous.now;
+            const output = inv.CommandPlugins?.map((p) => p.Output ?? "").join("\n");
+            m.invocations = [
+              ...m.invocations.filter((i) => i.commandId !== commandId),
+              {
+                commandId,
+                requestedAt,
+                status: inv.Status ?? "unknown",
+                statusDetails: inv.StatusDetails,
+                result: parseInstallResult(output ?? ""),
+              },
+            ].sort(newestFirst);
+          }
+        } catch (error) {
+          const e = observationError(error, "Run Command");
+          for (const t of inRegion) t.error = e;
+        }
+      }),
+  );
+  if (versionId && relisted.size > 0) {
+    const again = targets.filter((t) => relisted.has(t.region));
+    for (const t of again) for (const m of t.members) m.invocations = [];
+    await attachInvocations(deps, again, versionId, rolloutStartedAt(previous));
+  }
+  return {
+    ...previous,
+    scope: "partial",
+    startedAt: deps.now(),
+    now: deps.now(),
+    targets: targets.map(({ tags: _tags, raw: _raw, ...t }) => t),
+    tokens: [],
+    agents: undefined,
+    managedVersion: versionId,
+  };
 }

@@ -30,6 +30,16 @@ export { EMERGENCY_TAG, MARKER_TAG, ROLLOUT_TAG, SYNC_TAG } from "./markers";
 export const EXPIRY_WARNING_MS = 86_400_000;
 /** SendCommand takes at most 50 instance ids (AWS Systems Manager API reference, SendCommand InstanceIds). */
 export const SEND_COMMAND_MAX_INSTANCES = 50;
+/**
+ * The writes a plan of a partial observation may make: each concerns only groups it observed.
+ * Revoking, alerting, stopping agents and recording the rollout need the full observation.
+ */
+export const PARTIAL_ACTIONS: ReadonlySet<Action["kind"]> = new Set([
+  "record-sync",
+  "send-command",
+  "start-refresh",
+  "adopt-refresh",
+]);
 /** Clock difference tolerated between a recorded intent and the refresh AWS reports starting for it. */
 const INTENT_SKEW_MS = 5_000;
 
@@ -55,10 +65,31 @@ interface PlanContext {
  * AWSPENDING's, is revoked. Every write the run makes is an action of the plan.
  */
 export function plan(obs: Observation, settings: PlanSettings): Plan {
+  const whole = planWhole(obs, settings);
+  if (obs.scope === "full") return whole;
+  // A partial observation saw only some groups: it makes their writes and holds the rest back for
+  // the full observation, which alone may revoke, alert or record completion.
+  const alerts = whole.actions.filter((a) => a.kind === "alert").length;
+  return {
+    ...whole,
+    actions: whole.actions.filter((a) => PARTIAL_ACTIONS.has(a.kind)),
+    complete: false,
+    deferredAlerts: alerts,
+  };
+}
+
+function planWhole(obs: Observation, settings: PlanSettings): Plan {
   const version = obs.secret.current;
   const unmanaged = obs.tokens.filter((t) => t.versionId === undefined);
   const notices: string[] = [];
-  const base = { strategy: settings.strategy, regionsBehind: [], regionsLagging: [], actions: [] };
+  const base = {
+    strategy: settings.strategy,
+    regionsBehind: [],
+    regionsLagging: [],
+    actions: [],
+    escalate: undefined,
+    deferredAlerts: 0,
+  };
   if (unmanaged.length > 0) {
     notices.push(
       `${unmanaged.length} token(s) in the cluster were not created by this project and are never revoked by it: ${unmanaged
@@ -79,7 +110,19 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     };
   }
 
-  if (!obs.tokens.some((t) => t.versionId === version)) {
+  if (obs.scope === "partial" && obs.managedVersion !== version) {
+    // Whether the version is ours is known from the Buildkite tokens, which only a full observation lists.
+    return {
+      ...base,
+      versionId: version,
+      targets: [],
+      waitingFor: [],
+      notices,
+      complete: false,
+      escalate: `version ${version} was not yet seen in a full observation in this container`,
+    };
+  }
+  if (obs.scope === "full" && !obs.tokens.some((t) => t.versionId === version)) {
     // Not a version this project made (the initial token, or a value set by hand): rolling it out
     // would touch every fleet for nothing, and revoking anything could strand the instances that
     // still use it. Report, never guess.
@@ -359,8 +402,17 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
   for (const a of newAlerts) actions.push({ kind: "alert", ...a });
   const unobservedChanged =
     (unobservableSince?.getTime() ?? 0) !== (obs.rollout.unobservableSince?.getTime() ?? 0);
+  // Each write of the rollout tag also records when this full observation began: a cold container
+  // then knows which events were already seen (scope.ts). Never a write of its own: a time older
+  // than the last full observation only makes a cold container skip less.
   if (newAlerts.length > 0 || (complete && !obs.rollout.complete) || unobservedChanged) {
-    actions.push({ kind: "record-rollout", versionId: version, complete, unobservableSince });
+    actions.push({
+      kind: "record-rollout",
+      versionId: version,
+      complete,
+      unobservableSince,
+      observedAt: obs.startedAt,
+    });
   }
 
   const waitingFor: Plan["waitingFor"] = [];
@@ -391,6 +443,8 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
     waitingFor,
     notices,
     complete,
+    escalate: undefined,
+    deferredAlerts: 0,
   };
 }
 

@@ -4,17 +4,19 @@ import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { SNSClient } from "@aws-sdk/client-sns";
 import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { BuildkiteClient } from "../buildkite/client";
-import type { ReconcileConfig } from "../config";
+import type { ReconcileConfig, TargetGroup } from "../config";
 import { describeError } from "../errors";
 import type { Logger } from "../log";
 import type { MetricsSink } from "../metrics";
 import { backoffDelay, type Sleep } from "../sleep";
 import { type ActResult, act } from "./act";
+import type { RolloutMemory } from "./memory";
 import { instanceCounts } from "./model";
-import { observe, replicaCurrentVersion } from "./observe";
+import { observe, observeCommands, replicaCurrentVersion } from "./observe";
 import { plan } from "./plan";
+import { needsFullObservation, type RunScope, scopeOf } from "./scope";
 import type { Trigger } from "./trigger";
-import type { Plan, PlanSettings } from "./types";
+import type { Observation, Plan, PlanSettings } from "./types";
 
 export interface ReconcileDeps {
   config: ReconcileConfig;
@@ -32,6 +34,8 @@ export interface ReconcileDeps {
   sleep: Sleep;
   /** Milliseconds left in this invocation. */
   remainingMs: () => number;
+  /** The container's memory: what lets a run observe only what can have changed. */
+  memory: RolloutMemory;
 }
 
 /** What one invocation was asked to handle: the triggers of its batch, already validated and filtered. */
@@ -40,8 +44,12 @@ export interface ReconcileRequest {
 }
 
 export interface ReconcileOutcome {
-  plan: Plan;
+  scope: RunScope;
+  /** The last round's plan; undefined when the run was skipped. */
+  plan: Plan | undefined;
   rounds: number;
+  /** How many rounds observed in full, partially (some groups), or only polled commands. */
+  observations: { full: number; partial: number; polls: number };
   results: ActResult[];
 }
 
@@ -71,79 +79,159 @@ export function tokenParameterName(config: Pick<ReconcileConfig, "secret">): str
   return `/aws/reference/secretsmanager/${config.secret.name}`;
 }
 
+/** What the next round observes. */
+type Next =
+  | { kind: "full" }
+  | { kind: "groups"; groups: TargetGroup[] }
+  | { kind: "poll"; previous: Observation; sent: ActResult["commandsSent"]; relist: string[] };
+
+/** Full observations a run may add to the one its trigger asked for (a partial run's escalations). */
+const MAX_ESCALATIONS = 2;
+
 /**
- * One reconcile run: observe → plan → act, again after waiting (bounded, within the deadline) for
- * lagging replicas, so that a region that catches up is rolled out in the same run, and for the
- * install commands in flight (in-place produces no refresh events). Refreshes are not waited for:
- * their completion events (and the schedule) trigger the next run; nor are instances that only a
- * later retry can reach.
+ * One reconcile run: observe → plan → act, in rounds, observing only what can have changed
+ * (scope.ts): a refresh event looks at its group; a run waits (bounded, within the deadline) for
+ * lagging replicas and then looks at their regions' groups, and polls the install commands it sent
+ * by reading those commands alone. Whenever a partial look finds that revoking, alerting or
+ * recording may be due, the run observes in full — only a full observation may do those. Refreshes
+ * are not waited for: their events (and the schedule) trigger the next run.
  */
 export async function reconcile(
   deps: ReconcileDeps,
-  _request: ReconcileRequest = { triggers: [] },
+  request: ReconcileRequest = { triggers: [] },
 ): Promise<ReconcileOutcome> {
   const settings = planSettings(deps.config);
-  const results: ActResult[] = [];
-  let current: Plan | undefined;
-  let rounds = 0;
+  const scope = scopeOf(request.triggers, deps.memory.recollect(), deps.config.clockSkewMs);
+  const outcome: ReconcileOutcome = {
+    scope,
+    plan: undefined,
+    rounds: 0,
+    observations: { full: 0, partial: 0, polls: 0 },
+    results: [],
+  };
+  if (scope.kind === "skip") {
+    deps.logger.info("nothing new to observe; skipped", { reason: scope.reason });
+    return outcome;
+  }
+  let next: Next = scope.kind === "full" ? { kind: "full" } : { kind: "groups", groups: scope.groups };
+  let escalations = 0;
   let commandPolls = 0;
-  while (rounds < MAX_ROUNDS) {
-    rounds++;
-    const observation = await observe(deps);
-    current = plan(observation, settings);
+  while (outcome.rounds < MAX_ROUNDS) {
+    outcome.rounds++;
+    const observation: Observation =
+      next.kind === "full"
+        ? await observe(deps)
+        : next.kind === "groups"
+          ? await observe(deps, { groups: next.groups })
+          : await observeCommands(deps, next.previous, next.sent, next.relist);
+    outcome.observations[next.kind === "groups" ? "partial" : next.kind === "poll" ? "polls" : "full"]++;
+    const memory = deps.memory.recollect();
+    if (outcome.rounds === 1 && next.kind === "groups" && !memory) {
+      // A cold container: the anchor's rollout tag says when the last full observation began.
+      const recorded = observation.rollout.observedAt;
+      const again = scopeOf(
+        request.triggers,
+        recorded && { fullStartedAt: recorded },
+        deps.config.clockSkewMs,
+      );
+      if (again.kind === "skip") {
+        deps.logger.info("nothing new to observe (as recorded on the anchor group); skipped", {
+          reason: again.reason,
+        });
+        return { ...outcome, scope: again };
+      }
+    }
+    const current = plan(observation, settings);
+    outcome.plan = current;
+    if (observation.scope === "partial") {
+      const why = needsFullObservation(current, memory, observation.now);
+      if (why && escalations < MAX_ESCALATIONS) {
+        escalations++;
+        deps.memory.afterPlan(observation, current);
+        deps.logger.info("observing in full", { reason: why });
+        next = { kind: "full" };
+        continue;
+      }
+    }
     const result = await act(current, observation, {
       ...deps,
       alertTopicArn: deps.config.alertTopicArn,
       inPlace: deps.config.inPlace,
       tokenParameterName: tokenParameterName(deps.config),
     });
-    results.push(result);
-    deps.logger.info("reconcile round", {
-      round: rounds,
-      versionId: current.versionId ?? null,
-      waitingFor: current.waitingFor,
-      complete: current.complete,
-      targets: current.targets.map((t) => ({
-        target: `${t.region}:${t.groupName}`,
-        phase: t.phase,
-        refreshId: t.refreshId,
-        ...(t.instances.length > 0 ? { instances: instanceCounts(t) } : {}),
-      })),
-      regionsBehind: current.regionsBehind,
-      actions: current.actions.map((a) => a.kind),
-      refreshesStarted: result.refreshesStarted.length,
-      commandsSent: result.commandsSent.length,
-      revoked: result.revoked.length,
-    });
-    for (const notice of current.notices) deps.logger.info("notice", { notice });
+    deps.memory.afterPlan(observation, current);
+    outcome.results.push(result);
+    logRound(deps, outcome.rounds, observation, current, result);
 
-    // A refresh we just started or a revocation we just made changes what the next observation
-    // sees; anything else that could change soon is a lagging replica.
     const waitForReplicas = current.waitingFor.includes("replicas") && current.versionId !== undefined;
     if (!waitForReplicas) {
       // Commands just sent or still running report within seconds: poll them in this run.
       // A SendCommand that failed may have created its command all the same (a lost response):
       // look again in this run rather than leave it to another trigger.
+      const relist = failedSendRegions(current, result);
       const inFlight =
         result.commandsSent.length > 0 ||
-        result.failures.some((f) => f.action === "send-command") ||
+        relist.length > 0 ||
         current.targets.some((t) => t.instances.some((i) => i.state === "in-flight"));
       if (!inFlight || current.complete) break;
       const delay = backoffDelay(commandPolls++, 250, 2_000);
       if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) break;
       await deps.sleep(delay);
+      next = { kind: "poll", previous: observation, sent: result.commandsSent, relist };
       continue;
     }
-    const synced = await waitForReplicaSync(deps, current.versionId ?? "", current.regionsLagging);
+    const lagging = current.regionsLagging;
+    const synced = await waitForReplicaSync(deps, current.versionId ?? "", lagging);
     if (!synced) {
       deps.logger.info("replicas still behind at the end of this run's budget; the next trigger continues", {
-        regionsLagging: current.regionsLagging,
+        regionsLagging: lagging,
       });
       break;
     }
+    // The regions that caught up are the only ones whose groups have something new to do.
+    const groups = current.targets
+      .filter((t) => lagging.includes(t.region))
+      .map((t) => ({ region: t.region, groupName: t.groupName }));
+    next = groups.length > 0 ? { kind: "groups", groups } : { kind: "full" };
   }
-  if (!current) throw new Error("reconcile made no round");
-  return { plan: current, rounds, results };
+  return outcome;
+}
+
+/** Regions where a planned SendCommand did not report a command: it may exist all the same. */
+function failedSendRegions(current: Plan, result: ActResult): string[] {
+  const planned = new Map<string, number>();
+  for (const a of current.actions)
+    if (a.kind === "send-command") planned.set(a.region, (planned.get(a.region) ?? 0) + 1);
+  for (const c of result.commandsSent) planned.set(c.region, (planned.get(c.region) ?? 0) - 1);
+  return [...planned].filter(([, n]) => n > 0).map(([region]) => region);
+}
+
+function logRound(
+  deps: ReconcileDeps,
+  round: number,
+  observation: Observation,
+  current: Plan,
+  result: ActResult,
+) {
+  deps.logger.info("reconcile round", {
+    round,
+    scope: observation.scope,
+    versionId: current.versionId ?? null,
+    waitingFor: current.waitingFor,
+    complete: current.complete,
+    targets: current.targets.map((t) => ({
+      target: `${t.region}:${t.groupName}`,
+      phase: t.phase,
+      refreshId: t.refreshId,
+      ...(t.instances.length > 0 ? { instances: instanceCounts(t) } : {}),
+    })),
+    regionsBehind: current.regionsBehind,
+    actions: current.actions.map((a) => a.kind),
+    refreshesStarted: result.refreshesStarted.length,
+    commandsSent: result.commandsSent.length,
+    revoked: result.revoked.length,
+  });
+  for (const notice of current.notices) deps.logger.info("notice", { notice });
 }
 
 /** Polls the lagging regions with capped backoff until they serve `versionId` or time runs out. */

@@ -4,6 +4,15 @@ import type { InstallResult } from "./install-result";
 
 /** Everything a reconcile run knows about the world, gathered by observe(); input of plan(). */
 export interface Observation {
+  /**
+   * "full": every region, every target group, the Buildkite tokens — what revocation, alerting and
+   * recording completion need. "partial": only some groups (those an event named, or those whose
+   * commands a run polls), with their regions' replicas and no Buildkite tokens; a plan of a partial
+   * observation makes only per-group writes (see plan.ts PARTIAL_ACTIONS).
+   */
+  scope: "full" | "partial";
+  /** When this observation began (before its first read): an event older than it has been seen. */
+  startedAt: Date;
   now: Date;
   secret: {
     arn: string;
@@ -31,6 +40,11 @@ export interface Observation {
   agents: AgentObservation[] | undefined;
   /** What the anchor group's rollout tag says, validated against the current version. */
   rollout: RolloutRecord;
+  /**
+   * Partial observations only: the version a full observation in this container found to have a
+   * token made by this project (full observations read it from `tokens`). Undefined when unknown.
+   */
+  managedVersion: string | undefined;
   /** An emergency declared by the operator CLI (anchor group tag), as written; plan() validates it. */
   emergency: EmergencyDeclaration | undefined;
 }
@@ -43,6 +57,8 @@ export interface RolloutRecord {
   complete: boolean;
   /** Since when something has stayed unobservable (a transient error), if it has. */
   unobservableSince: Date | undefined;
+  /** When the last full observation of the current version began, as recorded (validated). */
+  observedAt: Date | undefined;
 }
 
 /** "The token of `leakedVersionId` leaked; roll out `versionId` fast and revoke the leaked one early." */
@@ -270,6 +286,8 @@ export type Action =
       versionId: string;
       complete: boolean;
       unobservableSince: Date | undefined;
+      /** When the full observation this plan came from began. */
+      observedAt: Date;
     };
 
 export interface Plan {
@@ -287,6 +305,13 @@ export interface Plan {
   notices: string[];
   /** True when nothing more will happen for the current version. */
   complete: boolean;
+  /**
+   * Partial plans only: why this run needs a full observation before it can go on (revoking,
+   * alerting and recording need one), or undefined.
+   */
+  escalate: string | undefined;
+  /** Partial plans only: alerts held back for the next full observation. */
+  deferredAlerts: number;
 }
 
 export interface PlanSettings {

@@ -138,6 +138,8 @@ export function observation(
   secret: Partial<Observation["secret"]> = {},
 ): Observation {
   return {
+    scope: "full",
+    startedAt: NOW,
     now: NOW,
     secret: {
       arn: ARN,
@@ -160,8 +162,9 @@ export function observation(
     stacks: [],
     tokens: [token("t1", V1), token("t2", V2)],
     agents: undefined,
-    rollout: { alertsSent: [], complete: false, unobservableSince: undefined },
+    rollout: { alertsSent: [], complete: false, unobservableSince: undefined, observedAt: undefined },
     emergency: undefined,
+    managedVersion: undefined,
     ...over,
   };
 }

@@ -54,6 +54,8 @@ const planWith = (actions: Action[], over: Partial<Plan> = {}): Plan => ({
   waitingFor: [],
   notices: [],
   complete: false,
+  escalate: undefined,
+  deferredAlerts: 0,
   ...over,
 });
 const tags = () => asg.commandCalls(CreateOrUpdateTagsCommand).map((c) => c.args[0].input.Tags?.[0]);
@@ -163,7 +165,9 @@ describe("act", () => {
       obs(),
       deps,
     );
-    expect(result.commandsSent).toEqual([{ region: "us-east-1", commandId: "c-1", instances: 2 }]);
+    expect(result.commandsSent).toEqual([
+      { region: "us-east-1", commandId: "c-1", instances: 2, instanceIds: ["i-1", "i-2"] },
+    ]);
     expect(ssm.commandCalls(SendCommandCommand)[0]?.args[0].input).toEqual({
       DocumentName: "BuildkiteAgentTokenRotation-InstallAgentToken",
       InstanceIds: ["i-1", "i-2"],
@@ -207,7 +211,13 @@ describe("act", () => {
       planWith([
         { kind: "revoke", tokenId: "t1", versionId: "v1" },
         { kind: "revoke", tokenId: "gone", versionId: "v0" },
-        { kind: "record-rollout", versionId: "v2", complete: true, unobservableSince: undefined },
+        {
+          kind: "record-rollout",
+          versionId: "v2",
+          complete: true,
+          unobservableSince: undefined,
+          observedAt: NOW,
+        },
       ]),
       obs(),
       deps,
@@ -222,6 +232,8 @@ describe("act", () => {
       complete: true,
       alerts: [],
       unobservableSince: undefined,
+      // When the full observation this plan came from began, for a cold container's coalescing.
+      observedAt: NOW,
     });
   });
 
@@ -235,7 +247,13 @@ describe("act", () => {
     const result = await act(
       planWith([
         { kind: "revoke", tokenId: "t1", versionId: "v1" },
-        { kind: "record-rollout", versionId: "v2", complete: true, unobservableSince: undefined },
+        {
+          kind: "record-rollout",
+          versionId: "v2",
+          complete: true,
+          unobservableSince: undefined,
+          observedAt: NOW,
+        },
       ]),
       obs(),
       deps,
@@ -250,9 +268,22 @@ describe("act", () => {
     await act(
       planWith([
         { kind: "alert", key: "refresh-failed:a", subject: longSubject, message: "What: …" },
-        { kind: "record-rollout", versionId: "v2", complete: false, unobservableSince: undefined },
+        {
+          kind: "record-rollout",
+          versionId: "v2",
+          complete: false,
+          unobservableSince: undefined,
+          observedAt: NOW,
+        },
       ]),
-      obs({ rollout: { alertsSent: ["0123456789"], complete: false, unobservableSince: undefined } }),
+      obs({
+        rollout: {
+          alertsSent: ["0123456789"],
+          complete: false,
+          unobservableSince: undefined,
+          observedAt: undefined,
+        },
+      }),
       deps,
     );
     const input = sns.commandCalls(PublishCommand)[0]?.args[0].input;
@@ -271,7 +302,13 @@ describe("act", () => {
     const result = await act(
       planWith([
         { kind: "alert", key: "budget", subject: "s", message: "m" },
-        { kind: "record-rollout", versionId: "v2", complete: false, unobservableSince: undefined },
+        {
+          kind: "record-rollout",
+          versionId: "v2",
+          complete: false,
+          unobservableSince: undefined,
+          observedAt: NOW,
+        },
       ]),
       obs(),
       deps,

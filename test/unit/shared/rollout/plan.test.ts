@@ -539,7 +539,7 @@ describe("plan: replicas, targets and stacks that cannot be observed", () => {
     expect(kinds(first)).not.toContain("alert:replica-failed");
     expect(kinds(first)).not.toContain("alert:unobservable");
     expect(first.actions.find((a) => a.kind === "record-rollout")).toMatchObject({ unobservableSince: NOW });
-    const recorded = { alertsSent: [], complete: false, unobservableSince: ago(300) };
+    const recorded = { alertsSent: [], complete: false, unobservableSince: ago(300), observedAt: undefined };
     expect(kinds(plan(world({ replicas: [transient], rollout: recorded }), inPlace))).not.toContain(
       "alert:unobservable",
     );
@@ -646,7 +646,15 @@ describe("plan: emergency, alerts, versions", () => {
     const first = plan(failing, inPlace);
     const key = alertOf(first, "group-missing")?.key ?? "";
     const again = plan(
-      { ...failing, rollout: { alertsSent: [alertId(key)], complete: false, unobservableSince: undefined } },
+      {
+        ...failing,
+        rollout: {
+          alertsSent: [alertId(key)],
+          complete: false,
+          unobservableSince: undefined,
+          observedAt: undefined,
+        },
+      },
       inPlace,
     );
     expect(again.actions).toEqual([]);
@@ -661,7 +669,13 @@ describe("plan: emergency, alerts, versions", () => {
     expect(kinds(plan(done, inPlace))).toEqual(["record-rollout"]);
     expect(
       kinds(
-        plan({ ...done, rollout: { alertsSent: [], complete: true, unobservableSince: undefined } }, inPlace),
+        plan(
+          {
+            ...done,
+            rollout: { alertsSent: [], complete: true, unobservableSince: undefined, observedAt: undefined },
+          },
+          inPlace,
+        ),
       ),
     ).toEqual([]);
   });
@@ -705,7 +719,7 @@ describe("plan: emergency, alerts, versions", () => {
         targets: [target("us-east-1", "ci-a", { members: [] })],
         replicas: [],
         tokens: [token("t2", V2, { expiresAt: new Date(NOW.getTime() + 3 * 3_600_000).toISOString() })],
-        rollout: { alertsSent: [], complete: true, unobservableSince: undefined },
+        rollout: { alertsSent: [], complete: true, unobservableSince: undefined, observedAt: undefined },
       }),
       inPlace,
     );

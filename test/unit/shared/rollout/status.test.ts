@@ -344,7 +344,7 @@ describe("describeNext", () => {
         target("eu-west-1", "ci-b", ours(V2, "r-b", "Successful", 100)),
       ],
       tokens: [token("t2", V2)],
-      rollout: { alertsSent: [], complete: true, unobservableSince: undefined },
+      rollout: { alertsSent: [], complete: true, unobservableSince: undefined, observedAt: undefined },
     });
     expect(next(obs)).toEqual(["nothing: the rollout of the current version is complete"]);
   });
@@ -388,6 +388,7 @@ describe("describeNext", () => {
         alertsSent: [hash("replica-failed:eu-west-1"), hash("group-missing:us-east-1:ci-a")],
         complete: false,
         unobservableSince: undefined,
+        observedAt: undefined,
       },
     });
     expect(next(obs)).toEqual([

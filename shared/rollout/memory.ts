@@ -1,0 +1,99 @@
+import type { TargetGroup } from "../config";
+import { DONE_PHASES, groupKey } from "./model";
+import type { Observation, Plan, RefreshObservation } from "./types";
+
+/**
+ * What the last full observation in this container concluded, for the pure scope decisions
+ * (scope.ts). Only the plan's own summary: nothing here is trusted over what AWS reports.
+ */
+export interface Recollection {
+  versionId: string;
+  /** When that full observation began. */
+  fullStartedAt: Date;
+  /** Whether the version had a token made by this project. */
+  managed: boolean;
+  /** The anchor group it found (where the rollout and emergency tags live). */
+  anchor: TargetGroup | undefined;
+  /** `region:group` of every target not done then, minus those a later partial plan found done. */
+  notDone: string[];
+}
+
+/**
+ * Refresh statuses that never change again (API reference: InstanceRefresh, Status; `Baking` is
+ * followed by `Successful`).
+ */
+const FINAL_REFRESH = new Set(["Successful", "Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"]);
+/** Bounds the caches: far above one deployment's groups, so a long-lived container cannot grow without end. */
+const MAX_ENTRIES = 10_000;
+
+/**
+ * What a warm container remembers between runs, so that a run observes only what can have changed.
+ * It holds immutable facts AWS reported (a version's creation time, a refresh in a final status) and
+ * the summary of the last full observation. Losing it (a cold container) costs calls, never a
+ * different decision: where a warm container relies on it, a cold one observes in full. Built once
+ * per container with the other dependencies; never module state.
+ */
+export class RolloutMemory {
+  private readonly createdAt = new Map<string, Date>();
+  private readonly finalRefreshes = new Map<string, RefreshObservation>();
+  private last: Recollection | undefined;
+
+  /** A version's CreatedDate, if a ListSecretVersionIds of this container reported it. */
+  versionCreatedAt(versionId: string): Date | undefined {
+    return this.createdAt.get(versionId);
+  }
+
+  rememberCreatedAt(createdAt: Record<string, Date>): void {
+    for (const [id, at] of Object.entries(createdAt)) bounded(this.createdAt).set(id, at);
+  }
+
+  /** A refresh already seen in a final status: what DescribeInstanceRefreshes would report again. */
+  finalRefresh(region: string, groupName: string, refreshId: string): RefreshObservation | undefined {
+    return this.finalRefreshes.get(`${region}:${groupName}:${refreshId}`);
+  }
+
+  rememberRefreshes(region: string, groupName: string, refreshes: RefreshObservation[]): void {
+    for (const r of refreshes) {
+      if (FINAL_REFRESH.has(r.status)) bounded(this.finalRefreshes).set(`${region}:${groupName}:${r.id}`, r);
+    }
+  }
+
+  recollect(): Recollection | undefined {
+    return this.last && { ...this.last, notDone: [...this.last.notDone] };
+  }
+
+  /** Folds a plan into the summary: a full one replaces it, a partial one updates its groups. */
+  afterPlan(obs: Observation, plan: Plan): void {
+    if (!plan.versionId) return;
+    const notDone = plan.targets.filter((t) => !DONE_PHASES.has(t.phase)).map(groupKey);
+    if (obs.scope === "full") {
+      const anchor = obs.targets.find((t) => t.exists);
+      this.last = {
+        versionId: plan.versionId,
+        fullStartedAt: obs.startedAt,
+        managed:
+          !plan.targets.some((t) => t.phase === "unmanaged") &&
+          obs.tokens.some((t) => t.versionId === plan.versionId),
+        anchor: anchor && { region: anchor.region, groupName: anchor.groupName },
+        notDone,
+      };
+      return;
+    }
+    if (this.last?.versionId !== plan.versionId) return;
+    const seen = new Set(plan.targets.map(groupKey));
+    this.last.notDone = [...this.last.notDone.filter((k) => !seen.has(k)), ...notDone];
+  }
+
+  /** Forgets the summary (not the immutable facts): the next run observes in full. */
+  forget(): void {
+    this.last = undefined;
+  }
+}
+
+function bounded<K, V>(map: Map<K, V>): Map<K, V> {
+  if (map.size >= MAX_ENTRIES) {
+    const oldest = map.keys().next();
+    if (!oldest.done) map.delete(oldest.value);
+  }
+  return map;
+}

@@ -1,0 +1,91 @@
+import type { TargetGroup } from "../config";
+import type { Recollection } from "./memory";
+import { BLOCKED_PHASES, DONE_PHASES, groupKey } from "./model";
+import type { Trigger } from "./trigger";
+import type { Plan } from "./types";
+
+/**
+ * How much of the world a run observes (issue 11: the cost of a rotation is linear in the fleet).
+ * - skip: every trigger happened before the last full observation began, so that observation
+ *   already saw its effect (a burst of events costs nothing after the first full look);
+ * - groups: only refresh events remain: observe the groups they name (and whether the secret moved);
+ * - full: anything else (the secret's label moved, the schedule, the rotation, an operator).
+ */
+export type RunScope =
+  | { kind: "skip"; reason: string }
+  | { kind: "full"; reason: string }
+  | { kind: "groups"; groups: TargetGroup[]; reason: string };
+
+/**
+ * EventBridge's `time` has whole seconds (the examples in
+ * https://docs.aws.amazon.com/eventbridge/latest/ref/overiew-event-structure.html): an event stamped
+ * 12:00:00 may have happened up to a second later.
+ */
+const EVENT_TIME_RESOLUTION_MS = 1_000;
+/**
+ * A partial run holds its alerts back for a full observation; while other groups are still pending
+ * it asks for one at most this often, so a burst of failures costs one full look, not one each.
+ */
+export const ALERT_FULL_OBSERVATION_INTERVAL_MS = 60_000;
+
+/** Whether the full observation that began at `fullStartedAt` had already seen the trigger's effect. */
+export function seenBy(trigger: Trigger, fullStartedAt: Date | undefined, clockSkewMs: number): boolean {
+  if (!trigger.at || !fullStartedAt) return false;
+  return trigger.at.getTime() + EVENT_TIME_RESOLUTION_MS + clockSkewMs <= fullStartedAt.getTime();
+}
+
+export function scopeOf(
+  triggers: readonly Trigger[],
+  memory: Pick<Recollection, "fullStartedAt"> | undefined,
+  clockSkewMs: number,
+): RunScope {
+  if (triggers.length === 0) return { kind: "full", reason: "a direct call" };
+  const live = triggers.filter((t) => !seenBy(t, memory?.fullStartedAt, clockSkewMs));
+  if (live.length === 0) {
+    return {
+      kind: "skip",
+      reason: `every trigger happened before the last full observation (${memory?.fullStartedAt.toISOString()}) began`,
+    };
+  }
+  const other = live.find((t) => t.kind !== "instance-refresh");
+  if (other) return { kind: "full", reason: `a ${other.kind} trigger` };
+  const groups = new Map<string, TargetGroup>();
+  for (const t of live) {
+    if (t.kind === "instance-refresh")
+      groups.set(groupKey({ region: t.region, groupName: t.group }), {
+        region: t.region,
+        groupName: t.group,
+      });
+  }
+  return { kind: "groups", groups: [...groups.values()], reason: `${live.length} refresh event(s)` };
+}
+
+/**
+ * After a partial plan: why the run must now observe in full (only a full observation may revoke,
+ * alert or record completion), or undefined to stop here. A cold container (no recollection, or one
+ * of another version) always goes on to a full observation: memory saves calls, it never decides.
+ */
+export function needsFullObservation(
+  plan: Plan,
+  memory: Recollection | undefined,
+  now: Date,
+): string | undefined {
+  if (plan.escalate) return plan.escalate;
+  if (!plan.versionId) return undefined;
+  if (!memory || memory.versionId !== plan.versionId) {
+    return `no full observation of version ${plan.versionId} in this container yet`;
+  }
+  const here = new Set(plan.targets.map(groupKey));
+  const othersPending = memory.notDone.filter((k) => !here.has(k));
+  const settled = plan.targets.every((t) => DONE_PHASES.has(t.phase) || BLOCKED_PHASES.has(t.phase));
+  if (othersPending.length === 0 && settled) {
+    return "every other group was done at the last full observation: the rollout may be complete";
+  }
+  if (
+    plan.deferredAlerts > 0 &&
+    now.getTime() - memory.fullStartedAt.getTime() >= ALERT_FULL_OBSERVATION_INTERVAL_MS
+  ) {
+    return `${plan.deferredAlerts} alert(s) to send`;
+  }
+  return undefined;
+}
