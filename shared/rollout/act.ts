@@ -12,7 +12,7 @@ import { describeError } from "../errors";
 import type { Logger } from "../log";
 import type { MetricsSink } from "../metrics";
 import { commandComment } from "./install-result";
-import { alertId, anchorOf, encodeRefreshMarker, encodeRolloutMarker, encodeSync } from "./markers";
+import { alertId, encodeRefreshMarker, encodeRolloutMarker, encodeSync } from "./markers";
 import { groupKey } from "./model";
 import { MARKER_TAG, ROLLOUT_TAG, rolloutStartedAt, SYNC_TAG } from "./plan";
 import type { Action, Observation, Plan } from "./types";
@@ -278,7 +278,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
       }
       deps.logger.info("rollout complete", { versionId: record.versionId, seconds: total });
     }
-    const anchor = anchorOf(obs.targets);
+    const anchor = obs.anchor;
     const value = encodeRolloutMarker({
       versionId: record.versionId,
       complete: completeNow || obs.rollout.complete,

@@ -67,14 +67,14 @@ export class RolloutMemory {
     if (!plan.versionId) return;
     const notDone = plan.targets.filter((t) => !DONE_PHASES.has(t.phase)).map(groupKey);
     if (obs.scope === "full") {
-      const anchor = obs.targets.find((t) => t.exists);
+      const anchor = obs.anchor;
       this.last = {
         versionId: plan.versionId,
         fullStartedAt: obs.startedAt,
         managed:
           !plan.targets.some((t) => t.phase === "unmanaged") &&
           obs.tokens.some((t) => t.versionId === plan.versionId),
-        anchor: anchor && { region: anchor.region, groupName: anchor.groupName },
+        anchor,
         notDone,
       };
       return;

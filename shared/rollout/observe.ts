@@ -177,6 +177,7 @@ export async function observeWithSecret(
       observedAt: validPast(forCurrent?.observedAt, since, deps.now()),
     },
     emergency,
+    anchor: anchor && { region: anchor.region, groupName: anchor.groupName },
     managedVersion:
       partial && recollection?.managed && recollection.versionId === state.current
         ? state.current

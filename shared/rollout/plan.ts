@@ -67,16 +67,39 @@ interface PlanContext {
 export function plan(obs: Observation, settings: PlanSettings): Plan {
   const whole = planWhole(obs, settings);
   if (obs.scope === "full") return whole;
-  // A partial observation saw only some groups: it makes their writes and holds the rest back for
-  // the full observation, which alone may revoke, alert or record completion.
-  const alerts = whole.actions.filter((a) => a.kind === "alert").length;
+  // A partial observation saw only some groups (and the anchor's record of alerts sent): it makes
+  // their writes and sends the alerts about them; what concerns the whole fleet (revocation,
+  // completion, the budget, what stayed unobservable) waits for a full observation.
+  const kept = whole.actions.filter(
+    (a) => PARTIAL_ACTIONS.has(a.kind) || (a.kind === "alert" && !FLEET_ALERTS.has(alertKind(a.key))),
+  );
+  const deferred = whole.actions.filter((a) => a.kind === "alert" && FLEET_ALERTS.has(alertKind(a.key)));
+  const alerting = kept.some((a) => a.kind === "alert");
   return {
     ...whole,
-    actions: whole.actions.filter((a) => PARTIAL_ACTIONS.has(a.kind)),
+    actions: [
+      ...kept,
+      ...(alerting && whole.versionId
+        ? [
+            {
+              kind: "record-rollout" as const,
+              versionId: whole.versionId,
+              complete: false,
+              // As recorded: a partial look can neither clear nor start these.
+              unobservableSince: obs.rollout.unobservableSince,
+              observedAt: obs.rollout.observedAt,
+            },
+          ]
+        : []),
+    ],
     complete: false,
-    deferredAlerts: alerts,
+    deferredAlerts: deferred.length,
   };
 }
+
+/** Alerts about the whole fleet: a partial plan holds them back for the next full observation. */
+const FLEET_ALERTS: ReadonlySet<string> = new Set(["budget", "unobservable", "token-expiring"]);
+const alertKind = (key: string) => key.split(":")[0] ?? key;
 
 function planWhole(obs: Observation, settings: PlanSettings): Plan {
   const version = obs.secret.current;

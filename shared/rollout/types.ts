@@ -38,6 +38,8 @@ export interface Observation {
    * observed only when the in-place fallback `terminate` may need them, undefined otherwise.
    */
   agents: AgentObservation[] | undefined;
+  /** The group whose tags hold the rollout record and an emergency (markers.ts anchorOf), if found. */
+  anchor: TargetGroup | undefined;
   /** What the anchor group's rollout tag says, validated against the current version. */
   rollout: RolloutRecord;
   /**
@@ -286,8 +288,8 @@ export type Action =
       versionId: string;
       complete: boolean;
       unobservableSince: Date | undefined;
-      /** When the full observation this plan came from began. */
-      observedAt: Date;
+      /** When the last full observation began: this plan's, or (partial plans) the one recorded. */
+      observedAt: Date | undefined;
     };
 
 export interface Plan {

@@ -165,6 +165,7 @@ export function observation(
     rollout: { alertsSent: [], complete: false, unobservableSince: undefined, observedAt: undefined },
     emergency: undefined,
     managedVersion: undefined,
+    anchor: { region: "us-east-1", groupName: "ci-a" },
     ...over,
   };
 }

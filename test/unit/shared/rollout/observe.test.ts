@@ -19,8 +19,10 @@ import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { describeManagedToken } from "../../../../shared/buildkite/description";
 import { loadReconcileConfig } from "../../../../shared/config";
-import { observe } from "../../../../shared/rollout/observe";
-import { MARKER_TAG } from "../../../../shared/rollout/plan";
+import { RolloutMemory } from "../../../../shared/rollout/memory";
+import { observe, observeCommands } from "../../../../shared/rollout/observe";
+import { MARKER_TAG, plan } from "../../../../shared/rollout/plan";
+import { planSettings } from "../../../../shared/rollout/reconcile";
 import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 
 const config = loadReconcileConfig(reconcileEnv());
@@ -286,5 +288,99 @@ describe("observe: cost", () => {
     expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(0);
     await observe({ ...deps(), config: { ...config, strategy: "refresh" } });
     expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(2);
+  });
+});
+
+describe("observe: partial (the groups an event named)", () => {
+  const warm = async () => {
+    const memory = new RolloutMemory();
+    const d = { ...deps(), memory };
+    const full = await observe(d);
+    memory.afterPlan(full, { ...planOf(full), versionId: "v2" });
+    sm.resetHistory();
+    asg.resetHistory();
+    ec2.resetHistory();
+    ssm.resetHistory();
+    return d;
+  };
+  const planOf = (obs: Awaited<ReturnType<typeof observe>>) => plan(obs, planSettings(config));
+
+  it("reads the secret, its group (and the anchor), its region's replica, and nothing of Buildkite", async () => {
+    const d = await warm();
+    let listed = 0;
+    d.buildkite = {
+      ...d.buildkite,
+      listTokens: async () => {
+        listed++;
+        return [];
+      },
+    };
+    const obs = await observe(d, { groups: [{ region: "eu-west-1", groupName: "ci-b" }] });
+    expect(obs.scope).toBe("partial");
+    expect(obs.targets.map((t) => `${t.region}:${t.groupName}`)).toEqual(["eu-west-1:ci-b"]);
+    expect(obs.anchor).toEqual({ region: "us-east-1", groupName: "ci-a" });
+    expect(obs.replicas.map((r) => r.region)).toEqual(["eu-west-1"]);
+    expect(obs.tokens).toEqual([]);
+    expect(listed).toBe(0);
+    expect(obs.managedVersion).toBe("v2");
+    // The version's creation time and the final refresh were already read by this container.
+    expect(sm.commandCalls(ListSecretVersionIdsCommand)).toHaveLength(0);
+    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(0);
+    expect(obs.targets[0]?.refreshes.map((r) => r.id)).toEqual(["r-1"]);
+  });
+
+  it("in a cold container reads what the memory would have held, and knows no managed version", async () => {
+    const obs = await observe(
+      { ...deps(), memory: new RolloutMemory() },
+      { groups: [{ region: "eu-west-1", groupName: "ci-b" }] },
+    );
+    expect(sm.commandCalls(ListSecretVersionIdsCommand)).toHaveLength(1);
+    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(1);
+    expect(obs.managedVersion).toBeUndefined();
+  });
+
+  it("re-reads a refresh that was not final when last seen", async () => {
+    asg.on(DescribeInstanceRefreshesCommand).resolves({
+      InstanceRefreshes: [{ InstanceRefreshId: "r-1", Status: "InProgress", StartTime: new Date(1) }],
+    });
+    const d = await warm();
+    await observe(d, { groups: [{ region: "eu-west-1", groupName: "ci-b" }] });
+    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(1);
+  });
+});
+
+describe("observeCommands: a poll within a run", () => {
+  it("re-reads only the commands still in flight, and counts just-sent instances as Sent", async () => {
+    const d = deps();
+    const before = await observe(d);
+    ssm.resetHistory();
+    asg.resetHistory();
+    ec2.resetHistory();
+    sm.resetHistory();
+    ssm.on(ListCommandInvocationsCommand, { CommandId: "c-new" }).resolves({ CommandInvocations: [] });
+    const polled = await observeCommands(
+      d,
+      before,
+      [{ region: "us-east-1", commandId: "c-new", instanceIds: ["i-ci-a"] }],
+      [],
+    );
+    expect(polled.scope).toBe("partial");
+    expect(ssm.commandCalls(ListCommandInvocationsCommand).map((c) => c.args[0].input.CommandId)).toEqual([
+      "c-new",
+    ]);
+    expect(ssm.commandCalls(ListCommandsCommand)).toHaveLength(0);
+    expect(asg.calls()).toHaveLength(0);
+    expect(ec2.calls()).toHaveLength(0);
+    expect(sm.calls()).toHaveLength(0);
+    const a = polled.targets.find((t) => t.groupName === "ci-a")?.members[0];
+    expect(a?.invocations[0]).toMatchObject({ commandId: "c-new", status: "Sent" });
+  });
+
+  it("lists the commands again in a region where a SendCommand failed (it may have created one)", async () => {
+    const d = deps();
+    const before = await observe(d);
+    ssm.resetHistory();
+    await observeCommands(d, before, [], ["us-east-1"]);
+    expect(ssm.commandCalls(ListCommandsCommand)).toHaveLength(1);
   });
 });

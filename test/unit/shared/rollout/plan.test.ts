@@ -726,3 +726,67 @@ describe("plan: emergency, alerts, versions", () => {
     expect(alertOf(p, "token-expiring")?.message).toMatch(/in 3 h/);
   });
 });
+
+describe("plan: a partial observation (some groups, no Buildkite tokens)", () => {
+  // What observe() returns for a refresh event of ci-a in a warm container.
+  const partial = (over: Partial<Observation> = {}): Observation =>
+    world({
+      scope: "partial",
+      tokens: [],
+      replicas: [],
+      managedVersion: V2,
+      targets: [target("us-east-1", "ci-a", { ...ours(V2, "r-ci-a"), members: replaced("ci-a") })],
+      ...over,
+    });
+
+  it("never revokes or records completion, even when every group it saw is done", () => {
+    const p = plan(partial(), refreshing);
+    expect(phases(p)).toEqual(["us-east-1:ci-a=refreshed"]);
+    expect(kinds(p)).toEqual([]);
+    expect(p.complete).toBe(false);
+  });
+
+  it("asks for a full observation when no full one of this version in this container said it is ours", () => {
+    const p = plan(partial({ managedVersion: V1 }), refreshing);
+    expect(p.actions).toEqual([]);
+    expect(p.escalate).toMatch(/not yet seen in a full observation/);
+  });
+
+  it("makes its groups' writes: the sync time and the refresh", () => {
+    const p = plan(
+      partial({ targets: [target("us-east-1", "ci-a", { syncedAt: undefined })] }),
+      refreshing,
+    );
+    expect(kinds(p)).toEqual(["record-sync", "start-refresh"]);
+  });
+
+  it("sends alerts about its groups, recorded on the anchor with what the anchor already recorded", () => {
+    const since = ago(30);
+    const observedAt = ago(20);
+    const p = plan(
+      partial({
+        targets: [target("us-east-1", "ci-a", ours(V2, "r", "Failed"))],
+        rollout: { alertsSent: [], complete: false, unobservableSince: since, observedAt },
+      }),
+      refreshing,
+    );
+    expect(kinds(p)).toEqual(["alert:refresh-failed", "record-rollout"]);
+    expect(p.actions.at(-1)).toEqual({
+      kind: "record-rollout",
+      versionId: V2,
+      complete: false,
+      unobservableSince: since,
+      observedAt,
+    });
+  });
+
+  it("holds back what concerns the whole fleet (the budget) for a full observation", () => {
+    const late = partial({
+      targets: [target("us-east-1", "ci-a", ours(V2, "r", "InProgress"))],
+      now: new Date(NOW.getTime() + 2 * 3600_000),
+    });
+    const p = plan(late, refreshing);
+    expect(kinds(p)).toEqual([]);
+    expect(p.deferredAlerts).toBe(1);
+  });
+});

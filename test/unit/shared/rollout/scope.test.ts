@@ -1,0 +1,184 @@
+import { describe, expect, it } from "vitest";
+import type { Recollection } from "../../../../shared/rollout/memory";
+import {
+  ALERT_FULL_OBSERVATION_INTERVAL_MS,
+  needsFullObservation,
+  scopeOf,
+  seenBy,
+} from "../../../../shared/rollout/scope";
+import type { Trigger } from "../../../../shared/rollout/trigger";
+import type { Plan, TargetPhase } from "../../../../shared/rollout/types";
+
+const FULL = new Date("2026-12-01T12:00:10.000Z");
+const at = (iso: string) => new Date(iso);
+const refresh = (group: string, time: string | undefined, region = "us-east-1"): Trigger => ({
+  kind: "instance-refresh",
+  region,
+  group,
+  refreshId: `r-${group}`,
+  event: "Succeeded",
+  at: time ? at(time) : undefined,
+});
+const memory = (over: Partial<Recollection> = {}): Recollection => ({
+  versionId: "v2",
+  fullStartedAt: FULL,
+  managed: true,
+  anchor: { region: "us-east-1", groupName: "a" },
+  notDone: ["us-east-1:a", "us-east-1:b"],
+  ...over,
+});
+
+describe("seenBy: an event's effect was seen by a full observation that began after it", () => {
+  it.each([
+    ["stamped two seconds before", "2026-12-01T12:00:08Z", 0, true],
+    // EventBridge stamps whole seconds: 12:00:09 may be as late as 12:00:09.999.
+    ["stamped in the second before", "2026-12-01T12:00:09Z", 0, true],
+    ["stamped in the same second", "2026-12-01T12:00:10Z", 0, false],
+    ["after it", "2026-12-01T12:00:11Z", 0, false],
+    ["within the clock skew", "2026-12-01T12:00:08Z", 1_500, false],
+  ])("%s → %s", (_, time, skew, expected) => {
+    expect(seenBy(refresh("a", time), FULL, skew)).toBe(expected);
+  });
+
+  it("never for a trigger without a time, or without a full observation", () => {
+    expect(seenBy(refresh("a", undefined), FULL, 0)).toBe(false);
+    expect(seenBy(refresh("a", "2026-12-01T11:00:00Z"), undefined, 0)).toBe(false);
+  });
+});
+
+describe("scopeOf", () => {
+  const label: Trigger = { kind: "secret-label-updated", versionId: "v3", at: at("2026-12-01T12:00:30Z") };
+
+  it.each<[string, Trigger[], Recollection | undefined, string]>([
+    ["a direct call (no trigger)", [], memory(), "full"],
+    ["the secret's label moved", [label], memory(), "full"],
+    ["the schedule", [{ kind: "schedule", at: at("2026-12-01T12:05:00Z") }], memory(), "full"],
+    ["the rotation", [{ kind: "rotation", versionId: "v3", at: undefined }], memory(), "full"],
+    ["an operator", [{ kind: "manual", reason: undefined, at: undefined }], memory(), "full"],
+    [
+      "refresh events after the last full observation",
+      [refresh("a", "2026-12-01T12:00:30Z")],
+      memory(),
+      "groups",
+    ],
+    ["refresh events in a cold container", [refresh("a", "2026-12-01T12:00:01Z")], undefined, "groups"],
+    [
+      "refresh events all before the last full observation",
+      [refresh("a", "2026-12-01T12:00:01Z"), refresh("b", "2026-12-01T12:00:02Z")],
+      memory(),
+      "skip",
+    ],
+    [
+      "a label event before it and a refresh after it",
+      [{ ...label, at: at("2026-12-01T12:00:00Z") }, refresh("a", "2026-12-01T12:00:30Z")],
+      memory(),
+      "groups",
+    ],
+    [
+      "a refresh before it and a label after it",
+      [refresh("a", "2026-12-01T12:00:00Z"), label],
+      memory(),
+      "full",
+    ],
+  ])("%s → %s", (_, triggers, recollection, kind) => {
+    expect(scopeOf(triggers, recollection, 0).kind).toBe(kind);
+  });
+
+  it("names each group once, with its region, dropping the events already seen", () => {
+    const scope = scopeOf(
+      [
+        refresh("a", "2026-12-01T12:00:30Z"),
+        refresh("a", "2026-12-01T12:00:31Z"),
+        refresh("a", "2026-12-01T12:00:31Z", "eu-west-1"),
+        refresh("b", "2026-12-01T12:00:01Z"),
+      ],
+      memory(),
+      0,
+    );
+    expect(scope).toMatchObject({
+      kind: "groups",
+      groups: [
+        { region: "us-east-1", groupName: "a" },
+        { region: "eu-west-1", groupName: "a" },
+      ],
+    });
+  });
+});
+
+describe("needsFullObservation (after a partial plan)", () => {
+  const NOW = new Date(FULL.getTime() + 5_000);
+  const partial = (targets: Array<[string, TargetPhase]>, over: Partial<Plan> = {}): Plan => ({
+    versionId: "v2",
+    strategy: "refresh",
+    targets: targets.map(([groupName, phase]) => ({
+      region: "us-east-1",
+      groupName,
+      stackName: undefined,
+      phase,
+      refreshId: undefined,
+      percentageComplete: undefined,
+      detail: "",
+      instances: [],
+    })),
+    regionsBehind: [],
+    regionsLagging: [],
+    actions: [],
+    waitingFor: [],
+    notices: [],
+    complete: false,
+    escalate: undefined,
+    deferredAlerts: 0,
+    ...over,
+  });
+
+  it.each<[string, Plan, Recollection | undefined, Date, boolean]>([
+    [
+      "the plan itself asks for it",
+      partial([["a", "refreshed"]], { escalate: "not seen" }),
+      memory(),
+      NOW,
+      true,
+    ],
+    ["a cold container", partial([["a", "refreshing"]]), undefined, NOW, true],
+    ["memory of another version", partial([["a", "refreshing"]]), memory({ versionId: "v1" }), NOW, true],
+    [
+      "the last pending group is done",
+      partial([["a", "refreshed"]]),
+      memory({ notDone: ["us-east-1:a"] }),
+      NOW,
+      true,
+    ],
+    [
+      "the last pending group failed",
+      partial([["a", "failed"]]),
+      memory({ notDone: ["us-east-1:a"] }),
+      NOW,
+      true,
+    ],
+    [
+      "the last pending group still refreshing",
+      partial([["a", "refreshing"]]),
+      memory({ notDone: ["us-east-1:a"] }),
+      NOW,
+      false,
+    ],
+    ["another group still pending", partial([["a", "refreshed"]]), memory(), NOW, false],
+    [
+      "fleet alerts held back, last full observation recent",
+      partial([["a", "refreshing"]], { deferredAlerts: 1 }),
+      memory(),
+      NOW,
+      false,
+    ],
+    [
+      "fleet alerts held back, last full observation a while ago",
+      partial([["a", "refreshing"]], { deferredAlerts: 1 }),
+      memory(),
+      new Date(FULL.getTime() + ALERT_FULL_OBSERVATION_INTERVAL_MS),
+      true,
+    ],
+    ["nothing to roll out", partial([], { versionId: undefined }), memory(), NOW, false],
+  ])("%s → %s", (_, plan, recollection, now, expected) => {
+    expect(needsFullObservation(plan, recollection, now) !== undefined).toBe(expected);
+  });
+});
