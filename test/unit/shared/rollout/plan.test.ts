@@ -753,10 +753,7 @@ describe("plan: a partial observation (some groups, no Buildkite tokens)", () =>
   });
 
   it("makes its groups' writes: the sync time and the refresh", () => {
-    const p = plan(
-      partial({ targets: [target("us-east-1", "ci-a", { syncedAt: undefined })] }),
-      refreshing,
-    );
+    const p = plan(partial({ targets: [target("us-east-1", "ci-a", { syncedAt: undefined })] }), refreshing);
     expect(kinds(p)).toEqual(["record-sync", "start-refresh"]);
   });
 
