@@ -1,0 +1,275 @@
+import {
+  AutoScalingClient,
+  CreateOrUpdateTagsCommand,
+  DescribeAutoScalingGroupsCommand,
+  DescribeInstanceRefreshesCommand,
+  StartInstanceRefreshCommand,
+} from "@aws-sdk/client-auto-scaling";
+import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
+import {
+  DescribeSecretCommand,
+  ListSecretVersionIdsCommand,
+  SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
+import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+import { SSMClient } from "@aws-sdk/client-ssm";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it } from "vitest";
+import { describeManagedToken } from "../../../../shared/buildkite/description";
+import { loadReconcileConfig } from "../../../../shared/config";
+import { createLogger } from "../../../../shared/log";
+import { decodeRolloutMarker, encodeRefreshMarker, encodeSync } from "../../../../shared/rollout/markers";
+import { RolloutMemory } from "../../../../shared/rollout/memory";
+import { MARKER_TAG, ROLLOUT_TAG, SYNC_TAG } from "../../../../shared/rollout/plan";
+import { type ReconcileDeps, reconcile } from "../../../../shared/rollout/reconcile";
+import type { Trigger } from "../../../../shared/rollout/trigger";
+import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
+
+/**
+ * A cold container mid-rollout must reach the decisions a warm one reaches: memory may save calls,
+ * never change a write. Each case runs the same trigger against the same AWS state twice — once
+ * with the memory of an earlier full run, once with none — and compares every write.
+ */
+const config = loadReconcileConfig(
+  reconcileEnv({ ROLLOUT_STRATEGY: "refresh", ALERT_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:alerts" }),
+);
+const sm = mockClient(SecretsManagerClient);
+const asg = mockClient(AutoScalingClient);
+const ec2 = mockClient(EC2Client);
+const sns = mockClient(SNSClient);
+
+const CREATED = new Date("2026-12-01T12:00:00Z");
+const SYNCED = new Date("2026-12-01T12:00:02Z");
+const INTENT = new Date("2026-12-01T12:00:03Z");
+const GROUPS = [
+  { region: "us-east-1", name: "ci-a" },
+  { region: "eu-west-1", name: "ci-b" },
+];
+
+/** The AWS state a test changes between runs: each group's refresh status and the anchor's rollout tag. */
+let status: Record<string, string>;
+let rolloutTag: string | undefined;
+let clock: Date;
+let deleted: string[];
+
+beforeEach(() => {
+  for (const m of [sm, asg, ec2, sns]) m.reset();
+  status = { "ci-a": "Successful", "ci-b": "InProgress" };
+  rolloutTag = undefined;
+  clock = new Date("2026-12-01T12:05:00Z");
+  deleted = [];
+  sm.on(DescribeSecretCommand).resolves({
+    VersionIdsToStages: { v1: ["AWSPREVIOUS"], v2: ["AWSCURRENT"] },
+    ReplicationStatus: [{ Region: "eu-west-1", Status: "InSync" }],
+  });
+  sm.on(ListSecretVersionIdsCommand).resolves({ Versions: [{ VersionId: "v2", CreatedDate: CREATED }] });
+  asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
+    AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
+      AutoScalingGroupName: name,
+      // Replaced by the refresh once it succeeded; the old instance while it runs.
+      Instances: [
+        {
+          InstanceId: `i-${name}-${status[name] === "Successful" ? "new" : "old"}`,
+          LifecycleState: "InService",
+        },
+      ],
+      Tags: [
+        { Key: SYNC_TAG, Value: encodeSync("v2", SYNCED) },
+        {
+          Key: MARKER_TAG,
+          Value: encodeRefreshMarker({ versionId: "v2", intentAt: INTENT, refreshId: `r-${name}` }),
+        },
+        ...(name === "ci-a" && rolloutTag ? [{ Key: ROLLOUT_TAG, Value: rolloutTag }] : []),
+      ],
+    })),
+  }));
+  asg.on(DescribeInstanceRefreshesCommand).callsFake((input: { AutoScalingGroupName?: string }) => {
+    const name = input.AutoScalingGroupName ?? "";
+    return {
+      InstanceRefreshes: [
+        {
+          InstanceRefreshId: `r-${name}`,
+          Status: status[name],
+          StartTime: new Date(INTENT.getTime() + 1_000),
+          Preferences: { ScaleInProtectedInstances: "Wait", MinHealthyPercentage: 90 },
+        },
+      ],
+    };
+  });
+  ec2.on(DescribeInstancesCommand).callsFake((input: { Filters?: Array<{ Values?: string[] }> }) => ({
+    Reservations: [
+      {
+        Instances: (input.Filters?.[0]?.Values ?? []).map((id) => ({
+          InstanceId: id,
+          LaunchTime: id.endsWith("-new")
+            ? new Date("2026-12-01T12:02:00Z")
+            : new Date("2026-11-30T08:00:00Z"),
+          State: { Name: "running" },
+        })),
+      },
+    ],
+  }));
+  asg.on(CreateOrUpdateTagsCommand).callsFake((input: { Tags?: Array<{ Key?: string; Value?: string }> }) => {
+    for (const t of input.Tags ?? []) if (t.Key === ROLLOUT_TAG) rolloutTag = t.Value;
+    return {};
+  });
+  sns.on(PublishCommand).resolves({ MessageId: "m" });
+});
+
+function depsWith(memory: RolloutMemory): ReconcileDeps {
+  return {
+    config,
+    secrets: (region) => new SecretsManagerClient({ region }),
+    autoScaling: (region) => new AutoScalingClient({ region }),
+    ec2: (region) => new EC2Client({ region }),
+    ssm: (region) => new SSMClient({ region }),
+    ssmSend: (region) => new SSMClient({ region }),
+    sns: (region) => new SNSClient({ region }),
+    buildkite: {
+      listTokens: async () => [
+        {
+          id: "t1",
+          description: describeManagedToken(ARN, "v1"),
+          createdAt: undefined,
+          expiresAt: undefined,
+        },
+        {
+          id: "t2",
+          description: describeManagedToken(ARN, "v2"),
+          createdAt: undefined,
+          expiresAt: undefined,
+        },
+      ],
+      deleteToken: async (id) => {
+        deleted.push(id);
+        return "deleted";
+      },
+      listAgents: async () => [],
+      stopAgent: async () => undefined,
+    },
+    logger: createLogger("test", {}, "error"),
+    metrics: { put: () => undefined },
+    now: () => clock,
+    sleep: async () => undefined,
+    remainingMs: () => 600_000,
+    memory,
+  };
+}
+
+const succeeded = (name: string, at: Date): Trigger => ({
+  kind: "instance-refresh",
+  region: GROUPS.find((g) => g.name === name)?.region ?? "",
+  group: name,
+  refreshId: `r-${name}`,
+  event: "Succeeded",
+  at,
+});
+
+/** Every write a run made (tag values without times, which differ by design). */
+function writes(): string[] {
+  const tags = asg
+    .commandCalls(CreateOrUpdateTagsCommand)
+    .flatMap((c) => (c.args[0].input.Tags ?? []).map((t) => `tag ${t.ResourceId} ${t.Key}`));
+  const starts = asg
+    .commandCalls(StartInstanceRefreshCommand)
+    .map((c) => `start ${c.args[0].input.AutoScalingGroupName}`);
+  const alerts = sns.commandCalls(PublishCommand).map((c) => `alert ${c.args[0].input.Subject}`);
+  return [...tags, ...starts, ...alerts, ...deleted.map((id) => `revoke ${id}`)].sort();
+}
+
+/** Runs `trigger` in a warm container (after a full run at `primedAt`) and in a cold one, from the same state. */
+async function warmAndCold(primedAt: Date, trigger: Trigger, change: () => void) {
+  const memory = new RolloutMemory();
+  clock = primedAt;
+  await reconcile(depsWith(memory), { triggers: [{ kind: "schedule", at: primedAt }] });
+  const primedTag = rolloutTag;
+  change();
+  const after = { status: { ...status } };
+
+  for (const m of [sm, asg, ec2, sns]) m.resetHistory();
+  deleted = [];
+  clock = new Date(primedAt.getTime() + 30_000);
+  const warm = await reconcile(depsWith(memory), { triggers: [trigger] });
+  const warmWrites = writes();
+  const warmCalls = sm.calls().length + asg.calls().length + ec2.calls().length;
+
+  // The same AWS state as the warm run found, in a container that remembers nothing.
+  status = { ...after.status };
+  rolloutTag = primedTag;
+  for (const m of [sm, asg, ec2, sns]) m.resetHistory();
+  deleted = [];
+  const cold = await reconcile(depsWith(new RolloutMemory()), { triggers: [trigger] });
+  const coldWrites = writes();
+  const coldCalls = sm.calls().length + asg.calls().length + ec2.calls().length;
+  return { warm, cold, warmWrites, coldWrites, warmCalls, coldCalls };
+}
+
+describe("reconcile: a cold container reaches the decisions of a warm one", () => {
+  it("the last group's refresh succeeded: both revoke the old token and record completion", async () => {
+    const r = await warmAndCold(
+      new Date("2026-12-01T12:04:00Z"),
+      succeeded("ci-b", new Date("2026-12-01T12:04:20Z")),
+      () => {
+        status["ci-b"] = "Successful";
+      },
+    );
+    expect(r.warmWrites).toEqual(["revoke t1", "tag ci-a buildkite-agent-token-rotation:rollout"]);
+    expect(r.coldWrites).toEqual(r.warmWrites);
+    expect(r.warm.plan?.complete).toBe(true);
+    expect(r.cold.plan?.complete).toBe(true);
+  });
+
+  it("another group is still refreshing: neither writes anything, and the warm one looks only at its group", async () => {
+    status["ci-a"] = "InProgress";
+    const r = await warmAndCold(
+      new Date("2026-12-01T12:04:00Z"),
+      succeeded("ci-b", new Date("2026-12-01T12:04:20Z")),
+      () => {
+        status["ci-b"] = "Successful";
+      },
+    );
+    expect(r.warmWrites).toEqual([]);
+    expect(r.coldWrites).toEqual([]);
+    expect(r.warm.observations).toEqual({ full: 0, partial: 1, polls: 0 });
+    expect(r.cold.observations).toEqual({ full: 1, partial: 1, polls: 0 });
+    expect(r.warmCalls).toBeLessThan(r.coldCalls);
+  });
+
+  it("a refresh failed: both send the one alert, and record it", async () => {
+    const r = await warmAndCold(
+      new Date("2026-12-01T12:04:00Z"),
+      succeeded("ci-b", new Date("2026-12-01T12:04:20Z")),
+      () => {
+        status["ci-b"] = "Failed";
+      },
+    );
+    expect(r.warmWrites).toEqual([
+      "alert Buildkite token rollout blocked: refresh did not complete: ci-b (eu-west-1)",
+      "tag ci-a buildkite-agent-token-rotation:rollout",
+    ]);
+    expect(r.coldWrites).toEqual(r.warmWrites);
+  });
+
+  it("an event older than the last full observation: the warm one skips it, the cold one writes nothing either", async () => {
+    // The priming run recorded when it began (it sent an alert, so it wrote the rollout tag).
+    status["ci-a"] = "Failed";
+    const r = await warmAndCold(
+      new Date("2026-12-01T12:04:00Z"),
+      succeeded("ci-a", new Date("2026-12-01T12:03:50Z")),
+      () => undefined,
+    );
+    expect(r.warm.scope.kind).toBe("skip");
+    expect(r.warmCalls).toBe(0);
+    expect(r.cold.scope.kind).toBe("skip");
+    expect(r.coldWrites).toEqual([]);
+  });
+});
+
+describe("reconcile: the rollout tag records when the full observation began", () => {
+  it("so that a cold container can tell which events it already saw", async () => {
+    status["ci-a"] = "Failed";
+    clock = new Date("2026-12-01T12:04:00Z");
+    await reconcile(depsWith(new RolloutMemory()), { triggers: [] });
+    expect(decodeRolloutMarker(rolloutTag)?.observedAt).toEqual(clock);
+  });
+});
