@@ -734,7 +734,7 @@ export async function observeCommands(
   }
   return {
     ...previous,
-    scope: "partial",
+    scope: "poll",
     startedAt: deps.now(),
     now: deps.now(),
     targets: targets.map(({ tags: _tags, raw: _raw, ...t }) => t),

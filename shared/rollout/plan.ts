@@ -40,6 +40,8 @@ export const PARTIAL_ACTIONS: ReadonlySet<Action["kind"]> = new Set([
   "start-refresh",
   "adopt-refresh",
 ]);
+/** The writes a plan of a poll may make (see Observation.scope). */
+export const POLL_ACTIONS: ReadonlySet<Action["kind"]> = new Set(["send-command"]);
 /** Clock difference tolerated between a recorded intent and the refresh AWS reports starting for it. */
 const INTENT_SKEW_MS = 5_000;
 
@@ -70,8 +72,9 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
   // A partial observation saw only some groups (and the anchor's record of alerts sent): it makes
   // their writes and sends the alerts about them; what concerns the whole fleet (revocation,
   // completion, the budget, what stayed unobservable) waits for a full observation.
+  const allowed = obs.scope === "poll" ? POLL_ACTIONS : PARTIAL_ACTIONS;
   const kept = whole.actions.filter(
-    (a) => PARTIAL_ACTIONS.has(a.kind) || (a.kind === "alert" && !FLEET_ALERTS.has(alertKind(a.key))),
+    (a) => allowed.has(a.kind) || (a.kind === "alert" && !FLEET_ALERTS.has(alertKind(a.key))),
   );
   const deferred = whole.actions.filter((a) => a.kind === "alert" && FLEET_ALERTS.has(alertKind(a.key)));
   const alerting = kept.some((a) => a.kind === "alert");
@@ -133,7 +136,7 @@ function planWhole(obs: Observation, settings: PlanSettings): Plan {
     };
   }
 
-  if (obs.scope === "partial" && obs.managedVersion !== version) {
+  if (obs.scope !== "full" && obs.managedVersion !== version) {
     // Whether the version is ours is known from the Buildkite tokens, which only a full observation lists.
     return {
       ...base,

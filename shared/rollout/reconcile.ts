@@ -17,6 +17,7 @@ import { plan } from "./plan";
 import { needsFullObservation, type RunScope, scopeOf } from "./scope";
 import type { Trigger } from "./trigger";
 import type { Observation, Plan, PlanSettings } from "./types";
+import { foldIntoView } from "./view";
 
 export interface ReconcileDeps {
   config: ReconcileConfig;
@@ -116,6 +117,8 @@ export async function reconcile(
   let next: Next = scope.kind === "full" ? { kind: "full" } : { kind: "groups", groups: scope.groups };
   let escalations = 0;
   let commandPolls = 0;
+  /** Everything this run has seen, for its polls (view.ts). */
+  let view: Observation | undefined;
   while (outcome.rounds < MAX_ROUNDS) {
     outcome.rounds++;
     const observation: Observation =
@@ -143,7 +146,7 @@ export async function reconcile(
     }
     const current = plan(observation, settings);
     outcome.plan = current;
-    if (observation.scope === "partial") {
+    if (observation.scope !== "full") {
       const why = needsFullObservation(current, memory, observation.now);
       if (why && escalations < MAX_ESCALATIONS) {
         escalations++;
@@ -160,6 +163,7 @@ export async function reconcile(
       tokenParameterName: tokenParameterName(deps.config),
     });
     deps.memory.afterPlan(observation, current);
+    view = foldIntoView(view, observation, current);
     outcome.results.push(result);
     logRound(deps, outcome.rounds, observation, current, result);
 
@@ -177,7 +181,9 @@ export async function reconcile(
       const delay = backoffDelay(commandPolls++, 250, 2_000);
       if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) break;
       await deps.sleep(delay);
-      next = { kind: "poll", previous: observation, sent: result.commandsSent, relist };
+      // Every command this run sent: the view may predate some of them (an earlier round's groups).
+      const sent = outcome.results.flatMap((r) => r.commandsSent);
+      next = { kind: "poll", previous: view, sent, relist };
       continue;
     }
     const lagging = current.regionsLagging;

@@ -8,9 +8,12 @@ export interface Observation {
    * "full": every region, every target group, the Buildkite tokens — what revocation, alerting and
    * recording completion need. "partial": only some groups (those an event named, or those whose
    * commands a run polls), with their regions' replicas and no Buildkite tokens; a plan of a partial
-   * observation makes only per-group writes (see plan.ts PARTIAL_ACTIONS).
+   * observation makes only per-group writes (see plan.ts PARTIAL_ACTIONS). "poll": what this run
+   * already knew of every group it saw, with only the commands in flight read again; its plan may
+   * only send commands and alert about what the commands reported (plan.ts POLL_ACTIONS), since the
+   * rest of it (tags, refreshes) may predate this run's own writes.
    */
-  scope: "full" | "partial";
+  scope: "full" | "partial" | "poll";
   /** When this observation began (before its first read): an event older than it has been seen. */
   startedAt: Date;
   now: Date;

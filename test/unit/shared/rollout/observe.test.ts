@@ -364,7 +364,7 @@ describe("observeCommands: a poll within a run", () => {
       [{ region: "us-east-1", commandId: "c-new", instanceIds: ["i-ci-a"] }],
       [],
     );
-    expect(polled.scope).toBe("partial");
+    expect(polled.scope).toBe("poll");
     // c-1 still has an instance without a visible invocation (i-ci-b, "Sent"); its i-ci-a is final.
     const polledIds = ssm.commandCalls(ListCommandInvocationsCommand).map((c) => c.args[0].input.CommandId);
     expect(polledIds.sort()).toEqual(["c-1", "c-new"]);
