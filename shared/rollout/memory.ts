@@ -16,6 +16,8 @@ export interface Recollection {
   anchor: TargetGroup | undefined;
   /** `region:group` of every target not done then, minus those a later partial plan found done. */
   notDone: string[];
+  /** An emergency's leaked token was still valid and not being revoked (a region was behind). */
+  leakedOpen: boolean;
 }
 
 /**
@@ -76,6 +78,10 @@ export class RolloutMemory {
           obs.tokens.some((t) => t.versionId === plan.versionId),
         anchor,
         notDone,
+        leakedOpen:
+          obs.emergency?.versionId === plan.versionId &&
+          obs.tokens.some((t) => t.versionId === obs.emergency?.leakedVersionId) &&
+          !plan.actions.some((a) => a.kind === "revoke" && a.versionId === obs.emergency?.leakedVersionId),
       };
       return;
     }

@@ -75,6 +75,9 @@ export function needsFullObservation(
   if (!memory || memory.versionId !== plan.versionId) {
     return `no full observation of version ${plan.versionId} in this container yet`;
   }
+  if (memory.leakedOpen && plan.regionsBehind.length === 0) {
+    return "an emergency's leaked token may now be revoked";
+  }
   const here = new Set(plan.targets.map(groupKey));
   const othersPending = memory.notDone.filter((k) => !here.has(k));
   const settled = plan.targets.every((t) => DONE_PHASES.has(t.phase) || BLOCKED_PHASES.has(t.phase));

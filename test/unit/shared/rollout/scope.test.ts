@@ -25,6 +25,7 @@ const memory = (over: Partial<Recollection> = {}): Recollection => ({
   managed: true,
   anchor: { region: "us-east-1", groupName: "a" },
   notDone: ["us-east-1:a", "us-east-1:b"],
+  leakedOpen: false,
   ...over,
 });
 
@@ -178,6 +179,20 @@ describe("needsFullObservation (after a partial plan)", () => {
       true,
     ],
     ["nothing to roll out", partial([], { versionId: undefined }), memory(), NOW, false],
+    [
+      "an emergency's leaked token waited for a region now in sync",
+      partial([["a", "refreshing"]]),
+      memory({ leakedOpen: true }),
+      NOW,
+      true,
+    ],
+    [
+      "an emergency's leaked token, a region still behind",
+      partial([["a", "waiting-for-replica"]], { regionsBehind: ["eu-west-1"] }),
+      memory({ leakedOpen: true }),
+      NOW,
+      false,
+    ],
   ])("%s → %s", (_, plan, recollection, now, expected) => {
     expect(needsFullObservation(plan, recollection, now) !== undefined).toBe(expected);
   });
