@@ -1,0 +1,84 @@
+import { describe, expect, it } from "vitest";
+import { RolloutMemory } from "../../../../shared/rollout/memory";
+import { plan } from "../../../../shared/rollout/plan";
+import type { PlanSettings } from "../../../../shared/rollout/types";
+import { NOW, observation, ours, refresh, replaced, target, V2 } from "../../../support/rollout-fixtures";
+
+const settings: PlanSettings = {
+  primaryRegion: "us-east-1",
+  strategy: "refresh",
+  preferences: {
+    minHealthyPercentage: 90,
+    maxHealthyPercentage: undefined,
+    instanceWarmupSeconds: undefined,
+    scaleInProtectedInstances: "Refresh",
+  },
+  maxRolloutSeconds: 3600,
+  replicaAlertSeconds: 600,
+  clockSkewMs: 0,
+  inPlace: { fallback: "alert", fallbackAfterSeconds: 1800, retrySeconds: 60, bootGraceSeconds: 600 },
+};
+
+describe("RolloutMemory", () => {
+  it("remembers a full observation's pending groups, and a partial plan's progress on them", () => {
+    const memory = new RolloutMemory();
+    const full = observation({
+      targets: [
+        target("us-east-1", "ci-a", ours(V2, "r-a", "InProgress")),
+        target("eu-west-1", "ci-b", ours(V2, "r-b", "InProgress")),
+      ],
+    });
+    memory.afterPlan(full, plan(full, settings));
+    expect(memory.recollect()).toMatchObject({
+      versionId: V2,
+      fullStartedAt: NOW,
+      managed: true,
+      anchor: { region: "us-east-1", groupName: "ci-a" },
+      notDone: ["us-east-1:ci-a", "eu-west-1:ci-b"],
+    });
+    const partial = observation({
+      scope: "partial",
+      tokens: [],
+      managedVersion: V2,
+      targets: [target("eu-west-1", "ci-b", { ...ours(V2, "r-b"), members: replaced("ci-b") })],
+    });
+    memory.afterPlan(partial, plan(partial, settings));
+    expect(memory.recollect()?.notDone).toEqual(["us-east-1:ci-a"]);
+  });
+
+  it("does not call a version managed when the full observation found no token of ours for it", () => {
+    const memory = new RolloutMemory();
+    const full = observation({ tokens: [] });
+    memory.afterPlan(full, plan(full, settings));
+    expect(memory.recollect()?.managed).toBe(false);
+  });
+
+  it("keeps only refreshes in a final status, per group and id", () => {
+    const memory = new RolloutMemory();
+    memory.rememberRefreshes("us-east-1", "ci-a", [
+      r("r-1", "Successful"),
+      r("r-2", "InProgress"),
+      r("r-3", "Baking"),
+    ]);
+    expect(memory.finalRefresh("us-east-1", "ci-a", "r-1")?.status).toBe("Successful");
+    expect(memory.finalRefresh("us-east-1", "ci-a", "r-2")).toBeUndefined();
+    expect(memory.finalRefresh("us-east-1", "ci-a", "r-3")).toBeUndefined();
+    expect(memory.finalRefresh("eu-west-1", "ci-a", "r-1")).toBeUndefined();
+  });
+
+  it("a partial plan of another version changes nothing; forget() drops the summary, not the facts", () => {
+    const memory = new RolloutMemory();
+    const full = observation();
+    memory.afterPlan(full, plan(full, settings));
+    memory.rememberCreatedAt({ v9: NOW });
+    const other = observation(
+      { scope: "partial", tokens: [], managedVersion: "v9", targets: [] },
+      { current: "v9" },
+    );
+    memory.afterPlan(other, plan(other, settings));
+    expect(memory.recollect()?.versionId).toBe(V2);
+    memory.forget();
+    expect(memory.recollect()).toBeUndefined();
+    expect(memory.versionCreatedAt("v9")).toEqual(NOW);
+  });
+});
