@@ -56,9 +56,9 @@ describe("RolloutMemory", () => {
   it("keeps only refreshes in a final status, per group and id", () => {
     const memory = new RolloutMemory();
     memory.rememberRefreshes("us-east-1", "ci-a", [
-      r("r-1", "Successful"),
-      r("r-2", "InProgress"),
-      r("r-3", "Baking"),
+      refresh("r-1", "Successful"),
+      refresh("r-2", "InProgress"),
+      refresh("r-3", "Baking"),
     ]);
     expect(memory.finalRefresh("us-east-1", "ci-a", "r-1")?.status).toBe("Successful");
     expect(memory.finalRefresh("us-east-1", "ci-a", "r-2")).toBeUndefined();
