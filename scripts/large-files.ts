@@ -1,0 +1,87 @@
+/**
+ * `npm run large-files`: every source file over 400 lines, against an allow-list that gives each
+ * one a reason. An unlisted large file, or a listed one that is no longer large (or gone), fails.
+ * Tests are not counted: a table of cases is long by nature.
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+
+export const MAX_LINES = 400;
+const ROOTS = ["functions", "shared", "cli", "sandbox", "infra", "scripts"];
+
+/** Large files kept large on purpose (or not yet split), each with why. Keep it short. */
+export const ALLOWED: Record<string, string> = {
+  "infra/sandbox/scenario.ts":
+    "not yet split: the scenario closure is issue 12's sandbox/scenario/ (profiles, narrator, loop)",
+  "infra/sandbox/autoscaling/fleet.ts":
+    "not yet split: the fleet model (groups, instances, refreshes, boot and shutdown) — issue 12",
+  "infra/sandbox/ssm/run-command.ts":
+    "not yet split: the Run Command stand-in's state and its six operations — issue 12",
+  "infra/sandbox/summary.ts":
+    "not yet split: facts, invariants, outcome and rendering — issue 12's sandbox/verdict/",
+  "infra/sandbox/buildkite-api.ts": "not yet split: issue 12's fakes/buildkite/{server,routes,store,faults}",
+  "infra/sandbox/world.ts": "not yet split: wiring of every stand-in; issue 12's sandbox/world/",
+  "infra/sandbox/local-lambda.ts":
+    "one protocol (Lambda Invoke) and its queue; splitting would scatter the model",
+  "infra/sandbox/replicator.ts":
+    "one model: Secrets Manager replication with its documented lag and failure modes",
+  "shared/rollout/observe.ts":
+    "the full and the partial observation share every reader; Run Command's part is already apart",
+  "shared/rollout/plan.ts":
+    "the one decision; its per-group parts (in-place, refresh, our refresh) are candidates for plan/",
+  "shared/buildkite/client.ts":
+    "one REST client: every call's timeout, retry, paging and error rule in one place",
+  "functions/rotate-token/steps.ts":
+    "the four rotation steps, each short, kept side by side because they hand state to each other",
+  "shared/cli/render-status.ts": "being split into the CLI's render/{table,progress,json} (issue 12)",
+  "shared/cli/commands/preflight.ts": "becoming pure checks over observe's result (issue 12)",
+  "shared/cli/commands/rotate.ts": "being split: emergency declaration and containment apart (issue 12)",
+  "shared/rollout/act.ts": "one writer per action kind; batching of tags lives beside the writes it batches",
+};
+
+function sources(root: string, dir: string): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(join(root, dir));
+  } catch {
+    return [];
+  }
+  return entries.flatMap((entry) => {
+    if (entry === "node_modules" || entry === "dist" || entry.startsWith(".")) return [];
+    const path = join(dir, entry);
+    if (statSync(join(root, path)).isDirectory()) return sources(root, path);
+    return /\.(ts|mts)$/.test(entry) && !entry.endsWith(".d.ts") ? [path] : [];
+  });
+}
+
+export interface LargeFileReport {
+  large: Array<{ path: string; lines: number; reason: string | undefined }>;
+  /** Over the limit and not on the list. */
+  unlisted: string[];
+  /** On the list but no longer over the limit (or gone): remove them. */
+  stale: string[];
+}
+
+export function largeFiles(root: string, allowed: Record<string, string> = ALLOWED): LargeFileReport {
+  const large = ROOTS.flatMap((d) => sources(root, d))
+    .map((path) => ({ path, lines: readFileSync(join(root, path), "utf8").split("\n").length - 1 }))
+    .filter((f) => f.lines > MAX_LINES)
+    .map((f) => ({ ...f, reason: allowed[f.path] }))
+    .sort((a, b) => b.lines - a.lines);
+  const paths = new Set(large.map((f) => f.path));
+  return {
+    large,
+    unlisted: large.filter((f) => f.reason === undefined).map((f) => f.path),
+    stale: Object.keys(allowed).filter((p) => !paths.has(p)),
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const root = relative(process.cwd(), new URL("..", import.meta.url).pathname) || ".";
+  const report = largeFiles(root);
+  for (const f of report.large)
+    console.log(`${String(f.lines).padStart(5)}  ${f.path}  — ${f.reason ?? "NOT ON THE LIST"}`);
+  for (const p of report.stale)
+    console.log(`stale allow-list entry (no longer over ${MAX_LINES} lines): ${p}`);
+  if (report.unlisted.length > 0 || report.stale.length > 0) process.exit(1);
+}
