@@ -116,8 +116,47 @@ export interface RotateTokenConfig {
   buildkite: BuildkiteConfig;
   /** 0 = tokens never expire. */
   tokenExpirySeconds: number;
-  /** Invoked asynchronously after promotion; the label event and the schedule are the backstops. */
+  /**
+   * The reconciler's FIFO queue (RECONCILE_QUEUE_URL): finishSecret sends it one message; the
+   * label event and the schedule are the backstops.
+   */
+  reconcileQueueUrl: string | undefined;
+  /**
+   * TRANSITIONAL, for the local sandbox only until its queue stand-in lands: RECONCILE_FUNCTION_NAME,
+   * invoked asynchronously when no queue is configured. The template no longer sets it nor grants
+   * lambda:InvokeFunction (a direct invocation would throttle the queue's event source mapping).
+   */
   reconcileFunction: string | undefined;
+}
+
+/**
+ * An SQS FIFO queue URL, `<scheme>://<host>/<12-digit account>/<name>.fifo`: the name is at most 80
+ * characters of alphanumerics, hyphens and underscores, ending in `.fifo`
+ * (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html,
+ * QueueName). The host is not pinned (sqs.<region>.amazonaws.com, the legacy queue.amazonaws.com
+ * forms, or moto on loopback); https is required except for loopback, like every other URL here.
+ */
+const QUEUE_PATH = /^\/\d{12}\/[A-Za-z0-9_-]{1,75}\.fifo$/;
+
+export function fifoQueueUrl(env: Env, name: string): string | undefined {
+  const raw = optional(env, name);
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `must be an SQS queue URL, got "${raw}"`);
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopback(url.hostname))) {
+    throw new ConfigError(name, "must use https (http is only allowed for loopback test servers)");
+  }
+  if (!QUEUE_PATH.test(url.pathname) || url.search !== "" || url.hash !== "") {
+    throw new ConfigError(
+      name,
+      `must be an SQS FIFO queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>.fifo), got "${raw}"`,
+    );
+  }
+  return raw;
 }
 
 export function loadRotateTokenConfig(env: Env): RotateTokenConfig {
@@ -135,6 +174,7 @@ export function loadRotateTokenConfig(env: Env): RotateTokenConfig {
     secret,
     buildkite,
     tokenExpirySeconds,
+    reconcileQueueUrl: fifoQueueUrl(env, "RECONCILE_QUEUE_URL"),
     reconcileFunction: optional(env, "RECONCILE_FUNCTION_NAME"),
   };
 }

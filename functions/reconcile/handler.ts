@@ -9,7 +9,8 @@ import { loadReconcileConfig } from "../../shared/config";
 import { createLambdaHandler, type Invocation, type LambdaHandler } from "../../shared/lambda/handler";
 import { type ReconcileDeps, reconcile } from "../../shared/rollout/reconcile";
 import { sleep } from "../../shared/sleep";
-import { concernsTargets, isNoOpTrigger, parseTrigger } from "./trigger";
+import { type ParsedInvocation, parseInvocation } from "./batch";
+import { concernsTargets, isNoOpTrigger, type Trigger } from "./trigger";
 
 const SERVICE = "reconcile";
 
@@ -18,20 +19,28 @@ const SERVICE = "reconcile";
  * before it stops waiting (shared/rollout/reconcile.ts): the run then has those 20 s to act on
  * what it observed and return its summary. A run cut short is not a failure — the next trigger
  * (event or schedule) continues from AWS's own state — so the timeout answer is a summary, never
- * an error (an error would mean two asynchronous retries and an alarm).
+ * an error (an error would return the whole batch to the queue, to come back after the
+ * visibility timeout and count towards the dead-letter queue).
  */
 const TIMEOUT_MARGIN_MS = 20_000;
 /** Direct calls without a Lambda context (tests, the CLI) get one minute. */
 const DIRECT_CALL_BUDGET_MS = 60_000;
 
-/** Summary returned to direct callers (tests, the CLI); never contains a token. */
+/**
+ * Summary returned to direct callers (tests, the CLI); never contains a token. `trigger` names the
+ * kinds of the invocation's well-formed triggers (comma-separated, first-seen order; "none" when
+ * every record was refused), `triggers` counts them (before the no-op and non-target ones are
+ * dropped) and `refused` counts the malformed records.
+ */
 export type ReconcileResult =
   | ReconcileSummary
-  | { trigger: string; skipped: true }
-  | { trigger: string; timedOut: true; requestId: string };
+  | { trigger: string; triggers: number; refused: number; skipped: true }
+  | { trigger: string; triggers: number; refused: number; timedOut: true; requestId: string };
 
 export interface ReconcileSummary {
   trigger: string;
+  triggers: number;
+  refused: number;
   versionId: string | undefined;
   complete: boolean;
   waitingFor: string[];
@@ -45,8 +54,13 @@ type ContainerDeps = Omit<ReconcileDeps, "remainingMs" | "buildkite" | "logger" 
   apiToken: () => Promise<string>;
 };
 
-/** The trigger being handled, for the timeout answer (parsed once in run, read again on timeout). */
-const triggerKinds = new WeakMap<Invocation, string>();
+/** What the invocation carried, for the timeout answer (parsed once in run, read again on timeout). */
+const parsedInvocations = new WeakMap<Invocation, ParsedInvocation>();
+
+function kindsOf(triggers: Trigger[]): string {
+  const kinds = [...new Set(triggers.map((t) => t.kind))];
+  return kinds.length === 0 ? "none" : kinds.join(",");
+}
 
 /** A fresh handler with its own container state (config validated once, SDK clients reused). */
 export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): LambdaHandler<ReconcileResult> {
@@ -55,8 +69,9 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
     timeoutMarginMs: TIMEOUT_MARGIN_MS,
     directCallBudgetMs: DIRECT_CALL_BUDGET_MS,
     failureMessage: "reconcile failed",
-    // A malformed event is refused before the configuration is read: nothing is observed or written.
-    validate: (event) => void parseTrigger(event),
+    // A malformed bare event, or a batch that is not an SQS batch, is refused before the
+    // configuration is read: nothing is observed or written.
+    validate: (event) => void parseInvocation(event),
     build: () => {
       const config = loadReconcileConfig(env);
       const secrets = secretsManagerClients();
@@ -75,18 +90,33 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
     },
     run: async (event, deps, invocation) => {
       const { logger } = invocation;
-      const trigger = parseTrigger(event);
-      triggerKinds.set(invocation, trigger.kind);
-      if (isNoOpTrigger(trigger)) {
-        logger.info("nothing to decide on a refresh start; skipped", { trigger });
-        return { trigger: trigger.kind, skipped: true };
+      const parsed = parseInvocation(event);
+      parsedInvocations.set(invocation, parsed);
+      const counts = {
+        trigger: kindsOf(parsed.triggers),
+        triggers: parsed.triggers.length,
+        refused: parsed.refused.length,
+      };
+      for (const refusal of parsed.refused) {
+        // By id and reason only: the body is foreign input and may hold anything.
+        logger.warn("refused a malformed trigger; it is not retried", { ...refusal });
       }
-      if (!concernsTargets(trigger, deps.config)) {
-        logger.debug("refresh of a group that is not a target; skipped", { trigger });
-        return { trigger: trigger.kind, skipped: true };
-      }
+      if (parsed.refused.length > 0)
+        invocation.metrics.put("RefusedTriggers", parsed.refused.length, "Count");
+      const triggers = parsed.triggers.filter((trigger) => {
+        if (isNoOpTrigger(trigger)) {
+          logger.info("nothing to decide on a refresh start; skipped", { trigger });
+          return false;
+        }
+        if (!concernsTargets(trigger, deps.config)) {
+          logger.debug("refresh of a group that is not a target; skipped", { trigger });
+          return false;
+        }
+        return true;
+      });
+      if (triggers.length === 0) return { ...counts, skipped: true };
       const { apiToken, ...rest } = deps;
-      logger.info("reconcile triggered", { trigger });
+      logger.info("reconcile triggered", { triggers });
       const outcome = await reconcile(
         {
           ...rest,
@@ -101,10 +131,10 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
           metrics: invocation.metrics,
           remainingMs: invocation.remainingMs,
         },
-        { triggers: [trigger] },
+        { triggers },
       );
       return {
-        trigger: trigger.kind,
+        ...counts,
         versionId: outcome.plan.versionId,
         complete: outcome.plan.complete,
         waitingFor: outcome.plan.waitingFor,
@@ -118,11 +148,16 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
         commandsSent: outcome.results.reduce((n, r) => n + r.commandsSent.length, 0),
       };
     },
-    onTimeout: (invocation) => ({
-      trigger: triggerKinds.get(invocation) ?? "unknown",
-      timedOut: true,
-      requestId: invocation.requestId,
-    }),
+    onTimeout: (invocation) => {
+      const parsed = parsedInvocations.get(invocation);
+      return {
+        trigger: parsed ? kindsOf(parsed.triggers) : "unknown",
+        triggers: parsed?.triggers.length ?? 0,
+        refused: parsed?.refused.length ?? 0,
+        timedOut: true,
+        requestId: invocation.requestId,
+      };
+    },
   });
 }
 
