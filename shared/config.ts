@@ -244,6 +244,14 @@ export interface ReconcileConfig {
   /** A replica still serving an older version this long after a rotation is reported. */
   replicaAlertSeconds: number;
   alertTopicArn: string | undefined;
+  /**
+   * The FIFO queue every trigger arrives on (RECONCILE_QUEUE_URL): when a run fails, the batch's
+   * messages are made visible again after `triggerRetrySeconds` (doubling per receive) instead of
+   * the queue's visibility timeout. Unset: they come back after the visibility timeout.
+   */
+  queueUrl: string | undefined;
+  /** First retry delay of a failed batch (TRIGGER_RETRY_SECONDS). */
+  triggerRetrySeconds: number;
 }
 
 /**
@@ -385,5 +393,7 @@ export function loadReconcileConfig(env: Env): ReconcileConfig {
     maxRolloutSeconds: integer(env, "MAX_ROLLOUT_SECONDS", 4 * 3600, 60, 7 * 86_400),
     replicaAlertSeconds: integer(env, "REPLICA_ALERT_SECONDS", 900, 1, 86_400),
     alertTopicArn,
+    queueUrl: fifoQueueUrl(env, "RECONCILE_QUEUE_URL"),
+    triggerRetrySeconds: integer(env, "TRIGGER_RETRY_SECONDS", 30, 0, 900),
   };
 }

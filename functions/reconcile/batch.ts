@@ -14,6 +14,11 @@ export interface ParsedInvocation {
   triggers: Trigger[];
   /** Records refused as malformed: logged by id and reason, never by content, and not retried. */
   refused: Refusal[];
+  /**
+   * Every record's receipt handle and receive count (ApproximateReceiveCount), so a failed run can
+   * schedule the batch's next try; empty for a bare trigger.
+   */
+  received: Array<{ receiptHandle: string; receiveCount: number }>;
 }
 
 export interface Refusal {
@@ -47,13 +52,14 @@ export function isSqsBatch(event: unknown): event is { Records: unknown[] } {
  * still runs.
  */
 export function parseInvocation(event: unknown): ParsedInvocation {
-  if (!isSqsBatch(event)) return { triggers: [parseTrigger(event)], refused: [] };
+  if (!isSqsBatch(event)) return { triggers: [parseTrigger(event)], refused: [], received: [] };
   const records = event.Records;
   if (!Array.isArray(records) || records.length === 0 || records.length > MAX_RECORDS) {
     throw new InputError(`reconcile: Records must be an array of 1 to ${MAX_RECORDS} SQS messages`);
   }
   const triggers: Trigger[] = [];
   const refused: Refusal[] = [];
+  const received: ParsedInvocation["received"] = [];
   for (const [index, record] of records.entries()) {
     if (!isRecord(record) || record.eventSource !== "aws:sqs" || typeof record.body !== "string") {
       throw new InputError(
@@ -65,11 +71,19 @@ export function parseInvocation(event: unknown): ParsedInvocation {
       typeof record.messageId === "string" && /^[A-Za-z0-9-]{1,100}$/.test(record.messageId)
         ? record.messageId
         : `Records[${index}]`;
+    if (typeof record.receiptHandle === "string" && record.receiptHandle.length > 0) {
+      const attributes = isRecord(record.attributes) ? record.attributes : {};
+      const count = Number(attributes.ApproximateReceiveCount);
+      received.push({
+        receiptHandle: record.receiptHandle,
+        receiveCount: Number.isInteger(count) ? count : 1,
+      });
+    }
     const outcome = parseBody(record.body);
     if (typeof outcome === "string") refused.push({ messageId, reason: outcome });
     else triggers.push(outcome);
   }
-  return { triggers, refused };
+  return { triggers, refused, received };
 }
 
 function parseBody(body: string): Trigger | Refusal["reason"] {

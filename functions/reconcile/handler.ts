@@ -2,10 +2,12 @@ import { autoScalingClients } from "../../shared/aws/auto-scaling";
 import { ec2Clients } from "../../shared/aws/ec2";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
 import { snsClients } from "../../shared/aws/sns";
+import { deferRedelivery, retryDelaySeconds, type SQSClient, sqsClients } from "../../shared/aws/sqs";
 import { ssmClients, ssmSendClients } from "../../shared/aws/ssm";
 import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
 import { loadReconcileConfig } from "../../shared/config";
+import { describeError } from "../../shared/errors";
 import { createLambdaHandler, type Invocation, type LambdaHandler } from "../../shared/lambda/handler";
 import { type ReconcileDeps, reconcile } from "../../shared/rollout/reconcile";
 import { sleep } from "../../shared/sleep";
@@ -52,6 +54,7 @@ export interface ReconcileSummary {
 
 type ContainerDeps = Omit<ReconcileDeps, "remainingMs" | "buildkite" | "logger" | "metrics"> & {
   apiToken: () => Promise<string>;
+  sqs: (region: string) => SQSClient;
 };
 
 /** What the invocation carried, for the timeout answer (parsed once in run, read again on timeout). */
@@ -60,6 +63,53 @@ const parsedInvocations = new WeakMap<Invocation, ParsedInvocation>();
 function kindsOf(triggers: Trigger[]): string {
   const kinds = [...new Set(triggers.map((t) => t.kind))];
   return kinds.length === 0 ? "none" : kinds.join(",");
+}
+
+/**
+ * A run that failed returns its whole batch to the queue (the handler rethrows). With one message
+ * group that batch holds back every later trigger until it is handled, so rather than the queue's
+ * visibility timeout (90 minutes) it comes back after retryDelaySeconds (TRIGGER_RETRY_SECONDS,
+ * doubling per receive, at most 15 minutes); after maxReceiveCount receives SQS moves it to the
+ * dead-letter queue, which alarms. If the change fails, the messages come back after the visibility
+ * timeout: logged, never fatal (the run's own error is what the invocation reports).
+ */
+async function scheduleRetry(
+  parsed: ParsedInvocation,
+  config: ContainerDeps["config"],
+  sqs: ContainerDeps["sqs"],
+  invocation: Invocation,
+): Promise<void> {
+  const queueUrl = config.queueUrl;
+  if (!queueUrl || parsed.received.length === 0) return;
+  const receiveCount = Math.max(...parsed.received.map((r) => r.receiveCount));
+  const seconds = retryDelaySeconds(receiveCount, config.triggerRetrySeconds);
+  try {
+    const { failed } = await deferRedelivery(
+      sqs,
+      config.secret.region,
+      queueUrl,
+      parsed.received.map((r) => r.receiptHandle),
+      seconds,
+    );
+    if (failed > 0) {
+      invocation.logger.warn(
+        "could not bring part of the failed batch forward; it returns after the visibility timeout",
+        {
+          failed,
+          of: parsed.received.length,
+        },
+      );
+    } else {
+      invocation.logger.info("the failed batch is retried later", { seconds, receiveCount });
+    }
+  } catch (error) {
+    invocation.logger.warn(
+      "could not bring the failed batch forward; it returns after the visibility timeout",
+      {
+        error: describeError(error),
+      },
+    );
+  }
 }
 
 /** A fresh handler with its own container state (config validated once, SDK clients reused). */
@@ -83,6 +133,7 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
         ssm: ssmClients(),
         ssmSend: ssmSendClients(),
         sns: snsClients(),
+        sqs: sqsClients(),
         apiToken: apiTokenLoaderForArn(secrets, config.buildkite.apiTokenSecretArn),
         now: () => new Date(),
         sleep,
@@ -115,7 +166,7 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
         return true;
       });
       if (triggers.length === 0) return { ...counts, skipped: true };
-      const { apiToken, ...rest } = deps;
+      const { apiToken, sqs, ...rest } = deps;
       logger.info("reconcile triggered", { triggers });
       const outcome = await reconcile(
         {
@@ -132,7 +183,10 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
           remainingMs: invocation.remainingMs,
         },
         { triggers },
-      );
+      ).catch(async (error: unknown) => {
+        await scheduleRetry(parsed, deps.config, sqs, invocation);
+        throw error;
+      });
       return {
         ...counts,
         versionId: outcome.plan.versionId,

@@ -1,4 +1,4 @@
-import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { awsClientOptions, perRegion } from "./client-options";
 
 export type { SQSClient };
@@ -42,4 +42,42 @@ export async function sendToQueue(
       MessageDeduplicationId: deduplicationId,
     }),
   );
+}
+
+/** The longest a failed batch waits before its next try (then the dead-letter queue decides). */
+export const MAX_RETRY_DELAY_SECONDS = 900;
+
+/**
+ * How long a failed batch stays invisible before its next try: `base` seconds after the first
+ * receive, doubling with each receive (ApproximateReceiveCount), at most 15 minutes. With one
+ * message group the failed batch holds back every later trigger meanwhile, so this replaces the
+ * queue's visibility timeout (six times the function's timeout, 90 minutes) for a run that failed.
+ */
+export function retryDelaySeconds(receiveCount: number, base: number): number {
+  const attempt = Number.isFinite(receiveCount) && receiveCount >= 1 ? Math.floor(receiveCount) : 1;
+  return Math.min(MAX_RETRY_DELAY_SECONDS, base * 2 ** Math.min(attempt - 1, 20));
+}
+
+/**
+ * Makes received messages visible again after `seconds` (ChangeMessageVisibility: "the new value
+ * is counted from the time of the call", on a message still in flight,
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html).
+ * Idempotent; settles every message and reports how many could not be changed (those come back
+ * after the queue's visibility timeout instead).
+ */
+export async function deferRedelivery(
+  clients: (region: string) => SQSClient,
+  region: string,
+  queueUrl: string,
+  receiptHandles: string[],
+  seconds: number,
+): Promise<{ failed: number }> {
+  const results = await Promise.allSettled(
+    receiptHandles.map((ReceiptHandle) =>
+      clients(region).send(
+        new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle, VisibilityTimeout: seconds }),
+      ),
+    ),
+  );
+  return { failed: results.filter((r) => r.status === "rejected").length };
 }

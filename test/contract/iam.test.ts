@@ -70,6 +70,8 @@ function usesFor(withKeys: boolean): Record<string, Uses> {
       // SendCommand names the document and every instance (Service Authorization Reference, SSM).
       "ssm:SendCommand": { resources: [documentIn(region), documentIn(REPLICA), INSTANCE] },
       "sns:Publish": { resources: [TOPIC] },
+      // A failed run brings its batch's next try forward (functions/reconcile/handler.ts scheduleRetry).
+      "sqs:ChangeMessageVisibility": { resources: [QUEUE] },
       // Called by the event source mapping with the function's role, never by the code
       // (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html#events-sqs-permissions).
       ...Object.fromEntries(

@@ -163,7 +163,10 @@ describe("template.yaml", () => {
     expect(queue.MessageRetentionPeriod as number).toBeGreaterThanOrEqual(3600);
     const redrive = queue.RedrivePolicy as { deadLetterTargetArn: Node; maxReceiveCount: number };
     expect(redrive.deadLetterTargetArn).toEqual({ "Fn::GetAtt": ["ReconcileDeadLetterQueue", "Arn"] });
-    expect(redrive.maxReceiveCount).toBeGreaterThanOrEqual(1);
+    // Enough receives to ride out an outage of about an hour with the handler's backoff (at most
+    // 15 minutes between tries), few enough that a batch that keeps failing is alarmed the same day.
+    expect(redrive.maxReceiveCount).toBeGreaterThanOrEqual(5);
+    expect(redrive.maxReceiveCount).toBeLessThanOrEqual(20);
     const dlq = template.Resources.ReconcileDeadLetterQueue?.Properties as Record<string, Node>;
     expect(dlq).toMatchObject({ FifoQueue: true, SqsManagedSseEnabled: true });
     expect(dlq.MessageRetentionPeriod as number).toBeGreaterThan(queue.MessageRetentionPeriod as number);
@@ -305,7 +308,17 @@ describe("template.yaml", () => {
         Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
         Resource: { "Fn::GetAtt": ["ReconcileQueue", "Arn"] },
       }),
+      expect.objectContaining({
+        Action: "sqs:ChangeMessageVisibility",
+        Resource: { "Fn::GetAtt": ["ReconcileQueue", "Arn"] },
+      }),
     ]);
+    const env = (
+      template.Resources.ReconcileFunction?.Properties.Environment as
+        | { Variables: Record<string, Node> }
+        | undefined
+    )?.Variables;
+    expect(env?.RECONCILE_QUEUE_URL).toEqual({ Ref: "ReconcileQueue" });
   });
 
   it("runs one reconciler at a time and lets Secrets Manager invoke rotate-token only for the secret", () => {

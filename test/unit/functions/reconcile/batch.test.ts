@@ -90,6 +90,15 @@ describe("parseInvocation", () => {
     ]);
   });
 
+  it("keeps every record's receipt handle and receive count, refused ones included (a failed run retries the whole batch)", () => {
+    const second = { ...record("{"), attributes: { ApproximateReceiveCount: "3" }, receiptHandle: "h-2" };
+    const parsed = parseInvocation({
+      Records: [record(schedule), second, { ...record(schedule), attributes: {} }],
+    });
+    expect(parsed.received.map((r) => r.receiveCount)).toEqual([1, 3, 1]);
+    expect(parsed.received[1]?.receiptHandle).toBe("h-2");
+  });
+
   it("refuses an oversized body without parsing it", () => {
     const padded = JSON.stringify({ source: "manual", reason: "x".repeat(MAX_BODY_CHARS) });
     const parsed = parseInvocation(batch(padded, '{"source":"manual"}'));
@@ -104,7 +113,11 @@ describe("parseInvocation", () => {
 
   it("refuses a record whose time is not an ISO-8601 UTC time (coalescing relies on it)", () => {
     const parsed = parseInvocation(batch(refreshSucceeded("ci", "yesterday")));
-    expect(parsed).toEqual({ triggers: [], refused: [{ messageId: "m-0", reason: "not-a-trigger" }] });
+    expect(parsed).toEqual({
+      triggers: [],
+      refused: [{ messageId: "m-0", reason: "not-a-trigger" }],
+      received: [{ receiptHandle: "AQEBBX8nesZEXmkhsmZeyIE8iQAMig7qw...", receiveCount: 1 }],
+    });
   });
 
   it("never echoes a message id that is not an id", () => {
@@ -116,6 +129,7 @@ describe("parseInvocation", () => {
     expect(parseInvocation({ source: "manual", reason: "by hand" })).toEqual({
       triggers: [{ kind: "manual", reason: "by hand", at: undefined }],
       refused: [],
+      received: [],
     });
     expect(() => parseInvocation({ source: "nope" })).toThrow(
       expect.objectContaining({ name: "InputError" }),

@@ -24,10 +24,6 @@ const CONFIGURED = {
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/api-token-XyZ789",
   TARGET_GROUPS: "us-east-1:ci-a",
   TARGET_STACKS: "us-east-1:buildkite",
-  // Unroutable on purpose: a call that should not happen fails instead of reaching anything.
-  AWS_ENDPOINT_URL: "http://127.0.0.1:9",
-  AWS_ACCESS_KEY_ID: "test",
-  AWS_SECRET_ACCESS_KEY: "test",
 };
 
 const refresh = (kind: string, group: string) =>
