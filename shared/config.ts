@@ -116,8 +116,47 @@ export interface RotateTokenConfig {
   buildkite: BuildkiteConfig;
   /** 0 = tokens never expire. */
   tokenExpirySeconds: number;
-  /** Invoked asynchronously after promotion; the label event and the schedule are the backstops. */
+  /**
+   * The reconciler's FIFO queue (RECONCILE_QUEUE_URL): finishSecret sends it one message; the
+   * label event and the schedule are the backstops.
+   */
+  reconcileQueueUrl: string | undefined;
+  /**
+   * TRANSITIONAL, for the local sandbox only until its queue stand-in lands: RECONCILE_FUNCTION_NAME,
+   * invoked asynchronously when no queue is configured. The template no longer sets it nor grants
+   * lambda:InvokeFunction (a direct invocation would throttle the queue's event source mapping).
+   */
   reconcileFunction: string | undefined;
+}
+
+/**
+ * An SQS FIFO queue URL, `<scheme>://<host>/<12-digit account>/<name>.fifo`: the name is at most 80
+ * characters of alphanumerics, hyphens and underscores, ending in `.fifo`
+ * (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html,
+ * QueueName). The host is not pinned (sqs.<region>.amazonaws.com, the legacy queue.amazonaws.com
+ * forms, or moto on loopback); https is required except for loopback, like every other URL here.
+ */
+const QUEUE_PATH = /^\/\d{12}\/[A-Za-z0-9_-]{1,75}\.fifo$/;
+
+export function fifoQueueUrl(env: Env, name: string): string | undefined {
+  const raw = optional(env, name);
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `must be an SQS queue URL, got "${raw}"`);
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopback(url.hostname))) {
+    throw new ConfigError(name, "must use https (http is only allowed for loopback test servers)");
+  }
+  if (!QUEUE_PATH.test(url.pathname) || url.search !== "" || url.hash !== "") {
+    throw new ConfigError(
+      name,
+      `must be an SQS FIFO queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>.fifo), got "${raw}"`,
+    );
+  }
+  return raw;
 }
 
 export function loadRotateTokenConfig(env: Env): RotateTokenConfig {
@@ -135,6 +174,7 @@ export function loadRotateTokenConfig(env: Env): RotateTokenConfig {
     secret,
     buildkite,
     tokenExpirySeconds,
+    reconcileQueueUrl: fifoQueueUrl(env, "RECONCILE_QUEUE_URL"),
     reconcileFunction: optional(env, "RECONCILE_FUNCTION_NAME"),
   };
 }
@@ -204,6 +244,14 @@ export interface ReconcileConfig {
   /** A replica still serving an older version this long after a rotation is reported. */
   replicaAlertSeconds: number;
   alertTopicArn: string | undefined;
+  /**
+   * The FIFO queue every trigger arrives on (RECONCILE_QUEUE_URL): when a run fails, the batch's
+   * messages are made visible again after `triggerRetrySeconds` (doubling per receive) instead of
+   * the queue's visibility timeout. Unset: they come back after the visibility timeout.
+   */
+  queueUrl: string | undefined;
+  /** First retry delay of a failed batch (TRIGGER_RETRY_SECONDS). */
+  triggerRetrySeconds: number;
 }
 
 /**
@@ -345,5 +393,7 @@ export function loadReconcileConfig(env: Env): ReconcileConfig {
     maxRolloutSeconds: integer(env, "MAX_ROLLOUT_SECONDS", 4 * 3600, 60, 7 * 86_400),
     replicaAlertSeconds: integer(env, "REPLICA_ALERT_SECONDS", 900, 1, 86_400),
     alertTopicArn,
+    queueUrl: fifoQueueUrl(env, "RECONCILE_QUEUE_URL"),
+    triggerRetrySeconds: integer(env, "TRIGGER_RETRY_SECONDS", 30, 0, 900),
   };
 }

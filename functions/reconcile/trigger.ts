@@ -6,9 +6,10 @@ import { REFRESH_EVENTS, type Trigger } from "../../shared/rollout/trigger";
 export type { RefreshEvent, Trigger } from "../../shared/rollout/trigger";
 
 /**
- * The one manual form: `{"source": "manual"}`, optionally with `"reason"` (logged), e.g.
- * `aws lambda invoke --function-name <reconcile> --cli-binary-format raw-in-base64-out
- * --payload '{"source":"manual","reason":"after fixing a group"}' out.json`.
+ * The one manual form: `{"source": "manual"}`, optionally with `"reason"` (logged), sent to the
+ * reconciler's FIFO queue (never invoked directly: see ReconcileQueue in template.yaml), e.g.
+ * `aws sqs send-message --queue-url <ReconcileQueueUrl> --message-group-id reconcile
+ * --message-deduplication-id <unique> --message-body '{"source":"manual","reason":"after fixing a group"}'`.
  */
 export const MANUAL_SOURCE = "manual";
 
@@ -138,8 +139,8 @@ export function parseTrigger(event: unknown): Trigger {
 
 /**
  * A refresh that just started changes nothing the reconciler would decide (it started it, or it
- * will see it as running on its next run): only terminal refresh events are worth a run. With
- * reserved concurrency 1, skipping them keeps the runs that matter from queueing behind them.
+ * will see it as running on its next run): only terminal refresh events are worth a run. Skipping
+ * them keeps a batch made only of them from costing a run.
  */
 export function isNoOpTrigger(trigger: Trigger): boolean {
   return (

@@ -1,7 +1,8 @@
 // Imported statically: a dynamic import() made esbuild keep every Lambda command (+25 KB), and
-// the bench shows the Lambda client costs little at cold start.
+// the bench shows the Lambda client costs little at cold start. TRANSITIONAL (see startReconcileWith).
 import { invokeAsync } from "../../shared/aws/invoke";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
+import { sendToQueue, sqsClients } from "../../shared/aws/sqs";
 import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
 import { loadRotateTokenConfig, type RotateTokenConfig } from "../../shared/config";
@@ -25,6 +26,34 @@ interface ContainerDeps {
   startReconcile: RotationDeps["startReconcile"];
 }
 
+/**
+ * How finishSecret starts the reconciler: one message on its FIFO queue (RECONCILE_QUEUE_URL), in
+ * the secret's region (the stack's), carrying when it was sent (`time`, as an EventBridge envelope
+ * does) so the reconciler can order it against the events it coalesces. The deduplication id is the
+ * step and the version: a retried finishSecret within SQS's five-minute window sends nothing new.
+ *
+ * TRANSITIONAL: without a queue, RECONCILE_FUNCTION_NAME is invoked asynchronously with the old
+ * payload. Only the local sandbox sets it, until its queue stand-in lands; the template sets the
+ * queue URL and grants no lambda:InvokeFunction.
+ */
+function startReconcileWith(config: RotateTokenConfig): RotationDeps["startReconcile"] {
+  const queueUrl = config.reconcileQueueUrl;
+  if (queueUrl) {
+    const clients = sqsClients();
+    return async (reason) => {
+      const message = { source: SERVICE, ...reason, time: new Date().toISOString() };
+      await sendToQueue(clients, config.secret.region, queueUrl, message, `finishSecret-${reason.versionId}`);
+    };
+  }
+  const reconcileFunction = config.reconcileFunction;
+  if (reconcileFunction) {
+    return async (reason) => {
+      await invokeAsync(config.secret.region, reconcileFunction, { source: SERVICE, ...reason });
+    };
+  }
+  return undefined;
+}
+
 /** A fresh handler with its own container state (config parsed and validated once, API token cached). */
 export function createRotateTokenHandler(env: NodeJS.ProcessEnv = process.env): LambdaHandler<void> {
   return createLambdaHandler<ContainerDeps, void>({
@@ -35,16 +64,11 @@ export function createRotateTokenHandler(env: NodeJS.ProcessEnv = process.env): 
       const config = loadRotateTokenConfig(env);
       const clients = secretsManagerClients();
       const secrets = clients(config.secret.region);
-      const reconcileFunction = config.reconcileFunction;
       return {
         config,
         secrets,
         apiToken: apiTokenLoaderForArn(clients, config.buildkite.apiTokenSecretArn),
-        startReconcile: reconcileFunction
-          ? async (reason) => {
-              await invokeAsync(config.secret.region, reconcileFunction, { source: SERVICE, ...reason });
-            }
-          : undefined,
+        startReconcile: startReconcileWith(config),
       };
     },
     run: async (event, deps, invocation) => {

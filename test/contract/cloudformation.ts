@@ -65,6 +65,13 @@ function physical(logicalId: string, type: string, attribute?: string): string {
       return `arn:${partition}:iam::${account}:policy/${name}`;
     case "AWS::SNS::Topic":
       return attribute === "TopicName" ? name : `arn:${partition}:sns:${region}:${account}:${name}`;
+    case "AWS::SQS::Queue": {
+      // Ref is the queue URL; GetAtt Arn / QueueName (FIFO names end in .fifo; the sample gives every queue one).
+      const queueName = `${name}.fifo`;
+      if (attribute === "Arn") return `arn:${partition}:sqs:${region}:${account}:${queueName}`;
+      if (attribute === "QueueName") return queueName;
+      return `https://sqs.${region}.amazonaws.com/${account}/${queueName}`;
+    }
     case "AWS::Events::Rule":
       return attribute === "Arn" ? `arn:${partition}:events:${region}:${account}:rule/${name}` : name;
     case "AWS::Lambda::Url":

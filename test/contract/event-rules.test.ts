@@ -85,8 +85,8 @@ interface Case {
 }
 
 function mainCases(template: Template): Case[] {
-  const promoted = rulePattern(template, FULL_PARAMS, "ReconcileFunctionSecretPromoted");
-  const refreshes = rulePattern(template, FULL_PARAMS, "ReconcileFunctionInstanceRefreshes");
+  const promoted = rulePattern(template, FULL_PARAMS, "SecretPromotedRule");
+  const refreshes = rulePattern(template, FULL_PARAMS, "InstanceRefreshesRule");
   const other = `arn:aws:secretsmanager:${SAMPLE.region}:${SAMPLE.account}:secret:mySecret-a1b2c3`;
   return [
     {
@@ -170,7 +170,7 @@ describe("EventBridge rules against AWS's documented sample events", () => {
       "AWSCURRENT moved on our secret: should fire but does not",
     ]);
     const lostRollback = templateText.replace(
-      "                - EC2 Auto Scaling Instance Refresh Rollback Failed\n",
+      "          - EC2 Auto Scaling Instance Refresh Rollback Failed\n",
       "",
     );
     expect(lostRollback).not.toBe(templateText);

@@ -15,6 +15,7 @@ import {
   fn,
   GROUPS,
   INSTANCE,
+  QUEUE,
   REPLICA,
   region,
   STACK_GROUP,
@@ -41,7 +42,11 @@ function usesFor(withKeys: boolean): Record<string, Uses> {
       "secretsmanager:GetSecretValue": { resources: [AGENT, API_TOKEN] },
       "secretsmanager:PutSecretValue": { resources: [AGENT] },
       "secretsmanager:UpdateSecretVersionStage": { resources: [AGENT] },
-      "lambda:InvokeFunction": { resources: [fn("ReconcileFunction")] },
+      "sqs:SendMessage": { resources: [QUEUE] },
+      // TRANSITIONAL: the bundle still holds the asynchronous invoke that only the local sandbox
+      // configures (RECONCILE_FUNCTION_NAME) until its queue stand-in lands. The template grants it on
+      // nothing, so it can never run in AWS: no resource is recorded, and any grant of it fails below.
+      "lambda:InvokeFunction": { resources: [] },
       ...keyed({
         "kms:Decrypt": { resources: [AGENT_KEY, API_KEY], indirect: kmsVia },
         "kms:GenerateDataKey": { resources: [AGENT_KEY], indirect: `${kmsVia} (PutSecretValue)` },
@@ -65,6 +70,19 @@ function usesFor(withKeys: boolean): Record<string, Uses> {
       // SendCommand names the document and every instance (Service Authorization Reference, SSM).
       "ssm:SendCommand": { resources: [documentIn(region), documentIn(REPLICA), INSTANCE] },
       "sns:Publish": { resources: [TOPIC] },
+      // A failed run brings its batch's next try forward (functions/reconcile/handler.ts scheduleRetry).
+      "sqs:ChangeMessageVisibility": { resources: [QUEUE] },
+      // Called by the event source mapping with the function's role, never by the code
+      // (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html#events-sqs-permissions).
+      ...Object.fromEntries(
+        ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"].map((action) => [
+          action,
+          {
+            resources: [QUEUE],
+            indirect: "the SQS event source mapping polls the queue with the function's role",
+          },
+        ]),
+      ),
       ...keyed({ "kms:Decrypt": { resources: [API_KEY], indirect: kmsVia } }),
     },
     ReadTokenFunction: {
@@ -93,7 +111,7 @@ describe("IAM: every call the bundles make is granted on its resource, and nothi
     const derived = Object.fromEntries(Object.values(SAM_FUNCTIONS).map((b) => [b, actionsOfBundle(b)]));
     // Printed for the record; the assertions are in the contract below.
     console.log(JSON.stringify(derived, null, 1));
-    expect(derived["rotate-token"]).toContain("lambda:InvokeFunction");
+    expect(derived["rotate-token"]).toContain("sqs:SendMessage");
     expect(derived["read-token"]).toContain("secretsmanager:GetSecretValue");
   });
 
@@ -116,14 +134,25 @@ describe("IAM: every call the bundles make is granted on its resource, and nothi
 
   it("fails when a grant is missing, extra, or broader than the use", () => {
     const missing = templateText.replace(
-      "Action: lambda:InvokeFunction\n              Resource: !GetAtt ReconcileFunction.Arn",
-      "Action: lambda:GetFunction\n              Resource: !GetAtt ReconcileFunction.Arn",
+      "Action: sqs:SendMessage\n              Resource: !GetAtt ReconcileQueue.Arn",
+      "Action: sqs:SendMessageBatch\n              Resource: !GetAtt ReconcileQueue.Arn",
     );
     expect(missing).not.toBe(templateText);
     expect(problemsOf(missing, FULL_PARAMS, true)).toEqual(
       expect.arrayContaining([
-        `RotateTokenFunction is not granted lambda:InvokeFunction on ${fn("ReconcileFunction")}`,
-        expect.stringContaining("RotateTokenFunction is granted lambda:GetFunction"),
+        `RotateTokenFunction is not granted sqs:SendMessage on ${QUEUE}`,
+        expect.stringContaining("RotateTokenFunction is granted sqs:SendMessageBatch"),
+      ]),
+    );
+    // The direct invoke of reconcile is gone for good: granting it again fails the contract.
+    const invoke = templateText.replace(
+      "Action: sqs:SendMessage\n              Resource: !GetAtt ReconcileQueue.Arn",
+      "Action: [sqs:SendMessage, lambda:InvokeFunction]\n              Resource: [!GetAtt ReconcileQueue.Arn, !GetAtt ReconcileFunction.Arn]",
+    );
+    expect(invoke).not.toBe(templateText);
+    expect(problemsOf(invoke, FULL_PARAMS, true)).toEqual(
+      expect.arrayContaining([
+        `RotateTokenFunction: lambda:InvokeFunction granted on ${fn("ReconcileFunction")} (StartTheReconciler), which the code never uses`,
       ]),
     );
     const broad = templateText.replace(

@@ -12,6 +12,7 @@ const SERVICE_PREFIX: Record<string, string> = {
   "client-secrets-manager": "secretsmanager",
   "client-auto-scaling": "autoscaling",
   "client-sns": "sns",
+  "client-sqs": "sqs",
   "client-lambda": "lambda",
   "client-ssm": "ssm",
   "client-ec2": "ec2",
@@ -160,6 +161,7 @@ const DECOYS = [
   `arn:aws:lambda:${SAMPLE.region}:${SAMPLE.account}:function:someone-else`,
   `arn:aws:autoscaling:${SAMPLE.region}:${SAMPLE.account}:autoScalingGroup:0000:autoScalingGroupName/someone-else`,
   `arn:aws:sns:${SAMPLE.region}:${SAMPLE.account}:someone-else`,
+  `arn:aws:sqs:${SAMPLE.region}:${SAMPLE.account}:someone-else.fifo`,
   `arn:aws:kms:${SAMPLE.region}:${SAMPLE.account}:key/00000000-0000-0000-0000-000000000000`,
 ];
 

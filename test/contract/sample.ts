@@ -11,6 +11,7 @@ export const API_TOKEN = `arn:aws:secretsmanager:eu-central-1:${account}:secret:
 export const AGENT_KEY = `arn:aws:kms:${region}:${account}:key/11111111-2222-3333-4444-555555555555`;
 export const API_KEY = `arn:aws:kms:eu-central-1:${account}:key/66666666-7777-8888-9999-000000000000`;
 export const fn = (id: string) => `arn:aws:lambda:${region}:${account}:function:${SAMPLE.stack}-${id}-ABC123`;
+export const QUEUE = `arn:aws:sqs:${region}:${account}:${SAMPLE.stack}-ReconcileQueue-ABC123.fifo`;
 export const TOPIC = `arn:aws:sns:${region}:${account}:${SAMPLE.stack}-AlertTopic-ABC123`;
 export const group = (r: string, name: string) =>
   `arn:aws:autoscaling:${r}:${account}:autoScalingGroup:8d7a1b2c-0000-4000-8000-123456789abc:autoScalingGroupName/${name}`;

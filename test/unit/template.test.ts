@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { SAM_FUNCTIONS } from "../../scripts/build";
+import { RECONCILE_MESSAGE_GROUP } from "../../shared/aws/sqs";
 import { OWN_TAG_KEYS } from "../../shared/rollout/markers";
 import { readCloudFormationYaml } from "../support/cfn-yaml";
 
@@ -146,12 +147,178 @@ describe("template.yaml", () => {
     ]);
   });
 
-  it("sends a reconcile trigger that could not be handled to the alert topic instead of dropping it", () => {
-    const config = template.Resources.ReconcileAsyncConfig?.Properties as
-      | { MaximumEventAgeInSeconds?: number; DestinationConfig?: { OnFailure?: { Destination?: unknown } } }
-      | undefined;
-    expect(config?.MaximumEventAgeInSeconds).toBe(3600);
-    expect(config?.DestinationConfig?.OnFailure?.Destination).toEqual({ Ref: "AlertTopic" });
+  it("puts every trigger of reconcile on one FIFO queue, in one message group, with a dead-letter queue and an alarm", () => {
+    const queue = template.Resources.ReconcileQueue?.Properties as Record<string, Node>;
+    const reconcileTimeout = template.Resources.ReconcileFunction?.Properties.Timeout as number;
+    expect(queue).toMatchObject({
+      FifoQueue: true,
+      ContentBasedDeduplication: true,
+      SqsManagedSseEnabled: true,
+    });
+    expect(queue.KmsMasterKeyId).toBeUndefined();
+    // AWS: at least six times the function's timeout; at most 12 hours (SQS's maximum).
+    expect(queue.VisibilityTimeout as number).toBeGreaterThanOrEqual(6 * reconcileTimeout);
+    expect(queue.VisibilityTimeout as number).toBeLessThanOrEqual(43_200);
+    // At least the 3600 s event age the asynchronous invocation had.
+    expect(queue.MessageRetentionPeriod as number).toBeGreaterThanOrEqual(3600);
+    const redrive = queue.RedrivePolicy as { deadLetterTargetArn: Node; maxReceiveCount: number };
+    expect(redrive.deadLetterTargetArn).toEqual({ "Fn::GetAtt": ["ReconcileDeadLetterQueue", "Arn"] });
+    // Enough receives to ride out an outage of about an hour with the handler's backoff (at most
+    // 15 minutes between tries), few enough that a batch that keeps failing is alarmed the same day.
+    expect(redrive.maxReceiveCount).toBeGreaterThanOrEqual(5);
+    expect(redrive.maxReceiveCount).toBeLessThanOrEqual(20);
+    const dlq = template.Resources.ReconcileDeadLetterQueue?.Properties as Record<string, Node>;
+    expect(dlq).toMatchObject({ FifoQueue: true, SqsManagedSseEnabled: true });
+    expect(dlq.MessageRetentionPeriod as number).toBeGreaterThan(queue.MessageRetentionPeriod as number);
+
+    const alarmOn = (queueId: string) =>
+      Object.values(template.Resources).find(
+        (r) =>
+          r.Type === "AWS::CloudWatch::Alarm" &&
+          JSON.stringify(r.Properties.Dimensions) ===
+            JSON.stringify([{ Name: "QueueName", Value: { "Fn::GetAtt": [queueId, "QueueName"] } }]),
+      )?.Properties;
+    for (const id of ["ReconcileDeadLetterQueue", "TriggerDeliveryDeadLetterQueue"]) {
+      expect(alarmOn(id), id).toMatchObject({
+        Namespace: "AWS/SQS",
+        MetricName: "ApproximateNumberOfMessagesVisible",
+        Threshold: 1,
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
+        AlarmActions: [{ Ref: "AlertTopic" }],
+      });
+    }
+
+    const rules = Object.entries(template.Resources).filter(([, r]) => r.Type === "AWS::Events::Rule");
+    expect(rules.map(([id]) => id).sort()).toEqual([
+      "InstanceRefreshesRule",
+      "ReconcileScheduleRule",
+      "SecretPromotedRule",
+    ]);
+    for (const [id, rule] of rules) {
+      const targets = rule.Properties.Targets as Array<Record<string, Node>>;
+      expect(targets, id).toEqual([
+        {
+          Id: "reconcile-queue",
+          Arn: { "Fn::GetAtt": ["ReconcileQueue", "Arn"] },
+          SqsParameters: { MessageGroupId: RECONCILE_MESSAGE_GROUP },
+          RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 3600 },
+          // EventBridge dead-letter queues must be standard queues.
+          DeadLetterConfig: { Arn: { "Fn::GetAtt": ["TriggerDeliveryDeadLetterQueue", "Arn"] } },
+        },
+      ]);
+    }
+    expect(template.Resources.TriggerDeliveryDeadLetterQueue?.Properties.FifoQueue).toBeUndefined();
+    expect(template.Resources.ReconcileScheduleRule?.Properties.ScheduleExpression).toEqual({
+      Ref: "ReconcileSchedule",
+    });
+
+    const mapping = template.Resources.ReconcileQueueMapping?.Properties;
+    expect(mapping).toEqual({
+      FunctionName: { Ref: "ReconcileFunction" },
+      EventSourceArn: { "Fn::GetAtt": ["ReconcileQueue", "Arn"] },
+      BatchSize: 10,
+      Enabled: true,
+    });
+  });
+
+  it("leaves no way to invoke reconcile directly: no SAM events, async config or invoke permission", () => {
+    const reconcile = template.Resources.ReconcileFunction?.Properties ?? {};
+    expect(reconcile.Events).toBeUndefined();
+    expect(reconcile.EventInvokeConfig).toBeUndefined();
+    const mentions = (r: { Properties: Record<string, Node> }) =>
+      JSON.stringify(r.Properties).includes("ReconcileFunction");
+    const invokers = Object.entries(template.Resources).filter(
+      ([, r]) =>
+        (r.Type === "AWS::Lambda::EventInvokeConfig" || r.Type === "AWS::Lambda::Permission") && mentions(r),
+    );
+    expect(invokers).toEqual([]);
+    const grants = functions.flatMap(([id, fn]) =>
+      statements(fn)
+        .filter((s) => [s.Action].flat().some((a) => a.startsWith("lambda:")))
+        .map((s) => `${id} ${s.Sid}`),
+    );
+    expect(grants).toEqual([]);
+    const rotateEnv = (
+      template.Resources.RotateTokenFunction?.Properties.Environment as
+        | { Variables: Record<string, Node> }
+        | undefined
+    )?.Variables;
+    expect(rotateEnv?.RECONCILE_QUEUE_URL).toEqual({ Ref: "ReconcileQueue" });
+    expect(rotateEnv?.RECONCILE_FUNCTION_NAME).toBeUndefined();
+  });
+
+  it("lets only our rules and rotate-token's role send to the queue, over TLS only", () => {
+    const policy = template.Resources.ReconcileQueuePolicy?.Properties as {
+      Queues: Node;
+      PolicyDocument: { Statement: Array<Record<string, Node>> };
+    };
+    expect(policy.Queues).toEqual([{ Ref: "ReconcileQueue" }]);
+    const [rules, rotate, tls, ...rest] = policy.PolicyDocument.Statement;
+    expect(rest).toEqual([]);
+    const arn = { "Fn::GetAtt": ["ReconcileQueue", "Arn"] };
+    expect(rules).toEqual({
+      Sid: "OurRulesSendTriggers",
+      Effect: "Allow",
+      Principal: { Service: "events.amazonaws.com" },
+      Action: "sqs:SendMessage",
+      Resource: arn,
+      Condition: {
+        ArnEquals: {
+          "aws:SourceArn": ["SecretPromotedRule", "InstanceRefreshesRule", "ReconcileScheduleRule"].map(
+            (id) => ({
+              "Fn::GetAtt": [id, "Arn"],
+            }),
+          ),
+        },
+      },
+    });
+    expect(rotate).toEqual({
+      Sid: "RotateTokenStartsTheReconciler",
+      Effect: "Allow",
+      Principal: { AWS: { "Fn::GetAtt": ["RotateTokenFunctionRole", "Arn"] } },
+      Action: "sqs:SendMessage",
+      Resource: arn,
+    });
+    expect(tls).toMatchObject({
+      Effect: "Deny",
+      Principal: "*",
+      Action: "sqs:*",
+      Condition: { Bool: { "aws:SecureTransport": "false" } },
+    });
+    // The dead-letter queues: EventBridge may dead-letter into the standard one only, from our rules.
+    const dead = template.Resources.ReconcileDeadLetterQueuePolicy?.Properties as {
+      PolicyDocument: { Statement: Array<Record<string, Node>> };
+    };
+    const allows = dead.PolicyDocument.Statement.filter((s) => s.Effect === "Allow");
+    expect(allows).toHaveLength(1);
+    expect(allows[0]).toMatchObject({
+      Principal: { Service: "events.amazonaws.com" },
+      Action: "sqs:SendMessage",
+      Resource: { "Fn::GetAtt": ["TriggerDeliveryDeadLetterQueue", "Arn"] },
+    });
+    expect(dead.PolicyDocument.Statement.filter((s) => s.Effect === "Deny")).toHaveLength(1);
+  });
+
+  it("lets reconcile's role read and delete messages of its own queue only", () => {
+    const reading = statements(template.Resources.ReconcileFunction ?? { Properties: {} }).filter((s) =>
+      [s.Action].flat().some((a) => a.startsWith("sqs:")),
+    );
+    expect(reading).toEqual([
+      expect.objectContaining({
+        Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+        Resource: { "Fn::GetAtt": ["ReconcileQueue", "Arn"] },
+      }),
+      expect.objectContaining({
+        Action: "sqs:ChangeMessageVisibility",
+        Resource: { "Fn::GetAtt": ["ReconcileQueue", "Arn"] },
+      }),
+    ]);
+    const env = (
+      template.Resources.ReconcileFunction?.Properties.Environment as
+        | { Variables: Record<string, Node> }
+        | undefined
+    )?.Variables;
+    expect(env?.RECONCILE_QUEUE_URL).toEqual({ Ref: "ReconcileQueue" });
   });
 
   it("runs one reconciler at a time and lets Secrets Manager invoke rotate-token only for the secret", () => {

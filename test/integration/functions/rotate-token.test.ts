@@ -4,10 +4,19 @@ import {
   GetSecretValueCommand,
   PutSecretValueCommand,
 } from "@aws-sdk/client-secrets-manager";
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { parseInvocation } from "../../../functions/reconcile/batch";
+import { createRotateTokenHandler } from "../../../functions/rotate-token/handler";
 import { ORPHAN_MIN_AGE_MS, parseRotationEvent, rotate } from "../../../functions/rotate-token/steps";
 import { driveSteps, STEP_ORDER, startRotation } from "../../../infra/sandbox/rotation-driver";
 import { type RotationStack, startRotationStack } from "../../../infra/sandbox/rotation-stack";
+import { sendToQueue, sqsClients } from "../../../shared/aws/sqs";
 import { apiTokenLoader } from "../../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../../shared/buildkite/client";
 import { describeManagedToken } from "../../../shared/buildkite/description";
@@ -252,6 +261,88 @@ describe("rotate-token against moto and the local Buildkite API", () => {
     expect(statuses.filter((s) => s === 429)).toHaveLength(2);
     expect(statuses.filter((s) => s >= 500)).toHaveLength(4);
     expect(statuses.filter((s) => s === 0)).toHaveLength(1); // the dropped connection
+  });
+
+  it("starts the reconciler with one message on its FIFO queue, in the one message group, once per version", async () => {
+    const sqs = new SQSClient({
+      region: stack.region,
+      endpoint: stack.env.AWS_ENDPOINT_URL,
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
+    try {
+      const { QueueUrl: queueUrl } = await sqs.send(
+        new CreateQueueCommand({
+          QueueName: "reconcile-triggers.fifo",
+          Attributes: { FifoQueue: "true", ContentBasedDeduplication: "true" },
+        }),
+      );
+      if (!queueUrl) throw new Error("moto returned no queue URL");
+      const queued = createRotateTokenHandler({ ...process.env, RECONCILE_QUEUE_URL: queueUrl });
+      const versionId = await startRotation(stack.secrets, stack.secretArn, stack.rotationLambdaArn);
+      const before = Date.now();
+      await driveSteps(queued, stack.secretArn, versionId);
+      // Secrets Manager may run finishSecret again: it finds the version AWSCURRENT and returns.
+      await queued(ev("finishSecret", versionId));
+      expect((await currentValue()).versionId).toBe(versionId);
+      // A send repeated by the SDK's retries carries the same deduplication id: SQS delivers it once.
+      await sendToQueue(
+        sqsClients(),
+        stack.region,
+        queueUrl,
+        { source: "rotate-token", secretArn: stack.secretArn, versionId, time: new Date().toISOString() },
+        `finishSecret-${versionId}`,
+      );
+
+      const received = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: 10,
+          MessageSystemAttributeNames: ["MessageGroupId", "MessageDeduplicationId"],
+          WaitTimeSeconds: 0,
+        }),
+      );
+      const messages = received.Messages ?? [];
+      expect(messages).toHaveLength(1);
+      const [message] = messages;
+      expect(message?.Attributes).toMatchObject({
+        MessageGroupId: "reconcile",
+        MessageDeduplicationId: `finishSecret-${versionId}`,
+      });
+      const body = JSON.parse(message?.Body ?? "null") as Record<string, unknown>;
+      expect(body).toEqual({
+        source: "rotate-token",
+        secretArn: stack.secretArn,
+        versionId,
+        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      });
+      // What the event source mapping hands reconcile parses to the rotation trigger, with its time.
+      const parsed = parseInvocation({
+        Records: [{ messageId: message?.MessageId, body: message?.Body, eventSource: "aws:sqs" }],
+      });
+      expect(parsed.refused).toEqual([]);
+      expect(parsed.triggers).toEqual([{ kind: "rotation", versionId, at: expect.any(Date) }]);
+      const at = parsed.triggers[0]?.at?.getTime() ?? 0;
+      expect(at).toBeGreaterThanOrEqual(before - 1_000);
+      expect(at).toBeLessThanOrEqual(Date.now());
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message?.ReceiptHandle }));
+    } finally {
+      sqs.destroy();
+    }
+  });
+
+  it("refuses at cold start a queue URL that is not a FIFO queue, naming the variable", async () => {
+    const standard = createRotateTokenHandler({
+      ...process.env,
+      RECONCILE_QUEUE_URL: `${stack.env.AWS_ENDPOINT_URL}/123456789012/reconcile-triggers`,
+    });
+    const versionId = await startRotation(stack.secrets, stack.secretArn, stack.rotationLambdaArn);
+    await expect(standard(ev("createSecret", versionId))).rejects.toMatchObject({
+      name: "ConfigError",
+      message: expect.stringContaining("RECONCILE_QUEUE_URL"),
+    });
+    // Nothing was created: the configuration is validated before any call.
+    expect(tokensFor(versionId)).toHaveLength(0);
+    await stack.secrets.send(new CancelRotateSecretCommand({ SecretId: stack.secretArn }));
   });
 
   it("printed no token value in any log line of all the runs above", async () => {

@@ -33,7 +33,31 @@ describe("loadRotateTokenConfig", () => {
     expect(c.buildkite.apiUrl).toBe("https://api.buildkite.com");
     expect(c.buildkite.agentApiUrl).toBe("https://agent.buildkite.com");
     expect(c.tokenExpirySeconds).toBe(0);
+    expect(c.reconcileQueueUrl).toBeUndefined();
     expect(c.reconcileFunction).toBeUndefined();
+  });
+
+  it.each([
+    "https://sqs.us-east-1.amazonaws.com/123456789012/bk-rotation-ReconcileQueue-AbC123.fifo",
+    "https://queue.amazonaws.com/123456789012/q.fifo",
+    "http://127.0.0.1:5000/123456789012/reconcile.fifo",
+  ])("accepts the FIFO queue URL %s", (url) => {
+    expect(loadRotateTokenConfig({ ...base, RECONCILE_QUEUE_URL: url }).reconcileQueueUrl).toBe(url);
+  });
+
+  it.each([
+    ["https://sqs.us-east-1.amazonaws.com/123456789012/reconcile", "FIFO queue URL"],
+    ["https://sqs.us-east-1.amazonaws.com/reconcile.fifo", "FIFO queue URL"],
+    ["https://sqs.us-east-1.amazonaws.com/123456789012/a.b.fifo", "FIFO queue URL"],
+    [`https://sqs.us-east-1.amazonaws.com/123456789012/${"q".repeat(76)}.fifo`, "FIFO queue URL"],
+    ["https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo?x=1", "FIFO queue URL"],
+    ["http://sqs.us-east-1.amazonaws.com/123456789012/q.fifo", "https"],
+    ["arn:aws:sqs:us-east-1:123456789012:q.fifo", "https"],
+    ["not a url", "SQS queue URL"],
+  ])("RECONCILE_QUEUE_URL=%s fails naming the variable", (value, problem) => {
+    const e = errorOf(() => loadRotateTokenConfig({ ...base, RECONCILE_QUEUE_URL: value }));
+    expect(e.variable).toBe("RECONCILE_QUEUE_URL");
+    expect(e.message).toContain(problem);
   });
 
   it.each([
