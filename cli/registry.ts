@@ -7,7 +7,7 @@ import { writeConfigCommand } from "./commands/write-config";
 import type { Command } from "./types";
 
 /**
- * Every subcommand of `bk-agent-token`, by name. To add one, write shared/cli/commands/<name>.ts
+ * Every subcommand of `bk-agent-token`, by name. To add one, write cli/commands/<name>.ts
  * exporting a Command ({ summary, run(args, io) }) and list it here.
  */
 export const commands: Record<string, Command> = {

@@ -1,5 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { InputError } from "../errors";
+import { InputError } from "../shared/errors";
 
 /** Bad command-line usage: exit code 2 and a hint to run --help. */
 export class UsageError extends InputError {

@@ -1,13 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { GetParameterCommand } from "@aws-sdk/client-ssm";
-import { AppError } from "../../errors";
-import { registerSecret } from "../../log";
+import { AppError } from "../../shared/errors";
+import { registerSecret } from "../../shared/log";
 import {
   type RegionFailure,
   readErrorMessage,
   regionFailure,
   TokenReadError,
-} from "../../token-reader/errors";
+} from "../../shared/token-reader/errors";
 import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs, UsageError } from "../args";
 import { checkWriteTarget, writeFileAtomic } from "../atomic-write";
 import { type AwsContext, awsContext, readerSettings } from "../aws";

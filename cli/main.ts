@@ -1,6 +1,6 @@
-import { redactSecrets, setLogSink } from "../log";
-import { truncate } from "../redact";
-import { readErrorMessage } from "../token-reader/errors";
+import { redactSecrets, setLogSink } from "../shared/log";
+import { truncate } from "../shared/redact";
+import { readErrorMessage } from "../shared/token-reader/errors";
 import { UsageError } from "./args";
 import { commands } from "./registry";
 import type { CliIo, Command } from "./types";

@@ -1,4 +1,4 @@
-import { InvalidTokenValueError } from "../../token-reader/errors";
+import { InvalidTokenValueError } from "../../shared/token-reader/errors";
 import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs, UsageError } from "../args";
 import { checkWriteTarget, readCheckedTarget, writeFileAtomic } from "../atomic-write";
 import { awsContext, readerSettings, requireSecretId } from "../aws";

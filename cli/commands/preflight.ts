@@ -9,14 +9,14 @@ import {
 import { GetTopicAttributesCommand } from "@aws-sdk/client-sns";
 import { DescribeDocumentCommand, DescribeInstanceInformationCommand } from "@aws-sdk/client-ssm";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
-import { apiTokenLoader } from "../../buildkite/api-token";
-import { isManagedFor, parseManagedTokenDescription } from "../../buildkite/description";
-import { parseSecretArn } from "../../config";
-import { describeError } from "../../errors";
-import { observeGroups } from "../../rollout/observe";
-import { ACTIVE_REFRESH } from "../../rollout/plan";
-import { tokenParameterName } from "../../rollout/reconcile";
-import type { StatusReport } from "../../rollout/status";
+import { apiTokenLoader } from "../../shared/buildkite/api-token";
+import { isManagedFor, parseManagedTokenDescription } from "../../shared/buildkite/description";
+import { parseSecretArn } from "../../shared/config";
+import { describeError } from "../../shared/errors";
+import { observeGroups } from "../../shared/rollout/observe";
+import { ACTIVE_REFRESH } from "../../shared/rollout/plan";
+import { tokenParameterName } from "../../shared/rollout/reconcile";
+import type { StatusReport } from "../../shared/rollout/status";
 import { parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
 import {

@@ -1,5 +1,5 @@
-import type { Env } from "../config";
-import { createLogger, type Logger, parseLevel } from "../log";
+import type { Env } from "../shared/config";
+import { createLogger, type Logger, parseLevel } from "../shared/log";
 
 /**
  * The CLI's structured diagnostics (stderr: main() points the log sink there). Quiet by default:

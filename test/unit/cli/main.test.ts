@@ -16,14 +16,14 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UsageError } from "../../../../shared/cli/args";
-import { checkWriteTarget, readCheckedTarget, writeFileAtomic } from "../../../../shared/cli/atomic-write";
-import { readerSettings, regionsFor } from "../../../../shared/cli/aws";
-import { main } from "../../../../shared/cli/main";
-import { commands } from "../../../../shared/cli/registry";
-import type { CliIo, Command } from "../../../../shared/cli/types";
-import { AppError } from "../../../../shared/errors";
-import { registerSecret } from "../../../../shared/log";
+import { UsageError } from "../../../cli/args";
+import { checkWriteTarget, readCheckedTarget, writeFileAtomic } from "../../../cli/atomic-write";
+import { readerSettings, regionsFor } from "../../../cli/aws";
+import { main } from "../../../cli/main";
+import { commands } from "../../../cli/registry";
+import type { CliIo, Command } from "../../../cli/types";
+import { AppError } from "../../../shared/errors";
+import { registerSecret } from "../../../shared/log";
 
 function fakeIo(env: Record<string, string> = {}) {
   const out: string[] = [];

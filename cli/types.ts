@@ -1,4 +1,4 @@
-import type { Env } from "../config";
+import type { Env } from "../shared/config";
 
 /** Where a command writes and what environment it sees; injectable so tests run main() in-process. */
 export interface CliIo {

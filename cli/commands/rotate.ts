@@ -1,15 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { DescribeSecretCommand, RotateSecretCommand } from "@aws-sdk/client-secrets-manager";
-import { isManagedFor, managedVersionOf } from "../../buildkite/description";
-import type { TargetGroup } from "../../config";
-import { AppError, describeError } from "../../errors";
-import { tagGroup } from "../../rollout/act";
-import { encodeEmergency } from "../../rollout/markers";
-import { DONE_PHASES } from "../../rollout/model";
-import { observeGroups } from "../../rollout/observe";
-import { EMERGENCY_TAG } from "../../rollout/plan";
-import type { StatusReport } from "../../rollout/status";
-import { sleep as realSleep, type Sleep } from "../../sleep";
+import { isManagedFor, managedVersionOf } from "../../shared/buildkite/description";
+import type { TargetGroup } from "../../shared/config";
+import { AppError, describeError } from "../../shared/errors";
+import { tagGroup } from "../../shared/rollout/act";
+import { encodeEmergency } from "../../shared/rollout/markers";
+import { DONE_PHASES } from "../../shared/rollout/model";
+import { observeGroups } from "../../shared/rollout/observe";
+import { EMERGENCY_TAG } from "../../shared/rollout/plan";
+import type { StatusReport } from "../../shared/rollout/status";
+import { sleep as realSleep, type Sleep } from "../../shared/sleep";
 import { parseCommandArgs, UsageError } from "../args";
 import { cliLogger } from "../logger";
 import {
