@@ -1,9 +1,9 @@
-import { preflightCommand } from "./commands/preflight";
-import { renderCommand } from "./commands/render";
-import { rotateCommand } from "./commands/rotate";
-import { statusCommand } from "./commands/status";
-import { tokenCommand } from "./commands/token";
-import { writeConfigCommand } from "./commands/write-config";
+import { renderCommand } from "./consumer/render";
+import { tokenCommand } from "./consumer/token";
+import { writeConfigCommand } from "./consumer/write-config";
+import { preflightCommand } from "./operator/preflight";
+import { rotateCommand } from "./operator/rotate";
+import { statusCommand } from "./operator/status";
 import type { Command } from "./types";
 
 /**

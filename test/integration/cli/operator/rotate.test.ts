@@ -4,12 +4,12 @@ import { join } from "node:path";
 import { DescribeSecretCommand, GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StatusJson } from "../../../cli/render-status";
-import { removeLeftoverPending, startRotation } from "../../../infra/sandbox/rotation-driver";
-import { startWorld, type World } from "../../../infra/sandbox/world";
-import { EMERGENCY_TAG, MARKER_TAG } from "../../../shared/rollout/plan";
-import { invariants } from "../../support/invariants";
-import { freshHandlers } from "../../support/world-handlers";
+import type { StatusJson } from "../../../../cli/operator/render/table";
+import { removeLeftoverPending, startRotation } from "../../../../infra/sandbox/rotation-driver";
+import { startWorld, type World } from "../../../../infra/sandbox/world";
+import { EMERGENCY_TAG, MARKER_TAG } from "../../../../shared/rollout/plan";
+import { invariants } from "../../../support/invariants";
+import { freshHandlers } from "../../../support/world-handlers";
 
 /**
  * The operator commands of the real CLI bundle (dist/cli/index.mjs), run as child processes
@@ -22,7 +22,7 @@ import { freshHandlers } from "../../support/world-handlers";
  * Lambda, removing the leftover AWSPENDING label as AWS does, and putting the native label event
  * on the bus.
  */
-const ROOT = new URL("../../..", import.meta.url).pathname;
+const ROOT = new URL("../../../..", import.meta.url).pathname;
 const CLI = join(ROOT, "dist/cli/index.mjs");
 const GROUPS = [
   { region: "us-east-1", name: "ci-linux", instances: 3, protectedInstances: 1 },
@@ -49,7 +49,7 @@ beforeAll(async () => {
   // Build the CLI bundle when it is missing or older than its sources (only the CLI, so the
   // bundles other suites use are left alone; `npm test` builds everything first anyway).
   if (!existsSync(CLI) || newestSource(["bin", "shared"]) > statSync(CLI).mtimeMs) {
-    const { common } = await import("../../../scripts/build");
+    const { common } = await import("../../../../scripts/build");
     await build({
       ...common,
       entryPoints: [join(ROOT, "bin/cli.ts")],

@@ -1,5 +1,6 @@
 import { parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
+import type { Command } from "../types";
 import {
   OPERATOR_HELP,
   OPERATOR_OPTIONS,
@@ -7,9 +8,8 @@ import {
   operatorSettings,
   terminalWidth,
   useColor,
-} from "../operator";
-import { renderStatus, statusJson } from "../render-status";
-import type { Command } from "../types";
+} from "./context";
+import { renderStatus, statusJson } from "./render/table";
 
 const HELP = `Usage: bk-agent-token status [--json] [options]
 

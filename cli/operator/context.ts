@@ -11,21 +11,21 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { STSClient } from "@aws-sdk/client-sts";
-import { awsClientOptions, perRegion } from "../shared/aws/client-options";
-import { apiTokenLoader } from "../shared/buildkite/api-token";
-import { BuildkiteClient } from "../shared/buildkite/client";
+import { awsClientOptions, perRegion } from "../../shared/aws/client-options";
+import { apiTokenLoader } from "../../shared/buildkite/api-token";
+import { BuildkiteClient } from "../../shared/buildkite/client";
 import {
   type Env,
   isRegionName,
   loadReconcileConfig,
   parseSecretArn,
   type ReconcileConfig,
-} from "../shared/config";
-import { AppError, ConfigError, describeError } from "../shared/errors";
-import type { Logger } from "../shared/log";
-import { collectStatus, type StatusDeps, type StatusReport } from "../shared/rollout/status";
-import { UsageError } from "./args";
-import { assumeRole, assumeRoleOption, type RoleToAssume } from "./aws";
+} from "../../shared/config";
+import { AppError, ConfigError, describeError } from "../../shared/errors";
+import type { Logger } from "../../shared/log";
+import { collectStatus, type StatusDeps, type StatusReport } from "../../shared/rollout/status";
+import { UsageError } from "../args";
+import { assumeRole, assumeRoleOption, type RoleToAssume } from "../consumer/aws";
 
 /**
  * Plumbing shared by the operator commands (status, preflight, rotate): where the configuration

@@ -12,10 +12,10 @@ import { DescribeDocumentCommand, DescribeInstanceInformationCommand, SSMClient 
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { runPreflight } from "../../../cli/commands/preflight";
-import type { OperatorContext } from "../../../cli/operator";
-import { loadReconcileConfig } from "../../../shared/config";
-import { ARN, reconcileEnv } from "../../support/rollout-fixtures";
+import type { OperatorContext } from "../../../../cli/operator/context";
+import { runPreflight } from "../../../../cli/operator/preflight";
+import { loadReconcileConfig } from "../../../../shared/config";
+import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 
 const config = loadReconcileConfig(reconcileEnv({ TARGET_GROUPS: "us-east-1:ci-a" }));
 const asg = mockClient(AutoScalingClient);

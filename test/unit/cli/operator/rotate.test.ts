@@ -12,21 +12,21 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { findAnchor, parseDuration, rotateCommandWith, rotateOptions } from "../../../cli/commands/rotate";
 import {
   functionRegion,
   loadOperatorConfig,
   type OperatorContext,
   operatorContext,
   operatorSettings,
-} from "../../../cli/operator";
-import type { CliIo } from "../../../cli/types";
-import type { BuildkiteClient, ClusterToken } from "../../../shared/buildkite/client";
-import { describeManagedToken } from "../../../shared/buildkite/description";
-import { loadReconcileConfig } from "../../../shared/config";
-import { createLogger } from "../../../shared/log";
-import { EMERGENCY_TAG } from "../../../shared/rollout/plan";
-import type { StatusReport } from "../../../shared/rollout/status";
+} from "../../../../cli/operator/context";
+import { findAnchor, parseDuration, rotateCommandWith, rotateOptions } from "../../../../cli/operator/rotate";
+import type { CliIo } from "../../../../cli/types";
+import type { BuildkiteClient, ClusterToken } from "../../../../shared/buildkite/client";
+import { describeManagedToken } from "../../../../shared/buildkite/description";
+import { loadReconcileConfig } from "../../../../shared/config";
+import { createLogger } from "../../../../shared/log";
+import { EMERGENCY_TAG } from "../../../../shared/rollout/plan";
+import type { StatusReport } from "../../../../shared/rollout/status";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
 const FUNCTION_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:bk-rotation-ReconcileFunction-1A2B3C";

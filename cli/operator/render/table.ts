@@ -1,7 +1,7 @@
-import { retryRefreshAdvice } from "../shared/rollout/markers";
-import { BLOCKED_PHASES, DONE_PHASES } from "../shared/rollout/model";
-import type { StatusReport } from "../shared/rollout/status";
-import type { TargetPhase } from "../shared/rollout/types";
+import { retryRefreshAdvice } from "../../../shared/rollout/markers";
+import { BLOCKED_PHASES, DONE_PHASES } from "../../../shared/rollout/model";
+import type { StatusReport } from "../../../shared/rollout/status";
+import type { TargetPhase } from "../../../shared/rollout/types";
 
 /**
  * Text renderings of a StatusReport: the full table (`status`), a compact live view (`rotate`,

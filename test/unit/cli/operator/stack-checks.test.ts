@@ -5,7 +5,7 @@ import {
   type SecretFacts,
   type StackFacts,
   stackChecks,
-} from "../../../../cli/commands/stack-checks";
+} from "../../../../cli/operator/stack-checks";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
 const secret = {

@@ -1,7 +1,7 @@
 import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs } from "../args";
-import { awsContext, readerSettings, requireSecretId } from "../aws";
 import { cliLogger } from "../logger";
 import type { Command } from "../types";
+import { awsContext, readerSettings, requireSecretId } from "./aws";
 
 const HELP = `Usage: bk-agent-token token [options]
 

@@ -1,9 +1,9 @@
 import { InvalidTokenValueError } from "../../shared/token-reader/errors";
 import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs, UsageError } from "../args";
-import { checkWriteTarget, readCheckedTarget, writeFileAtomic } from "../atomic-write";
-import { awsContext, readerSettings, requireSecretId } from "../aws";
 import { cliLogger } from "../logger";
 import type { Command } from "../types";
+import { checkWriteTarget, readCheckedTarget, writeFileAtomic } from "./atomic-write";
+import { awsContext, readerSettings, requireSecretId } from "./aws";
 
 const HELP = `Usage: bk-agent-token write-config --file PATH [options]
 

@@ -19,6 +19,7 @@ import { tokenParameterName } from "../../shared/rollout/reconcile";
 import type { StatusReport } from "../../shared/rollout/status";
 import { parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
+import type { Command } from "../types";
 import {
   OPERATOR_HELP,
   OPERATOR_OPTIONS,
@@ -26,9 +27,8 @@ import {
   operatorContext,
   operatorSettings,
   useColor,
-} from "../operator";
-import { blockedAdvice, duration } from "../render-status";
-import type { Command } from "../types";
+} from "./context";
+import { blockedAdvice, duration } from "./render/table";
 import { type PolicyDocument, type StackFacts, stackChecks } from "./stack-checks";
 
 const HELP = `Usage: bk-agent-token preflight [options]

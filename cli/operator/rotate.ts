@@ -12,6 +12,7 @@ import type { StatusReport } from "../../shared/rollout/status";
 import { sleep as realSleep, type Sleep } from "../../shared/sleep";
 import { parseCommandArgs, UsageError } from "../args";
 import { cliLogger } from "../logger";
+import type { CliIo, Command } from "../types";
 import {
   isTty,
   OPERATOR_HELP,
@@ -21,9 +22,8 @@ import {
   operatorSettings,
   terminalWidth,
   useColor,
-} from "../operator";
-import { blockedAdvice, duration, progressLine, renderProgress } from "../render-status";
-import type { CliIo, Command } from "../types";
+} from "./context";
+import { blockedAdvice, duration, progressLine, renderProgress } from "./render/table";
 
 const HELP = `Usage: bk-agent-token rotate [--emergency [--min-healthy N]] [options]
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { findReferences, parseReference, RenderError, renderTemplate } from "../../../cli/commands/render";
-import { setTokenLine } from "../../../cli/commands/write-config";
+import { findReferences, parseReference, RenderError, renderTemplate } from "../../../../cli/consumer/render";
+import { setTokenLine } from "../../../../cli/consumer/write-config";
 
 const T = "bkct_abcdefghijklmnopqrstuvwxyz012345";
 

@@ -1,15 +1,15 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
-import { awsClientOptions, perRegion } from "../shared/aws/client-options";
-import { type Env, isRegionName } from "../shared/config";
-import { AppError, describeError } from "../shared/errors";
-import type { Logger } from "../shared/log";
-import { createTokenReader, type TokenReader } from "../shared/token-reader/reader";
-import { secretsManagerSource } from "../shared/token-reader/secrets-manager-source";
-import { TOKEN_SOURCES, type TokenSource } from "../shared/token-reader/sources";
-import { ssmReferenceSource } from "../shared/token-reader/ssm-source";
-import { type COMMON_OPTIONS, splitList, UsageError } from "./args";
+import { awsClientOptions, perRegion } from "../../shared/aws/client-options";
+import { type Env, isRegionName } from "../../shared/config";
+import { AppError, describeError } from "../../shared/errors";
+import type { Logger } from "../../shared/log";
+import { createTokenReader, type TokenReader } from "../../shared/token-reader/reader";
+import { secretsManagerSource } from "../../shared/token-reader/secrets-manager-source";
+import { TOKEN_SOURCES, type TokenSource } from "../../shared/token-reader/sources";
+import { ssmReferenceSource } from "../../shared/token-reader/ssm-source";
+import { type COMMON_OPTIONS, splitList, UsageError } from "../args";
 
 /** The common options, validated: what every token-reading command needs to build its clients. */
 export interface ReaderSettings {

@@ -9,8 +9,8 @@ import {
   renderStatus,
   statusAttention,
   statusJson,
-} from "../../../cli/render-status";
-import type { StatusReport } from "../../../shared/rollout/status";
+} from "../../../../../cli/operator/render/table";
+import type { StatusReport } from "../../../../../shared/rollout/status";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
 const NOW = new Date("2026-11-22T12:00:00.000Z");

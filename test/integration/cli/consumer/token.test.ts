@@ -12,14 +12,14 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
+import { type MotoServer, startMoto } from "../../../../infra/sandbox/moto";
 
 /**
  * The real CLI bundle (dist/cli/index.mjs, built by `npm run build`) run as a child process
  * against moto on loopback, with credentials and endpoint from the environment, as a boot script
  * would run it.
  */
-const ROOT = new URL("../../..", import.meta.url).pathname;
+const ROOT = new URL("../../../..", import.meta.url).pathname;
 const CLI = join(ROOT, "dist/cli/index.mjs");
 const REGION = "us-east-1";
 const CREDENTIALS = { accessKeyId: "test", secretAccessKey: "test" };

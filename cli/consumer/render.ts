@@ -9,10 +9,10 @@ import {
   TokenReadError,
 } from "../../shared/token-reader/errors";
 import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs, UsageError } from "../args";
-import { checkWriteTarget, writeFileAtomic } from "../atomic-write";
-import { type AwsContext, awsContext, readerSettings } from "../aws";
 import { cliLogger } from "../logger";
 import type { CliIo, Command } from "../types";
+import { checkWriteTarget, writeFileAtomic } from "./atomic-write";
+import { type AwsContext, awsContext, readerSettings } from "./aws";
 
 const HELP = `Usage: bk-agent-token render --template IN --out OUT [options]
 
