@@ -245,18 +245,3 @@ export async function operatorContext(
     throw error;
   }
 }
-
-/** Is this output a terminal (live redraw, colors)? */
-export function isTty(stream: unknown): boolean {
-  return (stream as { isTTY?: boolean }).isTTY === true;
-}
-
-export function terminalWidth(stream: unknown): number | undefined {
-  const columns = (stream as { columns?: unknown }).columns;
-  return typeof columns === "number" && columns > 20 ? columns : undefined;
-}
-
-/** Colors only on a terminal, and never when NO_COLOR is set (https://no-color.org). */
-export function useColor(stream: unknown, env: Env): boolean {
-  return isTty(stream) && !env.NO_COLOR && env.TERM !== "dumb";
-}

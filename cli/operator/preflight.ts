@@ -17,6 +17,7 @@ import { observeGroups } from "../../shared/rollout/observe";
 import { ACTIVE_REFRESH } from "../../shared/rollout/plan";
 import { tokenParameterName } from "../../shared/rollout/reconcile";
 import type { StatusReport } from "../../shared/rollout/status";
+import { duration, useColor } from "../../shared/terminal";
 import { parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
 import type { Command } from "../types";
@@ -26,9 +27,8 @@ import {
   type OperatorContext,
   operatorContext,
   operatorSettings,
-  useColor,
 } from "./context";
-import { blockedAdvice, duration } from "./render/table";
+import { blockedAdvice } from "./render/advice";
 import { type PolicyDocument, type StackFacts, stackChecks } from "./stack-checks";
 
 const HELP = `Usage: bk-agent-token preflight [options]

@@ -10,20 +10,19 @@ import { observeGroups } from "../../shared/rollout/observe";
 import { EMERGENCY_TAG } from "../../shared/rollout/plan";
 import type { StatusReport } from "../../shared/rollout/status";
 import { sleep as realSleep, type Sleep } from "../../shared/sleep";
+import { duration, isTty, terminalWidth, useColor } from "../../shared/terminal";
 import { parseCommandArgs, UsageError } from "../args";
 import { cliLogger } from "../logger";
 import type { CliIo, Command } from "../types";
 import {
-  isTty,
   OPERATOR_HELP,
   OPERATOR_OPTIONS,
   type OperatorContext,
   operatorContext,
   operatorSettings,
-  terminalWidth,
-  useColor,
 } from "./context";
-import { blockedAdvice, duration, progressLine, renderProgress } from "./render/table";
+import { blockedAdvice } from "./render/advice";
+import { progressLine, renderProgress } from "./render/progress";
 
 const HELP = `Usage: bk-agent-token rotate [--emergency [--min-healthy N]] [options]
 

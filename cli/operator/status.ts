@@ -1,15 +1,10 @@
+import { terminalWidth, useColor } from "../../shared/terminal";
 import { parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
 import type { Command } from "../types";
-import {
-  OPERATOR_HELP,
-  OPERATOR_OPTIONS,
-  operatorContext,
-  operatorSettings,
-  terminalWidth,
-  useColor,
-} from "./context";
-import { renderStatus, statusJson } from "./render/table";
+import { OPERATOR_HELP, OPERATOR_OPTIONS, operatorContext, operatorSettings } from "./context";
+import { describeStatusJson, statusJson } from "./render/json";
+import { renderStatus } from "./render/table";
 
 const HELP = `Usage: bk-agent-token status [--json] [options]
 
@@ -31,19 +26,7 @@ Exit codes:
 
 JSON (schemaVersion 1; keys are always present, null when unknown; fields may be added, never
 removed or changed; dates ISO 8601 UTC; durations in seconds; no token value, only token ids):
-  schemaVersion, at, exitCode (0|3), attention [string],
-  secret    {arn, name, primaryRegion, rotationEnabled, schedule, lastRotatedAt, nextRotationAt,
-             overdue, currentVersionId, pendingVersionId}
-  versions  [{versionId, stages, createdAt, ageSeconds,
-              token: {id, createdAt, expiresAt, expiresInSeconds} | null}]   newest first
-  regions   [{region, primary, currentVersionId, state: in-sync|lagging|failed, detail}]
-  groups    [{region, groupName, phase, instances, refreshId, refreshStatus, percentageComplete,
-              detail}]
-            phase: missing|waiting-for-replica|waiting-for-other-refresh|start-refresh|
-                   refreshing|refreshed|empty|failed|partial|unmanaged|unknown
-  tokens    {managedValid: [{id, versionId, createdAt, expiresAt}], unmanaged: [{id, description}]}
-  emergency {versionId, leakedVersionId, minHealthyPercentage} | null
-  rollout   {complete, waitingFor: [replicas|refreshes|operator], next: [string], notices: [string]}
+${describeStatusJson(100)}
 `;
 
 export const statusCommand: Command = {

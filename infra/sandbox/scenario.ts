@@ -12,7 +12,7 @@
  */
 import { createWriteStream, readFileSync, rmSync, type WriteStream, writeFileSync } from "node:fs";
 import { GetSecretValueCommand, ListSecretVersionIdsCommand } from "@aws-sdk/client-secrets-manager";
-import { renderProgress } from "../../cli/operator/render/table";
+import { renderProgress } from "../../cli/operator/render/progress";
 import { autoScalingClients } from "../../shared/aws/auto-scaling";
 import { ec2Clients } from "../../shared/aws/ec2";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";

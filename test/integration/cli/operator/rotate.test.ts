@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { DescribeSecretCommand, GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StatusJson } from "../../../../cli/operator/render/table";
+import type { StatusJson } from "../../../../cli/operator/render/json";
 import { removeLeftoverPending, startRotation } from "../../../../infra/sandbox/rotation-driver";
 import { startWorld, type World } from "../../../../infra/sandbox/world";
 import { EMERGENCY_TAG, MARKER_TAG } from "../../../../shared/rollout/plan";
