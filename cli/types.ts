@@ -21,3 +21,6 @@ export interface Command {
   summary: string;
   run(args: readonly string[], io: CliIo): Promise<number>;
 }
+
+/** What an operator module exports: its summary lives in the registry, which lists it without loading it. */
+export type CommandRunner = Pick<Command, "run">;

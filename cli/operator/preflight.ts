@@ -20,7 +20,7 @@ import type { StatusReport } from "../../shared/rollout/status";
 import { duration, useColor } from "../../shared/terminal";
 import { parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
-import type { Command } from "../types";
+import type { CommandRunner } from "../types";
 import {
   OPERATOR_HELP,
   OPERATOR_OPTIONS,
@@ -504,8 +504,7 @@ export function renderPreflight(result: PreflightResult, color = false): string 
   return `${lines.join("\n")}\n`;
 }
 
-export const preflightCommand: Command = {
-  summary: "dry run: check access, token scopes, groups, replicas and schedule; print the plan",
+export const preflightCommand: CommandRunner = {
   async run(args, io) {
     const { values } = parseCommandArgs(args, OPERATOR_OPTIONS);
     if (values.help) {

@@ -13,7 +13,7 @@ import { sleep as realSleep, type Sleep } from "../../shared/sleep";
 import { duration, isTty, terminalWidth, useColor } from "../../shared/terminal";
 import { parseCommandArgs, UsageError } from "../args";
 import { cliLogger } from "../logger";
-import type { CliIo, Command } from "../types";
+import type { CliIo, CommandRunner } from "../types";
 import {
   OPERATOR_HELP,
   OPERATOR_OPTIONS,
@@ -283,12 +283,11 @@ export interface RotateDeps {
   context?: typeof operatorContext;
 }
 
-export function rotateCommandWith(deps: RotateDeps = {}): Command {
+export function rotateCommandWith(deps: RotateDeps = {}): CommandRunner {
   const sleep = deps.sleep ?? realSleep;
   const newVersionId = deps.newVersionId ?? randomUUID;
   const buildContext = deps.context ?? operatorContext;
   return {
-    summary: "start a rotation and follow its rollout (--emergency for a leaked token)",
     async run(args, io) {
       const { values } = parseCommandArgs(args, {
         ...OPERATOR_OPTIONS,
@@ -444,4 +443,4 @@ export function rotateCommandWith(deps: RotateDeps = {}): Command {
   };
 }
 
-export const rotateCommand: Command = rotateCommandWith();
+export const rotateCommand: CommandRunner = rotateCommandWith();

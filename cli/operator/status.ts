@@ -1,7 +1,7 @@
 import { terminalWidth, useColor } from "../../shared/terminal";
 import { parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
-import type { Command } from "../types";
+import type { CommandRunner } from "../types";
 import { OPERATOR_HELP, OPERATOR_OPTIONS, operatorContext, operatorSettings } from "./context";
 import { describeStatusJson, statusJson } from "./render/json";
 import { renderStatus } from "./render/table";
@@ -29,8 +29,7 @@ removed or changed; dates ISO 8601 UTC; durations in seconds; no token value, on
 ${describeStatusJson(100)}
 `;
 
-export const statusCommand: Command = {
-  summary: "show the rotation and rollout state (table or --json); exit 3 when blocked or overdue",
+export const statusCommand: CommandRunner = {
   async run(args, io) {
     const { values } = parseCommandArgs(args, { ...OPERATOR_OPTIONS, json: { type: "boolean" } });
     if (values.help) {
