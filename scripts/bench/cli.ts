@@ -52,7 +52,8 @@ function startFiles(meta: Metafile, entry: string, dir: string): { start: string
   const visit = (file: string) => {
     if (seen.has(file)) return;
     seen.add(file);
-    for (const i of meta.outputs[file]?.imports ?? []) if (i.kind === "import-statement" && !i.external) visit(i.path);
+    for (const i of meta.outputs[file]?.imports ?? [])
+      if (i.kind === "import-statement" && !i.external) visit(i.path);
   };
   visit(rel(entry));
   const all = Object.keys(meta.outputs).filter((o) => o.endsWith(".mjs") && resolve(o).startsWith(dir));
