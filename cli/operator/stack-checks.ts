@@ -1,4 +1,4 @@
-import type { Check } from "./preflight";
+import type { Check } from "./preflight-checks";
 
 /**
  * Preflight's checks of one Elastic CI Stack, as a pure function of what was read: the stack's

@@ -2,13 +2,23 @@ import {
   AutoScalingClient,
   type AutoScalingGroup,
   DescribeAutoScalingGroupsCommand,
+  DescribeInstanceRefreshesCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
-import { EC2Client } from "@aws-sdk/client-ec2";
+import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { GetPolicyCommand, GetPolicyVersionCommand, IAMClient } from "@aws-sdk/client-iam";
-import { DescribeSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import {
+  DescribeSecretCommand,
+  ListSecretVersionIdsCommand,
+  SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
-import { DescribeDocumentCommand, DescribeInstanceInformationCommand, SSMClient } from "@aws-sdk/client-ssm";
+import {
+  DescribeDocumentCommand,
+  DescribeInstanceInformationCommand,
+  ListCommandsCommand,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -24,13 +34,14 @@ const cfn = mockClient(CloudFormationClient);
 const iam = mockClient(IAMClient);
 const sm = mockClient(SecretsManagerClient);
 const sts = mockClient(STSClient);
+const ec2 = mockClient(EC2Client);
 mockClient(SNSClient);
 
 function context(over: Partial<OperatorContext> = {}): OperatorContext {
   const unused = () => {
     throw new Error("not used by this check");
   };
-  return {
+  const ctx: OperatorContext = {
     config,
     source: "the environment",
     secrets: (region) => new SecretsManagerClient({ region }),
@@ -45,11 +56,20 @@ function context(over: Partial<OperatorContext> = {}): OperatorContext {
       accessToken: async () => ({ uuid: "u", scopes: ["read_clusters", "write_clusters"] }),
       listTokens: async () => [],
     } as unknown as OperatorContext["buildkite"],
-    statusDeps: unused,
+    statusDeps: () => ({
+      config: ctx.config,
+      secrets: ctx.secrets,
+      autoScaling: ctx.autoScaling,
+      ec2: ctx.ec2,
+      ssm: ctx.ssm,
+      buildkite: ctx.buildkite,
+      now: () => new Date("2026-11-22T12:00:00Z"),
+    }),
     collect: unused,
     dispose: () => {},
     ...over,
   };
+  return ctx;
 }
 
 beforeEach(() => {
@@ -59,6 +79,12 @@ beforeEach(() => {
   iam.reset();
   sm.reset();
   sts.reset();
+  ec2.reset();
+  // What the observation reads besides the mocks each test sets: no versions, instances or commands.
+  sm.on(ListSecretVersionIdsCommand).resolves({ Versions: [] });
+  ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+  ssm.on(ListCommandsCommand).resolves({ Commands: [] });
+  asg.on(DescribeInstanceRefreshesCommand).resolves({ InstanceRefreshes: [] });
   sts
     .on(GetCallerIdentityCommand)
     .resolves({ Account: "123456789012", Arn: "arn:aws:iam::123456789012:user/op" });
