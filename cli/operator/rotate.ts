@@ -1,14 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { DescribeSecretCommand, RotateSecretCommand } from "@aws-sdk/client-secrets-manager";
-import { isManagedFor, managedVersionOf } from "../../shared/buildkite/description";
-import type { TargetGroup } from "../../shared/config";
-import { AppError, describeError } from "../../shared/errors";
-import { tagGroup } from "../../shared/rollout/act";
-import { encodeEmergency } from "../../shared/rollout/markers";
-import { DONE_PHASES } from "../../shared/rollout/model";
-import { observeGroups } from "../../shared/rollout/observe";
+import { RotateSecretCommand } from "@aws-sdk/client-secrets-manager";
+import { describeError } from "../../shared/errors";
 import { EMERGENCY_TAG } from "../../shared/rollout/plan";
 import type { StatusReport } from "../../shared/rollout/status";
+import { describeSecret } from "../../shared/secrets/describe";
 import { sleep as realSleep, type Sleep } from "../../shared/sleep";
 import { duration, isTty, terminalWidth, useColor } from "../../shared/terminal";
 import { parseCommandArgs, UsageError } from "../args";
@@ -21,6 +16,7 @@ import {
   operatorContext,
   operatorSettings,
 } from "./context";
+import { type Containment, containmentReport, declareEmergency, noteRevocation } from "./emergency";
 import { blockedAdvice } from "./render/advice";
 import { progressLine, renderProgress } from "./render/progress";
 
@@ -108,43 +104,12 @@ export function rotateOptions(values: {
   return { intervalMs, timeoutMs, follow: !values["no-follow"], emergency };
 }
 
-/**
- * The anchor group, by the rule observe() uses: the first target group, in TARGET_GROUPS order,
- * that exists. A region that cannot be described before the anchor is found is an error: guessing
- * could put the emergency tag where the reconciler does not look.
- */
-export async function findAnchor(
-  ctx: Pick<OperatorContext, "config" | "autoScaling">,
-): Promise<TargetGroup | undefined> {
-  const { targets } = await observeGroups(ctx);
-  for (const t of targets) {
-    if (t.exists) return { region: t.region, groupName: t.groupName };
-    if (t.error) {
-      throw new AppError(
-        `cannot describe the target groups in ${t.region} to find the group that carries the emergency tag: ${t.error.message}`,
-      );
-    }
-  }
-  return undefined;
-}
-
 type Outcome =
   | { kind: "complete"; report: StatusReport }
   | { kind: "blocked"; report: StatusReport }
   | { kind: "timeout"; report: StatusReport | undefined }
   | { kind: "superseded"; report: StatusReport }
   | { kind: "error"; message: string; report: StatusReport | undefined };
-
-interface Containment {
-  leakedVersionId: string;
-  leakedTokenIds: string[];
-  unmanaged: Array<{ id: string; description: string }>;
-  revokedSeenAt: Date | undefined;
-  /** Groups not yet done when the revocation was first seen. */
-  openGroupsAtRevocation: string[] | undefined;
-}
-
-const OPEN = (g: StatusReport["groups"][number]) => !DONE_PHASES.has(g.phase);
 
 /** Done: the new version is current, every instance of every group has it, and no older managed token is valid. */
 export function rolloutDone(report: StatusReport, versionId: string): boolean {
@@ -208,15 +173,7 @@ async function follow(
         if (line !== lastLine) io.stdout.write(`${report.at.toISOString()} ${line}\n`);
         lastLine = line;
       }
-      if (containment && !containment.revokedSeenAt && containment.leakedTokenIds.length > 0) {
-        const valid = new Set(report.managedTokensValid.map((t) => t.id));
-        if (containment.leakedTokenIds.every((id) => !valid.has(id))) {
-          containment.revokedSeenAt = report.at;
-          containment.openGroupsAtRevocation = report.groups
-            .filter(OPEN)
-            .map((g) => `${g.region}:${g.groupName}`);
-        }
-      }
+      if (containment) noteRevocation(containment, report);
       const current = report.secret.currentVersionId;
       if (rolloutDone(report, versionId)) return { kind: "complete", report };
       if (current === versionId && report.waitingFor.includes("operator")) {
@@ -232,48 +189,6 @@ async function follow(
     if (left <= 0) return { kind: "timeout", report: last };
     await sleep(Math.min(options.intervalMs, left));
   }
-}
-
-function containmentReport(c: Containment, report: StatusReport | undefined, clusterId: string): string {
-  const lines = [`Containment of the leaked token (version ${c.leakedVersionId}):`];
-  if (c.leakedTokenIds.length === 0) {
-    lines.push(
-      `  - NOT CONTAINED BY THIS TOOL: no token created by this project belongs to the leaked version (the initial token, or one set by hand). Revoke the leaked token by hand in Buildkite (cluster ${clusterId} → Agent tokens)${c.unmanaged.length > 0 ? `; the cluster's tokens not created by this project: ${c.unmanaged.map((t) => `${t.id} "${t.description}"`).join(", ")}` : ""}.`,
-    );
-  } else if (c.revokedSeenAt) {
-    const open = c.openGroupsAtRevocation ?? [];
-    lines.push(
-      `  - leaked token ${c.leakedTokenIds.join(", ")} revoked (seen gone at ${c.revokedSeenAt.toISOString()})${open.length > 0 ? `, before the refreshes of ${open.join(", ")} had finished` : ""}: it can no longer register new agents.`,
-    );
-  } else {
-    const behind = report?.regions.filter((r) => r.state !== "in-sync").map((r) => r.region) ?? [];
-    lines.push(
-      `  - leaked token ${c.leakedTokenIds.join(", ")} NOT revoked yet: the reconcile function revokes it as soon as every region serves the new version${behind.length > 0 ? ` (still behind: ${behind.join(", ")})` : ""}. To revoke it now by hand: Buildkite cluster ${clusterId} → Agent tokens → ${c.leakedTokenIds.join(", ")} (instances booting in a lagging region would then fail to register).`,
-    );
-  }
-  if (report) {
-    const open = report.groups.filter(OPEN);
-    if (open.length === 0) {
-      lines.push(
-        "  - every instance of every target group has the new token (booted after the sync, rewritten in place, or gone).",
-      );
-    } else {
-      // The ledger knows which instances are not yet safe; refresh percentages only estimate it.
-      const stale = open.map((g) => ({
-        where: `${g.region}:${g.groupName}`,
-        left: g.waiting.length,
-        phase: g.phase,
-      }));
-      const total = stale.reduce((n, s) => n + s.left, 0);
-      lines.push(
-        `  - ${total} instance(s) may still hold the leaked token in their agent config: ${stale.map((s) => `${s.where} ${s.left} (${s.phase})`).join(", ")}.`,
-      );
-    }
-  }
-  lines.push(
-    "  - agents already connected with the leaked token keep running until their instance is replaced (revoking a token stops new registrations only); anyone holding the token cannot register new agents once it is revoked.",
-  );
-  return `${lines.join("\n")}\n`;
 }
 
 export interface RotateDeps {
@@ -316,18 +231,14 @@ export function rotateCommandWith(deps: RotateDeps = {}): CommandRunner {
       };
       try {
         const { config } = ctx;
-        const secret = await ctx
-          .secrets(config.secret.region)
-          .send(new DescribeSecretCommand({ SecretId: config.secret.arn }));
-        const stages = Object.entries(secret.VersionIdsToStages ?? {});
-        const current = stages.find(([, s]) => s.includes("AWSCURRENT"))?.[0];
-        const pending = stages.find(([, s]) => s.includes("AWSPENDING") && !s.includes("AWSCURRENT"))?.[0];
+        const secret = await describeSecret(ctx.secrets(config.secret.region), config.secret.arn);
+        const { current, pending } = secret;
         if (pending) {
           return refuse(
             `a rotation is already pending: version ${pending} holds AWSPENDING (current: ${current ?? "none"}). Follow it with 'bk-agent-token status'. If it is stuck, see the rotate-token function's logs; Secrets Manager retries it. To abandon it: aws secretsmanager update-secret-version-stage --secret-id ${config.secret.arn} --version-stage AWSPENDING --remove-from-version-id ${pending}`,
           );
         }
-        if (secret.RotationEnabled !== true || !secret.RotationLambdaARN) {
+        if (!secret.rotationEnabled || !secret.rotationLambdaArn) {
           return refuse(
             `rotation is not configured on ${config.secret.arn} (no rotation function or schedule): deploy the stack's rotation schedule first ('bk-agent-token preflight' checks it)`,
           );
@@ -337,40 +248,20 @@ export function rotateCommandWith(deps: RotateDeps = {}): CommandRunner {
         const versionId = newVersionId();
         let containment: Containment | undefined;
         if (options.emergency) {
-          const tokens = await ctx.buildkite.listTokens();
-          const leakedTokenIds = tokens
-            .filter((t) => managedVersionOf(t.description, config.secret.arn) === current)
-            .map((t) => t.id);
-          const anchor = await findAnchor(ctx);
-          if (!anchor) {
+          const declared = await declareEmergency(ctx, {
+            versionId,
+            leakedVersionId: current,
+            minHealthyPercentage: options.emergency.minHealthyPercentage,
+          });
+          if (!declared) {
             return refuse(
               "--emergency needs an existing target group to record the emergency on, and none of TARGET_GROUPS exists",
             );
           }
-          const declaration = {
-            versionId,
-            leakedVersionId: current,
-            minHealthyPercentage: options.emergency.minHealthyPercentage,
-          };
-          // Written BEFORE the rotation starts, so the very first reconcile of the new version sees it.
-          await tagGroup(
-            ctx.autoScaling(anchor.region),
-            anchor.groupName,
-            EMERGENCY_TAG,
-            encodeEmergency(declaration),
-          );
           say(
-            `Emergency declared on ${anchor.region}:${anchor.groupName}: version ${current} leaked; new version ${versionId}; refreshes with min healthy ${declaration.minHealthyPercentage}% and protected instances replaced (Refresh).`,
+            `Emergency declared on ${declared.anchor.region}:${declared.anchor.groupName}: version ${current} leaked; new version ${versionId}; refreshes with min healthy ${options.emergency.minHealthyPercentage}% and protected instances replaced (Refresh).`,
           );
-          containment = {
-            leakedVersionId: current,
-            leakedTokenIds,
-            unmanaged: tokens
-              .filter((t) => !isManagedFor(t.description, config.secret.arn))
-              .map((t) => ({ id: t.id, description: t.description })),
-            revokedSeenAt: undefined,
-            openGroupsAtRevocation: undefined,
-          };
+          containment = declared.containment;
         }
 
         // RotationLambdaARN restates the configured function (no configuration change on AWS). Without
@@ -379,7 +270,7 @@ export function rotateCommandWith(deps: RotateDeps = {}): CommandRunner {
           new RotateSecretCommand({
             SecretId: config.secret.arn,
             ClientRequestToken: versionId,
-            RotationLambdaARN: secret.RotationLambdaARN,
+            RotationLambdaARN: secret.rotationLambdaArn,
           }),
         );
         const started = out.VersionId ?? versionId;
