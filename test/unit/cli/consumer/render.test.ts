@@ -1,37 +1,13 @@
-import { describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findReferences, parseReference, RenderError, renderTemplate } from "../../../../cli/consumer/render";
-import { setTokenLine } from "../../../../cli/consumer/write-config";
+import { main } from "../../../../cli/main";
+import { fakeIo } from "../../../support/cli-io";
 
-const T = "bkct_abcdefghijklmnopqrstuvwxyz012345";
-
-describe("setTokenLine", () => {
-  it("replaces the first token line, drops later ones and keeps everything else", () => {
-    const before = 'name="a"\ntoken="old"\n# token="commented"\n  token = "indented dup"\ntags="x"\n';
-    expect(setTokenLine(before, T)).toBe(`name="a"\ntoken="${T}"\n# token="commented"\ntags="x"\n`);
-  });
-
-  it("appends when there is no token line, and adds the missing final newline", () => {
-    expect(setTokenLine('name="a"', T)).toBe(`name="a"\ntoken="${T}"\n`);
-    expect(setTokenLine("", T)).toBe(`token="${T}"\n`);
-  });
-
-  it("keeps CRLF line endings", () => {
-    expect(setTokenLine('name="a"\r\ntoken="old"\r\n', T)).toBe(`name="a"\r\ntoken="${T}"\r\n`);
-  });
-
-  it("does not touch keys that merely start with token", () => {
-    expect(setTokenLine('tokens-path="/x"\n', T)).toBe(`tokens-path="/x"\ntoken="${T}"\n`);
-  });
-
-  it.each(['a"b', "a\\b", "a b", "a\nb", "tökén"])("refuses %j without echoing it", (bad) => {
-    expect(() => setTokenLine("", bad)).toThrow(/cannot be written/);
-    try {
-      setTokenLine("", bad);
-    } catch (error) {
-      expect(String((error as Error).message)).not.toContain(bad);
-    }
-  });
-});
+const _T = "bkct_abcdefghijklmnopqrstuvwxyz012345";
 
 describe("render templates", () => {
   it("parses the three schemes (scheme case-insensitive)", () => {
@@ -84,5 +60,40 @@ describe("findReferences refuses what looks like a reference but does not parse"
 
   it("leaves other template syntax alone", () => {
     expect(findReferences("{{ .Values.name }} {{name}} {{ secret env://OK }}")).toHaveLength(1);
+  });
+});
+
+describe("render refuses unsafe targets before reading any secret", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "cli-safety-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("render --out - writes to standard output and nowhere else", async () => {
+    const template = join(dir, "t.tmpl");
+    await writeFile(template, "QUEUE={{ secret env://QUEUE }}\n");
+    const run = fakeIo({ QUEUE: "deploy" });
+    // From inside the temporary directory: were "-" taken as a file name, it would land here.
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      expect(await main(["render", "--template", template, "--out", "-"], run.io)).toBe(0);
+    } finally {
+      process.chdir(cwd);
+    }
+    expect(run.out()).toBe("QUEUE=deploy\n");
+    expect(await readdir(dir)).toEqual(["t.tmpl"]);
+  });
+
+  it("render refuses a tag that looks like a reference but does not parse", async () => {
+    const template = join(dir, "typo.tmpl");
+    await writeFile(template, "A={{ Secret env://QUEUE }}\n");
+    const run = fakeIo({ QUEUE: "deploy" });
+    expect(await main(["render", "--template", template, "--out", join(dir, "typo.out")], run.io)).toBe(1);
+    expect(run.err()).toMatch(/malformed tag on line 1/);
+    expect(existsSync(join(dir, "typo.out"))).toBe(false);
   });
 });
