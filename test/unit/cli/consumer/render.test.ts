@@ -7,7 +7,6 @@ import { findReferences, parseReference, RenderError, renderTemplate } from "../
 import { main } from "../../../../cli/main";
 import { fakeIo } from "../../../support/cli-io";
 
-const _T = "bkct_abcdefghijklmnopqrstuvwxyz012345";
 
 describe("render templates", () => {
   it("parses the three schemes (scheme case-insensitive)", () => {
