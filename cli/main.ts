@@ -1,11 +1,11 @@
 import { redactSecrets, setLogSink } from "../shared/log";
 import { truncate } from "../shared/redact";
 import { readErrorMessage } from "../shared/token-reader/errors";
-import { UsageError } from "./args";
+import { PROGRAM, UsageError } from "./args";
 import { commands } from "./registry";
 import type { CliIo, Command } from "./types";
 
-export const PROGRAM = "bk-agent-token";
+export { PROGRAM } from "./args";
 
 export function overview(registry: Readonly<Record<string, Command>> = commands): string {
   const names = Object.keys(registry);

@@ -1,15 +1,62 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
-import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { awsClientOptions, perRegion } from "../../shared/aws/client-options";
 import { type Env, isRegionName } from "../../shared/config";
-import { AppError, describeError } from "../../shared/errors";
 import type { Logger } from "../../shared/log";
 import { createTokenReader, type TokenReader } from "../../shared/token-reader/reader";
 import { secretsManagerSource } from "../../shared/token-reader/secrets-manager-source";
 import { TOKEN_SOURCES, type TokenSource } from "../../shared/token-reader/sources";
 import { ssmReferenceSource } from "../../shared/token-reader/ssm-source";
-import { type COMMON_OPTIONS, splitList, UsageError } from "../args";
+import { HELP_OPTION, type OptionSpec, splitList, UsageError } from "../args";
+import { assumeRole, assumeRoleOption, type RoleToAssume } from "../credentials";
+
+/** Options every token-reading command accepts (the boot-time consumers: token, write-config, render). */
+export const COMMON_OPTIONS = {
+  "secret-id": {
+    type: "string",
+    value: "ID",
+    help: "secret name or ARN (default: $BUILDKITE_AGENT_TOKEN_SECRET_ID)",
+    section: "Common options",
+  },
+  source: {
+    type: "string",
+    value: "KIND",
+    help: "secretsmanager (default) or ssm (/aws/reference/secretsmanager/<name>)",
+    section: "Common options",
+  },
+  region: {
+    type: "string",
+    value: "REGION",
+    help: "region to read first (default: $AWS_REGION, $AWS_DEFAULT_REGION,\nor the region of an ARN)",
+    section: "Common options",
+  },
+  "fallback-region": {
+    type: "string",
+    multiple: true,
+    value: "LIST",
+    help: "regions to try next, in order (repeatable or comma-separated);\nthe region of an ARN is always tried last",
+    section: "Common options",
+  },
+  "version-stage": {
+    type: "string",
+    value: "STAGE",
+    help: "staging label to read (default: AWSCURRENT)",
+    section: "Common options",
+  },
+  "assume-role": {
+    type: "string",
+    value: "ARN",
+    help: "assume this role first (credentials from the SDK chain:\nenvironment, AWS_PROFILE, instance or container role)",
+    section: "Common options",
+  },
+  "role-session-name": {
+    type: "string",
+    value: "NAME",
+    help: "session name for --assume-role (default: bk-agent-token)",
+    section: "Common options",
+  },
+  help: { ...HELP_OPTION.help, section: "Common options" },
+} as const satisfies OptionSpec;
 
 /** The common options, validated: what every token-reading command needs to build its clients. */
 export interface ReaderSettings {
@@ -29,8 +76,6 @@ type CommonValues = {
       : string;
 };
 
-const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
-const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 const STAGE = /^[\w-]{1,256}$/;
 const ARN_REGION = /^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):/;
 
@@ -113,51 +158,5 @@ export function awsContext(settings: ReaderSettings, logger: Logger): AwsContext
     dispose: () => {
       for (const client of created) client.destroy();
     },
-  };
-}
-
-type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
-type Credentials = Awaited<ReturnType<CredentialProvider>>;
-
-export type RoleToAssume = { roleArn: string; sessionName: string };
-
-/** --assume-role and --role-session-name, validated; undefined when no role is to be assumed. */
-export function assumeRoleOption(values: {
-  "assume-role"?: string | undefined;
-  "role-session-name"?: string | undefined;
-}): RoleToAssume | undefined {
-  const roleArn = values["assume-role"]?.trim();
-  const sessionName = values["role-session-name"]?.trim() || "bk-agent-token";
-  if (roleArn && !ROLE_ARN.test(roleArn)) {
-    throw new UsageError("--assume-role must be an IAM role ARN (arn:aws:iam::123456789012:role/name)");
-  }
-  if (!SESSION_NAME.test(sessionName)) {
-    throw new UsageError("--role-session-name must be 2 to 64 letters, digits or +=,.@_-");
-  }
-  return roleArn ? { roleArn, sessionName } : undefined;
-}
-
-/**
- * One AssumeRole shared by every client of this run (each client would otherwise assume on its
- * own), renewed five minutes before it expires: `rotate` may follow a rollout for hours.
- * STS is regional; the SDK's default chain supplies the credentials that assume the role.
- */
-export function assumeRole(role: RoleToAssume, region: string | undefined): () => Promise<Credentials> {
-  const provider = fromTemporaryCredentials({
-    params: { RoleArn: role.roleArn, RoleSessionName: role.sessionName, DurationSeconds: 3600 },
-    clientConfig: region ? awsClientOptions(region) : { maxAttempts: 3 },
-  });
-  let pending: Promise<Credentials> | undefined;
-  return () => {
-    pending ??= provider().catch((error: unknown) => {
-      pending = undefined;
-      throw new AppError(`could not assume role ${role.roleArn}: ${describeError(error).message}`, {
-        cause: error,
-      });
-    });
-    return pending.then((c) => {
-      if (c.expiration && c.expiration.getTime() - Date.now() < 300_000) pending = undefined;
-      return c;
-    });
   };
 }

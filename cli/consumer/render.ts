@@ -8,15 +8,25 @@ import {
   regionFailure,
   TokenReadError,
 } from "../../shared/token-reader/errors";
-import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs, UsageError } from "../args";
+import { helpText, type OptionSpec, PROGRAM, parseCommandArgs, UsageError } from "../args";
 import { cliLogger } from "../logger";
 import type { CliIo, Command } from "../types";
 import { checkWriteTarget, writeFileAtomic } from "./atomic-write";
-import { type AwsContext, awsContext, readerSettings } from "./aws";
+import { type AwsContext, awsContext, COMMON_OPTIONS, readerSettings } from "./aws";
 
-const HELP = `Usage: bk-agent-token render --template IN --out OUT [options]
+const OPTIONS = {
+  template: { type: "string", value: "IN", help: "the template file" },
+  out: { type: "string", value: "OUT", help: "the file to write, or - for standard output" },
+  "follow-symlinks": {
+    type: "boolean",
+    help: "allow symbolic links in OUT (the file it points to is replaced)",
+  },
+  ...COMMON_OPTIONS,
+} as const satisfies OptionSpec;
 
-Copy a template, replacing each reference with its value:
+const HELP = helpText(PROGRAM, {
+  usage: "render --template IN --out OUT [options]",
+  description: `Copy a template, replacing each reference with its value:
   {{ secret awsSecret://<secret name or ARN> }}  Secrets Manager (with --source, --version-stage
                                                  and region fallback, like the token command)
   {{ secret ssm://<parameter name> }}            Parameter Store, with decryption
@@ -30,12 +40,9 @@ write-config, only a regular file (or a missing one) in safe directories is writ
 Templates are trusted input: a template can read any environment variable, any secret and any
 parameter the credentials can read, and write it wherever OUT goes. Never render a template
 someone else can write.
-
-Options:
-  --template IN             the template file
-  --out OUT                 the file to write, or - for standard output
-  --follow-symlinks         allow symbolic links in OUT (the file it points to is replaced)
-${COMMON_HELP}`;
+`,
+  options: OPTIONS,
+});
 
 export type Scheme = "awsSecret" | "ssm" | "env";
 export interface Reference {
@@ -142,12 +149,7 @@ async function resolveReference(reference: Reference, aws: AwsContext, io: CliIo
 export const renderCommand: Command = {
   summary: "render a template with {{ secret awsSecret://… | ssm://… | env://… }} references",
   async run(args, io) {
-    const { values } = parseCommandArgs(args, {
-      ...COMMON_OPTIONS,
-      template: { type: "string" },
-      out: { type: "string" },
-      "follow-symlinks": { type: "boolean" },
-    });
+    const { values } = parseCommandArgs(args, OPTIONS);
     if (values.help) {
       io.stdout.write(HELP);
       return 0;

@@ -1,24 +1,25 @@
-import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs } from "../args";
+import { helpText, type OptionSpec, PROGRAM, parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
 import type { Command } from "../types";
-import { awsContext, readerSettings, requireSecretId } from "./aws";
+import { awsContext, COMMON_OPTIONS, readerSettings, requireSecretId } from "./aws";
 
-const HELP = `Usage: bk-agent-token token [options]
+const OPTIONS = {
+  "no-newline": { type: "boolean", short: "n", help: "print the token without a trailing newline" },
+  ...COMMON_OPTIONS,
+} as const satisfies OptionSpec;
 
-Print the agent token to stdout, followed by a newline, and nothing else; diagnostics go to
+const HELP = helpText(PROGRAM, {
+  usage: "token [options]",
+  description: `Print the agent token to stdout, followed by a newline, and nothing else; diagnostics go to
 stderr. For boot scripts: TOKEN="$(bk-agent-token token --region "$REGION")"
-
-Options:
-  -n, --no-newline          print the token without a trailing newline
-${COMMON_HELP}`;
+`,
+  options: OPTIONS,
+});
 
 export const tokenCommand: Command = {
   summary: "print the agent token to stdout (nothing else)",
   async run(args, io) {
-    const { values } = parseCommandArgs(args, {
-      ...COMMON_OPTIONS,
-      "no-newline": { type: "boolean", short: "n" },
-    });
+    const { values } = parseCommandArgs(args, OPTIONS);
     if (values.help) {
       io.stdout.write(HELP);
       return 0;

@@ -1,23 +1,34 @@
 import { InvalidTokenValueError } from "../../shared/token-reader/errors";
-import { COMMON_HELP, COMMON_OPTIONS, parseCommandArgs, UsageError } from "../args";
+import { helpText, type OptionSpec, PROGRAM, parseCommandArgs, UsageError } from "../args";
 import { cliLogger } from "../logger";
 import type { Command } from "../types";
 import { checkWriteTarget, readCheckedTarget, writeFileAtomic } from "./atomic-write";
-import { awsContext, readerSettings, requireSecretId } from "./aws";
+import { awsContext, COMMON_OPTIONS, readerSettings, requireSecretId } from "./aws";
 
-const HELP = `Usage: bk-agent-token write-config --file PATH [options]
+const OPTIONS = {
+  file: {
+    type: "string",
+    value: "PATH",
+    help: "the agent config file (e.g. /etc/buildkite-agent/buildkite-agent.cfg)",
+  },
+  "follow-symlinks": {
+    type: "boolean",
+    help: "allow symbolic links in PATH (the file it points to is replaced)",
+  },
+  ...COMMON_OPTIONS,
+} as const satisfies OptionSpec;
 
-Write the agent token into a buildkite-agent.cfg: the token="..." line is replaced (or appended
+const HELP = helpText(PROGRAM, {
+  usage: "write-config --file PATH [options]",
+  description: `Write the agent token into a buildkite-agent.cfg: the token="..." line is replaced (or appended
 when there is none; later duplicates are dropped), every other line is kept. The file is replaced
 atomically (temporary file in the same directory, then rename) with mode 0600, keeping its owner
 when allowed. A missing file is created. Only a regular file (or a missing one) is written: a
 symbolic link (the file or any directory above it), a device, a FIFO, or a directory writable
 by its group or others (unless sticky, as /tmp) is refused.
-
-Options:
-  --file PATH               the agent config file (e.g. /etc/buildkite-agent/buildkite-agent.cfg)
-  --follow-symlinks         allow symbolic links in PATH (the file it points to is replaced)
-${COMMON_HELP}`;
+`,
+  options: OPTIONS,
+});
 
 const TOKEN_LINE = /^\s*token\s*=/;
 
@@ -55,11 +66,7 @@ export function setTokenLine(content: string, token: string): string {
 export const writeConfigCommand: Command = {
   summary: 'write the token into a buildkite-agent.cfg (token="..." line, atomic, mode 0600)',
   async run(args, io) {
-    const { values } = parseCommandArgs(args, {
-      ...COMMON_OPTIONS,
-      file: { type: "string" },
-      "follow-symlinks": { type: "boolean" },
-    });
+    const { values } = parseCommandArgs(args, OPTIONS);
     if (values.help) {
       io.stdout.write(HELP);
       return 0;

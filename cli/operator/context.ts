@@ -24,8 +24,8 @@ import {
 import { AppError, ConfigError, describeError } from "../../shared/errors";
 import type { Logger } from "../../shared/log";
 import { collectStatus, type StatusDeps, type StatusReport } from "../../shared/rollout/status";
-import { UsageError } from "../args";
-import { assumeRole, assumeRoleOption, type RoleToAssume } from "../consumer/aws";
+import { HELP_OPTION, type OptionSpec, UsageError } from "../args";
+import { assumeRole, assumeRoleOption, type RoleToAssume } from "../credentials";
 
 /**
  * Plumbing shared by the operator commands (status, preflight, rotate): where the configuration
@@ -34,28 +34,42 @@ import { assumeRole, assumeRoleOption, type RoleToAssume } from "../consumer/aws
  * deployed function (--function) or from the process environment.
  */
 
+const CONFIGURATION = "Configuration (the reconcile function's settings)";
+const AWS_OPTIONS = "AWS options";
+
+/** The options of every operator command: where the configuration comes from, and AWS access. */
 export const OPERATOR_OPTIONS = {
-  function: { type: "string" },
-  region: { type: "string" },
-  "assume-role": { type: "string" },
-  "role-session-name": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
+  function: {
+    type: "string",
+    value: "NAME|ARN",
+    help: "read the deployed reconcile function's environment\n(lambda:GetFunctionConfiguration; region from the ARN or --region);\nwithout it, the process environment: ROTATION_SECRET_ARN,\nBUILDKITE_ORGANIZATION, BUILDKITE_CLUSTER_ID,\nBUILDKITE_API_TOKEN_SECRET_ARN, TARGET_GROUPS, REPLICA_REGIONS,\nREFRESH_*, ... (e.g. env $(cat reconcile.env) bk-agent-token status)",
+    section: CONFIGURATION,
+  },
+  region: {
+    type: "string",
+    value: "REGION",
+    help: "region of --function when it is a name (default: $AWS_REGION)",
+    section: AWS_OPTIONS,
+  },
+  "assume-role": {
+    type: "string",
+    value: "ARN",
+    help: "assume this role first (credentials from the SDK chain)",
+    section: AWS_OPTIONS,
+  },
+  "role-session-name": {
+    type: "string",
+    value: "NAME",
+    help: "session name for --assume-role (default: bk-agent-token)",
+    section: AWS_OPTIONS,
+  },
+  help: { ...HELP_OPTION.help, section: AWS_OPTIONS },
+} as const satisfies OptionSpec;
 
-export const OPERATOR_HELP = `Configuration (the reconcile function's settings), from the first source given:
-  --function NAME|ARN       read the deployed reconcile function's environment
-                            (lambda:GetFunctionConfiguration; region from the ARN or --region)
-  (otherwise)               the process environment: ROTATION_SECRET_ARN, BUILDKITE_ORGANIZATION,
-                            BUILDKITE_CLUSTER_ID, BUILDKITE_API_TOKEN_SECRET_ARN, TARGET_GROUPS,
-                            REPLICA_REGIONS, REFRESH_*, ... (e.g. env $(cat reconcile.env) ...)
-  The Buildkite API token is always read from BUILDKITE_API_TOKEN_SECRET_ARN, never from a flag.
-
-AWS options:
-  --region REGION           region of --function when it is a name (default: $AWS_REGION)
-  --assume-role ARN         assume this role first (credentials from the SDK chain)
-  --role-session-name NAME  session name for --assume-role (default: bk-agent-token)
-  -h, --help                show this help
-`;
+export const OPERATOR_SECTION_INTROS: Record<string, string> = {
+  [CONFIGURATION]:
+    "  The Buildkite API token is always read from BUILDKITE_API_TOKEN_SECRET_ARN, never from a flag.",
+};
 
 export interface OperatorSettings {
   functionName: string | undefined;

@@ -12,12 +12,12 @@ import { plan } from "../../shared/rollout/plan";
 import { planSettings } from "../../shared/rollout/reconcile";
 import { buildStatus, type StatusReport } from "../../shared/rollout/status";
 import { painter, useColor } from "../../shared/terminal";
-import { parseCommandArgs } from "../args";
+import { helpText, PROGRAM, parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
 import type { CommandRunner } from "../types";
 import {
-  OPERATOR_HELP,
   OPERATOR_OPTIONS,
+  OPERATOR_SECTION_INTROS,
   type OperatorContext,
   operatorContext,
   operatorSettings,
@@ -32,9 +32,11 @@ import {
 } from "./preflight-checks";
 import type { PolicyDocument, StackFacts } from "./stack-checks";
 
-const HELP = `Usage: bk-agent-token preflight [options]
+const OPTIONS = OPERATOR_OPTIONS;
 
-Dry run: check everything a rotation needs, then print what the reconcile function would do next.
+const HELP = helpText(PROGRAM, {
+  usage: "preflight [options]",
+  description: `Dry run: check everything a rotation needs, then print what the reconcile function would do next.
 Changes nothing (only Describe/Get/List calls and Buildkite GETs).
 
 Each check prints one line, "PASS|WARN|FAIL name: detail":
@@ -44,15 +46,14 @@ Each check prints one line, "PASS|WARN|FAIL name: detail":
   (listable; managed / not managed), group <region:name> (exists, instances protected from
   scale-in vs REFRESH_SCALE_IN_PROTECTED_INSTANCES), refresh <region:name> (none running),
   refresh preferences, alerts (ALERT_TOPIC_ARN), iam (write permissions cannot be verified
-  without a change: reported as WARN "not verified").
-
-${OPERATOR_HELP}
-
-Exit codes:
+  without a change: reported as WARN "not verified").`,
+  options: OPTIONS,
+  sectionIntros: OPERATOR_SECTION_INTROS,
+  epilogue: `Exit codes:
   0  no FAIL (warnings allowed)
   1  at least one FAIL, or an error
-  2  usage
-`;
+  2  usage`,
+});
 
 export interface PreflightResult {
   checks: Check[];
@@ -232,7 +233,7 @@ export function renderPreflight(result: PreflightResult, color = false): string 
 
 export const preflightCommand: CommandRunner = {
   async run(args, io) {
-    const { values } = parseCommandArgs(args, OPERATOR_OPTIONS);
+    const { values } = parseCommandArgs(args, OPTIONS);
     if (values.help) {
       io.stdout.write(HELP);
       return 0;

@@ -6,12 +6,12 @@ import type { StatusReport } from "../../shared/rollout/status";
 import { describeSecret } from "../../shared/secrets/describe";
 import { sleep as realSleep, type Sleep } from "../../shared/sleep";
 import { duration, isTty, terminalWidth, useColor } from "../../shared/terminal";
-import { parseCommandArgs, UsageError } from "../args";
+import { helpText, type OptionSpec, PROGRAM, parseCommandArgs, UsageError } from "../args";
 import { cliLogger } from "../logger";
 import type { CliIo, CommandRunner } from "../types";
 import {
-  OPERATOR_HELP,
   OPERATOR_OPTIONS,
+  OPERATOR_SECTION_INTROS,
   type OperatorContext,
   operatorContext,
   operatorSettings,
@@ -20,12 +20,34 @@ import { type Containment, containmentReport, declareEmergency, noteRevocation }
 import { blockedAdvice } from "./render/advice";
 import { progressLine, renderProgress } from "./render/progress";
 
-const HELP = `Usage: bk-agent-token rotate [--emergency [--min-healthy N]] [options]
+const OPTIONS = {
+  interval: {
+    type: "string",
+    value: "SECONDS",
+    help: "how often to poll the rollout (default 5; fractions allowed)",
+  },
+  timeout: {
+    type: "string",
+    value: "DURATION",
+    help: "stop following after this long: 90s, 30m, 4h or seconds (default 4h)",
+  },
+  "no-follow": { type: "boolean", help: "start the rotation and exit at once" },
+  emergency: { type: "boolean", help: "the current token leaked: see above" },
+  "min-healthy": {
+    type: "string",
+    value: "PERCENT",
+    help: "with --emergency: the refreshes' minimum healthy percentage\n(0-100, default 50)",
+  },
+  ...OPERATOR_OPTIONS,
+} as const satisfies OptionSpec;
 
-Start a rotation of the agent token secret (secretsmanager:RotateSecret with a version id chosen
+const HELP = helpText(PROGRAM, {
+  usage: "rotate [--emergency [--min-healthy N]] [options]",
+  description: `Start a rotation of the agent token secret (secretsmanager:RotateSecret with a version id chosen
 here, so the new version is known) and follow its rollout with a live progress view until every
-instance has the new token (rewritten in place, or replaced) and the old managed tokens are revoked. Stopping the follow (Ctrl-C,
---timeout) does not stop the rotation: the functions carry on; 'bk-agent-token status' shows it.
+instance has the new token (rewritten in place, or replaced) and the old managed tokens are
+revoked. Stopping the follow (Ctrl-C, --timeout) does not stop the rotation: the functions carry
+on; 'bk-agent-token status' shows it.
 
 Refuses (exit 1) when a rotation is already pending (AWSPENDING on a version other than
 AWSCURRENT), or when rotation is not configured on the secret.
@@ -37,25 +59,16 @@ new version, without waiting for the refreshes (revoking stops new registrations
 already connected keep running), and refreshes every group with --min-healthy and
 ScaleInProtectedInstances=Refresh (busy instances are replaced too). At the end a containment
 report says when the leaked token was revoked (or that it must be revoked by hand), how many
-instances may still run with it, and what cannot be contained.
-
-Options:
-  --interval SECONDS        how often to poll the rollout (default 5; fractions allowed)
-  --timeout DURATION        stop following after this long: 90s, 30m, 4h or seconds (default 4h)
-  --no-follow               start the rotation and exit at once
-  --emergency               the current token leaked: see above
-  --min-healthy PERCENT     with --emergency: the refreshes' minimum healthy percentage
-                            (0-100, default 50)
-
-${OPERATOR_HELP}
-
-Exit codes:
+instances may still run with it, and what cannot be contained.`,
+  options: OPTIONS,
+  sectionIntros: OPERATOR_SECTION_INTROS,
+  epilogue: `Exit codes:
   0  the rollout of the new version is complete (with --no-follow: the rotation started)
   1  error, or refused (a rotation is already pending, rotation not configured)
   2  usage
   3  the rollout is blocked until an operator acts (what and how is printed)
-  4  --timeout reached before the rollout completed (it continues without us)
-`;
+  4  --timeout reached before the rollout completed (it continues without us)`,
+});
 
 export const EXIT_BLOCKED = 3;
 export const EXIT_TIMEOUT = 4;
@@ -204,14 +217,7 @@ export function rotateCommandWith(deps: RotateDeps = {}): CommandRunner {
   const buildContext = deps.context ?? operatorContext;
   return {
     async run(args, io) {
-      const { values } = parseCommandArgs(args, {
-        ...OPERATOR_OPTIONS,
-        interval: { type: "string" },
-        timeout: { type: "string" },
-        "no-follow": { type: "boolean" },
-        emergency: { type: "boolean" },
-        "min-healthy": { type: "string" },
-      });
+      const { values } = parseCommandArgs(args, OPTIONS);
       if (values.help) {
         io.stdout.write(HELP);
         return 0;

@@ -1,23 +1,24 @@
 import { terminalWidth, useColor } from "../../shared/terminal";
-import { parseCommandArgs } from "../args";
+import { helpText, type OptionSpec, PROGRAM, parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
 import type { CommandRunner } from "../types";
-import { OPERATOR_HELP, OPERATOR_OPTIONS, operatorContext, operatorSettings } from "./context";
+import { OPERATOR_OPTIONS, OPERATOR_SECTION_INTROS, operatorContext, operatorSettings } from "./context";
 import { describeStatusJson, statusJson } from "./render/json";
 import { renderStatus } from "./render/table";
 
-const HELP = `Usage: bk-agent-token status [--json] [options]
+const OPTIONS = {
+  json: { type: "boolean", help: "print one JSON object instead of the table (schema below)" },
+  ...OPERATOR_OPTIONS,
+} as const satisfies OptionSpec;
 
-Show the rotation: the secret's versions with their tokens' ages and expiry, the version each
+const HELP = helpText(PROGRAM, {
+  usage: "status [--json] [options]",
+  description: `Show the rotation: the secret's versions with their tokens' ages and expiry, the version each
 region serves, each group's refresh state and progress, the managed tokens still valid, what the
-reconcile function will do next, and whether rotation is overdue. Read-only.
-
-Options:
-  --json                    print one JSON object instead of the table (schema below)
-
-${OPERATOR_HELP}
-
-Exit codes:
+reconcile function will do next, and whether rotation is overdue. Read-only.`,
+  options: OPTIONS,
+  sectionIntros: OPERATOR_SECTION_INTROS,
+  epilogue: `Exit codes:
   0  fine (in progress, complete or idle)
   1  error (configuration, access, API)
   2  usage
@@ -26,12 +27,12 @@ Exit codes:
 
 JSON (schemaVersion 1; keys are always present, null when unknown; fields may be added, never
 removed or changed; dates ISO 8601 UTC; durations in seconds; no token value, only token ids):
-${describeStatusJson(100)}
-`;
+${describeStatusJson(100)}`,
+});
 
 export const statusCommand: CommandRunner = {
   async run(args, io) {
-    const { values } = parseCommandArgs(args, { ...OPERATOR_OPTIONS, json: { type: "boolean" } });
+    const { values } = parseCommandArgs(args, OPTIONS);
     if (values.help) {
       io.stdout.write(HELP);
       return 0;
