@@ -7,7 +7,6 @@ import { findReferences, parseReference, RenderError, renderTemplate } from "../
 import { main } from "../../../../cli/main";
 import { fakeIo } from "../../../support/cli-io";
 
-
 describe("render templates", () => {
   it("parses the three schemes (scheme case-insensitive)", () => {
     expect(parseReference("awsSecret://buildkite/agent-token")).toMatchObject({
