@@ -33,6 +33,9 @@ export function painter(enabled: boolean): Paint {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching the escape character is the point
 const ANSI = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)/g;
 
+/** Cursor home, then erase the display (ECMA-48 CUP and ED): a live view redraws from the top. */
+export const CLEAR_SCREEN = "\x1b[H\x1b[2J";
+
 /** The one ANSI stripper: the text as a file or a log would want it. */
 export const stripAnsi = (text: string): string => text.replace(ANSI, "");
 

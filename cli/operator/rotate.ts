@@ -5,7 +5,7 @@ import { EMERGENCY_TAG } from "../../shared/rollout/plan";
 import type { StatusReport } from "../../shared/rollout/status";
 import { describeSecret } from "../../shared/secrets/describe";
 import { sleep as realSleep, type Sleep } from "../../shared/sleep";
-import { duration, isTty, terminalWidth, useColor } from "../../shared/terminal";
+import { CLEAR_SCREEN, duration, isTty, terminalWidth, useColor } from "../../shared/terminal";
 import { helpText, type OptionSpec, PROGRAM, parseCommandArgs, UsageError } from "../args";
 import { cliLogger } from "../logger";
 import type { CliIo, CommandRunner } from "../types";
@@ -179,7 +179,7 @@ async function follow(
       if (tty) {
         const elapsed = `following ${duration((Date.now() - started) / 1000)} of ${duration(options.timeoutMs / 1000)} (Ctrl-C stops following, not the rotation)`;
         io.stdout.write(
-          `\x1b[H\x1b[2J${header}${renderProgress(report, { color, baseline, ...(width ? { width } : {}) })}${elapsed}\n`,
+          `${CLEAR_SCREEN}${header}${renderProgress(report, { color, baseline, ...(width ? { width } : {}) })}${elapsed}\n`,
         );
       } else {
         const line = progressLine(report, { baseline });
