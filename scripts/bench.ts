@@ -4,6 +4,7 @@
  */
 
 import { benchBundles } from "./bench/bundles";
+import { benchCli } from "./bench/cli";
 import { benchRollout } from "./bench/rollout";
 import { benchStrategies } from "./bench/strategies";
 import { benchTokenReader } from "./bench-token-reader";
@@ -16,6 +17,13 @@ if (want("bundles")) {
     "\n## Bundles: size and cold import vs. a bundle of only the SDK clients each function uses (target ≤ 1.15)",
   );
   console.table(await benchBundles());
+}
+
+if (want("cli")) {
+  console.log(
+    "\n## CLI cold start to print a token: eager bundle vs lazy operator commands, one file vs split (moto on loopback)",
+  );
+  console.table(await benchCli());
 }
 
 if (want("rollout")) {

@@ -12,6 +12,7 @@
  */
 import { createWriteStream, readFileSync, rmSync, type WriteStream, writeFileSync } from "node:fs";
 import { GetSecretValueCommand, ListSecretVersionIdsCommand } from "@aws-sdk/client-secrets-manager";
+import { renderProgress } from "../../cli/operator/render/progress";
 import { autoScalingClients } from "../../shared/aws/auto-scaling";
 import { ec2Clients } from "../../shared/aws/ec2";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
@@ -19,7 +20,6 @@ import { ssmClients } from "../../shared/aws/ssm";
 import { apiTokenLoader } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
 import { managedVersionOf } from "../../shared/buildkite/description";
-import { renderProgress } from "../../shared/cli/render-status";
 import { loadReconcileConfig } from "../../shared/config";
 import { redactSecrets, setLogSink } from "../../shared/log";
 import { collectStatus, type StatusReport } from "../../shared/rollout/status";

@@ -12,6 +12,10 @@ export interface SecretState {
   nextRotationDate: Date | undefined;
   rotationRules: { automaticallyAfterDays?: number; scheduleExpression?: string } | undefined;
   replication: Array<{ region: string; status: string | undefined; message: string | undefined }>;
+  /** The rotation function Secrets Manager invokes (the operator CLI checks and restates it). */
+  rotationLambdaArn?: string | undefined;
+  /** The secret's KMS key as DescribeSecret names it (absent: aws/secretsmanager). */
+  kmsKeyId?: string | undefined;
 }
 
 /** One DescribeSecret, reduced to what rotation and rollout decisions need. */
@@ -42,6 +46,8 @@ export async function describeSecret(client: SecretsManagerClient, secretId: str
             : {}),
         }
       : undefined,
+    rotationLambdaArn: out.RotationLambdaARN,
+    kmsKeyId: out.KmsKeyId,
     replication: (out.ReplicationStatus ?? []).map((r) => ({
       region: r.Region ?? "",
       status: r.Status,

@@ -70,7 +70,8 @@ beforeAll(() => {
   expect(existsSync(join(clone, "dist"))).toBe(false);
 }, 120_000);
 
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+// Removing a clone with its node_modules takes over a minute on a busy machine: more than the default hook timeout.
+afterAll(() => rmSync(work, { recursive: true, force: true }), 300_000);
 
 describe("sam build (BuildMethod: makefile) and npm run build", () => {
   it("produces, target by target, exactly the bundles npm run build makes on a fresh clone", () => {

@@ -6,10 +6,10 @@ import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secre
 import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import type { LambdaFunctionURLEventWithIAMAuthorizer, LambdaFunctionURLResult } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../../../cli/main";
 import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
 import { secretsManagerClients } from "../../../shared/aws/secrets-manager";
 import { ssmClients } from "../../../shared/aws/ssm";
-import { main } from "../../../shared/cli/main";
 import { createTokenReader } from "../../../shared/token-reader/reader";
 import { secretsManagerSource } from "../../../shared/token-reader/secrets-manager-source";
 import { ssmReferenceSource } from "../../../shared/token-reader/ssm-source";
