@@ -33,9 +33,6 @@ export const ALLOWED: Record<string, string> = {
     "one REST client: every call's timeout, retry, paging and error rule in one place",
   "functions/rotate-token/steps.ts":
     "the four rotation steps, each short, kept side by side because they hand state to each other",
-  "shared/cli/render-status.ts": "being split into the CLI's render/{table,progress,json} (issue 12)",
-  "shared/cli/commands/preflight.ts": "becoming pure checks over observe's result (issue 12)",
-  "shared/cli/commands/rotate.ts": "being split: emergency declaration and containment apart (issue 12)",
   "shared/rollout/act.ts": "one writer per action kind; batching of tags lives beside the writes it batches",
 };
 

@@ -20,7 +20,7 @@ interface Room {
 
 const ROOMS: Room[] = [
   { name: "functions", paths: ["functions/"], mayImport: ["shared"] },
-  { name: "cli", paths: ["cli/", "shared/cli/"], mayImport: ["shared"] },
+  { name: "cli", paths: ["cli/"], mayImport: ["shared"] },
   { name: "shared", paths: ["shared/"], mayImport: [] },
   { name: "sandbox", paths: ["sandbox/", "infra/sandbox/"], mayImport: ["shared", "functions", "cli"] },
   { name: "scripts", paths: ["scripts/"], mayImport: ["shared", "functions", "cli", "sandbox"] },
