@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { InstanceDirectory } from "../instance-host";
+import { RegionThrottle, type ThrottleProfile } from "../throttle";
 import { type CommandDocument, loadCommandDocument } from "./documents";
 import { createShims } from "./linux-step";
 import {
@@ -17,8 +18,8 @@ import {
   RunCommand,
 } from "./run-command";
 import { startSsmServer } from "./server";
-import { RegionThrottle, type ThrottleProfile } from "./throttle";
 
+export type { ThrottleProfile } from "../throttle";
 export type { CommandDocument } from "./documents";
 export type {
   InvocationRecord,
@@ -27,7 +28,6 @@ export type {
   MidRunTermination,
   PluginRecord,
 } from "./run-command";
-export type { ThrottleProfile } from "./throttle";
 
 /** The product's document, registered under its fixed name. */
 export const INSTALL_AGENT_TOKEN_DOCUMENT = "BuildkiteAgentTokenRotation-InstallAgentToken";
