@@ -39,7 +39,6 @@ import {
   type SsmAgentState,
   startAutoScalingStandIn,
 } from "./autoscaling/index";
-import { isActive } from "./autoscaling/state";
 import type { BuildkiteApi } from "./buildkite-api";
 import { type CallMeter, createCallMeter, type MeterCounts } from "./call-meter";
 import {
@@ -896,9 +895,9 @@ function busyParts(
   runCommand: RunCommandStandIn,
 ): string[] {
   const busy: string[] = [];
-  const commands = runCommand.invocations().filter((i) => !TERMINAL_INVOCATION.has(i.status));
-  if (commands.length > 0)
-    busy.push(`commands: ${commands.map((i) => `${i.instanceId} ${i.status}`).join(", ")}`);
+  // Cheap views only: this runs every 25 ms while settling, on fleets of thousands of instances.
+  const commands = runCommand.unfinished();
+  if (commands.length > 0) busy.push(`commands: ${commands.join(", ")}`);
   if (!bus.isIdle()) busy.push("event bus delivering");
   const running = lambda.invocations().filter((r) => r.endedAt === undefined);
   if (running.length > 0)
@@ -906,26 +905,16 @@ function busyParts(
       `Lambda: ${running.map((r) => `${r.name} (${r.startedAt ? "running" : "queued"})`).join(", ")}`,
     );
   else if (!lambda.isIdle()) busy.push("Lambda busy");
-  const active = fleet
-    .groups()
-    .flatMap((g) => fleet.refreshes(g.region, g.name).filter((r) => isActive(r.status)))
-    .map((r) => `${r.region}:${r.autoScalingGroupName} ${r.status}`);
+  const active = fleet.activeRefreshes().map((r) => `${r.region}:${r.autoScalingGroupName} ${r.status}`);
   if (active.length > 0) busy.push(`refreshes: ${active.join(", ")}`);
   // Launches outside a refresh: replacements for churn, new groups of a stack update.
-  const launching = fleet
-    .groups()
-    .flatMap((g) =>
-      g.instances.filter((i) => i.lifecycleState === "Pending").map((i) => `${g.region}:${i.instanceId}`),
-    );
+  const launching = fleet.launchingInstances().map((i) => `${i.region}:${i.instanceId}`);
   if (launching.length > 0) busy.push(`launching: ${launching.join(", ")}`);
   const updating = stacks.all().filter((stack) => stack.status.endsWith("_IN_PROGRESS"));
   if (updating.length > 0)
     busy.push(`stacks: ${updating.map((s) => `${s.region}:${s.stackName} ${s.status}`).join(", ")}`);
   return busy;
 }
-
-/** Run Command invocation statuses that end an invocation (SSM "Understanding command statuses"). */
-const TERMINAL_INVOCATION: ReadonlySet<string> = new Set(["Success", "Failed", "Cancelled", "TimedOut"]);
 
 function functionError(payload: Uint8Array | undefined): string {
   try {

@@ -113,6 +113,13 @@ const EVENT_FOR_STATUS: Partial<Record<RefreshStatus, RefreshEventDetailType>> =
   RollbackSuccessful: "EC2 Auto Scaling Instance Refresh Rollback Succeeded",
 };
 
+function groupKey(region: string, groupName: string): string {
+  return `${region}\0${groupName}`;
+}
+
+/** Initial boots in flight at once (see bootInitialInstances). */
+const INITIAL_BOOT_CONCURRENCY = 16;
+
 /** Instances that were already running when the fleet started were launched this long before. */
 const INITIAL_AGE_MS = 60 * 60 * 1000;
 
@@ -127,6 +134,8 @@ export class Fleet {
   readonly #groups = new Map<string, Map<string, GroupState>>();
   /** Every refresh ever started, oldest first. */
   readonly #refreshes: RefreshState[] = [];
+  /** The same refreshes by `region\0group`, so per-group lookups do not scan every refresh ever. */
+  readonly #refreshesByGroup = new Map<string, RefreshState[]>();
   readonly #boots: BootRecord[] = [];
   readonly #initialBoots: BootRecord[] = [];
   readonly #registrations: RegistrationRecord[] = [];
@@ -212,10 +221,21 @@ export class Fleet {
 
   /** Refreshes of one group, newest first (the order DescribeInstanceRefreshes uses). */
   refreshes(region: string, groupName: string): RefreshView[] {
-    return this.#refreshes
-      .filter((refresh) => refresh.region === region && refresh.groupName === groupName)
-      .reverse()
-      .map(refreshView);
+    return [...(this.#refreshesByGroup.get(groupKey(region, groupName)) ?? [])].reverse().map(refreshView);
+  }
+
+  /** Every Pending or InProgress (or otherwise active) refresh, in every region, oldest first. */
+  activeRefreshes(): RefreshView[] {
+    return this.#refreshes.filter((refresh) => isActive(refresh.status)).map(refreshView);
+  }
+
+  /** Instances launching (lifecycle Pending) in any group, in every region. */
+  launchingInstances(): Array<{ region: string; instanceId: string }> {
+    const out: Array<{ region: string; instanceId: string }> = [];
+    for (const instance of this.#instances.values()) {
+      if (instance.state === "Pending") out.push({ region: instance.region, instanceId: instance.id });
+    }
+    return out;
   }
 
   /**
@@ -416,13 +436,28 @@ export class Fleet {
     const pending = [...this.#instances.values()].filter(
       (instance) => !instance.bootFinished && instance.state === "InService" && instance.epoch === 0,
     );
-    return Promise.all(
-      pending.map(async (instance) => {
+    // A bounded number at a time: a fleet of thousands booting at once would time out its own
+    // SSM reads against one moto server (the real fleet booted over hours, not in one instant).
+    const results: BootRecord[] = new Array(pending.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < pending.length) {
+        const index = next++;
+        const instance = pending[index];
+        if (!instance) continue;
         const group = this.#requireGroup(instance.region, instance.groupName);
         instance.epoch += 1;
-        return this.#runUserData("initial-boot", group, instance, this.#initialBoots, "initial");
-      }),
-    );
+        results[index] = await this.#runUserData(
+          "initial-boot",
+          group,
+          instance,
+          this.#initialBoots,
+          "initial",
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(INITIAL_BOOT_CONCURRENCY, pending.length) }, worker));
+    return results;
   }
 
   /**
@@ -553,6 +588,10 @@ export class Fleet {
     const plan = planRefresh(group, refresh);
     refresh.total = plan.targets.length + plan.ignored.length;
     this.#refreshes.push(refresh);
+    const key = groupKey(region, groupName);
+    const ofGroup = this.#refreshesByGroup.get(key) ?? [];
+    ofGroup.push(refresh);
+    this.#refreshesByGroup.set(key, ofGroup);
     runRefresh(refresh, group, plan, this.#env).catch((error: unknown) => {
       this.#transition(refresh, "Failed", `stand-in error: ${errorMessage(error)}`);
     });
@@ -604,9 +643,9 @@ export class Fleet {
   }
 
   #activeRefresh(region: string, groupName: string): RefreshState | undefined {
-    return this.#refreshes.find(
-      (refresh) => refresh.region === region && refresh.groupName === groupName && isActive(refresh.status),
-    );
+    return this.#refreshesByGroup
+      .get(groupKey(region, groupName))
+      ?.find((refresh) => isActive(refresh.status));
   }
 
   #requireActiveRefresh(region: string, groupName: string): RefreshState {

@@ -75,6 +75,8 @@ export interface RunCommandStandIn {
   close(): Promise<void>;
   /** Every invocation so far, with full (untruncated) plugin output. */
   invocations(): InvocationRecord[];
+  /** `instanceId status` of every invocation not in a terminal state yet. */
+  unfinished(): string[];
   /** Every plugin's Output text (stdout + stderr) of every invocation: what a token scan reads. */
   outputs(): string[];
   /** The stand-in's own log lines. */
@@ -133,6 +135,7 @@ export async function startRunCommandStandIn(options: RunCommandStandInOptions):
       rmSync(elsewhereRoot, { recursive: true, force: true });
     },
     invocations: () => runCommand.invocations(),
+    unfinished: () => runCommand.unfinished(),
     outputs: () => runCommand.invocations().flatMap((i) => i.plugins.map((p) => pluginOutput(p))),
     logs: () => [...lines],
     settled: () => runCommand.settled(),
