@@ -131,6 +131,8 @@ export interface LocalLambda {
   invoke(name: string, event: unknown): Promise<InvokeResult>;
   /** Every invocation so far, oldest first (copies). */
   invocations(): InvocationRecord[];
+  /** Changes the modelled per-invocation overhead for invocations that start from now on. */
+  setOverheadMs(ms: number): void;
   /** Queued → started wait of every started invocation (of `name`, when given), oldest first, in ms. */
   waits(name?: string): number[];
   /** Every runtime error report so far (what CloudWatch and synchronous callers would see). */
@@ -189,17 +191,15 @@ class LocalLambdaServer implements LocalLambda {
   private readonly reports: RuntimeErrorReport[] = [];
   private readonly idleWaiters = new Set<() => void>();
   private readonly onInvoke: LocalLambdaOptions["onInvoke"];
-  private readonly overheadMs: number;
+  private overheadMs: number;
   private address = "";
   private closed = false;
   private closing: Promise<void> | undefined;
 
   constructor(options: LocalLambdaOptions) {
     this.onInvoke = options.onInvoke;
-    this.overheadMs = options.overheadMs ?? 0;
-    if (!Number.isFinite(this.overheadMs) || this.overheadMs < 0) {
-      throw new RangeError("overheadMs must be a finite number >= 0");
-    }
+    this.overheadMs = 0;
+    this.setOverheadMs(options.overheadMs ?? 0);
     for (const [name, spec] of Object.entries(options.functions)) {
       const { handler, timeoutMs } =
         typeof spec === "function" ? { handler: spec, timeoutMs: undefined } : spec;
@@ -230,6 +230,11 @@ class LocalLambdaServer implements LocalLambda {
 
   invocations(): InvocationRecord[] {
     return this.records.map((r) => ({ ...r }));
+  }
+
+  setOverheadMs(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError("overheadMs must be a finite number >= 0");
+    this.overheadMs = ms;
   }
 
   waits(name?: string): number[] {

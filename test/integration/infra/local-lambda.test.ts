@@ -311,6 +311,11 @@ describe("local Lambda endpoint", () => {
     const { lambda } = await start({ functions: { fn: async () => "ok" } });
     await lambda.invoke("fn", {});
     expect(lambda.waits()[0]).toBeLessThan(50);
+    // Changed at run time, it applies to the next start.
+    lambda.setOverheadMs(80);
+    await lambda.invoke("fn", {});
+    expect(lambda.waits()[1]).toBeGreaterThanOrEqual(75);
+    expect(() => lambda.setOverheadMs(Number.NaN)).toThrow(/overheadMs/);
     await expect(startLocalLambda({ overheadMs: -1, functions: {} })).rejects.toThrow(/overheadMs/);
   });
 });
