@@ -8,8 +8,12 @@
  *   + EC2 DescribeInstances and CloudFormation DescribeStacks stand-ins fed by that fleet, and
  *     Elastic CI Stacks (a stack + its generated-name group) when asked for
  *   + a local Lambda endpoint running `rotate-token` and `reconcile` (serialized per function)
- *   + a local event bus standing for the EventBridge rules that trigger reconcile
- *   + an SNS alert topic with an SQS queue subscribed, so alerts can be read back.
+ *   + a local event bus standing for the EventBridge rules that trigger reconcile, delivering
+ *     either as asynchronous invokes ("async") or into an SQS FIFO trigger queue drained by an
+ *     event source mapping stand-in in batches ("queue"; see sqs-event-source.ts)
+ *   + an SNS alert topic with an SQS queue subscribed, so alerts can be read back
+ *   + a call meter the handlers' endpoints go through (world.meter()), optional throttling
+ *     profiles on the Auto Scaling and SSM stand-ins, and a modelled Lambda invoke overhead.
  *
  * The handlers are passed in (this module never imports functions/), and the world sets
  * `process.env` to the configuration contract both read at their first invocation. Handlers cache
