@@ -244,7 +244,10 @@ export interface World {
   watchRotations(): RotationWatcher;
   /** Puts a schedule event on the bus (as the safety-net schedule rule would). */
   schedule(): void;
-  /** The FIFO queue reconcile's triggers go through in "queue" delivery (created in both modes). */
+  /**
+   * The FIFO queue reconcile's triggers go through in "queue" delivery (created in both modes), as
+   * the handlers address it (RECONCILE_QUEUE_URL: through the call meter, so their sends are counted).
+   */
   reconcileQueueUrl: string;
   delivery: "queue" | "async";
   /** The event source mapping stand-in draining the queue; undefined in "async" delivery. */
@@ -541,13 +544,17 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     // The handlers' endpoints, each through the call meter (moto's one serves Secrets Manager,
     // SNS and SQS; the meter tells them apart by the signing service).
     const buildkiteEndpoint = await meter.buildkite(stack.buildkite.url);
+    const motoEndpoint = await meter.aws(stack.moto.url, "moto");
+    // The SQS client sends to the QueueUrl's host when it differs from its endpoint
+    // (@aws-sdk/middleware-sdk-sqs queueUrlMiddleware): the handlers' queue URL names the meter too.
+    const handlerQueueUrl = `${motoEndpoint}${new URL(triggerQueue.url).pathname}`;
     const env: Record<string, string> = {
       ...stack.env,
-      AWS_ENDPOINT_URL: await meter.aws(stack.moto.url, "moto"),
+      AWS_ENDPOINT_URL: motoEndpoint,
       BUILDKITE_API_URL: buildkiteEndpoint,
       BUILDKITE_AGENT_API_URL: buildkiteEndpoint,
       RECONCILE_FUNCTION_NAME: RECONCILE,
-      RECONCILE_QUEUE_URL: triggerQueue.url,
+      RECONCILE_QUEUE_URL: handlerQueueUrl,
       AWS_ENDPOINT_URL_LAMBDA: lambda.url,
       AWS_ENDPOINT_URL_AUTO_SCALING: await meter.aws(standIn.url, "autoscaling"),
       AWS_ENDPOINT_URL_EC2: await meter.aws(ec2.url, "ec2"),
@@ -649,7 +656,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       bus,
       secrets,
       boot,
-      reconcileQueueUrl: triggerQueue.url,
+      reconcileQueueUrl: handlerQueueUrl,
       delivery,
       eventSource,
       meter: () => meter.counts(),

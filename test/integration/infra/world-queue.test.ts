@@ -119,6 +119,34 @@ describe("the world in queue delivery", () => {
     ).toBe(true);
   });
 
+  it("counts a handler's SendMessage to RECONCILE_QUEUE_URL, and the mapping delivers it", async () => {
+    const { SQSClient, SendMessageCommand } = await import("@aws-sdk/client-sqs");
+    // As rotate-token will send: a client configured from the env, addressing the env's queue URL.
+    const sqs = new SQSClient({
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
+    try {
+      world.resetMeter();
+      const before = batches.length;
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: world.env.RECONCILE_QUEUE_URL,
+          MessageBody: JSON.stringify({ id: "from-a-handler", source: "rotate-token" }),
+          MessageGroupId: "reconcile",
+          MessageDeduplicationId: "from-a-handler",
+        }),
+      );
+      await world.settled(30_000);
+      expect(world.meter().aws["sqs:SendMessage"]).toBe(1);
+      expect(batches.slice(before).flatMap((b) => b.Records.map((r) => JSON.parse(r.body).id))).toEqual([
+        "from-a-handler",
+      ]);
+    } finally {
+      sqs.destroy();
+    }
+  });
+
   it("throttles Auto Scaling calls per its profile and counts them", async () => {
     const asg = new AutoScalingClient({
       region: "us-east-1",
