@@ -273,6 +273,8 @@ export interface World {
 export interface EventWait {
   /** The bus event's id ("async") or the SQS message id ("queue"). */
   id: string;
+  /** The bus event's id in both modes ("queue": read from the message body), when there is one. */
+  eventId?: string;
   sentAt: Date;
   startedAt: Date;
   waitMs: number;
@@ -444,13 +446,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     // The Buildkite agents REST API reads the agents' live state from the fleet, and a graceful stop
     // (force: false) lets the running job finish before the agent exits cleanly (on the stock stack
     // a clean exit runs terminate-instance: ExecStopPost on Linux, the nssm exit hook on Windows).
-    const findInstance = (id: string) => {
-      for (const g of fleet.groups()) {
-        const i = fleet.instance(g.region, id);
-        if (i) return { region: g.region, instance: i };
-      }
-      return undefined;
-    };
+    const findInstance = (id: string) => fleet.findInstance(id);
     const stopTimers = new Set<NodeJS.Timeout>();
     stack.buildkite.setAgentHooks({
       connected: (name) => {
@@ -818,13 +814,16 @@ function noteEventWaits(event: unknown, putAt: Map<string, number>, waits: Event
     for (const record of records as Array<{
       messageId?: unknown;
       eventSource?: unknown;
+      body?: unknown;
       attributes?: Record<string, unknown>;
     }>) {
       if (record?.eventSource !== "aws:sqs") continue;
       const sent = Number(record.attributes?.SentTimestamp);
       if (!Number.isFinite(sent)) continue;
+      const eventId = bodyEventId(record.body);
       waits.push({
         id: String(record.messageId),
+        ...(eventId === undefined ? {} : { eventId }),
         sentAt: new Date(sent),
         startedAt: new Date(now),
         waitMs: now - sent,
@@ -836,7 +835,24 @@ function noteEventWaits(event: unknown, putAt: Map<string, number>, waits: Event
   const id = (event as { id?: unknown } | null)?.id;
   const sent = typeof id === "string" ? putAt.get(id) : undefined;
   if (typeof id === "string" && sent !== undefined) {
-    waits.push({ id, sentAt: new Date(sent), startedAt: new Date(now), waitMs: now - sent, receiveCount: 1 });
+    waits.push({
+      id,
+      eventId: id,
+      sentAt: new Date(sent),
+      startedAt: new Date(now),
+      waitMs: now - sent,
+      receiveCount: 1,
+    });
+  }
+}
+
+function bodyEventId(body: unknown): string | undefined {
+  if (typeof body !== "string") return undefined;
+  try {
+    const id = (JSON.parse(body) as { id?: unknown } | null)?.id;
+    return typeof id === "string" ? id : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -142,6 +142,8 @@ export class Fleet {
   readonly #failureRules: FailureRule[] = [];
   /** Every instance ever launched, by id (terminated ones are pruned from EC2's view later). */
   readonly #instances = new Map<string, InstanceState>();
+  /** The same instances by region, in launch order: EC2 calls are per region, fleets span twenty. */
+  readonly #instancesByRegion = new Map<string, InstanceState[]>();
   readonly #timers: Timers;
   readonly #env: RefreshEnv;
   readonly #boot: (context: BootContext) => Promise<BootResult>;
@@ -211,6 +213,12 @@ export class Fleet {
 
   instances(region: string, groupName: string): InstanceView[] {
     return this.#requireGroup(region, groupName).instances.map(instanceView);
+  }
+
+  /** One instance by id in any region (deleted groups too), terminated ones included. */
+  findInstance(instanceId: string): { region: string; instance: InstanceView } | undefined {
+    const found = this.#instances.get(instanceId);
+    return found ? { region: found.region, instance: instanceView(found) } : undefined;
   }
 
   /** One instance by id (any group of the region, deleted groups too), terminated ones included. */
@@ -286,8 +294,7 @@ export class Fleet {
   ec2Instances(region: string): Ec2InstanceView[] {
     const now = this.#timers.now();
     const visible: Ec2InstanceView[] = [];
-    for (const instance of this.#instances.values()) {
-      if (instance.region !== region) continue;
+    for (const instance of this.#instancesByRegion.get(region) ?? []) {
       if (instance.terminatedAt !== undefined && now - instance.terminatedAt > this.#terminatedVisibleMs)
         continue;
       visible.push({
@@ -321,8 +328,8 @@ export class Fleet {
         return instance?.region === region ? host(instance) : undefined;
       },
       list: (region) =>
-        [...this.#instances.values()]
-          .filter((instance) => instance.region === region && instance.ec2State !== "terminated")
+        (this.#instancesByRegion.get(region) ?? [])
+          .filter((instance) => instance.ec2State !== "terminated")
           .map(host),
     };
   }
@@ -1053,6 +1060,9 @@ export class Fleet {
       terminationScheduled: false,
     };
     this.#instances.set(id, instance);
+    const inRegion = this.#instancesByRegion.get(instance.region) ?? [];
+    inRegion.push(instance);
+    this.#instancesByRegion.set(instance.region, inRegion);
     return instance;
   }
 }

@@ -87,6 +87,8 @@ describe("the world in queue delivery", () => {
     const waits = world.eventWaits().filter((w) => w.receiveCount === 1);
     expect(waits.length).toBeGreaterThanOrEqual(12);
     for (const w of waits.slice(-12)) expect(w.waitMs).toBeGreaterThanOrEqual(OVERHEAD_MS - 5);
+    // Each wait names the bus event it carried (read from the message body).
+    expect(waits.slice(-12).map((w) => w.eventId)).toEqual(ids);
     expect(world.lambda.waits("reconcile").every((ms) => ms >= OVERHEAD_MS - 5)).toBe(true);
   });
 
