@@ -6,11 +6,14 @@
 import { benchBundles } from "./bench/bundles";
 import { benchCli } from "./bench/cli";
 import { benchRollout } from "./bench/rollout";
+import { benchScale } from "./bench/scale";
 import { benchStrategies } from "./bench/strategies";
 import { benchTokenReader } from "./bench-token-reader";
 
 const only = process.argv.slice(2).filter((a) => a !== "--");
-const want = (section: string) => only.length === 0 || only.includes(section);
+// Words like `16x256` select sizes within the scale section; they name no section themselves.
+const sections = only.filter((a) => !/^\d+x\d+$/.test(a));
+const want = (section: string) => sections.length === 0 || sections.includes(section);
 
 if (want("bundles")) {
   console.log(
@@ -41,6 +44,13 @@ if (want("strategies")) {
     "\n## In-place vs refresh on the same stock Elastic CI Stack fleet (targets: in-place ≤ R + C + 2 s, refresh ≤ R + F + 2 s; in-place replaces nothing and interrupts nothing)",
   );
   console.table(await benchStrategies());
+}
+
+if (want("scale")) {
+  console.log(
+    "\n## Cost per rotation against fleet size (issue 11): reconcile runs, AWS and Buildkite calls, event waits (real bundles)",
+  );
+  await benchScale(only);
 }
 
 if (want("token-reader")) {

@@ -62,6 +62,14 @@ export type InvocationPhase = "queued" | "started" | "ended";
 
 export interface LocalLambdaOptions {
   functions: Record<string, LambdaHandler | FunctionSpec>;
+  /**
+   * Modelled invoke/dispatch overhead, waited before each handler starts (default 0): Lambda's own
+   * time between accepting an invocation and running the handler in a warm environment (routing,
+   * placement, the runtime API hand-off; https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html,
+   * "Invoke phase"). It counts in the queued → started wait and delays the next queued invocation of
+   * the same function, as it would on a function with reserved concurrency 1.
+   */
+  overheadMs?: number;
   /** Called on every phase change of every invocation, with a copy of its record. Must not throw. */
   onInvoke?: (record: InvocationRecord, phase: InvocationPhase) => void;
   /** Default 127.0.0.1. */
@@ -123,6 +131,10 @@ export interface LocalLambda {
   invoke(name: string, event: unknown): Promise<InvokeResult>;
   /** Every invocation so far, oldest first (copies). */
   invocations(): InvocationRecord[];
+  /** Changes the modelled per-invocation overhead for invocations that start from now on. */
+  setOverheadMs(ms: number): void;
+  /** Queued → started wait of every started invocation (of `name`, when given), oldest first, in ms. */
+  waits(name?: string): number[];
   /** Every runtime error report so far (what CloudWatch and synchronous callers would see). */
   errorReports(): RuntimeErrorReport[];
   /** True when no invocation is queued or running. */
@@ -179,12 +191,15 @@ class LocalLambdaServer implements LocalLambda {
   private readonly reports: RuntimeErrorReport[] = [];
   private readonly idleWaiters = new Set<() => void>();
   private readonly onInvoke: LocalLambdaOptions["onInvoke"];
+  private overheadMs: number;
   private address = "";
   private closed = false;
   private closing: Promise<void> | undefined;
 
   constructor(options: LocalLambdaOptions) {
     this.onInvoke = options.onInvoke;
+    this.overheadMs = 0;
+    this.setOverheadMs(options.overheadMs ?? 0);
     for (const [name, spec] of Object.entries(options.functions)) {
       const { handler, timeoutMs } =
         typeof spec === "function" ? { handler: spec, timeoutMs: undefined } : spec;
@@ -215,6 +230,17 @@ class LocalLambdaServer implements LocalLambda {
 
   invocations(): InvocationRecord[] {
     return this.records.map((r) => ({ ...r }));
+  }
+
+  setOverheadMs(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError("overheadMs must be a finite number >= 0");
+    this.overheadMs = ms;
+  }
+
+  waits(name?: string): number[] {
+    return this.records
+      .filter((r) => r.startedAt !== undefined && (name === undefined || r.name === name))
+      .map((r) => (r.startedAt?.getTime() ?? 0) - r.queuedAt.getTime());
   }
 
   errorReports(): RuntimeErrorReport[] {
@@ -320,6 +346,13 @@ class LocalLambdaServer implements LocalLambda {
    * overlap it would break the one-at-a-time guarantee the handlers rely on.
    */
   private async run(fn: FunctionState, job: Job): Promise<void> {
+    if (this.overheadMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, this.overheadMs));
+      if (this.closed) {
+        this.finish(job, { ok: false, errorType: "Sandbox.Dropped", errorMessage: "local Lambda closed" });
+        return;
+      }
+    }
     const started = Date.now();
     job.record.startedAt = new Date(started);
     this.emit(job.record, "started");

@@ -113,6 +113,13 @@ const EVENT_FOR_STATUS: Partial<Record<RefreshStatus, RefreshEventDetailType>> =
   RollbackSuccessful: "EC2 Auto Scaling Instance Refresh Rollback Succeeded",
 };
 
+function groupKey(region: string, groupName: string): string {
+  return `${region}\0${groupName}`;
+}
+
+/** Initial boots in flight at once (see bootInitialInstances). */
+const INITIAL_BOOT_CONCURRENCY = 16;
+
 /** Instances that were already running when the fleet started were launched this long before. */
 const INITIAL_AGE_MS = 60 * 60 * 1000;
 
@@ -127,12 +134,16 @@ export class Fleet {
   readonly #groups = new Map<string, Map<string, GroupState>>();
   /** Every refresh ever started, oldest first. */
   readonly #refreshes: RefreshState[] = [];
+  /** The same refreshes by `region\0group`, so per-group lookups do not scan every refresh ever. */
+  readonly #refreshesByGroup = new Map<string, RefreshState[]>();
   readonly #boots: BootRecord[] = [];
   readonly #initialBoots: BootRecord[] = [];
   readonly #registrations: RegistrationRecord[] = [];
   readonly #failureRules: FailureRule[] = [];
   /** Every instance ever launched, by id (terminated ones are pruned from EC2's view later). */
   readonly #instances = new Map<string, InstanceState>();
+  /** The same instances by region, in launch order: EC2 calls are per region, fleets span twenty. */
+  readonly #instancesByRegion = new Map<string, InstanceState[]>();
   readonly #timers: Timers;
   readonly #env: RefreshEnv;
   readonly #boot: (context: BootContext) => Promise<BootResult>;
@@ -204,6 +215,12 @@ export class Fleet {
     return this.#requireGroup(region, groupName).instances.map(instanceView);
   }
 
+  /** One instance by id in any region (deleted groups too), terminated ones included. */
+  findInstance(instanceId: string): { region: string; instance: InstanceView } | undefined {
+    const found = this.#instances.get(instanceId);
+    return found ? { region: found.region, instance: instanceView(found) } : undefined;
+  }
+
   /** One instance by id (any group of the region, deleted groups too), terminated ones included. */
   instance(region: string, instanceId: string): InstanceView | undefined {
     const found = this.#instances.get(instanceId);
@@ -212,10 +229,21 @@ export class Fleet {
 
   /** Refreshes of one group, newest first (the order DescribeInstanceRefreshes uses). */
   refreshes(region: string, groupName: string): RefreshView[] {
-    return this.#refreshes
-      .filter((refresh) => refresh.region === region && refresh.groupName === groupName)
-      .reverse()
-      .map(refreshView);
+    return [...(this.#refreshesByGroup.get(groupKey(region, groupName)) ?? [])].reverse().map(refreshView);
+  }
+
+  /** Every Pending or InProgress (or otherwise active) refresh, in every region, oldest first. */
+  activeRefreshes(): RefreshView[] {
+    return this.#refreshes.filter((refresh) => isActive(refresh.status)).map(refreshView);
+  }
+
+  /** Instances launching (lifecycle Pending) in any group, in every region. */
+  launchingInstances(): Array<{ region: string; instanceId: string }> {
+    const out: Array<{ region: string; instanceId: string }> = [];
+    for (const instance of this.#instances.values()) {
+      if (instance.state === "Pending") out.push({ region: instance.region, instanceId: instance.id });
+    }
+    return out;
   }
 
   /**
@@ -266,8 +294,7 @@ export class Fleet {
   ec2Instances(region: string): Ec2InstanceView[] {
     const now = this.#timers.now();
     const visible: Ec2InstanceView[] = [];
-    for (const instance of this.#instances.values()) {
-      if (instance.region !== region) continue;
+    for (const instance of this.#instancesByRegion.get(region) ?? []) {
       if (instance.terminatedAt !== undefined && now - instance.terminatedAt > this.#terminatedVisibleMs)
         continue;
       visible.push({
@@ -301,8 +328,8 @@ export class Fleet {
         return instance?.region === region ? host(instance) : undefined;
       },
       list: (region) =>
-        [...this.#instances.values()]
-          .filter((instance) => instance.region === region && instance.ec2State !== "terminated")
+        (this.#instancesByRegion.get(region) ?? [])
+          .filter((instance) => instance.ec2State !== "terminated")
           .map(host),
     };
   }
@@ -416,13 +443,28 @@ export class Fleet {
     const pending = [...this.#instances.values()].filter(
       (instance) => !instance.bootFinished && instance.state === "InService" && instance.epoch === 0,
     );
-    return Promise.all(
-      pending.map(async (instance) => {
+    // A bounded number at a time: a fleet of thousands booting at once would time out its own
+    // SSM reads against one moto server (the real fleet booted over hours, not in one instant).
+    const results: BootRecord[] = new Array(pending.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < pending.length) {
+        const index = next++;
+        const instance = pending[index];
+        if (!instance) continue;
         const group = this.#requireGroup(instance.region, instance.groupName);
         instance.epoch += 1;
-        return this.#runUserData("initial-boot", group, instance, this.#initialBoots, "initial");
-      }),
-    );
+        results[index] = await this.#runUserData(
+          "initial-boot",
+          group,
+          instance,
+          this.#initialBoots,
+          "initial",
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(INITIAL_BOOT_CONCURRENCY, pending.length) }, worker));
+    return results;
   }
 
   /**
@@ -553,6 +595,10 @@ export class Fleet {
     const plan = planRefresh(group, refresh);
     refresh.total = plan.targets.length + plan.ignored.length;
     this.#refreshes.push(refresh);
+    const key = groupKey(region, groupName);
+    const ofGroup = this.#refreshesByGroup.get(key) ?? [];
+    ofGroup.push(refresh);
+    this.#refreshesByGroup.set(key, ofGroup);
     runRefresh(refresh, group, plan, this.#env).catch((error: unknown) => {
       this.#transition(refresh, "Failed", `stand-in error: ${errorMessage(error)}`);
     });
@@ -604,9 +650,9 @@ export class Fleet {
   }
 
   #activeRefresh(region: string, groupName: string): RefreshState | undefined {
-    return this.#refreshes.find(
-      (refresh) => refresh.region === region && refresh.groupName === groupName && isActive(refresh.status),
-    );
+    return this.#refreshesByGroup
+      .get(groupKey(region, groupName))
+      ?.find((refresh) => isActive(refresh.status));
   }
 
   #requireActiveRefresh(region: string, groupName: string): RefreshState {
@@ -1014,6 +1060,9 @@ export class Fleet {
       terminationScheduled: false,
     };
     this.#instances.set(id, instance);
+    const inRegion = this.#instancesByRegion.get(instance.region) ?? [];
+    inRegion.push(instance);
+    this.#instancesByRegion.set(instance.region, inRegion);
     return instance;
   }
 }

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readBodyCapped, serve, signingRegion } from "../listen";
+import type { RegionThrottle } from "../throttle";
 import { AutoScalingError } from "./errors";
 import type { Fleet } from "./fleet";
 import { operations } from "./operations";
@@ -18,6 +19,8 @@ const MAX_BODY_BYTES = 1024 * 1024;
 export interface QueryServerOptions {
   host?: string;
   port?: number;
+  /** Per-region request bucket (see ../throttle.ts); off when undefined. */
+  throttle?: RegionThrottle;
 }
 
 export interface QueryServer {
@@ -27,10 +30,19 @@ export interface QueryServer {
 
 export async function startQueryServer(fleet: Fleet, options: QueryServerOptions = {}): Promise<QueryServer> {
   const host = options.host ?? "127.0.0.1";
-  return serve((request, response) => handle(fleet, request, response), host, options.port ?? 0);
+  return serve(
+    (request, response) => handle(fleet, options.throttle, request, response),
+    host,
+    options.port ?? 0,
+  );
 }
 
-async function handle(fleet: Fleet, request: IncomingMessage, response: ServerResponse): Promise<void> {
+async function handle(
+  fleet: Fleet,
+  throttle: RegionThrottle | undefined,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
   const requestId = randomUUID();
   try {
     if (request.method !== "POST") {
@@ -45,6 +57,15 @@ async function handle(fleet: Fleet, request: IncomingMessage, response: ServerRe
         "InvalidAction",
         `Could not find operation ${action} for version ${params.string("Version") ?? "(none)"}`,
       );
+    }
+    // Over the account's per-region rate, EC2 Auto Scaling answers HTTP 400 with the Query error
+    // code `Throttling` and "Rate exceeded" (not `ThrottlingException`, which is the JSON services'
+    // code), as SDK logs of real calls show: "Throttling: Rate exceeded status code: 400 ...
+    // autoscaling/DescribeAutoScalingGroups" (github.com/keikoproj/upgrade-manager/issues/142,
+    // github.com/kubernetes/kops/issues/7111). The SDK's retry strategy treats `Throttling` as a
+    // throttling error and retries it with backoff.
+    if (throttle?.applies(action) && !throttle.tryTake(region)) {
+      throw new AutoScalingError("Throttling", "Rate exceeded", 400);
     }
     const result = operation(fleet, region, params);
     send(response, 200, responseDocument(action, result, requestId), requestId);

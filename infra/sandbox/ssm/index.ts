@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { InstanceDirectory } from "../instance-host";
+import { RegionThrottle, type ThrottleProfile } from "../throttle";
 import { type CommandDocument, loadCommandDocument } from "./documents";
 import { createShims } from "./linux-step";
 import {
@@ -17,8 +18,8 @@ import {
   RunCommand,
 } from "./run-command";
 import { startSsmServer } from "./server";
-import { RegionThrottle, type ThrottleProfile } from "./throttle";
 
+export type { ThrottleProfile } from "../throttle";
 export type { CommandDocument } from "./documents";
 export type {
   InvocationRecord,
@@ -27,7 +28,6 @@ export type {
   MidRunTermination,
   PluginRecord,
 } from "./run-command";
-export type { ThrottleProfile } from "./throttle";
 
 /** The product's document, registered under its fixed name. */
 export const INSTALL_AGENT_TOKEN_DOCUMENT = "BuildkiteAgentTokenRotation-InstallAgentToken";
@@ -75,6 +75,8 @@ export interface RunCommandStandIn {
   close(): Promise<void>;
   /** Every invocation so far, with full (untruncated) plugin output. */
   invocations(): InvocationRecord[];
+  /** `instanceId status` of every invocation not in a terminal state yet. */
+  unfinished(): string[];
   /** Every plugin's Output text (stdout + stderr) of every invocation: what a token scan reads. */
   outputs(): string[];
   /** The stand-in's own log lines. */
@@ -133,6 +135,7 @@ export async function startRunCommandStandIn(options: RunCommandStandInOptions):
       rmSync(elsewhereRoot, { recursive: true, force: true });
     },
     invocations: () => runCommand.invocations(),
+    unfinished: () => runCommand.unfinished(),
     outputs: () => runCommand.invocations().flatMap((i) => i.plugins.map((p) => pluginOutput(p))),
     logs: () => [...lines],
     settled: () => runCommand.settled(),

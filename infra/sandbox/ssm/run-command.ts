@@ -485,6 +485,17 @@ export class RunCommand {
 
   // ---- records -----------------------------------------------------------------------------------
 
+  /** `instanceId status` of every invocation not yet in a terminal state (cheap: no copies of outputs). */
+  unfinished(): string[] {
+    const out: string[] = [];
+    for (const c of this.commands) {
+      for (const i of c.invocations) {
+        if (!TERMINAL_STATUSES.has(i.status)) out.push(`${i.instanceId} ${i.status}`);
+      }
+    }
+    return out;
+  }
+
   invocations(): InvocationRecord[] {
     return this.commands.flatMap((c) =>
       c.invocations.map((i) => ({ ...i, plugins: i.plugins.map((p) => ({ ...p })) })),
@@ -965,3 +976,6 @@ function strList(value: unknown, member: string): string[] {
   }
   return value;
 }
+
+/** Invocation statuses that end an invocation (SSM "Understanding command statuses"). */
+const TERMINAL_STATUSES: ReadonlySet<string> = new Set(["Success", "Failed", "Cancelled", "TimedOut"]);

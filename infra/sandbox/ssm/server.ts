@@ -15,9 +15,9 @@
 import { randomUUID } from "node:crypto";
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { readBodyCapped, serve, signingRegion } from "../listen";
+import type { RegionThrottle } from "../throttle";
 import { SsmError } from "./errors";
 import type { RunCommand } from "./run-command";
-import type { RegionThrottle } from "./throttle";
 
 type Json = Record<string, unknown>;
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -64,7 +64,11 @@ async function handle(options: SsmServerOptions, req: IncomingMessage, res: Serv
     }
     if (req.method !== "POST") throw new SsmError("UnknownOperationException", "Only POST is accepted.", 404);
     const region = regionFromAuthorization(req.headers.authorization);
-    if (options.throttle?.applies(operation)) options.throttle.take(region);
+    // AWS answers a call over the account's per-region rate with HTTP 400 ThrottlingException
+    // "Rate exceeded" (https://docs.aws.amazon.com/general/latest/gr/ssm.html); the SDK retries it.
+    if (options.throttle?.applies(operation) && !options.throttle.tryTake(region)) {
+      throw new SsmError("ThrottlingException", "Rate exceeded", 400);
+    }
     const input = (body.length > 0 ? JSON.parse(body.toString("utf8")) : {}) as Json;
     const rc = options.runCommand;
     const output =

@@ -957,3 +957,65 @@ describe("fleet simulation on an injected clock", () => {
     fleet.close();
   });
 });
+
+describe("throttling profile", () => {
+  it("answers over-rate calls with the Query error Throttling, per region, and counts them", async () => {
+    const standIn = await start({
+      groups: [
+        { region: REGION, name: "a", instances: 1 },
+        { region: "eu-west-1", name: "b", instances: 1 },
+      ],
+      // A slow refill: the test's calls all land within the burst window.
+      throttle: { ratePerSecond: 0.01, burst: 2 },
+    });
+    const asg = clientFor(standIn);
+    const describeA = () => asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["a"] }));
+    await describeA();
+    await describeA();
+    const refused = await describeA().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({
+      name: "Throttling",
+      message: "Rate exceeded",
+      $metadata: { httpStatusCode: 400 },
+    });
+    expect(standIn.throttled()).toBe(1);
+    // Another region has its own bucket.
+    const other = clientFor(standIn, "eu-west-1");
+    await other.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["b"] }));
+    expect(standIn.throttled()).toBe(1);
+  });
+
+  it("is a throttling error the SDK's standard retry strategy retries with backoff", async () => {
+    // 20/s refill after a burst of 1: the second call is throttled, and a retry 50+ ms later succeeds.
+    const standIn = await start({
+      groups: [{ region: REGION, name: "a", instances: 1 }],
+      throttle: { ratePerSecond: 20, burst: 1 },
+    });
+    const asg = new AutoScalingClient({ region: REGION, endpoint: standIn.url, credentials, maxAttempts: 5 });
+    clients.push(asg);
+    await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["a"] }));
+    const out = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["a"] }));
+    expect(out.AutoScalingGroups?.[0]?.AutoScalingGroupName).toBe("a");
+    expect(out.$metadata.attempts).toBeGreaterThan(1);
+    expect(standIn.throttled()).toBeGreaterThanOrEqual(1);
+  });
+
+  it("shares the bucket with other callers in the account", async () => {
+    // Other callers take 9 of the 10 tokens per second: only ~1/s is left for us.
+    const standIn = await start({
+      groups: [{ region: REGION, name: "a", instances: 1 }],
+      throttle: { ratePerSecond: 10, burst: 1, otherCallersPerSecond: 9.9 },
+    });
+    const asg = clientFor(standIn);
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () =>
+        asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["a"] })),
+      ),
+    );
+    expect(results.filter((r) => r.status === "rejected").length).toBeGreaterThanOrEqual(3);
+    expect(standIn.throttled()).toBeGreaterThanOrEqual(3);
+  });
+});

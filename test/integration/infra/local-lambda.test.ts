@@ -283,4 +283,39 @@ describe("local Lambda endpoint", () => {
     ]);
     await expect(client.send(new InvokeCommand({ FunctionName: "slow" }))).rejects.toThrow(/ECONNREFUSED/);
   });
+
+  it("waits the modelled per-invocation overhead before each handler start and records the waits", async () => {
+    const starts: number[] = [];
+    const { lambda } = await start({
+      overheadMs: 60,
+      functions: {
+        fn: async () => {
+          starts.push(Date.now());
+        },
+      },
+    });
+    const queuedAt = Date.now();
+    await Promise.all([lambda.invoke("fn", {}), lambda.invoke("fn", {})]);
+    expect(starts).toHaveLength(2);
+    // Each start pays the overhead, and the second also waits behind the first (serialized).
+    expect((starts[0] ?? 0) - queuedAt).toBeGreaterThanOrEqual(55);
+    expect((starts[1] ?? 0) - (starts[0] ?? 0)).toBeGreaterThanOrEqual(55);
+    const waits = lambda.waits("fn");
+    expect(waits).toHaveLength(2);
+    expect(waits[0]).toBeGreaterThanOrEqual(55);
+    expect(waits[1]).toBeGreaterThanOrEqual(115);
+    expect(lambda.waits("other")).toEqual([]);
+  });
+
+  it("starts handlers at once without overhead, and refuses a negative one", async () => {
+    const { lambda } = await start({ functions: { fn: async () => "ok" } });
+    await lambda.invoke("fn", {});
+    expect(lambda.waits()[0]).toBeLessThan(50);
+    // Changed at run time, it applies to the next start.
+    lambda.setOverheadMs(80);
+    await lambda.invoke("fn", {});
+    expect(lambda.waits()[1]).toBeGreaterThanOrEqual(75);
+    expect(() => lambda.setOverheadMs(Number.NaN)).toThrow(/overheadMs/);
+    await expect(startLocalLambda({ overheadMs: -1, functions: {} })).rejects.toThrow(/overheadMs/);
+  });
 });

@@ -49,15 +49,17 @@ describe("the world with Elastic CI Stacks", () => {
     const linuxGroup = world.stacks.groupName("us-east-1", "bk-linux");
     expect(world.stacks.groupName("us-west-2", "bk-windows")).toMatch(/^bk-windows-AgentAutoScaleGroup-/);
     expect(linuxGroup).toMatch(/^bk-linux-AgentAutoScaleGroup-[A-Z0-9]{12}$/);
+    // The handlers reach the stand-ins through the call meter's endpoints, not directly.
+    for (const key of ["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_CLOUDFORMATION", "AWS_ENDPOINT_URL_SSM"]) {
+      expect(world.env[key]).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    }
+    expect(world.env.AWS_ENDPOINT_URL_EC2).not.toBe(world.ec2Url);
     expect(world.env).toMatchObject({
-      AWS_ENDPOINT_URL_EC2: world.ec2Url,
-      AWS_ENDPOINT_URL_CLOUDFORMATION: world.cloudFormationUrl,
-      AWS_ENDPOINT_URL_SSM: world.runCommand.url,
       // Stacks are targets by name (their groups are found by tags); only plain groups by name.
       TARGET_GROUPS: "us-east-1:plain",
       TARGET_STACKS: "us-east-1:bk-linux,us-west-2:bk-windows",
     });
-    expect(process.env.AWS_ENDPOINT_URL_EC2).toBe(world.ec2Url);
+    expect(process.env.AWS_ENDPOINT_URL_EC2).toBe(world.env.AWS_ENDPOINT_URL_EC2);
 
     const cfn = new CloudFormationClient({
       region: "us-west-2",

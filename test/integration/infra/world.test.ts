@@ -80,13 +80,30 @@ async function replicaCurrent(region: string): Promise<string | undefined> {
 
 describe("the sandbox world", () => {
   it("sets the configuration contract in process.env and registers the initial fleet", () => {
+    // Every endpoint but Lambda's goes through the call meter (its own loopback ports).
+    const metered = [
+      "AWS_ENDPOINT_URL",
+      "AWS_ENDPOINT_URL_AUTO_SCALING",
+      "AWS_ENDPOINT_URL_EC2",
+      "AWS_ENDPOINT_URL_CLOUDFORMATION",
+      "AWS_ENDPOINT_URL_SSM",
+      "BUILDKITE_API_URL",
+    ];
+    const direct = [
+      world.motoUrl,
+      world.autoScalingUrl,
+      world.ec2Url,
+      world.cloudFormationUrl,
+      world.runCommand.url,
+    ];
+    for (const key of metered) {
+      expect(world.env[key]).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(direct).not.toContain(world.env[key]);
+    }
     expect(world.env).toMatchObject({
       RECONCILE_FUNCTION_NAME: "reconcile",
-      AWS_ENDPOINT_URL: world.motoUrl,
+      RECONCILE_QUEUE_URL: world.reconcileQueueUrl,
       AWS_ENDPOINT_URL_LAMBDA: world.lambda.url,
-      AWS_ENDPOINT_URL_AUTO_SCALING: world.autoScalingUrl,
-      AWS_ENDPOINT_URL_EC2: world.ec2Url,
-      AWS_ENDPOINT_URL_CLOUDFORMATION: world.cloudFormationUrl,
       ROTATION_SECRET_ARN: world.secretArn,
       REPLICA_REGIONS: "us-west-2,eu-west-1",
       TARGET_GROUPS: "us-east-1:agents-primary,us-west-2:agents-west",
@@ -108,6 +125,7 @@ describe("the sandbox world", () => {
   });
 
   it("rotate() moves AWSCURRENT through the local Lambda; reconcile gets the async invoke and the label event", async () => {
+    world.resetMeter();
     const before = await world.replicator.currentVersions();
     const { versionId, promotedAt } = await world.rotate();
     rotatedVersion = versionId;
@@ -137,6 +155,23 @@ describe("the sandbox world", () => {
     });
     expect((label as { time: string }).time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     expect(world.bus.events().map((e) => detailType(e.event))).toEqual(["Secret Label Updated"]);
+
+    // The meter saw rotate-token's calls, by service and action and by Buildkite route, and none
+    // of the harness's (rotate() started the rotation and described the secret directly on moto).
+    const { aws, buildkite } = world.meter();
+    expect(aws["secretsmanager:PutSecretValue"]).toBe(1);
+    expect(aws["secretsmanager:UpdateSecretVersionStage"]).toBe(1);
+    expect(aws["secretsmanager:RotateSecret"]).toBeUndefined();
+    expect(Object.keys(aws).every((key) => key.startsWith("secretsmanager:"))).toBe(true);
+    expect(buildkite["POST /v2/organizations/{org}/clusters/{cluster}/tokens"]).toBe(1);
+    expect(buildkite["GET /v3/metrics"]).toBeGreaterThanOrEqual(1);
+    // The label event's wait from the bus to the (stub) reconcile's start was recorded.
+    const labelId = (label as { id: string }).id;
+    const wait = world.eventWaits().find((w) => w.id === labelId);
+    expect(wait?.waitMs).toBeGreaterThanOrEqual(0);
+    expect(wait?.waitMs).toBeLessThan(5_000);
+    world.resetMeter();
+    expect(world.meter()).toEqual({ aws: {}, buildkite: {} });
 
     // Replicas catch up once the lag has passed, with the same version id.
     await world.replicator.whenInSync(versionId, LAG_MS + 5_000);

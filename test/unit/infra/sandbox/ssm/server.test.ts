@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { regionFromAuthorization, reshapeReference } from "../../../../../infra/sandbox/ssm/server";
-import { RegionThrottle } from "../../../../../infra/sandbox/ssm/throttle";
 
 const PATH = "/aws/reference/secretsmanager/buildkite/agent-token";
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token-AbCdEf";
@@ -67,26 +66,5 @@ describe("regionFromAuthorization", () => {
       ),
     ).toBe("eu-west-1");
     expect(() => regionFromAuthorization(undefined)).toThrow(expect.objectContaining({ httpStatus: 403 }));
-  });
-});
-
-describe("RegionThrottle", () => {
-  it("is a token bucket per region that refills at its rate", () => {
-    let now = 0;
-    const throttle = new RegionThrottle({ ratePerSecond: 2, burst: 2 }, () => now);
-    throttle.take("us-east-1");
-    throttle.take("us-east-1");
-    expect(() => throttle.take("us-east-1")).toThrow(
-      expect.objectContaining({ type: "ThrottlingException" }),
-    );
-    throttle.take("eu-west-1");
-    now = 500; // one token back
-    throttle.take("us-east-1");
-    expect(() => throttle.take("us-east-1")).toThrow(expect.objectContaining({ message: "Rate exceeded" }));
-    expect(throttle.throttled).toBe(2);
-    expect(throttle.applies("SendCommand")).toBe(true);
-    expect(
-      new RegionThrottle({ ratePerSecond: 1, burst: 1, operations: ["SendCommand"] }).applies("GetParameter"),
-    ).toBe(false);
   });
 });
