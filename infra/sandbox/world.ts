@@ -352,7 +352,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
 
     // The trigger queue exists in both delivery modes, so RECONCILE_QUEUE_URL always names a queue.
     // Its client is the sandbox's (EventBridge's SQS target and the event source mapping), not metered.
-    const delivery = options.delivery ?? "async";
+    const delivery = options.delivery ?? "queue";
     const visibilityTimeoutSeconds = options.queueVisibilityTimeoutSeconds ?? 2;
     const triggerSqs = new SQSClient({
       region: primaryRegion,
