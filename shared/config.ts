@@ -121,12 +121,6 @@ export interface RotateTokenConfig {
    * label event and the schedule are the backstops.
    */
   reconcileQueueUrl: string | undefined;
-  /**
-   * TRANSITIONAL, for the local sandbox only until its queue stand-in lands: RECONCILE_FUNCTION_NAME,
-   * invoked asynchronously when no queue is configured. The template no longer sets it nor grants
-   * lambda:InvokeFunction (a direct invocation would throttle the queue's event source mapping).
-   */
-  reconcileFunction: string | undefined;
 }
 
 /**
@@ -175,7 +169,6 @@ export function loadRotateTokenConfig(env: Env): RotateTokenConfig {
     buildkite,
     tokenExpirySeconds,
     reconcileQueueUrl: fifoQueueUrl(env, "RECONCILE_QUEUE_URL"),
-    reconcileFunction: optional(env, "RECONCILE_FUNCTION_NAME"),
   };
 }
 

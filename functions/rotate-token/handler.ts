@@ -1,6 +1,5 @@
 // Imported statically: a dynamic import() made esbuild keep every Lambda command (+25 KB), and
 // the bench shows the Lambda client costs little at cold start. TRANSITIONAL (see startReconcileWith).
-import { invokeAsync } from "../../shared/aws/invoke";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
 import { sendToQueue, sqsClients } from "../../shared/aws/sqs";
 import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
@@ -31,10 +30,6 @@ interface ContainerDeps {
  * the secret's region (the stack's), carrying when it was sent (`time`, as an EventBridge envelope
  * does) so the reconciler can order it against the events it coalesces. The deduplication id is the
  * step and the version: a retried finishSecret within SQS's five-minute window sends nothing new.
- *
- * TRANSITIONAL: without a queue, RECONCILE_FUNCTION_NAME is invoked asynchronously with the old
- * payload. Only the local sandbox sets it, until its queue stand-in lands; the template sets the
- * queue URL and grants no lambda:InvokeFunction.
  */
 function startReconcileWith(config: RotateTokenConfig): RotationDeps["startReconcile"] {
   const queueUrl = config.reconcileQueueUrl;
@@ -43,12 +38,6 @@ function startReconcileWith(config: RotateTokenConfig): RotationDeps["startRecon
     return async (reason) => {
       const message = { source: SERVICE, ...reason, time: new Date().toISOString() };
       await sendToQueue(clients, config.secret.region, queueUrl, message, `finishSecret-${reason.versionId}`);
-    };
-  }
-  const reconcileFunction = config.reconcileFunction;
-  if (reconcileFunction) {
-    return async (reason) => {
-      await invokeAsync(config.secret.region, reconcileFunction, { source: SERVICE, ...reason });
     };
   }
   return undefined;

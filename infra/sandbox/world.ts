@@ -184,7 +184,7 @@ export interface WorldOptions {
    * How reconcile triggers reach reconcile: "async" (default) invokes it asynchronously for each
    * bus event; "queue" sends each bus event to an SQS FIFO queue (one message group) that an event
    * source mapping stand-in drains into reconcile in batches of up to 10 (see sqs-event-source.ts).
-   * Either way the env names both RECONCILE_FUNCTION_NAME and RECONCILE_QUEUE_URL.
+   * Either way the env names RECONCILE_QUEUE_URL, where rotate-token sends its rotation message.
    */
   delivery?: "queue" | "async";
   /** The trigger queue's VisibilityTimeout in seconds (default 2): how long a failed batch stays hidden. */
@@ -549,7 +549,6 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       AWS_ENDPOINT_URL: motoEndpoint,
       BUILDKITE_API_URL: buildkiteEndpoint,
       BUILDKITE_AGENT_API_URL: buildkiteEndpoint,
-      RECONCILE_FUNCTION_NAME: RECONCILE,
       RECONCILE_QUEUE_URL: handlerQueueUrl,
       AWS_ENDPOINT_URL_LAMBDA: lambda.url,
       AWS_ENDPOINT_URL_AUTO_SCALING: await meter.aws(standIn.url, "autoscaling"),

@@ -3,6 +3,15 @@ import { awsClientOptions, perRegion } from "./client-options";
 
 export type { AutoScalingClient };
 
-/** Factory by region, so replica regions are first-class (and each test can point anywhere). */
+/**
+ * Factory by region, so replica regions are first-class (and each test can point anywhere).
+ * Auto Scaling's request quota is one bucket per account and region, shared with every caller —
+ * each Elastic CI Stack's scaler polls it too — so these clients use the SDK's adaptive retry mode
+ * (client-side rate limiting that slows down on throttling responses, @smithy/util-retry
+ * AdaptiveRetryStrategy) and a few more attempts: every Auto Scaling call we retry is a read, a tag
+ * write, or a start that a throttle rejected before it ran.
+ */
 export const autoScalingClients = () =>
-  perRegion((region) => new AutoScalingClient(awsClientOptions(region)));
+  perRegion(
+    (region) => new AutoScalingClient({ ...awsClientOptions(region), retryMode: "adaptive", maxAttempts: 6 }),
+  );

@@ -89,6 +89,12 @@ type Next =
 
 /** Full observations a run may add to the one its trigger asked for (a partial run's escalations). */
 const MAX_ESCALATIONS = 2;
+/**
+ * Looks again, within the run, at groups a transient error (throttling, a 5xx, a timeout) kept
+ * unobserved, after 1, 2, 4 s: the events that would trigger another run have been used up, and
+ * the schedule is minutes away.
+ */
+const MAX_UNOBSERVED_RETRIES = 3;
 
 /**
  * One reconcile run: observe → plan → act, in rounds, observing only what can have changed
@@ -118,6 +124,7 @@ export async function reconcile(
   let next: Next = scope.kind === "full" ? { kind: "full" } : { kind: "groups", groups: scope.groups };
   let escalations = 0;
   let commandPolls = 0;
+  let unobservedRetries = 0;
   /** Everything this run has seen, for its polls (view.ts). */
   let view: Observation | undefined;
   while (outcome.rounds < MAX_ROUNDS) {
@@ -178,7 +185,19 @@ export async function reconcile(
         result.commandsSent.length > 0 ||
         relist.length > 0 ||
         current.targets.some((t) => t.instances.some((i) => i.state === "in-flight"));
-      if (!inFlight || current.complete) break;
+      if (!inFlight || current.complete) {
+        const unobserved = transientlyUnobserved(observation);
+        if (unobserved.length === 0 || current.complete || unobservedRetries >= MAX_UNOBSERVED_RETRIES) break;
+        const wait = 1_000 * 2 ** unobservedRetries++;
+        if (deps.remainingMs() < DEADLINE_MARGIN_MS + wait) break;
+        deps.logger.info("looking again at groups a transient error kept unobserved", {
+          groups: unobserved.map((g) => `${g.region}:${g.groupName}`),
+          inMs: wait,
+        });
+        await deps.sleep(wait);
+        next = { kind: "groups", groups: unobserved };
+        continue;
+      }
       const delay = backoffDelay(commandPolls++, 250, 2_000);
       if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) break;
       await deps.sleep(delay);
@@ -202,6 +221,13 @@ export async function reconcile(
     next = groups.length > 0 ? { kind: "groups", groups } : { kind: "full" };
   }
   return outcome;
+}
+
+/** Groups the observation could not see for a reason that may pass (throttling, a 5xx, a timeout). */
+function transientlyUnobserved(observation: Observation): TargetGroup[] {
+  return observation.targets
+    .filter((t) => t.error !== undefined && !t.error.definitive)
+    .map((t) => ({ region: t.region, groupName: t.groupName }));
 }
 
 /** Regions where a planned SendCommand did not report a command: it may exist all the same. */

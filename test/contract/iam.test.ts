@@ -43,10 +43,6 @@ function usesFor(withKeys: boolean): Record<string, Uses> {
       "secretsmanager:PutSecretValue": { resources: [AGENT] },
       "secretsmanager:UpdateSecretVersionStage": { resources: [AGENT] },
       "sqs:SendMessage": { resources: [QUEUE] },
-      // TRANSITIONAL: the bundle still holds the asynchronous invoke that only the local sandbox
-      // configures (RECONCILE_FUNCTION_NAME) until its queue stand-in lands. The template grants it on
-      // nothing, so it can never run in AWS: no resource is recorded, and any grant of it fails below.
-      "lambda:InvokeFunction": { resources: [] },
       ...keyed({
         "kms:Decrypt": { resources: [AGENT_KEY, API_KEY], indirect: kmsVia },
         "kms:GenerateDataKey": { resources: [AGENT_KEY], indirect: `${kmsVia} (PutSecretValue)` },

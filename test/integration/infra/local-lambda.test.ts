@@ -261,8 +261,16 @@ describe("local Lambda endpoint", () => {
       AWS_SECRET_ACCESS_KEY: "test",
     });
     try {
-      const { invokeAsync } = await import("../../../shared/aws/invoke");
-      await invokeAsync("us-east-1", "reconcile", { source: "rotate-token", versionId: "v1" });
+      const { InvokeCommand, LambdaClient } = await import("@aws-sdk/client-lambda");
+      const client = new LambdaClient({ region: "us-east-1" });
+      await client.send(
+        new InvokeCommand({
+          FunctionName: "reconcile",
+          InvocationType: "Event",
+          Payload: new TextEncoder().encode(JSON.stringify({ source: "rotate-token", versionId: "v1" })),
+        }),
+      );
+      client.destroy();
       await lambda.idle(5_000);
       expect(received).toEqual([{ source: "rotate-token", versionId: "v1" }]);
     } finally {

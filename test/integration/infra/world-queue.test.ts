@@ -60,7 +60,6 @@ describe("the world in queue delivery", () => {
     expect(world.delivery).toBe("queue");
     expect(world.env.RECONCILE_QUEUE_URL).toBe(world.reconcileQueueUrl);
     expect(world.reconcileQueueUrl).toMatch(/\.fifo$/);
-    expect(world.env.RECONCILE_FUNCTION_NAME).toBe("reconcile");
     expect(world.eventSource).toBeDefined();
   });
 

@@ -103,7 +103,6 @@ describe("the sandbox world", () => {
       expect(direct).not.toContain(world.env[key]);
     }
     expect(world.env).toMatchObject({
-      RECONCILE_FUNCTION_NAME: "reconcile",
       RECONCILE_QUEUE_URL: world.reconcileQueueUrl,
       AWS_ENDPOINT_URL_LAMBDA: world.lambda.url,
       ROTATION_SECRET_ARN: world.secretArn,
@@ -119,7 +118,7 @@ describe("the sandbox world", () => {
       { region: "us-west-2", groupName: "agents-west" },
     ]);
     expect(reconcileConfig.replicaRegions).toEqual(["us-west-2", "eu-west-1"]);
-    expect(loadRotateTokenConfig(process.env).reconcileFunction).toBe("reconcile");
+    expect(loadRotateTokenConfig(process.env).reconcileQueueUrl).toBe(world.reconcileQueueUrl);
 
     const registrations = world.buildkite.registrations();
     expect(registrations).toHaveLength(3);
@@ -298,7 +297,7 @@ describe("the sandbox world", () => {
         cause: { code: "ECONNREFUSED" },
       });
     }
-    expect(process.env.RECONCILE_FUNCTION_NAME).toBeUndefined();
+    expect(process.env.RECONCILE_QUEUE_URL).toBeUndefined();
     expect(process.env.AWS_ENDPOINT_URL_LAMBDA).toBeUndefined();
   });
 });

@@ -34,7 +34,6 @@ describe("loadRotateTokenConfig", () => {
     expect(c.buildkite.agentApiUrl).toBe("https://agent.buildkite.com");
     expect(c.tokenExpirySeconds).toBe(0);
     expect(c.reconcileQueueUrl).toBeUndefined();
-    expect(c.reconcileFunction).toBeUndefined();
   });
 
   it.each([
