@@ -10,7 +10,8 @@ import { type FunctionHandler, startWorld, type WorldGroup } from "../../infra/s
 import { managedVersionOf } from "../../shared/buildkite/description";
 
 const root = new URL("../..", import.meta.url).pathname;
-const REGIONS = [
+/** Regions the rollout benches spread their worlds over (the scale bench takes all twenty). */
+export const REGIONS = [
   "us-east-1",
   "us-east-2",
   "us-west-1",
@@ -27,6 +28,10 @@ const REGIONS = [
   "ap-southeast-1",
   "ap-southeast-2",
   "sa-east-1",
+  "ap-northeast-3",
+  "eu-south-1",
+  "me-south-1",
+  "af-south-1",
 ];
 /** Fresh handlers from the built bundles (each a new container: its own configuration and clients). */
 export async function benchHandlers(): Promise<{ rotateToken: FunctionHandler; reconcile: FunctionHandler }> {

@@ -17,7 +17,7 @@ import { totalCalls } from "../../infra/sandbox/call-meter";
 import type { ThrottleProfile } from "../../infra/sandbox/throttle";
 import { startWorld, type World, type WorldGroup } from "../../infra/sandbox/world";
 import { managedVersionOf } from "../../shared/buildkite/description";
-import { benchHandlers, quietly } from "./rollout";
+import { benchHandlers, quietly, REGIONS } from "./rollout";
 
 export const SCALE_SIZES: ReadonlyArray<{ regions: number; groups: number }> = [
   { regions: 1, groups: 1 },
@@ -42,29 +42,6 @@ const LAG_MS = 500;
 const REPLACE_MS = 100;
 const COMMAND_LATENCY_MS = 100;
 const INVOCATION_DELAY_MS = 100;
-
-const REGIONS = [
-  "us-east-1",
-  "us-east-2",
-  "us-west-1",
-  "us-west-2",
-  "ca-central-1",
-  "eu-west-1",
-  "eu-west-2",
-  "eu-west-3",
-  "eu-central-1",
-  "eu-north-1",
-  "ap-south-1",
-  "ap-northeast-1",
-  "ap-northeast-2",
-  "ap-southeast-1",
-  "ap-southeast-2",
-  "sa-east-1",
-  "ap-northeast-3",
-  "eu-south-1",
-  "me-south-1",
-  "af-south-1",
-];
 
 export interface ScaleRun {
   regions: number;

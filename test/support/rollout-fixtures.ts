@@ -3,6 +3,8 @@ import type {
   InstanceObservation,
   InvocationObservation,
   Observation,
+  Plan,
+  PlanSettings,
   RefreshObservation,
   TargetObservation,
   TokenObservation,
@@ -182,3 +184,35 @@ export function reconcileEnv(over: Record<string, string> = {}): Record<string, 
     ...over,
   };
 }
+
+/** Plan settings of the unit tests: in place, alert fallback, 5 s clock skew. */
+export const IN_PLACE_SETTINGS: PlanSettings = {
+  primaryRegion: "us-east-1",
+  strategy: "in-place",
+  preferences: {
+    minHealthyPercentage: 90,
+    maxHealthyPercentage: undefined,
+    instanceWarmupSeconds: undefined,
+    scaleInProtectedInstances: "Refresh",
+  },
+  maxRolloutSeconds: 3600,
+  replicaAlertSeconds: 600,
+  clockSkewMs: 5_000,
+  inPlace: { fallback: "alert", fallbackAfterSeconds: 1800, retrySeconds: 60, bootGraceSeconds: 600 },
+};
+
+/** A plan with nothing in it, for tests of what consumes plans. */
+export const emptyPlan = (over: Partial<Plan> = {}): Plan => ({
+  versionId: "v2",
+  strategy: "in-place",
+  targets: [],
+  regionsBehind: [],
+  regionsLagging: [],
+  actions: [],
+  waitingFor: [],
+  notices: [],
+  complete: false,
+  escalate: undefined,
+  deferredAlerts: 0,
+  ...over,
+});

@@ -20,7 +20,7 @@ import {
   SYNC_TAG,
 } from "../../../../shared/rollout/markers";
 import type { Action, Observation, Plan } from "../../../../shared/rollout/types";
-import { observation, target } from "../../../support/rollout-fixtures";
+import { emptyPlan, observation, target } from "../../../support/rollout-fixtures";
 
 const asg = mockClient(AutoScalingClient);
 const ssm = mockClient(SSMClient);
@@ -44,20 +44,7 @@ const obs = (over: Partial<Observation> = {}): Observation =>
     { targets: [target("us-east-1", "ci-a")], replicas: [], ...over },
     { current: "v2", createdAt: { v2: new Date("2026-11-22T11:50:00Z") } },
   );
-const planWith = (actions: Action[], over: Partial<Plan> = {}): Plan => ({
-  versionId: "v2",
-  strategy: "in-place",
-  targets: [],
-  regionsBehind: [],
-  regionsLagging: [],
-  actions,
-  waitingFor: [],
-  notices: [],
-  complete: false,
-  escalate: undefined,
-  deferredAlerts: 0,
-  ...over,
-});
+const planWith = (actions: Action[], over: Partial<Plan> = {}): Plan => emptyPlan({ actions, ...over });
 const tags = () => asg.commandCalls(CreateOrUpdateTagsCommand).map((c) => c.args[0].input.Tags?.[0]);
 
 beforeEach(() => {

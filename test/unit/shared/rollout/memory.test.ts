@@ -2,22 +2,18 @@ import { describe, expect, it } from "vitest";
 import { RolloutMemory } from "../../../../shared/rollout/memory";
 import { plan } from "../../../../shared/rollout/plan";
 import type { PlanSettings } from "../../../../shared/rollout/types";
-import { NOW, observation, ours, refresh, replaced, target, V2 } from "../../../support/rollout-fixtures";
+import {
+  IN_PLACE_SETTINGS,
+  NOW,
+  observation,
+  ours,
+  refresh,
+  replaced,
+  target,
+  V2,
+} from "../../../support/rollout-fixtures";
 
-const settings: PlanSettings = {
-  primaryRegion: "us-east-1",
-  strategy: "refresh",
-  preferences: {
-    minHealthyPercentage: 90,
-    maxHealthyPercentage: undefined,
-    instanceWarmupSeconds: undefined,
-    scaleInProtectedInstances: "Refresh",
-  },
-  maxRolloutSeconds: 3600,
-  replicaAlertSeconds: 600,
-  clockSkewMs: 0,
-  inPlace: { fallback: "alert", fallbackAfterSeconds: 1800, retrySeconds: 60, bootGraceSeconds: 600 },
-};
+const settings: PlanSettings = { ...IN_PLACE_SETTINGS, strategy: "refresh", clockSkewMs: 0 };
 
 describe("RolloutMemory", () => {
   it("remembers a full observation's pending groups, and a partial plan's progress on them", () => {

@@ -5,6 +5,7 @@ import type { Action, Observation, PlanSettings, ReplicaObservation } from "../.
 import {
   confirmed,
   DAY,
+  IN_PLACE_SETTINGS,
   invocation,
   member,
   NEW_LAUNCH,
@@ -21,20 +22,7 @@ import {
   V3,
 } from "../../../support/rollout-fixtures";
 
-const inPlace: PlanSettings = {
-  primaryRegion: "us-east-1",
-  strategy: "in-place",
-  preferences: {
-    minHealthyPercentage: 90,
-    maxHealthyPercentage: undefined,
-    instanceWarmupSeconds: undefined,
-    scaleInProtectedInstances: "Refresh",
-  },
-  maxRolloutSeconds: 3600,
-  replicaAlertSeconds: 600,
-  clockSkewMs: 5_000,
-  inPlace: { fallback: "alert", fallbackAfterSeconds: 1800, retrySeconds: 60, bootGraceSeconds: 600 },
-};
+const inPlace = IN_PLACE_SETTINGS;
 const refreshing: PlanSettings = { ...inPlace, strategy: "refresh" };
 const withFallback = (fallback: PlanSettings["inPlace"]["fallback"]): PlanSettings => ({
   ...inPlace,

@@ -8,6 +8,7 @@ import {
 } from "../../../../shared/rollout/scope";
 import type { Trigger } from "../../../../shared/rollout/trigger";
 import type { Plan, TargetPhase } from "../../../../shared/rollout/types";
+import { emptyPlan } from "../../../support/rollout-fixtures";
 
 const FULL = new Date("2026-12-01T12:00:10.000Z");
 const at = (iso: string) => new Date(iso);
@@ -108,29 +109,21 @@ describe("scopeOf", () => {
 
 describe("needsFullObservation (after a partial plan)", () => {
   const NOW = new Date(FULL.getTime() + 5_000);
-  const partial = (targets: Array<[string, TargetPhase]>, over: Partial<Plan> = {}): Plan => ({
-    versionId: "v2",
-    strategy: "refresh",
-    targets: targets.map(([groupName, phase]) => ({
-      region: "us-east-1",
-      groupName,
-      stackName: undefined,
-      phase,
-      refreshId: undefined,
-      percentageComplete: undefined,
-      detail: "",
-      instances: [],
-    })),
-    regionsBehind: [],
-    regionsLagging: [],
-    actions: [],
-    waitingFor: [],
-    notices: [],
-    complete: false,
-    escalate: undefined,
-    deferredAlerts: 0,
-    ...over,
-  });
+  const partial = (targets: Array<[string, TargetPhase]>, over: Partial<Plan> = {}): Plan =>
+    emptyPlan({
+      strategy: "refresh",
+      targets: targets.map(([groupName, phase]) => ({
+        region: "us-east-1",
+        groupName,
+        stackName: undefined,
+        phase,
+        refreshId: undefined,
+        percentageComplete: undefined,
+        detail: "",
+        instances: [],
+      })),
+      ...over,
+    });
 
   it.each<[string, Plan, Recollection | undefined, Date, boolean]>([
     [
