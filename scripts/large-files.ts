@@ -33,7 +33,6 @@ export const ALLOWED: Record<string, string> = {
     "one REST client: every call's timeout, retry, paging and error rule in one place",
   "functions/rotate-token/steps.ts":
     "the four rotation steps, each short, kept side by side because they hand state to each other",
-    "one bench section: the worlds, their metered counts, the fitted growth and the verdicts",
   "shared/rollout/act.ts": "one writer per action kind; batching of tags lives beside the writes it batches",
 };
 
