@@ -1,4 +1,4 @@
-import { autoScalingClients } from "../../shared/aws/auto-scaling";
+import { autoScalingClients, autoScalingStartClients } from "../../shared/aws/auto-scaling";
 import { ec2Clients } from "../../shared/aws/ec2";
 import { secretsManagerClients } from "../../shared/aws/secrets-manager";
 import { snsClients } from "../../shared/aws/sns";
@@ -136,6 +136,7 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
         ec2: ec2Clients(),
         ssm: ssmClients(),
         ssmSend: ssmSendClients(),
+        autoScalingStart: autoScalingStartClients(),
         sns: snsClients(),
         sqs: sqsClients(),
         apiToken: apiTokenLoaderForArn(secrets, config.buildkite.apiTokenSecretArn),

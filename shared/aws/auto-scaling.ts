@@ -15,3 +15,12 @@ export const autoScalingClients = () =>
   perRegion(
     (region) => new AutoScalingClient({ ...awsClientOptions(region), retryMode: "adaptive", maxAttempts: 6 }),
   );
+
+/**
+ * For StartInstanceRefresh and TerminateInstanceInAutoScalingGroup only: no SDK retry. Neither is
+ * idempotent (a retry after a lost response can start a second refresh once the first has ended,
+ * or replace a second instance); the next run finds what the first call did (the refresh history
+ * against our recorded intent, the group's instances) and decides from that.
+ */
+export const autoScalingStartClients = () =>
+  perRegion((region) => new AutoScalingClient({ ...awsClientOptions(region), maxAttempts: 1 }));

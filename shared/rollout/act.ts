@@ -19,6 +19,8 @@ import type { Action, Observation, Plan } from "./types";
 
 export interface ActDeps {
   autoScaling: (region: string) => AutoScalingClient;
+  /** For StartInstanceRefresh and TerminateInstanceInAutoScalingGroup: no SDK retries (not idempotent). */
+  autoScalingStart: (region: string) => AutoScalingClient;
   /** For SendCommand: clients without SDK retries (SendCommand is not idempotent). */
   ssmSend: (region: string) => SSMClient;
   sns: (region: string) => SNSClient;
@@ -120,7 +122,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
         return;
       }
       try {
-        const refreshId = await startRefresh(deps.autoScaling(a.target.region), a);
+        const refreshId = await startRefresh(deps.autoScalingStart(a.target.region), a);
         started.push({ a, refreshId });
         result.refreshesStarted.push({ ...a.target, refreshId });
         deps.logger.info("started instance refresh", {
@@ -192,7 +194,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     }),
     ...of("terminate-instance").map(async (a) => {
       try {
-        await deps.autoScaling(a.target.region).send(
+        await deps.autoScalingStart(a.target.region).send(
           new TerminateInstanceInAutoScalingGroupCommand({
             InstanceId: a.instanceId,
             // The group launches a replacement, which reads the new token at boot.

@@ -26,6 +26,8 @@ export interface ReconcileDeps {
   autoScaling: (region: string) => AutoScalingClient;
   ec2: (region: string) => EC2Client;
   ssm: (region: string) => SSMClient;
+  /** Auto Scaling clients without SDK retries, for StartInstanceRefresh and terminations (not idempotent). */
+  autoScalingStart: (region: string) => AutoScalingClient;
   /** SSM clients without SDK retries, for SendCommand (not idempotent). */
   ssmSend: (region: string) => SSMClient;
   sns: (region: string) => SNSClient;

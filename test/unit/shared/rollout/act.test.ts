@@ -57,6 +57,7 @@ beforeEach(() => {
   deps = {
     autoScaling: () => new AutoScalingClient({ region: "us-east-1" }),
     ssmSend: () => new SSMClient({ region: "us-east-1" }),
+    autoScalingStart: () => new AutoScalingClient({ region: "us-east-1" }),
     sns: () => new SNSClient({ region: "us-east-1" }),
     buildkite: {
       deleteToken: async (id) => {

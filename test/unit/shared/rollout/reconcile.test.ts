@@ -124,6 +124,7 @@ function depsWith(memory: RolloutMemory): ReconcileDeps {
     ec2: (region) => new EC2Client({ region }),
     ssm: (region) => new SSMClient({ region }),
     ssmSend: (region) => new SSMClient({ region }),
+    autoScalingStart: (region) => new AutoScalingClient({ region }),
     sns: (region) => new SNSClient({ region }),
     buildkite: {
       listTokens: async () => [
