@@ -11,6 +11,7 @@ import type { InPlaceSettings, TargetGroup } from "../config";
 import { describeError } from "../errors";
 import type { Logger } from "../log";
 import type { MetricsSink } from "../metrics";
+import { backoffDelay, type Sleep } from "../sleep";
 import { commandComment } from "./install-result";
 import { alertId, encodeRefreshMarker, encodeRolloutMarker, encodeSync } from "./markers";
 import { groupKey } from "./model";
@@ -32,6 +33,7 @@ export interface ActDeps {
   logger: Logger;
   metrics: MetricsSink;
   now: () => Date;
+  sleep: Sleep;
 }
 
 export interface ActResult {
@@ -122,7 +124,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
         return;
       }
       try {
-        const refreshId = await startRefresh(deps.autoScalingStart(a.target.region), a);
+        const refreshId = await startRefresh(deps.autoScalingStart(a.target.region), a, deps.sleep);
         started.push({ a, refreshId });
         result.refreshesStarted.push({ ...a.target, refreshId });
         deps.logger.info("started instance refresh", {
@@ -303,8 +305,31 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
   return result;
 }
 
+/**
+ * Attempts at a StartInstanceRefresh that Auto Scaling throttled. A throttled request was refused
+ * before it ran (error code Throttling, "Rate exceeded"), so trying it again cannot start a second
+ * refresh — unlike a lost response, which is never retried.
+ */
+const THROTTLED_START_ATTEMPTS = 4;
+const isThrottling = (error: unknown) => /^Throttl/.test(describeError(error).name);
+
 /** Starts the refresh whose intent act() has recorded. */
-async function startRefresh(client: AutoScalingClient, a: Kind<"start-refresh">): Promise<string> {
+async function startRefresh(
+  client: AutoScalingClient,
+  a: Kind<"start-refresh">,
+  sleep: Sleep,
+): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRefreshOnce(client, a);
+    } catch (error) {
+      if (!isThrottling(error) || attempt >= THROTTLED_START_ATTEMPTS) throw error;
+      await sleep(backoffDelay(attempt, 500, 4_000));
+    }
+  }
+}
+
+async function startRefreshOnce(client: AutoScalingClient, a: Kind<"start-refresh">): Promise<string> {
   const p = a.preferences;
   const out = await client.send(
     new StartInstanceRefreshCommand({

@@ -72,6 +72,7 @@ beforeEach(() => {
     logger: createLogger("test", {}, "error"),
     metrics: { put: (name, value) => metrics.push([name, value]) },
     now: () => NOW,
+    sleep: async () => undefined,
   };
 });
 
@@ -111,6 +112,24 @@ describe("act", () => {
       intentAt: NOW,
       refreshId: "r-1",
     });
+  });
+
+  it("tries a throttled start again (refused before it ran), but never a start whose response was lost", async () => {
+    asg
+      .on(StartInstanceRefreshCommand)
+      .rejectsOnce(Object.assign(new Error("Rate exceeded"), { name: "Throttling" }))
+      .resolves({ InstanceRefreshId: "r-2" });
+    const throttled = await act(planWith([start]), obs(), deps);
+    expect(throttled.refreshesStarted).toEqual([{ ...group, refreshId: "r-2" }]);
+    expect(asg.commandCalls(StartInstanceRefreshCommand)).toHaveLength(2);
+
+    asg.reset();
+    asg
+      .on(StartInstanceRefreshCommand)
+      .rejects(Object.assign(new Error("socket hang up"), { name: "TimeoutError" }));
+    const lost = await act(planWith([start]), obs(), deps);
+    expect(lost.refreshesStarted).toEqual([]);
+    expect(asg.commandCalls(StartInstanceRefreshCommand)).toHaveLength(1);
   });
 
   it("starts nothing when the intent cannot be recorded (a start it could not find again could be doubled)", async () => {
