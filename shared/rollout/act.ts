@@ -407,19 +407,7 @@ export async function tagGroup(
   key: string,
   value: string,
 ): Promise<void> {
-  await client.send(
-    new CreateOrUpdateTagsCommand({
-      Tags: [
-        {
-          ResourceId: groupName,
-          ResourceType: "auto-scaling-group",
-          Key: key,
-          Value: value,
-          PropagateAtLaunch: false,
-        },
-      ],
-    }),
-  );
+  await client.send(new CreateOrUpdateTagsCommand({ Tags: [tagOf({ groupName, key, value })] }));
 }
 
 /** The metric an alert counts towards, by the kind its key starts with. */

@@ -73,9 +73,8 @@ export class RolloutMemory {
       this.last = {
         versionId: plan.versionId,
         fullStartedAt: obs.startedAt,
-        managed:
-          !plan.targets.some((t) => t.phase === "unmanaged") &&
-          obs.tokens.some((t) => t.versionId === plan.versionId),
+        // The rule plan() applies to a full observation: the version is ours if we made a token for it.
+        managed: obs.tokens.some((t) => t.versionId === plan.versionId),
         anchor,
         notDone,
         leakedOpen:

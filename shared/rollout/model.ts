@@ -5,6 +5,12 @@ import type { InstanceState, TargetPhase, TargetStatus } from "./types";
  * are still moving. plan(), status, the CLI's `rotate` and the sandbox all read these.
  */
 
+/** Just the group's name and region, from anything that carries them (an observation, a status). */
+export const targetGroupOf = (t: { region: string; groupName: string }) => ({
+  region: t.region,
+  groupName: t.groupName,
+});
+
 /** How a group is named across regions: `region:group`. */
 export const groupKey = (t: { region: string; groupName: string }): string => `${t.region}:${t.groupName}`;
 

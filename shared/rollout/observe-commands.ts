@@ -1,4 +1,9 @@
-import { ListCommandInvocationsCommand, ListCommandsCommand, type SSMClient } from "@aws-sdk/client-ssm";
+import {
+  type CommandInvocation,
+  ListCommandInvocationsCommand,
+  ListCommandsCommand,
+  type SSMClient,
+} from "@aws-sdk/client-ssm";
 import { observationError } from "../aws/errors";
 import { commandComment, parseInstallResult } from "./install-result";
 import { type GroupRow, MAX_PAGES, type ObserveDeps } from "./observe";
@@ -52,26 +57,11 @@ export async function attachInvocations(
               const m = inv.InstanceId ? members.get(inv.InstanceId) : undefined;
               if (!m || !inv.InstanceId) continue;
               seen.add(inv.InstanceId);
-              const output = inv.CommandPlugins?.map((p) => p.Output ?? "").join("\n");
-              m.invocations.push({
-                commandId: c.CommandId,
-                requestedAt: inv.RequestedDateTime ?? requestedAt,
-                status: inv.Status ?? "unknown",
-                statusDetails: inv.StatusDetails,
-                result: parseInstallResult(output ?? ""),
-              });
+              m.invocations.push(invocationOf(c.CommandId, inv, requestedAt));
             }
             for (const id of c.InstanceIds ?? []) {
               const m = members.get(id);
-              if (m && !seen.has(id)) {
-                m.invocations.push({
-                  commandId: c.CommandId,
-                  requestedAt,
-                  status: "Sent",
-                  statusDetails: undefined,
-                  result: undefined,
-                });
-              }
+              if (m && !seen.has(id)) m.invocations.push(sentInvocation(c.CommandId, requestedAt));
             }
           }
           nextToken = out.NextToken;
@@ -85,6 +75,27 @@ export async function attachInvocations(
     }),
   );
 }
+
+/** One instance's invocation as ListCommandInvocations (Details) reports it, with our result line. */
+function invocationOf(commandId: string, inv: CommandInvocation, requestedAt: Date): InvocationObservation {
+  const output = inv.CommandPlugins?.map((p) => p.Output ?? "").join("\n");
+  return {
+    commandId,
+    requestedAt: inv.RequestedDateTime ?? requestedAt,
+    status: inv.Status ?? "unknown",
+    statusDetails: inv.StatusDetails,
+    result: parseInstallResult(output ?? ""),
+  };
+}
+
+/** An instance a command lists before its invocation is visible. */
+const sentInvocation = (commandId: string, requestedAt: Date): InvocationObservation => ({
+  commandId,
+  requestedAt,
+  status: "Sent",
+  statusDetails: undefined,
+  result: undefined,
+});
 
 const newestFirst = (a: InvocationObservation, b: InvocationObservation) =>
   b.requestedAt.getTime() - a.requestedAt.getTime();
@@ -124,6 +135,7 @@ export async function observeCommands(
   sent: ReadonlyArray<{ region: string; commandId: string; instanceIds: readonly string[] }>,
   relist: readonly string[],
 ): Promise<Observation> {
+  const startedAt = deps.now();
   const versionId = previous.secret.current;
   const targets: GroupRow[] = previous.targets.map((t) => ({
     ...t,
@@ -140,16 +152,7 @@ export async function observeCommands(
     for (const id of c.instanceIds) {
       const m = byId.get(id);
       if (m && !m.invocations.some((i) => i.commandId === c.commandId)) {
-        m.invocations = [
-          {
-            commandId: c.commandId,
-            requestedAt: deps.now(),
-            status: "Sent",
-            statusDetails: undefined,
-            result: undefined,
-          },
-          ...m.invocations,
-        ];
+        m.invocations = [sentInvocation(c.commandId, deps.now()), ...m.invocations];
       }
     }
   }
@@ -169,17 +172,9 @@ export async function observeCommands(
           for (const inv of await listInvocations(deps.ssm(region), commandId)) {
             const m = inv.InstanceId ? members.get(inv.InstanceId) : undefined;
             if (!m) continue;
-            const requestedAt = inv.RequestedDateTime ?? previous.now;
-            const output = inv.CommandPlugins?.map((p) => p.Output ?? "").join("\n");
             m.invocations = [
               ...m.invocations.filter((i) => i.commandId !== commandId),
-              {
-                commandId,
-                requestedAt,
-                status: inv.Status ?? "unknown",
-                statusDetails: inv.StatusDetails,
-                result: parseInstallResult(output ?? ""),
-              },
+              invocationOf(commandId, inv, previous.now),
             ].sort(newestFirst);
           }
         } catch (error) {
@@ -196,7 +191,7 @@ export async function observeCommands(
   return {
     ...previous,
     scope: "poll",
-    startedAt: deps.now(),
+    startedAt,
     now: deps.now(),
     targets: targets.map(({ tags: _tags, raw: _raw, ...t }) => t),
     tokens: [],

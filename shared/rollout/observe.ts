@@ -25,7 +25,7 @@ import {
   SYNC_TAG,
 } from "./markers";
 import type { RolloutMemory } from "./memory";
-import { groupKey } from "./model";
+import { groupKey, targetGroupOf } from "./model";
 import { attachInvocations } from "./observe-commands";
 import { rolloutStartedAt } from "./plan";
 import type {
@@ -171,7 +171,7 @@ export async function observeWithSecret(
       observedAt: validPast(forCurrent?.observedAt, since, deps.now()),
     },
     emergency,
-    anchor: anchor && { region: anchor.region, groupName: anchor.groupName },
+    anchor: anchor && targetGroupOf(anchor),
     managedVersion:
       partial && recollection?.managed && recollection.versionId === state.current
         ? state.current
@@ -190,45 +190,67 @@ async function observeSomeGroups(
   wanted: readonly TargetGroup[],
 ): Promise<{ targets: GroupRow[]; stacks: StackObservation[]; anchor: GroupRow | undefined }> {
   const anchorTarget = deps.memory?.recollect()?.anchor ?? deps.config.targets[0];
-  const names = new Map<string, Set<string>>();
-  for (const g of [...wanted, ...(anchorTarget ? [anchorTarget] : [])])
-    names.set(g.region, (names.get(g.region) ?? new Set()).add(g.groupName));
-  const found = new Map<string, AutoScalingGroup | ObservationError>();
-  await Promise.all(
-    [...names].map(async ([region, set]) => {
-      const list = [...set];
-      try {
-        for (let i = 0; i < list.length; i += GROUP_NAMES_PER_CALL) {
-          const chunk = list.slice(i, i + GROUP_NAMES_PER_CALL);
-          for (const g of await describeGroups(deps.autoScaling(region), { AutoScalingGroupNames: chunk }))
-            if (g.AutoScalingGroupName) found.set(`${region}:${g.AutoScalingGroupName}`, g);
-        }
-      } catch (error) {
-        const e = observationError(error);
-        for (const name of list) found.set(`${region}:${name}`, e);
-      }
-    }),
-  );
-  const rowOf = (t: TargetGroup): GroupRow => {
-    const g = found.get(groupKey(t));
-    return g === undefined || "AutoScalingGroupName" in g
-      ? row(t, undefined, g as AutoScalingGroup | undefined, undefined)
-      : row(t, undefined, undefined, g as ObservationError);
-  };
-  let anchor = anchorTarget ? rowOf(anchorTarget) : undefined;
+  const found = await describeNamedGroups(deps, [...wanted, ...(anchorTarget ? [anchorTarget] : [])]);
+  let anchor = anchorTarget ? rowOf(anchorTarget, found) : undefined;
   if (!anchorTarget && deps.config.stacks[0]) {
     const s = deps.config.stacks[0];
-    const first = await describeGroups(deps.autoScaling(s.region), {
-      Filters: [
-        { Name: `tag:${STACK_NAME_TAG}`, Values: [s.stackName] },
-        { Name: `tag:${LOGICAL_ID_TAG}`, Values: [AGENT_GROUP_LOGICAL_ID] },
-      ],
-    }).catch(() => []);
+    const first = await describeGroups(deps.autoScaling(s.region), stackGroupsQuery(s)).catch(() => []);
     const g = first[0];
     if (g?.AutoScalingGroupName)
       anchor = row({ region: s.region, groupName: g.AutoScalingGroupName }, s.stackName, g, undefined);
   }
-  return { targets: wanted.map(rowOf), stacks: [], anchor: anchor?.exists ? anchor : undefined };
+  return {
+    targets: wanted.map((t) => rowOf(t, found)),
+    stacks: [],
+    anchor: anchor?.exists ? anchor : undefined,
+  };
+}
+
+/**
+ * The named groups, described by name in chunks of GROUP_NAMES_PER_CALL per region, keyed
+ * `region:group`: the group, the region's error (for every name asked there), or nothing when
+ * Auto Scaling does not know the name.
+ */
+async function describeNamedGroups(
+  deps: Pick<ObserveDeps, "autoScaling">,
+  targets: readonly TargetGroup[],
+): Promise<Map<string, AutoScalingGroup | ObservationError>> {
+  const byRegion = new Map<string, Set<string>>();
+  for (const t of targets) byRegion.set(t.region, (byRegion.get(t.region) ?? new Set()).add(t.groupName));
+  const found = new Map<string, AutoScalingGroup | ObservationError>();
+  await Promise.all(
+    [...byRegion].map(async ([region, set]) => {
+      const names = [...set];
+      try {
+        for (let i = 0; i < names.length; i += GROUP_NAMES_PER_CALL) {
+          const chunk = names.slice(i, i + GROUP_NAMES_PER_CALL);
+          for (const g of await describeGroups(deps.autoScaling(region), { AutoScalingGroupNames: chunk }))
+            if (g.AutoScalingGroupName) found.set(groupKey({ region, groupName: g.AutoScalingGroupName }), g);
+        }
+      } catch (error) {
+        const e = observationError(error);
+        for (const groupName of names) found.set(groupKey({ region, groupName }), e);
+      }
+    }),
+  );
+  return found;
+}
+
+/** A target group's row from describeNamedGroups' answer. */
+function rowOf(t: TargetGroup, described: Map<string, AutoScalingGroup | ObservationError>): GroupRow {
+  const g = described.get(groupKey(t));
+  if (g !== undefined && !("AutoScalingGroupName" in g)) return row(t, undefined, undefined, g);
+  return row(t, undefined, g, undefined);
+}
+
+/** The Elastic CI Stack's agent group, by the tags CloudFormation puts on it. */
+function stackGroupsQuery(s: { stackName: string }): { Filters: Filter[] } {
+  return {
+    Filters: [
+      { Name: `tag:${STACK_NAME_TAG}`, Values: [s.stackName] },
+      { Name: `tag:${LOGICAL_ID_TAG}`, Values: [AGENT_GROUP_LOGICAL_ID] },
+    ],
+  };
 }
 
 export async function replicaCurrentVersion(
@@ -271,42 +293,13 @@ export type GroupRow = TargetObservation & {
 export async function observeGroups(
   deps: Pick<ObserveDeps, "config" | "autoScaling">,
 ): Promise<{ targets: GroupRow[]; stacks: StackObservation[]; anchor?: GroupRow }> {
-  const byRegion = new Map<string, string[]>();
-  for (const t of deps.config.targets)
-    byRegion.set(t.region, [...(byRegion.get(t.region) ?? []), t.groupName]);
-  const described = new Map<string, Map<string, AutoScalingGroup> | ObservationError>();
-  await Promise.all(
-    [...byRegion].map(async ([region, names]) => {
-      try {
-        const found = new Map<string, AutoScalingGroup>();
-        for (let i = 0; i < names.length; i += GROUP_NAMES_PER_CALL) {
-          const chunk = names.slice(i, i + GROUP_NAMES_PER_CALL);
-          for (const g of await describeGroups(deps.autoScaling(region), { AutoScalingGroupNames: chunk }))
-            if (g.AutoScalingGroupName) found.set(g.AutoScalingGroupName, g);
-        }
-        described.set(region, found);
-      } catch (error) {
-        described.set(region, observationError(error));
-      }
-    }),
-  );
-  const rows: GroupRow[] = deps.config.targets.map((t) => {
-    const groups = described.get(t.region);
-    if (groups === undefined || !(groups instanceof Map)) {
-      return row(t, undefined, undefined, groups ?? { message: "not described", definitive: false });
-    }
-    return row(t, undefined, groups.get(t.groupName), undefined);
-  });
+  const described = await describeNamedGroups(deps, deps.config.targets);
+  const rows: GroupRow[] = deps.config.targets.map((t) => rowOf(t, described));
 
   const stacks = await Promise.all(
     deps.config.stacks.map(async (s): Promise<StackObservation & { found: AutoScalingGroup[] }> => {
       try {
-        const found = await describeGroups(deps.autoScaling(s.region), {
-          Filters: [
-            { Name: `tag:${STACK_NAME_TAG}`, Values: [s.stackName] },
-            { Name: `tag:${LOGICAL_ID_TAG}`, Values: [AGENT_GROUP_LOGICAL_ID] },
-          ],
-        });
+        const found = await describeGroups(deps.autoScaling(s.region), stackGroupsQuery(s));
         const names = found.map((g) => g.AutoScalingGroupName ?? "").filter(Boolean);
         return { ...s, groups: names, error: undefined, found };
       } catch (error) {

@@ -1,7 +1,7 @@
 import type { RefreshPreferences } from "../config";
 import { allSafe, instanceLedger, type LedgerSettings } from "./ledger";
 import { alertId, retryRefreshAdvice } from "./markers";
-import { BLOCKED_PHASES, DONE_PHASES, REFRESH_PHASES } from "./model";
+import { BLOCKED_PHASES, DONE_PHASES, REFRESH_PHASES, targetGroupOf } from "./model";
 import type {
   Action,
   EmergencyDeclaration,
@@ -308,7 +308,7 @@ function planWhole(obs: Observation, settings: PlanSettings): Plan {
     // First run that sees the region in sync: from now on, a launching instance reads the new token.
     const syncedAt = t.syncedAt ?? obs.now;
     if (t.syncedAt === undefined) {
-      actions.push({ kind: "record-sync", target: group(t), versionId: version, at: obs.now });
+      actions.push({ kind: "record-sync", target: targetGroupOf(t), versionId: version, at: obs.now });
     }
     const instances = instanceLedger(t.members, version, syncedAt, obs.now, ledgerSettings);
     for (const i of instances) {
@@ -327,7 +327,7 @@ function planWhole(obs: Observation, settings: PlanSettings): Plan {
     if (refresh.phase === "start-refresh" && !(status && DONE_PHASES.has(status.phase))) {
       actions.push({
         kind: "start-refresh",
-        target: group(t),
+        target: targetGroupOf(t),
         versionId: version,
         preferences,
         reason: emergency ? "emergency" : settings.strategy === "refresh" ? "strategy" : "fallback",
@@ -524,8 +524,6 @@ function targetBase(t: TargetObservation | TargetStatus) {
   };
 }
 
-const group = (t: { region: string; groupName: string }) => ({ region: t.region, groupName: t.groupName });
-
 function doneOrWaiting(
   t: TargetObservation,
   instances: InstanceStatus[],
@@ -581,10 +579,15 @@ function inPlaceStatus(t: TargetObservation, instances: InstanceStatus[], ctx: P
     for (const i of due) {
       const agent = obs.agents?.find((a) => a.instanceId === i.instanceId);
       if (agent?.connectionState === "connected") {
-        actions.push({ kind: "stop-agent", target: group(t), instanceId: i.instanceId, agentId: agent.id });
+        actions.push({
+          kind: "stop-agent",
+          target: targetGroupOf(t),
+          instanceId: i.instanceId,
+          agentId: agent.id,
+        });
       } else if (agent?.connectionState !== "stopping" && obs.agents !== undefined) {
         // No agent runs a job there (never connected, stopped, lost): replacing it interrupts nothing.
-        actions.push({ kind: "terminate-instance", target: group(t), instanceId: i.instanceId });
+        actions.push({ kind: "terminate-instance", target: targetGroupOf(t), instanceId: i.instanceId });
       }
     }
   }
@@ -705,7 +708,7 @@ function ourRefresh(t: TargetObservation, ctx: PlanContext): RefreshObservation 
     if (!adopted) return undefined;
     actions.push({
       kind: "adopt-refresh",
-      target: group(t),
+      target: targetGroupOf(t),
       versionId: version,
       intentAt: m.intentAt,
       refreshId: adopted.id,

@@ -11,7 +11,7 @@ import type { MetricsSink } from "../metrics";
 import { backoffDelay, type Sleep } from "../sleep";
 import { type ActResult, act } from "./act";
 import type { RolloutMemory } from "./memory";
-import { instanceCounts } from "./model";
+import { instanceCounts, targetGroupOf } from "./model";
 import { observe, replicaCurrentVersion } from "./observe";
 import { observeCommands } from "./observe-commands";
 import { plan } from "./plan";
@@ -217,9 +217,7 @@ export async function reconcile(
       break;
     }
     // The regions that caught up are the only ones whose groups have something new to do.
-    const groups = current.targets
-      .filter((t) => lagging.includes(t.region))
-      .map((t) => ({ region: t.region, groupName: t.groupName }));
+    const groups = current.targets.filter((t) => lagging.includes(t.region)).map(targetGroupOf);
     next = groups.length > 0 ? { kind: "groups", groups } : { kind: "full" };
   }
   return outcome;
@@ -227,9 +225,7 @@ export async function reconcile(
 
 /** Groups the observation could not see for a reason that may pass (throttling, a 5xx, a timeout). */
 function transientlyUnobserved(observation: Observation): TargetGroup[] {
-  return observation.targets
-    .filter((t) => t.error !== undefined && !t.error.definitive)
-    .map((t) => ({ region: t.region, groupName: t.groupName }));
+  return observation.targets.filter((t) => t.error !== undefined && !t.error.definitive).map(targetGroupOf);
 }
 
 /** Regions where a planned SendCommand did not report a command: it may exist all the same. */

@@ -23,8 +23,9 @@ export type RunScope =
  */
 const EVENT_TIME_RESOLUTION_MS = 1_000;
 /**
- * A partial run holds its alerts back for a full observation; while other groups are still pending
- * it asks for one at most this often, so a burst of failures costs one full look, not one each.
+ * A partial run holds fleet-wide alerts (budget, unobservable, expiry) back for a full observation;
+ * while other groups are still pending it asks for one at most this often, so a burst of them costs
+ * one full look, not one each.
  */
 export const ALERT_FULL_OBSERVATION_INTERVAL_MS = 60_000;
 
