@@ -1,5 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { InputError } from "../shared/errors";
+import { InputError } from "../shared/lib/errors";
 
 /** The CLI's name, as package.json's "bin" installs it. */
 export const PROGRAM = "bk-agent-token";

@@ -1,6 +1,6 @@
 import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
-import { awsClientOptions } from "../shared/aws/client-options";
-import { AppError, describeError } from "../shared/errors";
+import { awsClientOptions } from "../shared/lib/aws/client-options";
+import { AppError, describeError } from "../shared/lib/errors";
 import { UsageError } from "./args";
 
 /**

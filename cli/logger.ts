@@ -1,5 +1,5 @@
-import type { Env } from "../shared/config";
-import { createLogger, type Logger, parseLevel } from "../shared/log";
+import type { Env } from "../shared/lib/config";
+import { createLogger, type Logger, parseLevel } from "../shared/lib/log";
 
 /**
  * The CLI's structured diagnostics (stderr: main() points the log sink there). Quiet by default:

@@ -1,5 +1,5 @@
-import { redactSecrets, setLogSink } from "../shared/log";
-import { truncate } from "../shared/redact";
+import { redactSecrets, setLogSink } from "../shared/lib/log";
+import { truncate } from "../shared/lib/redact";
 import { readErrorMessage } from "../shared/token-reader/errors";
 import { PROGRAM, UsageError } from "./args";
 import { commands } from "./registry";

@@ -1,4 +1,4 @@
-import type { Env } from "../shared/config";
+import type { Env } from "../shared/lib/config";
 
 /** Where a command writes and what environment it sees; injectable so tests run main() in-process. */
 export interface CliIo {

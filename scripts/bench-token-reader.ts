@@ -15,9 +15,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { getSecret, SecretsProvider } from "@aws-lambda-powertools/parameters/secrets";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { startMoto } from "../infra/sandbox/moto";
-import { awsClientOptions } from "../shared/aws/client-options";
-import { secretsManagerClients } from "../shared/aws/secrets-manager";
+import { startMoto } from "../sandbox/fakes/aws/moto";
+import { awsClientOptions } from "../shared/lib/aws/client-options";
+import { secretsManagerClients } from "../shared/lib/aws/secrets-manager";
 import { createTokenReader } from "../shared/token-reader/reader";
 import { secretsManagerSource } from "../shared/token-reader/secrets-manager-source";
 

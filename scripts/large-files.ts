@@ -11,19 +11,19 @@ const ROOTS = ["functions", "shared", "cli", "sandbox", "infra", "scripts"];
 
 /** Large files kept large on purpose (or not yet split), each with why. Keep it short. */
 export const ALLOWED: Record<string, string> = {
-  "infra/sandbox/scenario.ts":
+  "sandbox/scenario/scenario.ts":
     "not yet split: the scenario closure is issue 12's sandbox/scenario/ (profiles, narrator, loop)",
-  "infra/sandbox/autoscaling/fleet.ts":
+  "sandbox/fakes/autoscaling/fleet.ts":
     "not yet split: the fleet model (groups, instances, refreshes, boot and shutdown) — issue 12",
-  "infra/sandbox/ssm/run-command.ts":
+  "sandbox/fakes/ssm/run-command.ts":
     "not yet split: the Run Command stand-in's state and its six operations — issue 12",
-  "infra/sandbox/summary.ts":
+  "sandbox/verdict/summary.ts":
     "not yet split: facts, invariants, outcome and rendering — issue 12's sandbox/verdict/",
-  "infra/sandbox/buildkite-api.ts": "not yet split: issue 12's fakes/buildkite/{server,routes,store,faults}",
-  "infra/sandbox/world.ts": "not yet split: wiring of every stand-in; issue 12's sandbox/world/",
-  "infra/sandbox/local-lambda.ts":
+  "sandbox/fakes/buildkite/api.ts": "not yet split: issue 12's fakes/buildkite/{server,routes,store,faults}",
+  "sandbox/world/world.ts": "not yet split: wiring of every stand-in; issue 12's sandbox/world/",
+  "sandbox/fakes/lambda/local-lambda.ts":
     "one protocol (Lambda Invoke) and its queue; splitting would scatter the model",
-  "infra/sandbox/replicator.ts":
+  "sandbox/fakes/secrets-manager/replicator.ts":
     "one model: Secrets Manager replication with its documented lag and failure modes",
   "shared/rollout/observe.ts":
     "the full and the partial observation share every reader; Run Command's part is already apart",
@@ -31,7 +31,7 @@ export const ALLOWED: Record<string, string> = {
     "the one decision; its per-group parts (in-place, refresh, our refresh) are candidates for plan/",
   "shared/buildkite/client.ts":
     "one REST client: every call's timeout, retry, paging and error rule in one place",
-  "functions/rotate-token/steps.ts":
+  "shared/rotation/steps.ts":
     "the four rotation steps, each short, kept side by side because they hand state to each other",
   "shared/rollout/act.ts": "one writer per action kind; batching of tags lives beside the writes it batches",
 };

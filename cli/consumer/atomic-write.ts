@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { constants, type Stats } from "node:fs";
 import { lstat, open, realpath, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, parse, resolve, sep } from "node:path";
-import { AppError } from "../../shared/errors";
+import { AppError } from "../../shared/lib/errors";
 
 export interface AtomicWriteResult {
   path: string;

@@ -1,8 +1,8 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
-import { awsClientOptions, perRegion } from "../../shared/aws/client-options";
-import { type Env, isRegionName } from "../../shared/config";
-import type { Logger } from "../../shared/log";
+import { awsClientOptions, perRegion } from "../../shared/lib/aws/client-options";
+import { type Env, isRegionName } from "../../shared/lib/config";
+import type { Logger } from "../../shared/lib/log";
 import { createTokenReader, type TokenReader } from "../../shared/token-reader/reader";
 import { secretsManagerSource } from "../../shared/token-reader/secrets-manager-source";
 import { TOKEN_SOURCES, type TokenSource } from "../../shared/token-reader/sources";

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { GetParameterCommand } from "@aws-sdk/client-ssm";
-import { AppError } from "../../shared/errors";
-import { registerSecret } from "../../shared/log";
+import { AppError } from "../../shared/lib/errors";
+import { registerSecret } from "../../shared/lib/log";
 import {
   type RegionFailure,
   readErrorMessage,

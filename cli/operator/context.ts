@@ -11,18 +11,18 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { STSClient } from "@aws-sdk/client-sts";
-import { awsClientOptions, perRegion } from "../../shared/aws/client-options";
 import { apiTokenLoader } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
+import { awsClientOptions, perRegion } from "../../shared/lib/aws/client-options";
 import {
   type Env,
   isRegionName,
   loadReconcileConfig,
   parseSecretArn,
   type ReconcileConfig,
-} from "../../shared/config";
-import { AppError, ConfigError, describeError } from "../../shared/errors";
-import type { Logger } from "../../shared/log";
+} from "../../shared/lib/config";
+import { AppError, ConfigError, describeError } from "../../shared/lib/errors";
+import type { Logger } from "../../shared/lib/log";
 import { collectStatus, type StatusDeps, type StatusReport } from "../../shared/rollout/status";
 import { HELP_OPTION, type OptionSpec, UsageError } from "../args";
 import { assumeRole, assumeRoleOption, type RoleToAssume } from "../credentials";
@@ -30,7 +30,7 @@ import { assumeRole, assumeRoleOption, type RoleToAssume } from "../credentials"
 /**
  * Plumbing shared by the operator commands (status, preflight, rotate): where the configuration
  * comes from, and the clients built from it. The operator commands need exactly the reconcile
- * function's configuration contract (shared/config.ts loadReconcileConfig), read either from the
+ * function's configuration contract (shared/lib/config.ts loadReconcileConfig), read either from the
  * deployed function (--function) or from the process environment.
  */
 

@@ -1,6 +1,6 @@
 import { isManagedFor, managedVersionOf } from "../../shared/buildkite/description";
-import type { TargetGroup } from "../../shared/config";
-import { AppError } from "../../shared/errors";
+import type { TargetGroup } from "../../shared/lib/config";
+import { AppError } from "../../shared/lib/errors";
 import { tagGroup } from "../../shared/rollout/act";
 import { anchorOf, EMERGENCY_TAG, encodeEmergency } from "../../shared/rollout/markers";
 import { DONE_PHASES } from "../../shared/rollout/model";

@@ -1,10 +1,10 @@
-import type { ReconcileConfig } from "../../shared/config";
+import type { ReconcileConfig } from "../../shared/lib/config";
+import { duration } from "../../shared/lib/terminal";
 import { ACTIVE_REFRESH } from "../../shared/rollout/plan";
 import { tokenParameterName } from "../../shared/rollout/reconcile";
 import type { StatusReport } from "../../shared/rollout/status";
 import type { Observation, TargetObservation } from "../../shared/rollout/types";
 import type { SecretState } from "../../shared/secrets/describe";
-import { duration } from "../../shared/terminal";
 import { blockedAdvice } from "./render/advice";
 import { type PolicyDocument, type StackFacts, stackChecks } from "./stack-checks";
 

@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { RotateSecretCommand } from "@aws-sdk/client-secrets-manager";
-import { describeError } from "../../shared/errors";
+import { describeError } from "../../shared/lib/errors";
+import { sleep as realSleep, type Sleep } from "../../shared/lib/sleep";
+import { CLEAR_SCREEN, duration, isTty, terminalWidth, useColor } from "../../shared/lib/terminal";
 import { EMERGENCY_TAG } from "../../shared/rollout/plan";
 import type { StatusReport } from "../../shared/rollout/status";
 import { describeSecret } from "../../shared/secrets/describe";
-import { sleep as realSleep, type Sleep } from "../../shared/sleep";
-import { CLEAR_SCREEN, duration, isTty, terminalWidth, useColor } from "../../shared/terminal";
 import { helpText, type OptionSpec, PROGRAM, parseCommandArgs, UsageError } from "../args";
 import { cliLogger } from "../logger";
 import type { CliIo, CommandRunner } from "../types";

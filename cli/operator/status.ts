@@ -1,4 +1,4 @@
-import { terminalWidth, useColor } from "../../shared/terminal";
+import { terminalWidth, useColor } from "../../shared/lib/terminal";
 import { helpText, type OptionSpec, PROGRAM, parseCommandArgs } from "../args";
 import { cliLogger } from "../logger";
 import type { CommandRunner } from "../types";

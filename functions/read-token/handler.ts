@@ -1,6 +1,6 @@
 import type { LambdaFunctionURLEventWithIAMAuthorizer, LambdaFunctionURLResult } from "aws-lambda";
-import { secretsManagerClients } from "../../shared/aws/secrets-manager";
-import { createLambdaHandler, type LambdaHandler } from "../../shared/lambda/handler";
+import { secretsManagerClients } from "../../shared/lib/aws/secrets-manager";
+import { createLambdaHandler, type LambdaHandler } from "../../shared/lib/lambda/handler";
 import { loadReadTokenConfig } from "../../shared/token-reader/config";
 import { createTokenReader } from "../../shared/token-reader/reader";
 import { secretsManagerSource } from "../../shared/token-reader/secrets-manager-source";

@@ -1,5 +1,5 @@
 import type { LambdaFunctionURLResult } from "aws-lambda";
-import type { Logger } from "../../shared/log";
+import type { Logger } from "../../shared/lib/log";
 import { describeReadError, TokenReadError } from "../../shared/token-reader/errors";
 import { type AllowedPrincipals, authorize, type CallerIdentity } from "../../shared/token-reader/principals";
 import type { TokenReader } from "../../shared/token-reader/reader";

@@ -1,4 +1,4 @@
-import { InputError } from "../../shared/errors";
+import { InputError } from "../../shared/lib/errors";
 import { parseTrigger, type Trigger } from "./trigger";
 
 /**

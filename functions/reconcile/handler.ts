@@ -1,17 +1,17 @@
-import { autoScalingClients, autoScalingStartClients } from "../../shared/aws/auto-scaling";
-import { ec2Clients } from "../../shared/aws/ec2";
-import { secretsManagerClients } from "../../shared/aws/secrets-manager";
-import { snsClients } from "../../shared/aws/sns";
-import { deferRedelivery, retryDelaySeconds, type SQSClient, sqsClients } from "../../shared/aws/sqs";
-import { ssmClients, ssmSendClients } from "../../shared/aws/ssm";
 import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
-import { loadReconcileConfig } from "../../shared/config";
-import { describeError } from "../../shared/errors";
-import { createLambdaHandler, type Invocation, type LambdaHandler } from "../../shared/lambda/handler";
+import { autoScalingClients, autoScalingStartClients } from "../../shared/lib/aws/auto-scaling";
+import { ec2Clients } from "../../shared/lib/aws/ec2";
+import { secretsManagerClients } from "../../shared/lib/aws/secrets-manager";
+import { snsClients } from "../../shared/lib/aws/sns";
+import { deferRedelivery, retryDelaySeconds, type SQSClient, sqsClients } from "../../shared/lib/aws/sqs";
+import { ssmClients, ssmSendClients } from "../../shared/lib/aws/ssm";
+import { loadReconcileConfig } from "../../shared/lib/config";
+import { describeError } from "../../shared/lib/errors";
+import { createLambdaHandler, type Invocation, type LambdaHandler } from "../../shared/lib/lambda/handler";
+import { sleep } from "../../shared/lib/sleep";
 import { RolloutMemory } from "../../shared/rollout/memory";
 import { type ReconcileDeps, reconcile } from "../../shared/rollout/reconcile";
-import { sleep } from "../../shared/sleep";
 import { type ParsedInvocation, parseInvocation } from "./batch";
 import { concernsTargets, isNoOpTrigger, type Trigger } from "./trigger";
 

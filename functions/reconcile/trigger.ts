@@ -1,6 +1,6 @@
-import type { ReconcileConfig } from "../../shared/config";
-import { InputError } from "../../shared/errors";
-import { truncate } from "../../shared/redact";
+import type { ReconcileConfig } from "../../shared/lib/config";
+import { InputError } from "../../shared/lib/errors";
+import { truncate } from "../../shared/lib/redact";
 import { REFRESH_EVENTS, type Trigger } from "../../shared/rollout/trigger";
 
 export type { RefreshEvent, Trigger } from "../../shared/rollout/trigger";

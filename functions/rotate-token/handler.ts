@@ -1,13 +1,14 @@
 // Imported statically: a dynamic import() made esbuild keep every Lambda command (+25 KB), and
 // the bench shows the Lambda client costs little at cold start. TRANSITIONAL (see startReconcileWith).
-import { secretsManagerClients } from "../../shared/aws/secrets-manager";
-import { sendToQueue, sqsClients } from "../../shared/aws/sqs";
+
 import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
-import { loadRotateTokenConfig, type RotateTokenConfig } from "../../shared/config";
-import { DeadlineError } from "../../shared/errors";
-import { createLambdaHandler, type LambdaHandler } from "../../shared/lambda/handler";
-import { parseRotationEvent, type RotationDeps, rotate } from "./steps";
+import { secretsManagerClients } from "../../shared/lib/aws/secrets-manager";
+import { sendToQueue, sqsClients } from "../../shared/lib/aws/sqs";
+import { loadRotateTokenConfig, type RotateTokenConfig } from "../../shared/lib/config";
+import { DeadlineError } from "../../shared/lib/errors";
+import { createLambdaHandler, type LambdaHandler } from "../../shared/lib/lambda/handler";
+import { parseRotationEvent, type RotationDeps, rotate } from "../../shared/rotation/steps";
 
 const SERVICE = "rotate-token";
 

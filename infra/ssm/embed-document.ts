@@ -5,7 +5,7 @@
  *
  *   node --import tsx infra/ssm/embed-document.ts
  *
- * test/unit/infra/ssm/install-agent-token-document.test.ts fails while a copy differs.
+ * test/unit/infra/ssm/install-agent-token.test.ts fails while a copy differs.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 

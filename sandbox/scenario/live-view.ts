@@ -8,7 +8,7 @@
  *   the progress block only the lines that changed since it was last printed (a change of
  *   timestamp alone does not count), at most once per `minIntervalMs`, so a log stays readable.
  */
-import { visibleLength } from "./summary";
+import { visibleLength } from "../verdict/summary";
 
 export interface LiveViewIo {
   write(text: string): void;

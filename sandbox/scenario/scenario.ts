@@ -13,23 +13,21 @@
 import { createWriteStream, readFileSync, rmSync, type WriteStream, writeFileSync } from "node:fs";
 import { GetSecretValueCommand, ListSecretVersionIdsCommand } from "@aws-sdk/client-secrets-manager";
 import { renderProgress } from "../../cli/operator/render/progress";
-import { autoScalingClients } from "../../shared/aws/auto-scaling";
-import { ec2Clients } from "../../shared/aws/ec2";
-import { secretsManagerClients } from "../../shared/aws/secrets-manager";
-import { ssmClients } from "../../shared/aws/ssm";
 import { apiTokenLoader } from "../../shared/buildkite/api-token";
 import { BuildkiteClient } from "../../shared/buildkite/client";
 import { managedVersionOf } from "../../shared/buildkite/description";
-import { loadReconcileConfig } from "../../shared/config";
-import { redactSecrets, setLogSink } from "../../shared/log";
+import { autoScalingClients } from "../../shared/lib/aws/auto-scaling";
+import { ec2Clients } from "../../shared/lib/aws/ec2";
+import { secretsManagerClients } from "../../shared/lib/aws/secrets-manager";
+import { ssmClients } from "../../shared/lib/aws/ssm";
+import { loadReconcileConfig } from "../../shared/lib/config";
+import { redactSecrets, setLogSink } from "../../shared/lib/log";
 import { collectStatus, type StatusReport } from "../../shared/rollout/status";
-import { parseAgentToken } from "./autoscaling/agent-config";
-import type { FleetCounters } from "./autoscaling/index";
-import { createLiveView, type LiveViewIo } from "./live-view";
-import type { InvocationPhase, InvocationRecord } from "./local-lambda";
-import { motoAvailable } from "./moto";
-import { STEP_ORDER } from "./rotation-driver";
-import type { RunCommandStandInOptions } from "./ssm/index";
+import { parseAgentToken } from "../fakes/autoscaling/agent-config";
+import type { FleetCounters } from "../fakes/autoscaling/index";
+import { motoAvailable } from "../fakes/aws/moto";
+import type { InvocationPhase, InvocationRecord } from "../fakes/lambda/local-lambda";
+import type { RunCommandStandInOptions } from "../fakes/ssm/index";
 import {
   type CfgFacts,
   checkInvariants,
@@ -47,8 +45,16 @@ import {
   summaryNumbers,
   type Violation,
   violationsOf,
-} from "./summary";
-import { type FunctionHandler, RotationStepError, startWorld, type World, type WorldStack } from "./world";
+} from "../verdict/summary";
+import { STEP_ORDER } from "../world/rotation-driver";
+import {
+  type FunctionHandler,
+  RotationStepError,
+  startWorld,
+  type World,
+  type WorldStack,
+} from "../world/world";
+import { createLiveView, type LiveViewIo } from "./live-view";
 
 /** Sizes and timings of one sandbox run. */
 export interface Profile {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { type BuildkiteApi, startBuildkiteApi } from "./buildkite-api";
-import { type MotoServer, startMoto } from "./moto";
+import { type MotoServer, startMoto } from "../fakes/aws/moto";
+import { type BuildkiteApi, startBuildkiteApi } from "../fakes/buildkite/api";
 import { registerStubRotationLambda } from "./rotation-driver";
 
 export const SANDBOX_ORG = "sandbox-org";

@@ -32,7 +32,6 @@ import {
   SendMessageCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
-import { agentBoot, type BootHook } from "./agent-boot";
 import {
   type AutoScalingStandIn,
   type Fleet,
@@ -42,31 +41,36 @@ import {
   type ScaleInProtectedInstances,
   type SsmAgentState,
   startAutoScalingStandIn,
-} from "./autoscaling/index";
-import type { BuildkiteApi } from "./buildkite-api";
-import { type CallMeter, createCallMeter, type MeterCounts } from "./call-meter";
+} from "../fakes/autoscaling/index";
+import { type CallMeter, createCallMeter, type MeterCounts } from "../fakes/aws/call-meter";
+import type { ThrottleProfile } from "../fakes/aws/throttle";
+import type { BuildkiteApi } from "../fakes/buildkite/api";
 import {
   type CloudFormationStandIn,
   type ElasticStackSpec,
   ElasticStacks,
   startCloudFormationStandIn,
-} from "./cloudformation/index";
-import { type Ec2StandIn, startEc2StandIn } from "./ec2/index";
-import { createEventBus, type EventBus } from "./event-bus";
-import type { InstanceDirectory } from "./instance-host";
+} from "../fakes/cloudformation/index";
+import { type Ec2StandIn, startEc2StandIn } from "../fakes/ec2/index";
+import { createEventBus, type EventBus } from "../fakes/eventbridge/event-bus";
+import { agentBoot, type BootHook } from "../fakes/instances/agent-boot";
+import type { InstanceDirectory } from "../fakes/instances/instance-host";
 import {
   type InvocationPhase,
   type InvocationRecord,
   type LocalLambda,
   startLocalLambda,
-} from "./local-lambda";
-import { type Replicator, startReplicator } from "./replicator";
+} from "../fakes/lambda/local-lambda";
+import { type SqsEvent, type SqsEventSource, startSqsEventSource } from "../fakes/lambda/sqs-event-source";
+import { type Replicator, startReplicator } from "../fakes/secrets-manager/replicator";
+import {
+  type RunCommandStandIn,
+  type RunCommandStandInOptions,
+  startRunCommandStandIn,
+} from "../fakes/ssm/index";
 import { removeLeftoverPending, STEP_ORDER, startRotation } from "./rotation-driver";
 import { type RotationStack, startRotationStack, TEST_CREDENTIALS } from "./rotation-stack";
 import { type RotationWatcher, watchRotations } from "./rotation-watcher";
-import { type SqsEvent, type SqsEventSource, startSqsEventSource } from "./sqs-event-source";
-import { type RunCommandStandIn, type RunCommandStandInOptions, startRunCommandStandIn } from "./ssm/index";
-import type { ThrottleProfile } from "./throttle";
 
 /** The shape both functions export. */
 export type FunctionHandler = (

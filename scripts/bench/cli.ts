@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { build, type Metafile } from "esbuild";
-import { startMoto } from "../../infra/sandbox/moto";
+import { startMoto } from "../../sandbox/fakes/aws/moto";
 import { cliOptions, common } from "../build";
 
 const ROOT = new URL("../..", import.meta.url).pathname;

@@ -6,7 +6,7 @@
  * handler factory; a new handler is a new container, with its own configuration and clients).
  */
 import { pathToFileURL } from "node:url";
-import { type FunctionHandler, startWorld, type WorldGroup } from "../../infra/sandbox/world";
+import { type FunctionHandler, startWorld, type WorldGroup } from "../../sandbox/world/world";
 import { managedVersionOf } from "../../shared/buildkite/description";
 
 const root = new URL("../..", import.meta.url).pathname;

@@ -13,9 +13,9 @@
  * counted until then.
  */
 
-import { totalCalls } from "../../infra/sandbox/call-meter";
-import type { ThrottleProfile } from "../../infra/sandbox/throttle";
-import { startWorld, type World, type WorldGroup } from "../../infra/sandbox/world";
+import { totalCalls } from "../../sandbox/fakes/aws/call-meter";
+import type { ThrottleProfile } from "../../sandbox/fakes/aws/throttle";
+import { startWorld, type World, type WorldGroup } from "../../sandbox/world/world";
 import { managedVersionOf } from "../../shared/buildkite/description";
 import { benchHandlers, quietly, REGIONS } from "./rollout";
 

@@ -5,7 +5,7 @@
  * (instances replaced by the rollout, jobs interrupted). R is the replica lag, C the longest time
  * from SendCommand to the result being visible, F the longest refresh.
  */
-import { startWorld, type WorldStack } from "../../infra/sandbox/world";
+import { startWorld, type WorldStack } from "../../sandbox/world/world";
 import { managedVersionOf } from "../../shared/buildkite/description";
 import { benchHandlers, quietly } from "./rollout";
 

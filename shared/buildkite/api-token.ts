@@ -1,7 +1,7 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { parseSecretArn } from "../config";
-import { ConfigError } from "../errors";
-import { registerSecret } from "../log";
+import { parseSecretArn } from "../lib/config";
+import { ConfigError } from "../lib/errors";
+import { registerSecret } from "../lib/log";
 
 /**
  * The Buildkite REST API token lives in its own secret (never in a plain environment value) and is

@@ -1,7 +1,7 @@
-import { BuildkiteApiError, DeadlineError, sanitizeSnippet } from "../errors";
-import { registerSecret } from "../log";
-import { truncate } from "../redact";
-import { backoffDelay, sleep as realSleep, type Sleep } from "../sleep";
+import { BuildkiteApiError, DeadlineError, sanitizeSnippet } from "../lib/errors";
+import { registerSecret } from "../lib/log";
+import { truncate } from "../lib/redact";
+import { backoffDelay, sleep as realSleep, type Sleep } from "../lib/sleep";
 
 /** A cluster agent token as the REST API lists it: never includes the value. */
 export interface ClusterToken {

@@ -61,7 +61,7 @@ export function sanitizeSnippet(body: string): string {
     : redacted;
 }
 
-/** Credential-shaped text blanked (Buildkite tokens, JWTs, AWS keys, random runs); see shared/redact.ts. */
+/** Credential-shaped text blanked (Buildkite tokens, JWTs, AWS keys, random runs); see shared/lib/redact.ts. */
 export function redactTokenLike(text: string): string {
   return redactTokenShapes(text, MAX_MESSAGE_CHARS);
 }

@@ -1,7 +1,7 @@
 /**
  * Structured JSON logs, one object per line, with three layers of protection against leaking a
  * token: values registered with `registerSecret` are replaced wherever they appear, text shaped
- * like a credential is blanked (shared/redact.ts), and fields whose key names a credential are
+ * like a credential is blanked (shared/lib/redact.ts), and fields whose key names a credential are
  * never printed. Every line and every string field is bounded before any of that runs.
  */
 import { MAX_FIELD_CHARS, redactTokenShapes, truncate } from "./redact";

@@ -7,11 +7,11 @@ import {
 import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
 import { SendCommandCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { BuildkiteClient } from "../buildkite/client";
-import type { InPlaceSettings, TargetGroup } from "../config";
-import { describeError } from "../errors";
-import type { Logger } from "../log";
-import type { MetricsSink } from "../metrics";
-import { backoffDelay, type Sleep } from "../sleep";
+import type { InPlaceSettings, TargetGroup } from "../lib/config";
+import { describeError } from "../lib/errors";
+import type { Logger } from "../lib/log";
+import type { MetricsSink } from "../lib/metrics";
+import { backoffDelay, type Sleep } from "../lib/sleep";
 import { commandComment } from "./install-result";
 import { alertId, encodeRefreshMarker, encodeRolloutMarker, encodeSync } from "./markers";
 import { groupKey } from "./model";

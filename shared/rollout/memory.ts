@@ -1,4 +1,4 @@
-import type { TargetGroup } from "../config";
+import type { TargetGroup } from "../lib/config";
 import { DONE_PHASES, groupKey } from "./model";
 import type { Observation, Plan, RefreshObservation } from "./types";
 

@@ -4,7 +4,7 @@ import {
   ListCommandsCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { observationError } from "../aws/errors";
+import { observationError } from "../lib/aws/errors";
 import { commandComment, parseInstallResult } from "./install-result";
 import { type GroupRow, MAX_PAGES, type ObserveDeps } from "./observe";
 import { rolloutStartedAt } from "./plan";

@@ -8,10 +8,10 @@ import {
 import { DescribeInstancesCommand, type EC2Client } from "@aws-sdk/client-ec2";
 import { ListSecretVersionIdsCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { DescribeInstanceInformationCommand, type SSMClient } from "@aws-sdk/client-ssm";
-import { observationError } from "../aws/errors";
 import type { BuildkiteClient } from "../buildkite/client";
 import { managedVersionOf } from "../buildkite/description";
-import type { ReconcileConfig, TargetGroup } from "../config";
+import { observationError } from "../lib/aws/errors";
+import type { ReconcileConfig, TargetGroup } from "../lib/config";
 import { describeSecret, type SecretState } from "../secrets/describe";
 import {
   anchorOf,

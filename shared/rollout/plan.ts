@@ -1,4 +1,4 @@
-import type { RefreshPreferences } from "../config";
+import type { RefreshPreferences } from "../lib/config";
 import { allSafe, instanceLedger, type LedgerSettings } from "./ledger";
 import { alertId, retryRefreshAdvice } from "./markers";
 import { BLOCKED_PHASES, DONE_PHASES, REFRESH_PHASES, targetGroupOf } from "./model";

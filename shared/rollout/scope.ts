@@ -1,4 +1,4 @@
-import type { TargetGroup } from "../config";
+import type { TargetGroup } from "../lib/config";
 import type { Recollection } from "./memory";
 import { BLOCKED_PHASES, DONE_PHASES, groupKey } from "./model";
 import type { Trigger } from "./trigger";

@@ -1,4 +1,4 @@
-import type { ReconcileConfig } from "../config";
+import type { ReconcileConfig } from "../lib/config";
 import type { SecretState } from "../secrets/describe";
 import { BLOCKED_PHASES, type InstanceCounts, instanceCounts } from "./model";
 import { type ObserveDeps, observeWithSecret } from "./observe";

@@ -1,5 +1,5 @@
 import type { InstanceRefreshStatus } from "@aws-sdk/client-auto-scaling";
-import type { InPlaceFallback, RefreshPreferences, RolloutStrategy, TargetGroup } from "../config";
+import type { InPlaceFallback, RefreshPreferences, RolloutStrategy, TargetGroup } from "../lib/config";
 import type { InstallResult } from "./install-result";
 
 /** Everything a reconcile run knows about the world, gathered by observe(); input of plan(). */

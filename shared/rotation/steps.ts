@@ -4,14 +4,14 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
-import type { BuildkiteClient, CreatedClusterToken } from "../../shared/buildkite/client";
-import { describeManagedToken, managedVersionOf } from "../../shared/buildkite/description";
-import type { RotateTokenConfig } from "../../shared/config";
-import { describeError, InputError, RotationStateError, TokenVerificationError } from "../../shared/errors";
-import { type Logger, registerSecret } from "../../shared/log";
-import type { MetricsSink } from "../../shared/metrics";
-import { truncate } from "../../shared/redact";
-import { describeSecret } from "../../shared/secrets/describe";
+import type { BuildkiteClient, CreatedClusterToken } from "../buildkite/client";
+import { describeManagedToken, managedVersionOf } from "../buildkite/description";
+import type { RotateTokenConfig } from "../lib/config";
+import { describeError, InputError, RotationStateError, TokenVerificationError } from "../lib/errors";
+import { type Logger, registerSecret } from "../lib/log";
+import type { MetricsSink } from "../lib/metrics";
+import { truncate } from "../lib/redact";
+import { describeSecret } from "../secrets/describe";
 
 export const STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"] as const;
 export type Step = (typeof STEPS)[number];

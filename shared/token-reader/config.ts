@@ -6,8 +6,8 @@ import {
   regionList,
   required,
   type SecretRef,
-} from "../config";
-import { ConfigError } from "../errors";
+} from "../lib/config";
+import { ConfigError } from "../lib/errors";
 import { type AllowedPrincipals, parseAllowedPrincipals } from "./principals";
 
 /**

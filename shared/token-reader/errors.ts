@@ -1,4 +1,4 @@
-import { AppError, describeError } from "../errors";
+import { AppError, describeError } from "../lib/errors";
 
 /**
  * How a failed read in one region should be treated:
@@ -122,7 +122,7 @@ export function describeReadError(error: unknown): Record<string, unknown> {
 
 /**
  * A one-line message safe to print. Our own errors (AppError) are assembled from ids, codes and
- * already-redacted parts by contract (shared/errors.ts), so they are printed as they are; anything
+ * already-redacted parts by contract (shared/lib/errors.ts), so they are printed as they are; anything
  * else goes through describeError's redaction.
  */
 export function readErrorMessage(error: unknown): string {

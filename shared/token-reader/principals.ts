@@ -1,4 +1,4 @@
-import { ConfigError } from "../errors";
+import { ConfigError } from "../lib/errors";
 
 /**
  * Who may fetch the token from the read-token Lambda: whole accounts (12-digit ids) and IAM roles

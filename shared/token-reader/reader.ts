@@ -1,5 +1,5 @@
-import { InputError } from "../errors";
-import { createLogger, type Logger, registerSecret } from "../log";
+import { InputError } from "../lib/errors";
+import { createLogger, type Logger, registerSecret } from "../lib/log";
 import { describeReadError, type RegionFailure, regionFailure, TokenReadError } from "./errors";
 import { type FetchedToken, secretIdForRegion, type TokenFetcher, type TokenSource } from "./sources";
 

@@ -1,6 +1,6 @@
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { SSMClient } from "@aws-sdk/client-ssm";
-import { parseSecretArn } from "../config";
+import { parseSecretArn } from "../lib/config";
 import { InvalidTokenValueError } from "./errors";
 
 /**

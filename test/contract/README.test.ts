@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT, type Template, transformTemplate } from "./cloudformation";
+import { ROOT, type Template, transformTemplate } from "../support/cloudformation";
 
 /**
  * The README's policies and its Elastic CI Stack instructions, against what exists:

@@ -22,7 +22,7 @@ const ROOMS: Room[] = [
   { name: "functions", paths: ["functions/"], mayImport: ["shared"] },
   { name: "cli", paths: ["cli/"], mayImport: ["shared"] },
   { name: "shared", paths: ["shared/"], mayImport: [] },
-  { name: "sandbox", paths: ["sandbox/", "infra/sandbox/"], mayImport: ["shared", "functions", "cli"] },
+  { name: "sandbox", paths: ["sandbox/"], mayImport: ["shared", "functions", "cli"] },
   { name: "scripts", paths: ["scripts/"], mayImport: ["shared", "functions", "cli", "sandbox"] },
   { name: "test", paths: ["test/"], mayImport: ["shared", "functions", "cli", "sandbox", "scripts"] },
 ];
@@ -100,7 +100,7 @@ describe("imports point one way", () => {
       ["shared→functions"],
     );
     expect(
-      rooms("functions/reconcile/handler.ts", 'const m = await import("../../infra/sandbox/world");'),
+      rooms("functions/reconcile/handler.ts", 'const m = await import("../../sandbox/world/world");'),
     ).toEqual(["functions→sandbox"]);
     expect(ROOMS.find((r) => r.name === "shared")?.mayImport).not.toContain("functions");
     expect(ROOMS.find((r) => r.name === "functions")?.mayImport).not.toContain("sandbox");

@@ -2,8 +2,15 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Json, Resolver, ROOT, SAMPLE, type Template, transformTemplate } from "./cloudformation";
-import { AGENT, FULL_PARAMS, group, REPLICA } from "./sample";
+import {
+  type Json,
+  Resolver,
+  ROOT,
+  SAMPLE,
+  type Template,
+  transformTemplate,
+} from "../support/cloudformation";
+import { AGENT, FULL_PARAMS, group, REPLICA } from "../support/sample";
 
 /**
  * Every EventBridge rule's pattern against the sample events AWS documents, matched by moto's

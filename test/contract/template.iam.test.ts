@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SAM_FUNCTIONS } from "../../scripts/build";
-import { Resolver, ROOT, transformTemplate } from "./cloudformation";
-import { actionsOfBundle, iamProblems, type Uses } from "./iam";
+import { Resolver, ROOT, transformTemplate } from "../support/cloudformation";
+import { actionsOfBundle, iamProblems, type Uses } from "../support/iam";
 import {
   AGENT,
   AGENT_KEY,
@@ -19,7 +19,7 @@ import {
   region,
   STACK_GROUP,
   TOPIC,
-} from "./sample";
+} from "../support/sample";
 
 /**
  * IAM contract, without an AWS account: for each function, the AWS actions its built bundle can

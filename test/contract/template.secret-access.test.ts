@@ -2,9 +2,16 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SAM_FUNCTIONS } from "../../scripts/build";
-import { type Json, Resolver, ROOT, SAMPLE, type Template, transformTemplate } from "./cloudformation";
-import { allows, roleStatements } from "./iam";
-import { AGENT, AGENT_KEY, agentIn, FULL_PARAMS, REPLICA } from "./sample";
+import {
+  type Json,
+  Resolver,
+  ROOT,
+  SAMPLE,
+  type Template,
+  transformTemplate,
+} from "../support/cloudformation";
+import { allows, roleStatements } from "../support/iam";
+import { AGENT, AGENT_KEY, agentIn, FULL_PARAMS, REPLICA } from "../support/sample";
 
 /**
  * Who can read the agent token once the stack is deployed, from the transformed template:

@@ -1,4 +1,4 @@
-import { setLogSink } from "../../shared/log";
+import { setLogSink } from "../../shared/lib/log";
 
 /**
  * Captures every line our logger writes and everything else written to stdout/stderr, so a test

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MotoServer, startMoto } from "../../infra/sandbox/moto";
+import { type MotoServer, startMoto } from "../../sandbox/fakes/aws/moto";
 
 /**
  * The real CLI bundle (dist/cli/index.mjs, built by `npm run build`) run as a child process

@@ -6,7 +6,7 @@ import type {
   InstanceHost,
   Platform,
   SsmAgentState,
-} from "../../infra/sandbox/instance-host";
+} from "../../sandbox/fakes/instances/instance-host";
 
 /**
  * A small InstanceDirectory for tests of the Run Command stand-in: instances whose cfg is a temp

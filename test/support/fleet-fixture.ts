@@ -8,20 +8,20 @@ import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { CloudFormationClient } from "@aws-sdk/client-cloudformation";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { PutSecretValueCommand } from "@aws-sdk/client-secrets-manager";
-import { agentBoot, type BootHook } from "../../infra/sandbox/agent-boot";
 import {
   type AutoScalingStandIn,
   type FleetOptions,
   type GroupSpec,
   startAutoScalingStandIn,
-} from "../../infra/sandbox/autoscaling/index";
+} from "../../sandbox/fakes/autoscaling/index";
 import {
   type CloudFormationStandIn,
   ElasticStacks,
   startCloudFormationStandIn,
-} from "../../infra/sandbox/cloudformation/index";
-import { type Ec2StandIn, startEc2StandIn } from "../../infra/sandbox/ec2/index";
-import { type RotationStack, startRotationStack, TEST_CREDENTIALS } from "../../infra/sandbox/rotation-stack";
+} from "../../sandbox/fakes/cloudformation/index";
+import { type Ec2StandIn, startEc2StandIn } from "../../sandbox/fakes/ec2/index";
+import { agentBoot, type BootHook } from "../../sandbox/fakes/instances/agent-boot";
+import { type RotationStack, startRotationStack, TEST_CREDENTIALS } from "../../sandbox/world/rotation-stack";
 
 export const REGION = "us-east-1";
 

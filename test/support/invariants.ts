@@ -1,4 +1,4 @@
-import type { World } from "../../infra/sandbox/world";
+import type { World } from "../../sandbox/world/world";
 import { describeManagedToken, isManagedFor } from "../../shared/buildkite/description";
 
 /** The safety facts every rollout must keep, computed from what the local servers recorded. */

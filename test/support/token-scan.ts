@@ -1,4 +1,4 @@
-import { setLogSink } from "../../shared/log";
+import { setLogSink } from "../../shared/lib/log";
 
 /** Anything that knows the token values it minted: the Buildkite stand-in's `tokens()`. */
 export interface TokenSource {

@@ -1,6 +1,6 @@
 import { createReconcileHandler } from "../../functions/reconcile/handler";
 import { createRotateTokenHandler } from "../../functions/rotate-token/handler";
-import type { FunctionHandler } from "../../infra/sandbox/world";
+import type { FunctionHandler } from "../../sandbox/world/world";
 
 /**
  * New instances of the real handlers (as a new Lambda container would have): each builds its

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { SAM_FUNCTIONS } from "../../scripts/build";
-import { RECONCILE_MESSAGE_GROUP } from "../../shared/aws/sqs";
+import { RECONCILE_MESSAGE_GROUP } from "../../shared/lib/aws/sqs";
 import { OWN_TAG_KEYS } from "../../shared/rollout/markers";
 import { readCloudFormationYaml } from "../support/cfn-yaml";
 

@@ -1,6 +1,6 @@
+import { type Color, iso } from "../../../shared/lib/terminal";
 import { retryRefreshAdvice } from "../../../shared/rollout/markers";
 import type { StatusReport } from "../../../shared/rollout/status";
-import { type Color, iso } from "../../../shared/terminal";
 
 /**
  * The operator's advice, written once: what blocks a rollout and what to do about it, why `status`

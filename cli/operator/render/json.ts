@@ -1,7 +1,7 @@
-import type { RolloutStrategy } from "../../../shared/config";
+import type { RolloutStrategy } from "../../../shared/lib/config";
+import { wrap } from "../../../shared/lib/terminal";
 import type { StatusReport } from "../../../shared/rollout/status";
 import type { InstanceState, Plan, TargetPhase } from "../../../shared/rollout/types";
-import { wrap } from "../../../shared/terminal";
 import { statusAttention } from "./advice";
 
 /**

@@ -1,7 +1,7 @@
+import { type Color, iso, painter, type RenderOptions, short, wrap } from "../../../shared/lib/terminal";
 import { BLOCKED_PHASES, DONE_PHASES } from "../../../shared/rollout/model";
 import type { StatusReport } from "../../../shared/rollout/status";
 import type { TargetPhase } from "../../../shared/rollout/types";
-import { type Color, iso, painter, type RenderOptions, short, wrap } from "../../../shared/terminal";
 import { rolloutState } from "./advice";
 
 /**

@@ -1,5 +1,5 @@
+import { duration, iso, painter, type RenderOptions, short, table, wrap } from "../../../shared/lib/terminal";
 import type { StatusReport } from "../../../shared/rollout/status";
-import { duration, iso, painter, type RenderOptions, short, table, wrap } from "../../../shared/terminal";
 import { rolloutState, statusAttention } from "./advice";
 import { groupProgress, hasProgress, phaseColor, regionColor } from "./progress";
 

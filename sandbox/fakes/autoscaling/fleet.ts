@@ -28,8 +28,8 @@ import { createHash, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { InstanceDirectory, InstanceHost } from "../instance-host";
-import { seededRandom } from "../seeded-random";
+import { seededRandom } from "../../lib/seeded-random";
+import type { InstanceDirectory, InstanceHost } from "../instances/instance-host";
 import { readAgentToken, writeAgentConfigSync } from "./agent-config";
 import { type Clock, systemClock, Timers } from "./clock";
 import { AutoScalingError, groupNotFound, validationError } from "./errors";
@@ -311,7 +311,7 @@ export class Fleet {
     return visible;
   }
 
-  /** The fleet as the Run Command stand-in sees it (see infra/sandbox/instance-host.ts). */
+  /** The fleet as the Run Command stand-in sees it (see sandbox/fakes/instances/instance-host.ts). */
   instanceDirectory(): InstanceDirectory {
     const host = (instance: InstanceState): InstanceHost => ({
       instanceId: instance.id,

@@ -5,7 +5,7 @@
  * SigV4 credential scope).
  */
 
-import { RegionThrottle, type ThrottleProfile } from "../throttle";
+import { RegionThrottle, type ThrottleProfile } from "../aws/throttle";
 import { Fleet, type FleetOptions } from "./fleet";
 import { startQueryServer } from "./server";
 

@@ -5,8 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { readBodyCapped, serve, signingRegion } from "../listen";
-import type { RegionThrottle } from "../throttle";
+import { readBodyCapped, serve, signingRegion } from "../../lib/listen";
+import type { RegionThrottle } from "../aws/throttle";
 import { AutoScalingError } from "./errors";
 import type { Fleet } from "./fleet";
 import { operations } from "./operations";

@@ -1,9 +1,9 @@
 /** Public data shapes of the simulated fleet (camelCase; the HTTP layer maps them to AWS names). */
 
 import type { InstanceRefreshStatus } from "@aws-sdk/client-auto-scaling";
-import type { Platform, SsmAgentState } from "../instance-host";
+import type { Platform, SsmAgentState } from "../instances/instance-host";
 
-export type { Platform, SsmAgentState } from "../instance-host";
+export type { Platform, SsmAgentState } from "../instances/instance-host";
 
 export type LifecycleState = "Pending" | "InService" | "Terminating";
 

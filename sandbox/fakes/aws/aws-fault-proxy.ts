@@ -41,7 +41,7 @@
  * Nothing here logs; bodies are never recorded (they carry secret values).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { listen, readTextOrUndefined } from "./listen";
+import { listen, readTextOrUndefined } from "../../lib/listen";
 
 export type FaultAction =
   | { kind: "drop-response" }

@@ -27,8 +27,8 @@ import {
   type Server,
   type ServerResponse,
 } from "node:http";
+import { listen, readTextOrUndefined } from "../../lib/listen";
 import { operationOf } from "./aws-fault-proxy";
-import { listen, readTextOrUndefined } from "./listen";
 
 export interface MeterCounts {
   /** `service:Action` → calls, e.g. `autoscaling:DescribeAutoScalingGroups`. */

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { freePort } from "./free-port";
+import { freePort } from "../../lib/free-port";
 
 export interface MotoServer {
   url: string;

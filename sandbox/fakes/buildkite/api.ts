@@ -16,8 +16,8 @@ import {
   type ServerResponse,
   STATUS_CODES,
 } from "node:http";
-import { listen } from "./listen";
-import { seededRandom } from "./seeded-random";
+import { listen } from "../../lib/listen";
+import { seededRandom } from "../../lib/seeded-random";
 
 export interface BuildkiteApiOptions {
   organization: string;

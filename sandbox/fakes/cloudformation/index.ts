@@ -9,11 +9,11 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { serve } from "../../lib/listen";
 import { AutoScalingError, validationError } from "../autoscaling/errors";
 import { QueryParams } from "../autoscaling/query";
 import { readBody, regionFromAuthorization } from "../autoscaling/server";
 import { errorDocument, responseDocument, type XmlObject } from "../autoscaling/xml";
-import { serve } from "../listen";
 import type { ElasticStacks, StackView } from "./stacks";
 
 export {

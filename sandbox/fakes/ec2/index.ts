@@ -7,9 +7,9 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { serve } from "../../lib/listen";
 import { AutoScalingError } from "../autoscaling/errors";
 import { readBody, regionFromAuthorization } from "../autoscaling/server";
-import { serve } from "../listen";
 import { describeInstances, type InstanceSource } from "./describe-instances";
 import { Ec2Error } from "./errors";
 import { Ec2Params } from "./params";

@@ -9,8 +9,8 @@
  * failure a test did not expect should stay visible).
  */
 import { randomUUID } from "node:crypto";
-import { parseSecretArn } from "../../shared/config";
-import { ACCOUNT_ID } from "./autoscaling/fleet";
+import { parseSecretArn } from "../../../shared/lib/config";
+import { ACCOUNT_ID } from "../autoscaling/fleet";
 
 /** The envelope every EventBridge event has. */
 export interface BusEvent<D = unknown> {

@@ -16,8 +16,8 @@
  */
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
-import { readAgentToken, writeAgentConfig } from "./autoscaling/agent-config";
-import type { AgentStartContext, BootContext, BootResult } from "./autoscaling/types";
+import { readAgentToken, writeAgentConfig } from "../autoscaling/agent-config";
+import type { AgentStartContext, BootContext, BootResult } from "../autoscaling/types";
 
 export interface AgentBootOptions {
   motoUrl: string;

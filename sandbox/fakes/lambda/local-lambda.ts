@@ -25,7 +25,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { listen, readTextOrUndefined } from "./listen";
+import { listen, readTextOrUndefined } from "../../lib/listen";
 
 export interface LambdaContext {
   getRemainingTimeInMillis(): number;

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parse } from "yaml";
-import type { Platform } from "../instance-host";
+import type { Platform } from "../instances/instance-host";
 import { SsmError } from "./errors";
 
 export interface DocumentParameter {

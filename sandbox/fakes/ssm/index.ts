@@ -1,13 +1,13 @@
 /**
  * The Systems Manager Run Command stand-in: one loopback SSM endpoint serving Run Command over the
- * fleet's InstanceDirectory (infra/sandbox/instance-host.ts) and passing everything else to moto.
+ * fleet's InstanceDirectory (sandbox/fakes/instances/instance-host.ts) and passing everything else to moto.
  * Point every SSM client (the product's and the simulated instances') at `url`.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { InstanceDirectory } from "../instance-host";
-import { RegionThrottle, type ThrottleProfile } from "../throttle";
+import { RegionThrottle, type ThrottleProfile } from "../aws/throttle";
+import type { InstanceDirectory } from "../instances/instance-host";
 import { type CommandDocument, loadCommandDocument } from "./documents";
 import { createShims } from "./linux-step";
 import {
@@ -19,7 +19,7 @@ import {
 } from "./run-command";
 import { startSsmServer } from "./server";
 
-export type { ThrottleProfile } from "../throttle";
+export type { ThrottleProfile } from "../aws/throttle";
 export type { CommandDocument } from "./documents";
 export type {
   InvocationRecord,
@@ -32,7 +32,7 @@ export type {
 /** The product's document, registered under its fixed name. */
 export const INSTALL_AGENT_TOKEN_DOCUMENT = "BuildkiteAgentTokenRotation-InstallAgentToken";
 export const INSTALL_AGENT_TOKEN_DOCUMENT_PATH = new URL(
-  "../../ssm/install-agent-token.yaml",
+  "../../../infra/ssm/install-agent-token.yaml",
   import.meta.url,
 ).pathname;
 

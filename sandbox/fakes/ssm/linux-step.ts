@@ -15,7 +15,7 @@ import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import type { InstanceHost } from "../instance-host";
+import type { InstanceHost } from "../instances/instance-host";
 
 export interface StepRun {
   exitCode: number;

@@ -26,7 +26,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import type { InstanceDirectory, InstanceHost } from "../instance-host";
+import type { InstanceDirectory, InstanceHost } from "../instances/instance-host";
 import type { CommandDocument, DocumentStep } from "./documents";
 import { resolveParameters, substituteParameters } from "./documents";
 import { SsmError, validationError } from "./errors";

@@ -14,8 +14,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import { readBodyCapped, serve, signingRegion } from "../listen";
-import type { RegionThrottle } from "../throttle";
+import { readBodyCapped, serve, signingRegion } from "../../lib/listen";
+import type { RegionThrottle } from "../aws/throttle";
 import { SsmError } from "./errors";
 import type { RunCommand } from "./run-command";
 

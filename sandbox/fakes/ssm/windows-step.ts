@@ -2,7 +2,7 @@
  * The Windows step of BuildkiteAgentTokenRotation-InstallAgentToken (InstallAgentTokenWindows in
  * infra/ssm/install-agent-token.yaml), mirrored in TypeScript because PowerShell cannot run here.
  * Keep it in step with the PowerShell: same checks in the same order, same result line. The static
- * checks of the PowerShell itself live in test/unit/infra/ssm/windows-step-script.test.ts.
+ * checks of the PowerShell itself live in test/unit/infra/ssm/install-agent-token.windows-step.test.ts.
  *
  * What it models (Elastic CI Stack, packer/windows/stack/conf/bin/bk-install-elastic-stack.ps1):
  * the cfg is written by Set-Content (Windows PowerShell 5.1: ANSI code page, no BOM, CRLF) before the
@@ -28,7 +28,7 @@ import {
   type InstallResult,
   SUCCESSFUL_RESULTS,
 } from "../../../shared/rollout/install-result";
-import type { InstanceHost } from "../instance-host";
+import type { InstanceHost } from "../instances/instance-host";
 import type { StepRun } from "./linux-step";
 
 export interface WindowsStepOptions {

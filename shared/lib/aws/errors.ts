@@ -1,5 +1,5 @@
+import type { ObservationError } from "../../rollout/types";
 import { describeError } from "../errors";
-import type { ObservationError } from "../rollout/types";
 
 /**
  * AWS answers that will not change by asking again: the thing is not there, or we may not see it.

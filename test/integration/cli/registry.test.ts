@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { Metafile } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
+import { type MotoServer, startMoto } from "../../../sandbox/fakes/aws/moto";
 import { loadLogger } from "../../support/load-log";
 
 /**

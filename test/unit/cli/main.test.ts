@@ -3,8 +3,8 @@ import { UsageError } from "../../../cli/args";
 import { main } from "../../../cli/main";
 import { commands } from "../../../cli/registry";
 import type { Command } from "../../../cli/types";
-import { AppError } from "../../../shared/errors";
-import { registerSecret } from "../../../shared/log";
+import { AppError } from "../../../shared/lib/errors";
+import { registerSecret } from "../../../shared/lib/log";
 import { fakeIo } from "../../support/cli-io";
 
 describe("main", () => {

@@ -2,9 +2,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { largeFiles, MAX_LINES } from "../../scripts/large-files";
+import { largeFiles, MAX_LINES } from "../../../scripts/large-files";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
+const ROOT = new URL("../../..", import.meta.url).pathname;
 
 describe("large source files", () => {
   it("every file over the limit is on the allow-list with a reason, and no entry is stale", () => {

@@ -5,8 +5,8 @@ import { DescribeSecretCommand, GetSecretValueCommand } from "@aws-sdk/client-se
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StatusJson } from "../../../../cli/operator/render/json";
-import { removeLeftoverPending, startRotation } from "../../../../infra/sandbox/rotation-driver";
-import { startWorld, type World } from "../../../../infra/sandbox/world";
+import { removeLeftoverPending, startRotation } from "../../../../sandbox/world/rotation-driver";
+import { startWorld, type World } from "../../../../sandbox/world/world";
 import { EMERGENCY_TAG, MARKER_TAG } from "../../../../shared/rollout/plan";
 import { invariants } from "../../../support/invariants";
 import { freshHandlers } from "../../../support/world-handlers";

@@ -2,9 +2,9 @@ import { randomUUID } from "node:crypto";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { LambdaFunctionURLEventWithIAMAuthorizer, LambdaFunctionURLResult } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
-import { captureOutput } from "../../support/capture-output";
-import { assumedRole, urlEvent } from "../../unit/functions/read-token/events";
+import { type MotoServer, startMoto } from "../../../../sandbox/fakes/aws/moto";
+import { captureOutput } from "../../../support/capture-output";
+import { assumedRole, urlEvent } from "../../../support/read-token-events";
 
 /**
  * The real read-token handler against moto: configured from the environment as in AWS, running in
@@ -39,7 +39,7 @@ beforeAll(async () => {
     ALLOWED_PRINCIPALS: "111111111111, arn:aws:iam::222222222222:role/ci/agent-reader",
     CACHE_MAX_AGE_SECONDS: "60",
   });
-  ({ handler } = await import("../../../functions/read-token/handler"));
+  ({ handler } = await import("../../../../functions/read-token/handler"));
 });
 
 afterAll(async () => {

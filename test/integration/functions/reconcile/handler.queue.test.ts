@@ -6,9 +6,9 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createReconcileHandler } from "../../../functions/reconcile/handler";
-import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
-import { captureOutput } from "../../support/capture-output";
+import { createReconcileHandler } from "../../../../functions/reconcile/handler";
+import { type MotoServer, startMoto } from "../../../../sandbox/fakes/aws/moto";
+import { captureOutput } from "../../../support/capture-output";
 
 /**
  * The reconcile handler and its FIFO queue (moto server, real SDK client): a run that fails

@@ -1,12 +1,12 @@
 import { existsSync } from "node:fs";
 import { GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { driveSteps, startRotation } from "../../../infra/sandbox/rotation-driver";
-import { type RotationStack, startRotationStack } from "../../../infra/sandbox/rotation-stack";
-import { captureOutput } from "../../support/capture-output";
+import { driveSteps, startRotation } from "../../../../sandbox/world/rotation-driver";
+import { type RotationStack, startRotationStack } from "../../../../sandbox/world/rotation-stack";
+import { captureOutput } from "../../../support/capture-output";
 
 /** The shipped artifact, dist/rotate-token/index.mjs, driven through the configuration contract. */
-const BUNDLE = new URL("../../../dist/rotate-token/index.mjs", import.meta.url).pathname;
+const BUNDLE = new URL("../../../../dist/rotate-token/index.mjs", import.meta.url).pathname;
 let stack: RotationStack;
 const output = captureOutput();
 

@@ -5,21 +5,21 @@ import {
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { parseRotationEvent, type RotationDeps, rotate } from "../../../functions/rotate-token/steps";
-import { type AwsFaultProxy, startAwsFaultProxy } from "../../../infra/sandbox/aws-fault-proxy";
-import { startLocalLambda } from "../../../infra/sandbox/local-lambda";
-import { removeLeftoverPending, startRotation } from "../../../infra/sandbox/rotation-driver";
+import { type AwsFaultProxy, startAwsFaultProxy } from "../../../../sandbox/fakes/aws/aws-fault-proxy";
+import { startLocalLambda } from "../../../../sandbox/fakes/lambda/local-lambda";
+import { removeLeftoverPending, startRotation } from "../../../../sandbox/world/rotation-driver";
 import {
   type RotationStack,
   startRotationStack,
   TEST_CREDENTIALS,
-} from "../../../infra/sandbox/rotation-stack";
-import { apiTokenLoader } from "../../../shared/buildkite/api-token";
-import { BuildkiteClient } from "../../../shared/buildkite/client";
-import { describeManagedToken } from "../../../shared/buildkite/description";
-import { loadRotateTokenConfig } from "../../../shared/config";
-import { createLogger } from "../../../shared/log";
-import { startTokenScan } from "../../support/token-scan";
+} from "../../../../sandbox/world/rotation-stack";
+import { apiTokenLoader } from "../../../../shared/buildkite/api-token";
+import { BuildkiteClient } from "../../../../shared/buildkite/client";
+import { describeManagedToken } from "../../../../shared/buildkite/description";
+import { loadRotateTokenConfig } from "../../../../shared/lib/config";
+import { createLogger } from "../../../../shared/lib/log";
+import { parseRotationEvent, type RotationDeps, rotate } from "../../../../shared/rotation/steps";
+import { startTokenScan } from "../../../support/token-scan";
 
 /**
  * rotate-token under ambiguous AWS faults: the real steps and real SDK clients, with the fault
@@ -326,7 +326,7 @@ describe("a pending token revoked in Buildkite", () => {
 describe("runtime error reports", () => {
   it("an AWS error echoing the token reaches the runtime redacted, name kept, no cause", async () => {
     Object.assign(process.env, stack.env, { AWS_ENDPOINT_URL: proxy.url });
-    const { handler } = await import("../../../functions/rotate-token/handler");
+    const { handler } = await import("../../../../functions/rotate-token/handler");
     const lambda = await startLocalLambda({ functions: { "rotate-token": handler } });
     const redactedBefore = scan.redacted().length;
     try {

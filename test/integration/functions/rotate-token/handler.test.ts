@@ -11,19 +11,19 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { parseInvocation } from "../../../functions/reconcile/batch";
-import { createRotateTokenHandler } from "../../../functions/rotate-token/handler";
-import { ORPHAN_MIN_AGE_MS, parseRotationEvent, rotate } from "../../../functions/rotate-token/steps";
-import { driveSteps, STEP_ORDER, startRotation } from "../../../infra/sandbox/rotation-driver";
-import { type RotationStack, startRotationStack } from "../../../infra/sandbox/rotation-stack";
-import { sendToQueue, sqsClients } from "../../../shared/aws/sqs";
-import { apiTokenLoader } from "../../../shared/buildkite/api-token";
-import { BuildkiteClient } from "../../../shared/buildkite/client";
-import { describeManagedToken } from "../../../shared/buildkite/description";
-import { loadRotateTokenConfig } from "../../../shared/config";
-import { createLogger } from "../../../shared/log";
-import { captureOutput } from "../../support/capture-output";
-import { startTokenScan } from "../../support/token-scan";
+import { parseInvocation } from "../../../../functions/reconcile/batch";
+import { createRotateTokenHandler } from "../../../../functions/rotate-token/handler";
+import { driveSteps, STEP_ORDER, startRotation } from "../../../../sandbox/world/rotation-driver";
+import { type RotationStack, startRotationStack } from "../../../../sandbox/world/rotation-stack";
+import { apiTokenLoader } from "../../../../shared/buildkite/api-token";
+import { BuildkiteClient } from "../../../../shared/buildkite/client";
+import { describeManagedToken } from "../../../../shared/buildkite/description";
+import { sendToQueue, sqsClients } from "../../../../shared/lib/aws/sqs";
+import { loadRotateTokenConfig } from "../../../../shared/lib/config";
+import { createLogger } from "../../../../shared/lib/log";
+import { ORPHAN_MIN_AGE_MS, parseRotationEvent, rotate } from "../../../../shared/rotation/steps";
+import { captureOutput } from "../../../support/capture-output";
+import { startTokenScan } from "../../../support/token-scan";
 
 /**
  * The real rotate-token handler against moto server (Secrets Manager) and the local Buildkite API,
@@ -39,7 +39,7 @@ beforeAll(async () => {
   stack = await startRotationStack();
   Object.assign(process.env, stack.env);
   scan.watch(stack.buildkite);
-  ({ handler } = await import("../../../functions/rotate-token/handler"));
+  ({ handler } = await import("../../../../functions/rotate-token/handler"));
 });
 
 afterAll(async () => {
@@ -119,7 +119,7 @@ describe("rotate-token against moto and the local Buildkite API", () => {
     const buildkite = new BuildkiteClient({
       ...config.buildkite,
       apiToken: async () =>
-        (await import("../../../shared/buildkite/api-token")).apiTokenLoader(
+        (await import("../../../../shared/buildkite/api-token")).apiTokenLoader(
           stack.secrets,
           config.buildkite.apiTokenSecretArn,
         )(),

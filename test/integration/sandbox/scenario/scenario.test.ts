@@ -3,7 +3,7 @@
  * with an SSM agent offline at first, `--ssm-offline`, `--strategy refresh`, `--fail-refresh`),
  * then the real command as a child process, which must exit 0, print the summary and no token,
  * and leave no process behind. The invariants themselves are unit-tested in
- * test/unit/infra/sandbox/summary.test.ts.
+ * test/unit/sandbox/verdict/summary.test.ts.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -11,10 +11,10 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { PROFILES, type Profile, type ScenarioOptions } from "../../../infra/sandbox/scenario";
-import { refreshFor } from "../../../infra/sandbox/summary";
+import { PROFILES, type Profile, type ScenarioOptions } from "../../../../sandbox/scenario/scenario";
+import { refreshFor } from "../../../../sandbox/verdict/summary";
 
-const ROOT = resolve(import.meta.dirname, "../../..");
+const ROOT = resolve(import.meta.dirname, "../../../..");
 
 /** The quick profile, a little faster: Linux and Windows stacks in 3 regions, 10 instances. */
 const SHORT: Profile = {
@@ -36,9 +36,9 @@ const LONG = 240_000;
 /** The scenario and the handlers from one fresh module graph, so they share one logger. */
 async function fresh() {
   vi.resetModules();
-  const scenario = await import("../../../infra/sandbox/scenario");
-  const rotate = await import("../../../functions/rotate-token/handler");
-  const reconcile = await import("../../../functions/reconcile/handler");
+  const scenario = await import("../../../../sandbox/scenario/scenario");
+  const rotate = await import("../../../../functions/rotate-token/handler");
+  const reconcile = await import("../../../../functions/reconcile/handler");
   return {
     run: (options: Omit<ScenarioOptions, "handlers">) => {
       const chunks: string[] = [];
@@ -266,7 +266,7 @@ describe("npm run sandbox (child process)", () => {
     );
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", "infra/sandbox/main.ts", "--quick", "--log-file", logFile],
+      ["--import", "tsx", "sandbox/main.ts", "--quick", "--log-file", logFile],
       { cwd: ROOT, env: { ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] },
     );
     let stdout = "";
@@ -316,7 +316,7 @@ describe("npm run sandbox (child process)", () => {
       ["--fail-refresh", "eu-west-1", "--strategy", "in-place"],
       ["--bogus"],
     ]) {
-      const out = spawnSync(process.execPath, ["--import", "tsx", "infra/sandbox/main.ts", ...args], {
+      const out = spawnSync(process.execPath, ["--import", "tsx", "sandbox/main.ts", ...args], {
         cwd: ROOT,
         encoding: "utf8",
         timeout: 60_000,
@@ -336,17 +336,7 @@ describe("npm run sandbox (child process)", () => {
     );
     const child = spawn(
       process.execPath,
-      [
-        "--import",
-        "tsx",
-        "infra/sandbox/main.ts",
-        "--quick",
-        "--rotations",
-        "1",
-        "--keep",
-        "--env-out",
-        envFile,
-      ],
+      ["--import", "tsx", "sandbox/main.ts", "--quick", "--rotations", "1", "--keep", "--env-out", envFile],
       { cwd: ROOT, env: { ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] },
     );
     let stdout = "";
@@ -397,7 +387,7 @@ describe("npm run sandbox (child process)", () => {
     let out = "";
     let code = 0;
     try {
-      out = execFileSync(process.execPath, ["--import", "tsx", "infra/sandbox/main.ts", "--quick"], {
+      out = execFileSync(process.execPath, ["--import", "tsx", "sandbox/main.ts", "--quick"], {
         cwd: ROOT,
         env: { ...process.env, PYTHON: "/bin/false" },
         encoding: "utf8",

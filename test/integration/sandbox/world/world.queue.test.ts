@@ -5,10 +5,10 @@
  */
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { handler as rotateToken } from "../../../functions/rotate-token/handler";
-import type { SqsEvent } from "../../../infra/sandbox/sqs-event-source";
-import { startWorld, type World } from "../../../infra/sandbox/world";
-import { captureOutput } from "../../support/capture-output";
+import { handler as rotateToken } from "../../../../functions/rotate-token/handler";
+import type { SqsEvent } from "../../../../sandbox/fakes/lambda/sqs-event-source";
+import { startWorld, type World } from "../../../../sandbox/world/world";
+import { captureOutput } from "../../../support/capture-output";
 
 const OVERHEAD_MS = 40;
 const output = captureOutput();

@@ -8,9 +8,9 @@ import { readFile } from "node:fs/promises";
 import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
 import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TEST_CREDENTIALS } from "../../../infra/sandbox/rotation-stack";
-import { startWorld, type World } from "../../../infra/sandbox/world";
-import { until } from "../../support/fleet-fixture";
+import { TEST_CREDENTIALS } from "../../../../sandbox/world/rotation-stack";
+import { startWorld, type World } from "../../../../sandbox/world/world";
+import { until } from "../../../support/fleet-fixture";
 
 let world: World;
 

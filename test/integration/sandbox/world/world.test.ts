@@ -10,12 +10,12 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { PublishCommand } from "@aws-sdk/client-sns";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { handler as rotateToken } from "../../../functions/rotate-token/handler";
-import { startWorld, type World } from "../../../infra/sandbox/world";
-import { snsClients } from "../../../shared/aws/sns";
-import { describeManagedToken } from "../../../shared/buildkite/description";
-import { loadReconcileConfig, loadRotateTokenConfig } from "../../../shared/config";
-import { captureOutput } from "../../support/capture-output";
+import { handler as rotateToken } from "../../../../functions/rotate-token/handler";
+import { startWorld, type World } from "../../../../sandbox/world/world";
+import { describeManagedToken } from "../../../../shared/buildkite/description";
+import { snsClients } from "../../../../shared/lib/aws/sns";
+import { loadReconcileConfig, loadRotateTokenConfig } from "../../../../shared/lib/config";
+import { captureOutput } from "../../../support/capture-output";
 
 const LAG_MS = 800;
 const output = captureOutput();

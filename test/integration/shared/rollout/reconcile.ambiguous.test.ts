@@ -1,16 +1,16 @@
 import { AutoScalingClient, CreateOrUpdateTagsCommand } from "@aws-sdk/client-auto-scaling";
 import { afterEach, describe, expect, it } from "vitest";
-import { type AwsFaultProxy, startAwsFaultProxy } from "../../../infra/sandbox/aws-fault-proxy";
-import { TEST_CREDENTIALS } from "../../../infra/sandbox/rotation-stack";
-import { startWorld, type World, type WorldOptions } from "../../../infra/sandbox/world";
+import { type AwsFaultProxy, startAwsFaultProxy } from "../../../../sandbox/fakes/aws/aws-fault-proxy";
+import { TEST_CREDENTIALS } from "../../../../sandbox/world/rotation-stack";
+import { startWorld, type World, type WorldOptions } from "../../../../sandbox/world/world";
 import {
   EMERGENCY_TAG,
   encodeEmergency,
   encodeRefreshMarker,
   MARKER_TAG,
-} from "../../../shared/rollout/markers";
-import { invariants } from "../../support/invariants";
-import { freshHandlers } from "../../support/world-handlers";
+} from "../../../../shared/rollout/markers";
+import { invariants } from "../../../support/invariants";
+import { freshHandlers } from "../../../support/world-handlers";
 
 /**
  * Lost responses and forged tags, end to end: a fault proxy between reconcile and the Auto Scaling

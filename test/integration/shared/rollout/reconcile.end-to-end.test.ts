@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { type FunctionHandler, startWorld, type World } from "../../../infra/sandbox/world";
-import { decodeRefreshMarker, decodeRolloutMarker } from "../../../shared/rollout/markers";
-import { MARKER_TAG, ROLLOUT_TAG } from "../../../shared/rollout/plan";
-import { invariants } from "../../support/invariants";
-import { freshHandlers } from "../../support/world-handlers";
+import { type FunctionHandler, startWorld, type World } from "../../../../sandbox/world/world";
+import { decodeRefreshMarker, decodeRolloutMarker } from "../../../../shared/rollout/markers";
+import { MARKER_TAG, ROLLOUT_TAG } from "../../../../shared/rollout/plan";
+import { invariants } from "../../../support/invariants";
+import { freshHandlers } from "../../../support/world-handlers";
 
 /**
  * Whole rollouts through the real triggers: the real rotate-token and reconcile handlers, moto

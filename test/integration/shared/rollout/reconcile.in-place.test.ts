@@ -5,9 +5,9 @@ import {
   startWorld,
   type World,
   type WorldOptions,
-} from "../../../infra/sandbox/world";
-import { invariants } from "../../support/invariants";
-import { freshHandlers } from "../../support/world-handlers";
+} from "../../../../sandbox/world/world";
+import { invariants } from "../../../support/invariants";
+import { freshHandlers } from "../../../support/world-handlers";
 
 /**
  * Whole rollouts on the stock Elastic CI Stack (every instance protected from scale-in, jobs

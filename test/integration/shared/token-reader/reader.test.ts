@@ -6,14 +6,14 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
-import { awsClientOptions, perRegion } from "../../../shared/aws/client-options";
-import { TokenReadError } from "../../../shared/token-reader/errors";
-import { createTokenReader, type TokenReaderOptions } from "../../../shared/token-reader/reader";
-import { secretsManagerSource } from "../../../shared/token-reader/secrets-manager-source";
-import type { TokenFetcher, TokenSource } from "../../../shared/token-reader/sources";
-import { ssmReferenceSource } from "../../../shared/token-reader/ssm-source";
-import { captureOutput } from "../../support/capture-output";
+import { type MotoServer, startMoto } from "../../../../sandbox/fakes/aws/moto";
+import { awsClientOptions, perRegion } from "../../../../shared/lib/aws/client-options";
+import { TokenReadError } from "../../../../shared/token-reader/errors";
+import { createTokenReader, type TokenReaderOptions } from "../../../../shared/token-reader/reader";
+import { secretsManagerSource } from "../../../../shared/token-reader/secrets-manager-source";
+import type { TokenFetcher, TokenSource } from "../../../../shared/token-reader/sources";
+import { ssmReferenceSource } from "../../../../shared/token-reader/ssm-source";
+import { captureOutput } from "../../../support/capture-output";
 
 /**
  * The reader with the real SDK clients against moto server on loopback: both sources, a rotation

@@ -6,16 +6,16 @@ import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secre
 import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import type { LambdaFunctionURLEventWithIAMAuthorizer, LambdaFunctionURLResult } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../../../cli/main";
-import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
-import { secretsManagerClients } from "../../../shared/aws/secrets-manager";
-import { ssmClients } from "../../../shared/aws/ssm";
-import { createTokenReader } from "../../../shared/token-reader/reader";
-import { secretsManagerSource } from "../../../shared/token-reader/secrets-manager-source";
-import { ssmReferenceSource } from "../../../shared/token-reader/ssm-source";
-import { captureOutput } from "../../support/capture-output";
-import { startTokenScan } from "../../support/token-scan";
-import { assumedRole, urlEvent } from "../../unit/functions/read-token/events";
+import { main } from "../../../../cli/main";
+import { type MotoServer, startMoto } from "../../../../sandbox/fakes/aws/moto";
+import { secretsManagerClients } from "../../../../shared/lib/aws/secrets-manager";
+import { ssmClients } from "../../../../shared/lib/aws/ssm";
+import { createTokenReader } from "../../../../shared/token-reader/reader";
+import { secretsManagerSource } from "../../../../shared/token-reader/secrets-manager-source";
+import { ssmReferenceSource } from "../../../../shared/token-reader/ssm-source";
+import { captureOutput } from "../../../support/capture-output";
+import { assumedRole, urlEvent } from "../../../support/read-token-events";
+import { startTokenScan } from "../../../support/token-scan";
 
 /**
  * Leak test: every path of the reader, the Lambda and the CLI (successes, fallbacks, stale
@@ -127,7 +127,7 @@ describe("no token in any output", () => {
   });
 
   it("Lambda: allowed, denied, wrong method", async () => {
-    const { handler } = await import("../../../functions/read-token/handler");
+    const { handler } = await import("../../../../functions/read-token/handler");
     const ok = (await handler(urlEvent({ accountId: "111111111111" }))) as Exclude<
       LambdaFunctionURLResult,
       string

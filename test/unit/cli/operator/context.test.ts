@@ -9,8 +9,8 @@ import {
   operatorContext,
   operatorSettings,
 } from "../../../../cli/operator/context";
-import { loadReconcileConfig } from "../../../../shared/config";
-import { createLogger } from "../../../../shared/log";
+import { loadReconcileConfig } from "../../../../shared/lib/config";
+import { createLogger } from "../../../../shared/lib/log";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
 const FUNCTION_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:bk-rotation-ReconcileFunction-1A2B3C";

@@ -4,7 +4,7 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { findAnchor } from "../../../../cli/operator/emergency";
-import { loadReconcileConfig } from "../../../../shared/config";
+import { loadReconcileConfig } from "../../../../shared/lib/config";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
 const CONTRACT = {

@@ -5,7 +5,7 @@ import {
   type PreflightFacts,
   preflightChecks,
 } from "../../../../cli/operator/preflight-checks";
-import { loadReconcileConfig, type ReconcileConfig } from "../../../../shared/config";
+import { loadReconcileConfig, type ReconcileConfig } from "../../../../shared/lib/config";
 import { plan } from "../../../../shared/rollout/plan";
 import { planSettings } from "../../../../shared/rollout/reconcile";
 import { buildStatus } from "../../../../shared/rollout/status";

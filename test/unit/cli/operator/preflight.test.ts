@@ -24,7 +24,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { OperatorContext } from "../../../../cli/operator/context";
 import { runPreflight } from "../../../../cli/operator/preflight";
-import { loadReconcileConfig } from "../../../../shared/config";
+import { loadReconcileConfig } from "../../../../shared/lib/config";
 import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 
 const config = loadReconcileConfig(reconcileEnv({ TARGET_GROUPS: "us-east-1:ci-a" }));

@@ -17,7 +17,7 @@ import { parseDuration, rotateCommandWith, rotateOptions } from "../../../../cli
 import type { CliIo } from "../../../../cli/types";
 import type { BuildkiteClient, ClusterToken } from "../../../../shared/buildkite/client";
 import { describeManagedToken } from "../../../../shared/buildkite/description";
-import { loadReconcileConfig } from "../../../../shared/config";
+import { loadReconcileConfig } from "../../../../shared/lib/config";
 import { EMERGENCY_TAG } from "../../../../shared/rollout/plan";
 import type { StatusReport } from "../../../../shared/rollout/status";
 

@@ -3,7 +3,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createReadTokenHandler } from "../../../../functions/read-token/handler";
 import { captureOutput } from "../../../support/capture-output";
-import { assumedRole, urlEvent } from "./events";
+import { assumedRole, urlEvent } from "../../../support/read-token-events";
 
 const TOKEN = "bkct_handlerunit0000000000000000000000";
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token-AbCdEf";

@@ -1,11 +1,11 @@
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { parseRequest, serveToken } from "../../../../functions/read-token/serve";
-import { createLogger } from "../../../../shared/log";
+import { createLogger } from "../../../../shared/lib/log";
 import { TokenReadError } from "../../../../shared/token-reader/errors";
 import { parseAllowedPrincipals } from "../../../../shared/token-reader/principals";
 import type { TokenValue } from "../../../../shared/token-reader/reader";
 import { captureOutput } from "../../../support/capture-output";
-import { assumedRole, urlEvent } from "./events";
+import { assumedRole, urlEvent } from "../../../support/read-token-events";
 
 const TOKEN = "bkct_serveunit000000000000000000000000";
 const VERSION = "33333333-3333-4333-8333-333333333333";

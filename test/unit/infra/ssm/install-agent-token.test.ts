@@ -6,7 +6,7 @@ import { readCloudFormationYaml } from "../../../support/cfn-yaml";
 
 /**
  * The product's Run Command document, statically: its fixed name and parameters, the Linux step's
- * no-leak rules (the step itself runs for real in test/integration/infra/ssm-run-command.test.ts),
+ * no-leak rules (the step itself runs for real in test/integration/sandbox/fakes/ssm/run-command.test.ts),
  * and the copies embedded in template.yaml and infra/forwarder.yaml.
  */
 const root = new URL("../../../..", import.meta.url).pathname;

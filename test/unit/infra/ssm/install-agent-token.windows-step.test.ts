@@ -6,7 +6,7 @@ import { INSTALL_RESULTS } from "../../../../shared/rollout/install-result";
 /**
  * PowerShell cannot run here, so the Windows step is checked statically: it never writes the token
  * to any output stream, uses the document's parameters, and follows the same result-line contract
- * as the Linux step and as its TypeScript mirror (infra/sandbox/ssm/windows-step.ts).
+ * as the Linux step and as its TypeScript mirror (sandbox/fakes/ssm/windows-step.ts).
  */
 const root = new URL("../../../..", import.meta.url).pathname;
 const doc = parse(readFileSync(`${root}infra/ssm/install-agent-token.yaml`, "utf8")) as {
@@ -16,7 +16,7 @@ const windows =
   doc.mainSteps.find((s) => s.name === "InstallAgentTokenWindows")?.inputs.runCommand.join("\n") ?? "";
 const linux =
   doc.mainSteps.find((s) => s.name === "InstallAgentTokenLinux")?.inputs.runCommand.join("\n") ?? "";
-const mirror = readFileSync(`${root}infra/sandbox/ssm/windows-step.ts`, "utf8");
+const mirror = readFileSync(`${root}sandbox/fakes/ssm/windows-step.ts`, "utf8");
 const code = windows
   .split("\n")
   .filter((l) => !/^\s*#/.test(l))

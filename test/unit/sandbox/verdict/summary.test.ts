@@ -11,7 +11,7 @@ import {
   renderSummary,
   type TokenFacts,
   unsafeForFinal,
-} from "../../../../infra/sandbox/summary";
+} from "../../../../sandbox/verdict/summary";
 
 /**
  * The sandbox's safety invariants, judged over constructed facts: a clean in-place run passes, and

@@ -3,7 +3,7 @@
 import { type Dispatcher, getGlobalDispatcher, MockAgent, setGlobalDispatcher } from "undici";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BuildkiteClient, nextLink } from "../../../../shared/buildkite/client";
-import { BuildkiteApiError, DeadlineError } from "../../../../shared/errors";
+import { BuildkiteApiError, DeadlineError } from "../../../../shared/lib/errors";
 
 const API = "https://api.buildkite.test";
 const AGENT = "https://agent.buildkite.test";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { loadReconcileConfig, loadRotateTokenConfig, parseSecretArn } from "../../../shared/config";
-import { ConfigError } from "../../../shared/errors";
+import { loadReconcileConfig, loadRotateTokenConfig, parseSecretArn } from "../../../../shared/lib/config";
+import { ConfigError } from "../../../../shared/lib/errors";
 
 const SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token-AbC123";
 const API_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/api-token-XyZ789";

@@ -1,7 +1,12 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { BuildkiteApiError, describeError, redactTokenLike, sanitizeSnippet } from "../../../shared/errors";
-import { createLogger, registerSecret, setLogSink } from "../../../shared/log";
-import { createMetrics } from "../../../shared/metrics";
+import {
+  BuildkiteApiError,
+  describeError,
+  redactTokenLike,
+  sanitizeSnippet,
+} from "../../../../shared/lib/errors";
+import { createLogger, registerSecret, setLogSink } from "../../../../shared/lib/log";
+import { createMetrics } from "../../../../shared/lib/metrics";
 
 const lines: string[] = [];
 const previous = setLogSink((l) => lines.push(l));

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { looksRandom, redactTokenShapes, truncate } from "../../../shared/redact";
+import { looksRandom, redactTokenShapes, truncate } from "../../../../shared/lib/redact";
 
 describe("redactTokenShapes", () => {
   it.each([

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { runtimeErrorReport } from "../../../infra/sandbox/local-lambda";
-import { sanitizeForRuntime } from "../../../shared/runtime-error";
+import { runtimeErrorReport } from "../../../../sandbox/fakes/lambda/local-lambda";
+import { sanitizeForRuntime } from "../../../../shared/lib/runtime-error";
 
 const TOKEN = "bkct_0123456789abcdef0123456789abcdef01234567";
 const redact = (text: string) => text.split(TOKEN).join("[REDACTED]");

@@ -10,7 +10,7 @@ import {
   terminalWidth,
   useColor,
   wrap,
-} from "../../../shared/terminal";
+} from "../../../../shared/lib/terminal";
 
 describe("duration", () => {
   it("formats durations", () => {

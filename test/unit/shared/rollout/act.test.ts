@@ -8,7 +8,7 @@ import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { createLogger } from "../../../../shared/log";
+import { createLogger } from "../../../../shared/lib/log";
 import { type ActDeps, act, alertMetric } from "../../../../shared/rollout/act";
 import {
   alertId,

@@ -18,7 +18,7 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { describeManagedToken } from "../../../../shared/buildkite/description";
-import { loadReconcileConfig } from "../../../../shared/config";
+import { loadReconcileConfig } from "../../../../shared/lib/config";
 import { RolloutMemory } from "../../../../shared/rollout/memory";
 import { observe } from "../../../../shared/rollout/observe";
 import { observeCommands } from "../../../../shared/rollout/observe-commands";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadReconcileConfig } from "../../../../shared/config";
+import { loadReconcileConfig } from "../../../../shared/lib/config";
 import { alertId as hash } from "../../../../shared/rollout/markers";
 import { plan } from "../../../../shared/rollout/plan";
 import { planSettings } from "../../../../shared/rollout/reconcile";

@@ -7,16 +7,16 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
+import type { ClusterToken, CreatedClusterToken } from "../../../../shared/buildkite/client";
+import { describeManagedToken } from "../../../../shared/buildkite/description";
+import { loadRotateTokenConfig } from "../../../../shared/lib/config";
+import { createLogger } from "../../../../shared/lib/log";
 import {
   ORPHAN_MIN_AGE_MS,
   parseRotationEvent,
   type RotationDeps,
   rotate,
-} from "../../../../functions/rotate-token/steps";
-import type { ClusterToken, CreatedClusterToken } from "../../../../shared/buildkite/client";
-import { describeManagedToken } from "../../../../shared/buildkite/description";
-import { loadRotateTokenConfig } from "../../../../shared/config";
-import { createLogger } from "../../../../shared/log";
+} from "../../../../shared/rotation/steps";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
 const CUR = "11111111-1111-4111-8111-111111111111";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../../../shared/errors";
+import { ConfigError } from "../../../../shared/lib/errors";
 import { loadReadTokenConfig } from "../../../../shared/token-reader/config";
 import { authorize, parseAllowedPrincipals } from "../../../../shared/token-reader/principals";
 

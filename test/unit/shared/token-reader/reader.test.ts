@@ -9,7 +9,7 @@ import {
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { type AwsClientStub, mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { createLogger, redactSecrets } from "../../../../shared/log";
+import { createLogger, redactSecrets } from "../../../../shared/lib/log";
 import { TokenReadError } from "../../../../shared/token-reader/errors";
 import { createTokenReader, type TokenReaderOptions } from "../../../../shared/token-reader/reader";
 import { secretsManagerSource } from "../../../../shared/token-reader/secrets-manager-source";

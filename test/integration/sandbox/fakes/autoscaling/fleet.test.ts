@@ -1,5 +1,5 @@
 /**
- * The stock Elastic CI Stack fleet (infra/sandbox/autoscaling/fleet.ts) through the real Auto
+ * The stock Elastic CI Stack fleet (sandbox/fakes/autoscaling/fleet.ts) through the real Auto
  * Scaling client: protection on every instance, refreshes under Wait/Refresh/Ignore, idle agents
  * that terminate themselves and are replaced (the replacement reads the token through SSM), agent
  * restarts that register with the token in the cfg file, Windows' restart loop, and
@@ -15,8 +15,8 @@ import {
   TerminateInstanceInAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { GroupSpec } from "../../../infra/sandbox/autoscaling/index";
-import type { RotationStack } from "../../../infra/sandbox/rotation-stack";
+import type { GroupSpec } from "../../../../../sandbox/fakes/autoscaling/index";
+import type { RotationStack } from "../../../../../sandbox/world/rotation-stack";
 import {
   type FleetFixture,
   putNewToken,
@@ -24,7 +24,7 @@ import {
   startBackends,
   startFleet,
   until,
-} from "../../support/fleet-fixture";
+} from "../../../../support/fleet-fixture";
 
 let stack: RotationStack;
 let fixture: FleetFixture | undefined;

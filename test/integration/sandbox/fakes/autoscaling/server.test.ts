@@ -29,9 +29,9 @@ import {
   Fleet,
   type RefreshEvent,
   startAutoScalingStandIn,
-} from "../../../infra/sandbox/autoscaling/index";
-import { QueryParams } from "../../../infra/sandbox/autoscaling/query";
-import { regionFromAuthorization } from "../../../infra/sandbox/autoscaling/server";
+} from "../../../../../sandbox/fakes/autoscaling/index";
+import { QueryParams } from "../../../../../sandbox/fakes/autoscaling/query";
+import { regionFromAuthorization } from "../../../../../sandbox/fakes/autoscaling/server";
 
 const REGION = "us-east-1";
 const credentials = { accessKeyId: "test", secretAccessKey: "test" };

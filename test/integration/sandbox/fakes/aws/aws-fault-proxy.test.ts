@@ -8,9 +8,13 @@ import {
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type AwsFaultProxy, operationOf, startAwsFaultProxy } from "../../../infra/sandbox/aws-fault-proxy";
-import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
-import { registerStubRotationLambda } from "../../../infra/sandbox/rotation-driver";
+import {
+  type AwsFaultProxy,
+  operationOf,
+  startAwsFaultProxy,
+} from "../../../../../sandbox/fakes/aws/aws-fault-proxy";
+import { type MotoServer, startMoto } from "../../../../../sandbox/fakes/aws/moto";
+import { registerStubRotationLambda } from "../../../../../sandbox/world/rotation-driver";
 
 /**
  * The fault proxy in front of moto, through the real Secrets Manager client: every fault does

@@ -9,9 +9,12 @@ import {
   DescribeTagsCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AutoScalingStandIn, startAutoScalingStandIn } from "../../../infra/sandbox/autoscaling/index";
-import { type BuildkiteApi, startBuildkiteApi } from "../../../infra/sandbox/buildkite-api";
-import { type CallMeter, createCallMeter } from "../../../infra/sandbox/call-meter";
+import {
+  type AutoScalingStandIn,
+  startAutoScalingStandIn,
+} from "../../../../../sandbox/fakes/autoscaling/index";
+import { type CallMeter, createCallMeter } from "../../../../../sandbox/fakes/aws/call-meter";
+import { type BuildkiteApi, startBuildkiteApi } from "../../../../../sandbox/fakes/buildkite/api";
 
 const API_TOKEN = "bkua_meter_test_token";
 let meter: CallMeter;

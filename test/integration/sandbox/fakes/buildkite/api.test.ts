@@ -1,6 +1,6 @@
 import { Agent, request } from "node:http";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { type BuildkiteApi, startBuildkiteApi } from "../../../infra/sandbox/buildkite-api";
+import { type BuildkiteApi, startBuildkiteApi } from "../../../../../sandbox/fakes/buildkite/api";
 
 const ORG = "acme";
 const CLUSTER = "0190c2f4-7c1e-7f4a-9a51-3c6f2f1b8d10";

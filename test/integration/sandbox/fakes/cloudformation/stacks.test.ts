@@ -8,8 +8,14 @@ import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { DescribeStacksCommand, type Stack } from "@aws-sdk/client-cloudformation";
 import { DescribeInstancesCommand } from "@aws-sdk/client-ec2";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { RotationStack } from "../../../infra/sandbox/rotation-stack";
-import { type FleetFixture, REGION, startBackends, startFleet, until } from "../../support/fleet-fixture";
+import type { RotationStack } from "../../../../../sandbox/world/rotation-stack";
+import {
+  type FleetFixture,
+  REGION,
+  startBackends,
+  startFleet,
+  until,
+} from "../../../../support/fleet-fixture";
 
 let backends: RotationStack;
 let fixture: FleetFixture | undefined;

@@ -1,13 +1,19 @@
 /**
- * The EC2 DescribeInstances stand-in (infra/sandbox/ec2/) through the real @aws-sdk/client-ec2,
+ * The EC2 DescribeInstances stand-in (sandbox/fakes/ec2/) through the real @aws-sdk/client-ec2,
  * fed by the fleet: launch times, states, platform fields, tags, filters, pagination and errors.
  */
 
 import { StartInstanceRefreshCommand } from "@aws-sdk/client-auto-scaling";
 import { DescribeInstancesCommand, type Instance, paginateDescribeInstances } from "@aws-sdk/client-ec2";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { RotationStack } from "../../../infra/sandbox/rotation-stack";
-import { type FleetFixture, REGION, startBackends, startFleet, until } from "../../support/fleet-fixture";
+import type { RotationStack } from "../../../../../sandbox/world/rotation-stack";
+import {
+  type FleetFixture,
+  REGION,
+  startBackends,
+  startFleet,
+  until,
+} from "../../../../support/fleet-fixture";
 
 let stack: RotationStack;
 let fixture: FleetFixture | undefined;

@@ -10,7 +10,7 @@ import {
   type LocalLambda,
   type LocalLambdaOptions,
   startLocalLambda,
-} from "../../../infra/sandbox/local-lambda";
+} from "../../../../../sandbox/fakes/lambda/local-lambda";
 
 const credentials = { accessKeyId: "test", secretAccessKey: "test" };
 const started: LocalLambda[] = [];

@@ -11,13 +11,13 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { InvokeResult } from "../../../infra/sandbox/local-lambda";
-import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
+import { type MotoServer, startMoto } from "../../../../../sandbox/fakes/aws/moto";
+import type { InvokeResult } from "../../../../../sandbox/fakes/lambda/local-lambda";
 import {
   type SqsEvent,
   type SqsEventSource,
   startSqsEventSource,
-} from "../../../infra/sandbox/sqs-event-source";
+} from "../../../../../sandbox/fakes/lambda/sqs-event-source";
 
 const REGION = "us-east-1";
 let moto: MotoServer;

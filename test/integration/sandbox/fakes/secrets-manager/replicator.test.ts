@@ -14,9 +14,9 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
-import { type Replicator, startReplicator } from "../../../infra/sandbox/replicator";
-import { registerStubRotationLambda, startRotation } from "../../../infra/sandbox/rotation-driver";
+import { type MotoServer, startMoto } from "../../../../../sandbox/fakes/aws/moto";
+import { type Replicator, startReplicator } from "../../../../../sandbox/fakes/secrets-manager/replicator";
+import { registerStubRotationLambda, startRotation } from "../../../../../sandbox/world/rotation-driver";
 
 const PRIMARY = "us-east-1";
 const REPLICAS = ["us-west-2", "eu-west-1"];

@@ -20,18 +20,18 @@ import {
   SSMClient,
 } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MotoServer, startMoto } from "../../../infra/sandbox/moto";
-import { parseCommandDocument } from "../../../infra/sandbox/ssm/documents";
+import { type MotoServer, startMoto } from "../../../../../sandbox/fakes/aws/moto";
+import { parseCommandDocument } from "../../../../../sandbox/fakes/ssm/documents";
 import {
   INSTALL_AGENT_TOKEN_DOCUMENT,
   type InvocationStatusEvent,
   installAgentTokenDocument,
   type RunCommandStandIn,
   startRunCommandStandIn,
-} from "../../../infra/sandbox/ssm/index";
-import { parseInstallResult } from "../../../shared/rollout/install-result";
-import { captureOutput } from "../../support/capture-output";
-import { FakeDirectory, type FakeInstance } from "../../support/fake-instances";
+} from "../../../../../sandbox/fakes/ssm/index";
+import { parseInstallResult } from "../../../../../shared/rollout/install-result";
+import { captureOutput } from "../../../../support/capture-output";
+import { FakeDirectory, type FakeInstance } from "../../../../support/fake-instances";
 
 /**
  * The Run Command stand-in with the real SSM client against it, moto behind it, and the product's

@@ -3,7 +3,7 @@ import {
   agentConfigPathOnInstance,
   parseAgentToken,
   renderAgentConfig,
-} from "../../../../../infra/sandbox/autoscaling/agent-config";
+} from "../../../../../sandbox/fakes/autoscaling/agent-config";
 
 const input = {
   token: "bkct_secret",

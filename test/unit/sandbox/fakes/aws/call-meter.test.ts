@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildkiteRoute, signingService, totalCalls } from "../../../../infra/sandbox/call-meter";
+import { buildkiteRoute, signingService, totalCalls } from "../../../../../sandbox/fakes/aws/call-meter";
 
 describe("call meter keys", () => {
   it("reads the service from the SigV4 credential scope", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RegionThrottle } from "../../../../infra/sandbox/throttle";
+import { RegionThrottle } from "../../../../../sandbox/fakes/aws/throttle";
 
 describe("RegionThrottle", () => {
   it("is a token bucket per region that starts full and refills at its rate", () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { Ec2InstanceView } from "../../../../../infra/sandbox/autoscaling/types";
-import { describeInstances } from "../../../../../infra/sandbox/ec2/describe-instances";
-import { Ec2Error } from "../../../../../infra/sandbox/ec2/errors";
-import { Ec2Params } from "../../../../../infra/sandbox/ec2/params";
+import type { Ec2InstanceView } from "../../../../../sandbox/fakes/autoscaling/types";
+import { describeInstances } from "../../../../../sandbox/fakes/ec2/describe-instances";
+import { Ec2Error } from "../../../../../sandbox/fakes/ec2/errors";
+import { Ec2Params } from "../../../../../sandbox/fakes/ec2/params";
 
 function instance(n: number, extra: Partial<Ec2InstanceView> = {}): Ec2InstanceView {
   return {

@@ -3,11 +3,11 @@ import {
   parseCommandDocument,
   resolveParameters,
   substituteParameters,
-} from "../../../../../infra/sandbox/ssm/documents";
+} from "../../../../../sandbox/fakes/ssm/documents";
 import {
   INSTALL_AGENT_TOKEN_DOCUMENT,
   installAgentTokenDocument,
-} from "../../../../../infra/sandbox/ssm/index";
+} from "../../../../../sandbox/fakes/ssm/index";
 
 const document = installAgentTokenDocument();
 const PARAMETER = "/aws/reference/secretsmanager/buildkite/agent-token";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { regionFromAuthorization, reshapeReference } from "../../../../../infra/sandbox/ssm/server";
+import { regionFromAuthorization, reshapeReference } from "../../../../../sandbox/fakes/ssm/server";
 
 const PATH = "/aws/reference/secretsmanager/buildkite/agent-token";
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token-AbCdEf";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_RETRY_DELAY_SECONDS, retryDelaySeconds } from "../../../../shared/aws/sqs";
+import { MAX_RETRY_DELAY_SECONDS, retryDelaySeconds } from "../../../../../shared/lib/aws/sqs";
 
 describe("retryDelaySeconds", () => {
   it("waits the base after the first receive and doubles per receive, up to 15 minutes", () => {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { createLambdaHandler, type FunctionDefinition } from "../../../../shared/lambda/handler";
-import { registerSecret } from "../../../../shared/log";
-import { captureOutput } from "../../../support/capture-output";
+import { createLambdaHandler, type FunctionDefinition } from "../../../../../shared/lib/lambda/handler";
+import { registerSecret } from "../../../../../shared/lib/log";
+import { captureOutput } from "../../../../support/capture-output";
 
 const output = captureOutput();
 afterEach(() => {
