@@ -10,6 +10,7 @@ import { loadReconcileConfig } from "../../shared/lib/config";
 import { describeError } from "../../shared/lib/errors";
 import { createLambdaHandler, type Invocation, type LambdaHandler } from "../../shared/lib/lambda/handler";
 import { sleep } from "../../shared/lib/sleep";
+import { queueHandover } from "../../shared/rollout/handover";
 import { RolloutMemory } from "../../shared/rollout/memory";
 import { type ReconcileDeps, reconcile } from "../../shared/rollout/reconcile";
 import { type ParsedInvocation, parseInvocation } from "./batch";
@@ -54,6 +55,8 @@ export interface ReconcileSummary {
   revoked: number;
   refreshesStarted: number;
   commandsSent: number;
+  /** The run ended early to let waiting triggers through; its continuation is on the queue. */
+  handedOver?: true;
 }
 
 type ContainerDeps = Omit<ReconcileDeps, "remainingMs" | "buildkite" | "logger" | "metrics"> & {
@@ -175,6 +178,12 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
       if (triggers.length === 0) return { ...counts, skipped: true };
       const { apiToken, sqs, ...rest } = deps;
       logger.info("reconcile triggered", { triggers });
+      // Only a run the queue delivered holds the queue, and only its continuation would be consumed.
+      const queueUrl = deps.config.queueUrl;
+      const handover =
+        queueUrl && parsed.received.length > 0
+          ? { handover: queueHandover(sqs, deps.config.secret.region, queueUrl) }
+          : {};
       const outcome = await reconcile(
         {
           ...rest,
@@ -188,6 +197,7 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
           logger,
           metrics: invocation.metrics,
           remainingMs: invocation.remainingMs,
+          ...handover,
         },
         { triggers },
       ).catch(async (error: unknown) => {
@@ -210,6 +220,7 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
         revoked: outcome.results.reduce((n, r) => n + r.revoked.length, 0),
         refreshesStarted: outcome.results.reduce((n, r) => n + r.refreshesStarted.length, 0),
         commandsSent: outcome.results.reduce((n, r) => n + r.commandsSent.length, 0),
+        ...(outcome.handedOver ? { handedOver: true } : {}),
       };
     },
     onTimeout: (invocation) => {

@@ -12,6 +12,12 @@ export type { RefreshEvent, Trigger } from "../../shared/rollout/trigger";
  * --message-deduplication-id <unique> --message-body '{"source":"manual","reason":"after fixing a group"}'`.
  */
 export const MANUAL_SOURCE = "manual";
+/** The source of the message a run sends its own queue when it hands over (shared/rollout/handover.ts). */
+export { CONTINUATION_SOURCE } from "../../shared/rollout/handover";
+
+import { CONTINUATION_SOURCE } from "../../shared/rollout/handover";
+
+const CONTINUATION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The detail-type prefix of Auto Scaling's instance refresh events (see REFRESH_EVENTS). */
 const REFRESH_PREFIX = "EC2 Auto Scaling Instance Refresh ";
@@ -127,6 +133,13 @@ export function parseTrigger(event: unknown): Trigger {
   if (source === "rotate-token") {
     field(event, "secretArn", "", true);
     return { kind: "rotation", versionId: field(event, "versionId", "", true), at };
+  }
+  if (source === CONTINUATION_SOURCE) {
+    // Our own message (handover.ts), but input all the same: it can only ask for a run.
+    const id = field(event, "continuation", "", true);
+    if (!CONTINUATION_ID.test(id))
+      throw new InputError(`reconcile: a continuation's id must be a UUID, got ${shown(id)}`);
+    return { kind: "continuation", id, versionId: field(event, "versionId", "", false), at };
   }
   if (source === MANUAL_SOURCE) {
     const reason = field(event, "reason", "", false);

@@ -191,7 +191,13 @@ export interface WorldOptions {
    * Either way the env names RECONCILE_QUEUE_URL, where rotate-token sends its rotation message.
    */
   delivery?: "queue" | "async";
-  /** The trigger queue's VisibilityTimeout in seconds (default 2): how long a failed batch stays hidden. */
+  /**
+   * The trigger queue's VisibilityTimeout in seconds: how long a batch stays hidden while it runs
+   * (and after a failure the handler could not bring forward). Default: six times reconcile's
+   * timeout, as the template sets it ("at least six times the timeout that you configure on your
+   * function", https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html), so a
+   * long run's batch is never delivered a second time while it runs.
+   */
   queueVisibilityTimeoutSeconds?: number;
   /** Observers for a CLI: every Lambda invocation phase, every event put on the bus. Must not throw. */
   onInvoke?: (record: InvocationRecord, phase: InvocationPhase) => void;
@@ -357,7 +363,9 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     // The trigger queue exists in both delivery modes, so RECONCILE_QUEUE_URL always names a queue.
     // Its client is the sandbox's (EventBridge's SQS target and the event source mapping), not metered.
     const delivery = options.delivery ?? "queue";
-    const visibilityTimeoutSeconds = options.queueVisibilityTimeoutSeconds ?? 2;
+    const visibilityTimeoutSeconds =
+      options.queueVisibilityTimeoutSeconds ??
+      6 * Math.ceil((options.timeoutsMs?.reconcile ?? 900_000) / 1_000);
     const triggerSqs = new SQSClient({
       region: primaryRegion,
       endpoint: stack.moto.url,

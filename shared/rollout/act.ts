@@ -9,6 +9,7 @@ import { SendCommandCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { BuildkiteClient } from "../buildkite/client";
 import type { InPlaceSettings, TargetGroup } from "../lib/config";
 import { describeError } from "../lib/errors";
+import { CALLS_PER_REGION, perKeyLimit } from "../lib/limit";
 import type { Logger } from "../lib/log";
 import type { MetricsSink } from "../lib/metrics";
 import { backoffDelay, type Sleep } from "../lib/sleep";
@@ -99,6 +100,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     })),
   );
   const started: Array<{ a: Kind<"start-refresh">; refreshId: string }> = [];
+  const limit = perKeyLimit(CALLS_PER_REGION);
 
   // Regions and groups progress in parallel.
   await Promise.all([
@@ -124,7 +126,9 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
         return;
       }
       try {
-        const refreshId = await startRefresh(deps.autoScalingStart(a.target.region), a, deps.sleep);
+        const refreshId = await limit(a.target.region, () =>
+          startRefresh(deps.autoScalingStart(a.target.region), a, deps.sleep),
+        );
         started.push({ a, refreshId });
         result.refreshesStarted.push({ ...a.target, refreshId });
         deps.logger.info("started instance refresh", {

@@ -12,6 +12,7 @@ import type { BuildkiteClient } from "../buildkite/client";
 import { managedVersionOf } from "../buildkite/description";
 import { observationError } from "../lib/aws/errors";
 import type { ReconcileConfig, TargetGroup } from "../lib/config";
+import { CALLS_PER_REGION, type Limit, perKeyLimit } from "../lib/limit";
 import { describeSecret, type SecretState } from "../secrets/describe";
 import {
   anchorOf,
@@ -139,8 +140,9 @@ export async function observeWithSecret(
   const since = rolloutStartedAt({ secret: secretObs });
   const needsRefreshes =
     deps.config.strategy === "refresh" || emergencyNow || deps.config.inPlace.fallback === "refresh";
+  const limit = perKeyLimit(CALLS_PER_REGION);
   const targets = await Promise.all(
-    groups.targets.map((t) => observeMembers(deps, t, state.current, needsRefreshes, since)),
+    groups.targets.map((t) => observeMembers(deps, t, state.current, needsRefreshes, since, limit)),
   );
   await attachInstanceFacts(deps, targets, inPlace);
   // Commands are listed per region, once, and handed to each group's instances.
@@ -372,6 +374,7 @@ async function observeMembers(
   current: string | undefined,
   needsRefreshes: boolean,
   since: Date | undefined,
+  limit: Limit,
 ): Promise<GroupRow> {
   if (!t.exists || t.error) return t;
   const sync = decodeSync(t.tags[SYNC_TAG]);
@@ -400,7 +403,7 @@ async function observeMembers(
   const final = ours ? deps.memory?.finalRefresh(t.region, t.groupName, ours) : undefined;
   if (final) return { ...base, refreshes: [final] };
   try {
-    const refreshes = await describeRefreshes(deps.autoScaling(t.region), t.groupName);
+    const refreshes = await limit(t.region, () => describeRefreshes(deps.autoScaling(t.region), t.groupName));
     deps.memory?.rememberRefreshes(t.region, t.groupName, refreshes);
     return { ...base, refreshes };
   } catch (error) {

@@ -10,6 +10,7 @@ import type { Logger } from "../lib/log";
 import type { MetricsSink } from "../lib/metrics";
 import { backoffDelay, type Sleep } from "../lib/sleep";
 import { type ActResult, act } from "./act";
+import { dueToLook, type Handover, newContinuation } from "./handover";
 import type { RolloutMemory } from "./memory";
 import { instanceCounts, targetGroupOf } from "./model";
 import { observe, replicaCurrentVersion } from "./observe";
@@ -40,6 +41,8 @@ export interface ReconcileDeps {
   remainingMs: () => number;
   /** The container's memory: what lets a run observe only what can have changed. */
   memory: RolloutMemory;
+  /** Set when the run came from the trigger queue: it may hand the queue over instead of waiting. */
+  handover?: Handover;
 }
 
 /** What one invocation was asked to handle: the triggers of its batch, already validated and filtered. */
@@ -55,6 +58,8 @@ export interface ReconcileOutcome {
   /** How many rounds observed in full, partially (some groups), or only polled commands. */
   observations: { full: number; partial: number; polls: number };
   results: ActResult[];
+  /** Set when the run ended to let waiting triggers through; its continuation resumes the rollout. */
+  handedOver?: { id: string; waiting: number };
 }
 
 /** Stop waiting this long before the Lambda deadline, leaving time to act and log. */
@@ -124,6 +129,37 @@ export async function reconcile(
     return outcome;
   }
   let next: Next = scope.kind === "full" ? { kind: "full" } : { kind: "groups", groups: scope.groups };
+  /** Whether to end here so the triggers waiting behind this run go first (handover.ts). */
+  let lookedAt = deps.now();
+  const handOver = async (waitingFor: string): Promise<boolean> => {
+    if (!deps.handover || !dueToLook(lookedAt, deps.now())) return false;
+    lookedAt = deps.now();
+    let waiting: number;
+    try {
+      waiting = await deps.handover.waiting();
+    } catch (error) {
+      deps.logger.debug("could not count the waiting triggers; waiting in this run", {
+        error: describeError(error),
+      });
+      return false;
+    }
+    if (waiting === 0) return false;
+    const continuation = newContinuation(outcome.plan?.versionId, deps.now());
+    try {
+      await deps.handover.continueLater(continuation);
+    } catch (error) {
+      deps.logger.warn("could not hand the queue over; waiting in this run", { error: describeError(error) });
+      return false;
+    }
+    outcome.handedOver = { id: continuation.id, waiting };
+    deps.metrics.put("HandedOver", 1, "Count");
+    deps.logger.info("handed the queue over to the triggers waiting; a continuation resumes", {
+      waiting,
+      waitingFor,
+      continuation: continuation.id,
+    });
+    return true;
+  };
   let escalations = 0;
   let commandPolls = 0;
   let unobservedRetries = 0;
@@ -192,6 +228,7 @@ export async function reconcile(
         if (unobserved.length === 0 || current.complete || unobservedRetries >= MAX_UNOBSERVED_RETRIES) break;
         const wait = 1_000 * 2 ** unobservedRetries++;
         if (deps.remainingMs() < DEADLINE_MARGIN_MS + wait) break;
+        if (await handOver("groups a transient error kept unobserved")) break;
         deps.logger.info("looking again at groups a transient error kept unobserved", {
           groups: unobserved.map((g) => `${g.region}:${g.groupName}`),
           inMs: wait,
@@ -202,6 +239,7 @@ export async function reconcile(
       }
       const delay = backoffDelay(commandPolls++, 250, 2_000);
       if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) break;
+      if (await handOver("install commands in flight")) break;
       await deps.sleep(delay);
       // Every command this run sent: the view may predate some of them (an earlier round's groups).
       const sent = outcome.results.flatMap((r) => r.commandsSent);
@@ -209,8 +247,11 @@ export async function reconcile(
       continue;
     }
     const lagging = current.regionsLagging;
-    const synced = await waitForReplicaSync(deps, current.versionId ?? "", lagging);
-    if (!synced) {
+    const synced = await waitForReplicaSync(deps, current.versionId ?? "", lagging, () =>
+      handOver("replicas behind"),
+    );
+    if (synced === "handed-over") break;
+    if (synced === "out-of-time") {
       deps.logger.info("replicas still behind at the end of this run's budget; the next trigger continues", {
         regionsLagging: lagging,
       });
@@ -265,18 +306,23 @@ function logRound(
   for (const notice of current.notices) deps.logger.info("notice", { notice });
 }
 
-/** Polls the lagging regions with capped backoff until they serve `versionId` or time runs out. */
+/**
+ * Polls the lagging regions with capped backoff until they serve `versionId`, time runs out, or the
+ * run hands the queue over to waiting triggers.
+ */
 async function waitForReplicaSync(
   deps: ReconcileDeps,
   versionId: string,
   regions: string[],
-): Promise<boolean> {
+  handOver: () => Promise<boolean>,
+): Promise<"synced" | "out-of-time" | "handed-over"> {
   let behind = [...regions];
   for (let attempt = 0; behind.length > 0; attempt++) {
     // Replication usually lands within seconds: poll briskly at first (every ≤ 250 ms, well inside
     // DescribeSecret quotas), then back off for a replica that is slow.
     const delay = backoffDelay(attempt, 100, attempt < 40 ? 250 : 2_000);
-    if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) return false;
+    if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) return "out-of-time";
+    if (await handOver()) return "handed-over";
     await deps.sleep(delay);
     const served = await Promise.all(
       behind.map((region) =>
@@ -288,5 +334,5 @@ async function waitForReplicaSync(
     );
     behind = behind.filter((_, i) => served[i] !== versionId);
   }
-  return true;
+  return "synced";
 }

@@ -41,4 +41,9 @@ export type Trigger =
       status: string;
       at: Date | undefined;
     }
-  | { kind: "manual"; reason: string | undefined; at: Date | undefined };
+  | { kind: "manual"; reason: string | undefined; at: Date | undefined }
+  /**
+   * A run that handed the queue over to triggers waiting behind it (handover.ts) continues here:
+   * `at` is when it handed over, so a full observation that began later has already covered it.
+   */
+  | { kind: "continuation"; id: string; versionId: string | undefined; at: Date | undefined };

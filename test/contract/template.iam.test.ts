@@ -67,10 +67,14 @@ function usesFor(withKeys: boolean): Record<string, Uses> {
       "sns:Publish": { resources: [TOPIC] },
       // A failed run brings its batch's next try forward (functions/reconcile/handler.ts scheduleRetry).
       "sqs:ChangeMessageVisibility": { resources: [QUEUE] },
+      // A run that would only wait hands the queue over: it counts the waiting triggers and sends
+      // its continuation (shared/rollout/handover.ts); the event source mapping reads the count too.
+      "sqs:GetQueueAttributes": { resources: [QUEUE] },
+      "sqs:SendMessage": { resources: [QUEUE] },
       // Called by the event source mapping with the function's role, never by the code
       // (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html#events-sqs-permissions).
       ...Object.fromEntries(
-        ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"].map((action) => [
+        ["sqs:ReceiveMessage", "sqs:DeleteMessage"].map((action) => [
           action,
           {
             resources: [QUEUE],

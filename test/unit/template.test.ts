@@ -247,13 +247,13 @@ describe("template.yaml", () => {
     expect(rotateEnv?.RECONCILE_FUNCTION_NAME).toBeUndefined();
   });
 
-  it("lets only our rules and rotate-token's role send to the queue, over TLS only", () => {
+  it("lets only our rules, rotate-token's role and reconcile's own send to the queue, over TLS only", () => {
     const policy = template.Resources.ReconcileQueuePolicy?.Properties as {
       Queues: Node;
       PolicyDocument: { Statement: Array<Record<string, Node>> };
     };
     expect(policy.Queues).toEqual([{ Ref: "ReconcileQueue" }]);
-    const [rules, rotate, tls, ...rest] = policy.PolicyDocument.Statement;
+    const [rules, rotate, continuation, tls, ...rest] = policy.PolicyDocument.Statement;
     expect(rest).toEqual([]);
     const arn = { "Fn::GetAtt": ["ReconcileQueue", "Arn"] };
     expect(rules).toEqual({
@@ -279,6 +279,13 @@ describe("template.yaml", () => {
       Action: "sqs:SendMessage",
       Resource: arn,
     });
+    expect(continuation).toEqual({
+      Sid: "ReconcileContinuesAfterAHandover",
+      Effect: "Allow",
+      Principal: { AWS: { "Fn::GetAtt": ["ReconcileFunctionRole", "Arn"] } },
+      Action: "sqs:SendMessage",
+      Resource: arn,
+    });
     expect(tls).toMatchObject({
       Effect: "Deny",
       Principal: "*",
@@ -299,7 +306,7 @@ describe("template.yaml", () => {
     expect(dead.PolicyDocument.Statement.filter((s) => s.Effect === "Deny")).toHaveLength(1);
   });
 
-  it("lets reconcile's role read and delete messages of its own queue only", () => {
+  it("lets reconcile's role read, delete and send (its continuations) messages of its own queue only", () => {
     const reading = statements(template.Resources.ReconcileFunction ?? { Properties: {} }).filter((s) =>
       [s.Action].flat().some((a) => a.startsWith("sqs:")),
     );
@@ -310,6 +317,10 @@ describe("template.yaml", () => {
       }),
       expect.objectContaining({
         Action: "sqs:ChangeMessageVisibility",
+        Resource: { "Fn::GetAtt": ["ReconcileQueue", "Arn"] },
+      }),
+      expect.objectContaining({
+        Action: "sqs:SendMessage",
         Resource: { "Fn::GetAtt": ["ReconcileQueue", "Arn"] },
       }),
     ]);

@@ -1,4 +1,9 @@
-import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import {
+  ChangeMessageVisibilityCommand,
+  GetQueueAttributesCommand,
+  SendMessageCommand,
+  SQSClient,
+} from "@aws-sdk/client-sqs";
 import { awsClientOptions, perRegion } from "./client-options";
 
 export type { SQSClient };
@@ -80,4 +85,22 @@ export async function deferRedelivery(
     ),
   );
   return { failed: results.filter((r) => r.status === "rejected").length };
+}
+
+/**
+ * Messages waiting in the queue (ApproximateNumberOfMessages: "the approximate number of messages
+ * available for retrieval", i.e. not in flight,
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html).
+ * A read: retried by the SDK like any other.
+ */
+export async function queueDepth(
+  clients: (region: string) => SQSClient,
+  region: string,
+  queueUrl: string,
+): Promise<number> {
+  const out = await clients(region).send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }),
+  );
+  const n = Number(out.Attributes?.ApproximateNumberOfMessages ?? 0);
+  return Number.isFinite(n) && n > 0 ? n : 0;
 }

@@ -59,6 +59,20 @@ describe("parseTrigger", () => {
     ],
     [{ source: "manual" }, { kind: "manual", reason: undefined }],
     [
+      {
+        source: "reconcile",
+        continuation: "0b6f3d2e-8a1c-4f5e-9b7d-2c4e6a8f0d1b",
+        versionId: "v3",
+        time: "2026-12-02T01:00:00.250Z",
+      },
+      {
+        kind: "continuation",
+        id: "0b6f3d2e-8a1c-4f5e-9b7d-2c4e6a8f0d1b",
+        versionId: "v3",
+        at: new Date("2026-12-02T01:00:00.250Z"),
+      },
+    ],
+    [
       { source: "manual", reason: "after fixing a group" },
       { kind: "manual", reason: "after fixing a group" },
     ],
@@ -119,6 +133,8 @@ describe("parseTrigger", () => {
       { source: "aws.secretsmanager", "detail-type": "Secret Label Updated", detail: [] },
     ],
     ["a rotation invoke without a version", { source: "rotate-token", secretArn: ARN }],
+    ["a continuation without an id", { source: "reconcile", versionId: "v3" }],
+    ["a continuation whose id is not a UUID", { source: "reconcile", continuation: "$(reboot)" }],
     ["a rotation invoke with a numeric version", { source: "rotate-token", secretArn: ARN, versionId: 3 }],
     [
       "a Run Command event without a command id",

@@ -274,3 +274,107 @@ describe("reconcile: the rollout tag records when the full observation began", (
     expect(decodeRolloutMarker(rolloutTag)?.observedAt).toEqual(clock);
   });
 });
+
+describe("reconcile: a run that would only wait hands the queue over to triggers waiting behind it", () => {
+  /** eu-west-1's replica still serves v1 for the first `lagPolls` reads, then v2. */
+  function lagging(lagPolls: number): {
+    deps: (memory: RolloutMemory) => ReconcileDeps;
+    reads: () => number;
+  } {
+    let reads = 0;
+    // A stand-in for one region's client only (the class-wide mock answers every region alike);
+    // the rollout reads the replica with DescribeSecret alone.
+    const replica = {
+      send: async () => {
+        reads++;
+        const current = reads > lagPolls ? "v2" : "v1";
+        return { VersionIdsToStages: { [current]: ["AWSCURRENT"] } };
+      },
+    } as unknown as SecretsManagerClient;
+    return {
+      reads: () => reads,
+      deps: (memory) => {
+        const base = depsWith(memory);
+        return {
+          ...base,
+          secrets: (region) => (region === "eu-west-1" ? replica : base.secrets(region)),
+          sleep: async (ms) => {
+            clock = new Date(clock.getTime() + ms);
+          },
+        };
+      },
+    };
+  }
+
+  function queue(waiting: number, send: "ok" | "fails" = "ok") {
+    const looks: Date[] = [];
+    const sent: Array<{ id: string; versionId: string | undefined; at: Date }> = [];
+    return {
+      looks,
+      sent,
+      handover: {
+        waiting: async () => {
+          looks.push(clock);
+          return waiting;
+        },
+        continueLater: async (c: { id: string; versionId: string | undefined; at: Date }) => {
+          if (send === "fails") throw new Error("AccessDenied");
+          sent.push(c);
+        },
+      },
+    };
+  }
+
+  it("hands over once it has held the queue for HANDOVER_AFTER_MS and triggers wait", async () => {
+    const world = lagging(1_000);
+    const q = queue(3);
+    const started = clock;
+    const out = await reconcile(
+      { ...world.deps(new RolloutMemory()), handover: q.handover },
+      { triggers: [] },
+    );
+    expect(out.handedOver?.waiting).toBe(3);
+    expect(q.sent).toHaveLength(1);
+    expect(q.sent[0]?.versionId).toBe("v2");
+    expect(q.sent[0]?.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(out.handedOver?.id).toBe(q.sent[0]?.id);
+    // It looked once, as soon as it had held the queue for 3 s, and then stopped waiting.
+    expect(q.looks).toHaveLength(1);
+    expect((q.looks[0]?.getTime() ?? 0) - started.getTime()).toBeGreaterThanOrEqual(3_000);
+    expect((q.looks[0]?.getTime() ?? 0) - started.getTime()).toBeLessThan(3_500);
+  });
+
+  it("keeps waiting when nothing waits behind it, looking at most every HANDOVER_AFTER_MS", async () => {
+    const world = lagging(40);
+    const q = queue(0);
+    const out = await reconcile(
+      { ...world.deps(new RolloutMemory()), handover: q.handover },
+      { triggers: [] },
+    );
+    expect(out.handedOver).toBeUndefined();
+    expect(q.sent).toEqual([]);
+    expect(world.reads()).toBeGreaterThan(40);
+    expect(q.looks.length).toBeGreaterThan(0);
+    for (let i = 1; i < q.looks.length; i++) {
+      expect((q.looks[i]?.getTime() ?? 0) - (q.looks[i - 1]?.getTime() ?? 0)).toBeGreaterThanOrEqual(3_000);
+    }
+  });
+
+  it("keeps waiting when its continuation cannot be sent (it never ends with nobody to continue)", async () => {
+    const world = lagging(40);
+    const q = queue(5, "fails");
+    const out = await reconcile(
+      { ...world.deps(new RolloutMemory()), handover: q.handover },
+      { triggers: [] },
+    );
+    expect(out.handedOver).toBeUndefined();
+    expect(world.reads()).toBeGreaterThan(40);
+  });
+
+  it("never hands over without a queue (a direct call)", async () => {
+    const world = lagging(40);
+    const out = await reconcile(world.deps(new RolloutMemory()), { triggers: [] });
+    expect(out.handedOver).toBeUndefined();
+    expect(world.reads()).toBeGreaterThan(40);
+  });
+});

@@ -58,6 +58,18 @@ describe("scopeOf", () => {
     ["the rotation", [{ kind: "rotation", versionId: "v3", at: undefined }], memory(), "full"],
     ["an operator", [{ kind: "manual", reason: undefined, at: undefined }], memory(), "full"],
     [
+      "a continuation sent after the last full observation began",
+      [{ kind: "continuation", id: "t", versionId: "v3", at: at("2026-12-01T12:00:30Z") }],
+      memory(),
+      "full",
+    ],
+    [
+      "a continuation a later full observation has covered",
+      [{ kind: "continuation", id: "t", versionId: "v3", at: at("2026-12-01T12:00:01Z") }],
+      memory(),
+      "skip",
+    ],
+    [
       "refresh events after the last full observation",
       [refresh("a", "2026-12-01T12:00:30Z")],
       memory(),

@@ -1,0 +1,73 @@
+import { randomUUID } from "node:crypto";
+import { queueDepth, type SQSClient, sendToQueue } from "../lib/aws/sqs";
+
+/**
+ * Handing the queue over (issue 11: no trigger waits behind a long run).
+ *
+ * Every trigger reaches reconcile through one FIFO message group, so while a run holds its batch
+ * no later trigger is delivered ("Inflight messages block delivery of available messages within the
+ * same message group", https://repost.aws/knowledge-center/sqs-fifo-messages-not-returned). A run
+ * that only waits — for a replica to catch up, for install commands to report, for a transient
+ * error to pass — would hold every trigger back for as long as it waits (at 1,000 groups, tens of
+ * seconds). So at each wait, once it has held the queue for HANDOVER_AFTER_MS, the run asks how many
+ * triggers are waiting (GetQueueAttributes ApproximateNumberOfMessages: messages not in flight,
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html)
+ * and, if any are, sends its own continuation to the back of the group and ends. The continuation
+ * is a trigger like the schedule: it starts a full observation (nothing of the run is trusted from
+ * memory), unless a full observation began after it was sent, which has then covered it (scope.ts).
+ *
+ * Only runs delivered by the queue hand over; if the continuation cannot be sent, the run keeps
+ * waiting as before (it never ends with nobody to continue).
+ */
+export const CONTINUATION_SOURCE = "reconcile";
+
+/** How long a run holds the queue before it looks for waiting triggers (and between two looks). */
+export const HANDOVER_AFTER_MS = 3_000;
+
+export interface Handover {
+  /** Triggers waiting behind this run (approximate: SQS's own count). */
+  waiting(): Promise<number>;
+  /** Sends the continuation of this run to the back of the queue. */
+  continueLater(continuation: Continuation): Promise<void>;
+}
+
+export interface Continuation {
+  id: string;
+  versionId: string | undefined;
+  at: Date;
+}
+
+/** The continuation's message body, as functions/reconcile/trigger.ts parses it. */
+export function continuationBody(c: Continuation): Record<string, string> {
+  return {
+    source: CONTINUATION_SOURCE,
+    continuation: c.id,
+    ...(c.versionId ? { versionId: c.versionId } : {}),
+    time: c.at.toISOString(),
+  };
+}
+
+export function newContinuation(versionId: string | undefined, at: Date): Continuation {
+  return { id: randomUUID(), versionId, at };
+}
+
+/** Whether a run that has held the queue since `heldSince` should look for waiting triggers now. */
+export function dueToLook(heldSince: Date, now: Date): boolean {
+  return now.getTime() - heldSince.getTime() >= HANDOVER_AFTER_MS;
+}
+
+/**
+ * The handover through the reconciler's own FIFO queue. The continuation's deduplication id is its
+ * id, so the SDK's retries of the send are idempotent; a duplicate that got through anyway is
+ * a second full observation, never a second decision.
+ */
+export function queueHandover(
+  sqs: (region: string) => SQSClient,
+  region: string,
+  queueUrl: string,
+): Handover {
+  return {
+    waiting: () => queueDepth(sqs, region, queueUrl),
+    continueLater: (c) => sendToQueue(sqs, region, queueUrl, continuationBody(c), `continuation-${c.id}`),
+  };
+}
