@@ -20,6 +20,7 @@
  * that configuration (and their SDK clients) at module level, so start at most one world per
  * module instance of the handlers: vitest isolates test files, and a CLI is one world per process.
  */
+
 import { randomUUID } from "node:crypto";
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
 import { DescribeSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
@@ -32,6 +33,7 @@ import {
   SendMessageCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
+import { CONTINUATION_SOURCE } from "../../shared/rollout/handover";
 import {
   type AutoScalingStandIn,
   type Fleet,
@@ -290,6 +292,8 @@ export interface EventWait {
   waitMs: number;
   /** 1 for the first delivery; more when a failed batch was retried ("queue" only). */
   receiveCount: number;
+  /** A run's own continuation after a handover (shared/rollout/handover.ts), not a trigger from outside. */
+  continuation: boolean;
 }
 
 export class RotationStepError extends Error {
@@ -831,7 +835,8 @@ function noteEventWaits(event: unknown, putAt: Map<string, number>, waits: Event
       if (record?.eventSource !== "aws:sqs") continue;
       const sent = Number(record.attributes?.SentTimestamp);
       if (!Number.isFinite(sent)) continue;
-      const eventId = bodyEventId(record.body);
+      const body = parsedBody(record.body);
+      const eventId = typeof body?.id === "string" ? body.id : undefined;
       waits.push({
         id: String(record.messageId),
         ...(eventId === undefined ? {} : { eventId }),
@@ -839,6 +844,7 @@ function noteEventWaits(event: unknown, putAt: Map<string, number>, waits: Event
         startedAt: new Date(now),
         waitMs: now - sent,
         receiveCount: Number(record.attributes?.ApproximateReceiveCount ?? 1),
+        continuation: body?.source === CONTINUATION_SOURCE,
       });
     }
     return;
@@ -853,15 +859,18 @@ function noteEventWaits(event: unknown, putAt: Map<string, number>, waits: Event
       startedAt: new Date(now),
       waitMs: now - sent,
       receiveCount: 1,
+      continuation: false,
     });
   }
 }
 
-function bodyEventId(body: unknown): string | undefined {
+function parsedBody(body: unknown): { id?: unknown; source?: unknown } | undefined {
   if (typeof body !== "string") return undefined;
   try {
-    const id = (JSON.parse(body) as { id?: unknown } | null)?.id;
-    return typeof id === "string" ? id : undefined;
+    const parsed = JSON.parse(body) as unknown;
+    return typeof parsed === "object" && parsed !== null
+      ? (parsed as { id?: unknown; source?: unknown })
+      : undefined;
   } catch {
     return undefined;
   }

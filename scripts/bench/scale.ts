@@ -53,7 +53,11 @@ export interface ScaleRun {
   runs: number;
   aws: Record<string, number>;
   buildkite: Record<string, number>;
+  /** The longest a trigger from outside (an event, the rotation's message) waited for its run. */
   maxEventWaitMs: number;
+  /** Handovers in the measured rotation, and the longest a run's continuation waited behind the triggers it let through. */
+  handovers: number;
+  maxContinuationWaitMs: number;
   /** NaN when the old token was not revoked within the cap. */
   promotionToRevocationMs: number;
   /** F (refresh: longest refresh) or C (in-place: longest command) of the measured rotation. */
@@ -147,7 +151,9 @@ export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> 
       const revokedNow = previous.filter((t) => (t.revokedAt?.getTime() ?? 0) >= measuredFrom);
       const revokedAt =
         revokedNow.length > 0 ? Math.max(...revokedNow.map((t) => t.revokedAt?.getTime() ?? 0)) : Number.NaN;
-      const waits = world.eventWaits().filter((w) => w.startedAt.getTime() >= measuredFrom);
+      const measured = world.eventWaits().filter((w) => w.startedAt.getTime() >= measuredFrom);
+      const waits = measured.filter((w) => !w.continuation);
+      const continuations = measured.filter((w) => w.continuation);
       // A trigger no handler started on yet has waited at least until now (a cap hit leaves some).
       const startedIds = new Set(world.eventWaits().flatMap((w) => (w.eventId ? [w.eventId] : [])));
       const now = Date.now();
@@ -169,6 +175,8 @@ export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> 
         aws: counts.aws,
         buildkite: counts.buildkite,
         maxEventWaitMs: Math.max(0, ...waits.map((w) => w.waitMs), ...unstarted),
+        handovers: continuations.length,
+        maxContinuationWaitMs: Math.max(0, ...continuations.map((w) => w.waitMs)),
         promotionToRevocationMs: revokedAt - promotedAt.getTime(),
         variableMs:
           options.strategy === "refresh"
@@ -254,6 +262,8 @@ function row(run: ScaleRun): Record<string, string | number> {
     "full observations": t.fullObservations,
     "max event wait ms": run.maxEventWaitMs,
     "event wait ≤ 10 s": verdict(run.maxEventWaitMs <= 10_000),
+    handovers: run.handovers,
+    "max continuation wait ms": run.maxContinuationWaitMs,
     "promotion→revocation ms": Number.isNaN(run.promotionToRevocationMs)
       ? "not revoked"
       : run.promotionToRevocationMs,
@@ -379,7 +389,7 @@ export async function benchScale(args: readonly string[] = []): Promise<void> {
     const t = targets(run);
     const verdict = verdictFor(run);
     console.log(
-      `scale ${run.regions}x${run.groups} strategy=${run.strategy} runs=${run.runs} aws=${t.aws} buildkite=${t.buildkite} max-event-wait-ms=${run.maxEventWaitMs}` +
+      `scale ${run.regions}x${run.groups} strategy=${run.strategy} runs=${run.runs} aws=${t.aws} buildkite=${t.buildkite} max-event-wait-ms=${run.maxEventWaitMs} handovers=${run.handovers} max-continuation-wait-ms=${run.maxContinuationWaitMs}` +
         `  (overhead ${run.overheadMs} ms; targets aws≤${t.awsTarget} ${verdict(t.aws <= t.awsTarget)}, buildkite≤${t.buildkiteTarget} ${verdict(t.buildkite <= t.buildkiteTarget)}, wait≤10000 ${verdict(run.maxEventWaitMs <= 10_000)}${run.settled ? "" : "; CAP HIT, counts until then"})`,
     );
   }
