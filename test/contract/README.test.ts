@@ -9,11 +9,11 @@ import { ROOT, type Template, transformTemplate } from "../support/cloudformatio
  *   parameter or output of this project's stacks (roles the stacks create or take as
  *   parameters), or a service principal those stacks use; `"*"` only in a Deny;
  * - every Elastic CI Stack parameter the deploy section names is one of the stack's v6.71
- *   parameters (test/contract/data/, vendored from buildkite/elastic-ci-stack-for-aws).
+ *   parameters (test/support/data/, vendored from buildkite/elastic-ci-stack-for-aws).
  */
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
 const ELASTIC_PARAMETERS = new Set(
-  readFileSync(join(ROOT, "test/contract/data/elastic-ci-stack-v6.71.1-parameters.txt"), "utf8")
+  readFileSync(join(ROOT, "test/support/data/elastic-ci-stack-v6.71.1-parameters.txt"), "utf8")
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith("#")),

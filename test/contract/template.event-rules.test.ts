@@ -25,7 +25,7 @@ import { AGENT, FULL_PARAMS, group, REPLICA } from "../support/sample";
 type Event = Record<string, Json>;
 
 function matches(cases: Array<{ pattern: Json; event: Event }>): boolean[] {
-  const out = execFileSync("python3", [join(ROOT, "test/contract/event-pattern.py")], {
+  const out = execFileSync("python3", [join(ROOT, "test/support/event-pattern.py")], {
     input: JSON.stringify(cases),
     encoding: "utf8",
     timeout: 60_000,

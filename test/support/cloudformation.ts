@@ -39,7 +39,7 @@ export function transformTemplate(text?: string, file = join(ROOT, "template.yam
     path = join(mkdtempSync(join(tmpdir(), "sam-")), "template.yaml");
     writeFileSync(path, text);
   }
-  const out = execFileSync("python3", [join(ROOT, "test/contract/sam-transform.py"), path], {
+  const out = execFileSync("python3", [join(ROOT, "test/support/sam-transform.py"), path], {
     encoding: "utf8",
     env: { ...process.env, AWS_DEFAULT_REGION: SAMPLE.region },
     timeout: 60_000,
