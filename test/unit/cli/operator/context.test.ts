@@ -56,6 +56,9 @@ describe("operator settings", () => {
     expect(() => operatorSettings({ function: "not a function!" }, {})).toThrow(/--function/);
     expect(() => operatorSettings({ region: "mars" }, {})).toThrow(/not an AWS region/);
     expect(() => operatorSettings({ "assume-role": "ops" }, {})).toThrow(/--assume-role/);
+    expect(() =>
+      operatorSettings({ function: "arn:awsx:lambda:eu-west-1:123456789012:function:reconcile" }, {}),
+    ).toThrow(/--function/);
   });
 
   it("calls Lambda in the function ARN's region, else --region", () => {

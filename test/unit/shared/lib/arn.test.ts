@@ -59,7 +59,10 @@ describe("parseArn", () => {
   });
 
   it.each([
-    ["an unknown partition (accepted by every pattern before: aws[a-z-]*)", "arn:awsx:sns:us-east-1:123456789012:t"],
+    [
+      "an unknown partition (accepted by every pattern before: aws[a-z-]*)",
+      "arn:awsx:sns:us-east-1:123456789012:t",
+    ],
     ["a region that is no region (accepted before: [a-z0-9-]+)", "arn:aws:sns:nowhere:123456789012:t"],
     ["a short account", "arn:aws:sns:us-east-1:1234:t"],
     ["no resource", "arn:aws:sns:us-east-1:123456789012:"],
@@ -79,7 +82,9 @@ describe("parseSecretArn", () => {
       account: "123456789012",
       name: "buildkite/agent-token",
     });
-    expect(parseSecretArn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:a-b-c-Q1w2E3")?.name).toBe("a-b-c");
+    expect(parseSecretArn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:a-b-c-Q1w2E3")?.name).toBe(
+      "a-b-c",
+    );
   });
 
   it.each([
@@ -92,9 +97,15 @@ describe("parseSecretArn", () => {
 
   it.each([
     // config.ts accepted any resource after `secret:`; sources.ts and cli/consumer/aws.ts likewise.
-    ["a partial ARN (no six-character suffix)", "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token"],
+    [
+      "a partial ARN (no six-character suffix)",
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token",
+    ],
     ["a suffix of five characters", "arn:aws:secretsmanager:us-east-1:123456789012:secret:name-AbCdE"],
-    ["a name with a character Secrets Manager refuses", "arn:aws:secretsmanager:us-east-1:123456789012:secret:a b-AbCdEf"],
+    [
+      "a name with a character Secrets Manager refuses",
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:a b-AbCdEf",
+    ],
     ["an unknown partition", "arn:aws-foo:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf"],
     ["another service", "arn:aws:ssm:us-east-1:123456789012:secret:x-AbCdEf"],
     ["no region", "arn:aws:secretsmanager::123456789012:secret:x-AbCdEf"],
@@ -107,7 +118,9 @@ describe("parseSecretArn", () => {
 
 describe("parseSecretIdArn and arnInRegion", () => {
   it("accepts a partial ARN as a secret id and moves any secret ARN to another region", () => {
-    const partial = parseSecretIdArn("arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token");
+    const partial = parseSecretIdArn(
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token",
+    );
     expect(partial?.resource).toBe("secret:buildkite/agent-token");
     const complete = parseSecretIdArn(SECRET);
     expect(complete && arnInRegion(complete, "eu-west-1")).toBe(
@@ -127,9 +140,15 @@ describe("parseSecretIdArn and arnInRegion", () => {
 describe("parseRoleArn", () => {
   it.each([
     ["arn:aws:iam::123456789012:role/ops", { partition: "aws", path: "/", name: "ops" }],
-    ["arn:aws:iam::123456789012:role/ci/agent-reader", { partition: "aws", path: "/ci/", name: "agent-reader" }],
+    [
+      "arn:aws:iam::123456789012:role/ci/agent-reader",
+      { partition: "aws", path: "/ci/", name: "agent-reader" },
+    ],
     ["arn:aws-cn:iam::123456789012:role/a/b/c", { partition: "aws-cn", path: "/a/b/", name: "c" }],
-    ["arn:aws-us-gov:iam::123456789012:role/r+=,.@_-", { partition: "aws-us-gov", path: "/", name: "r+=,.@_-" }],
+    [
+      "arn:aws-us-gov:iam::123456789012:role/r+=,.@_-",
+      { partition: "aws-us-gov", path: "/", name: "r+=,.@_-" },
+    ],
     // A path may hold any printable ASCII: refused by principals.ts's pattern before.
     ["arn:aws:iam::123456789012:role/team!1/r", { partition: "aws", path: "/team!1/", name: "r" }],
   ])("reads %s", (value, expected) => {

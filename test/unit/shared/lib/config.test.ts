@@ -62,6 +62,22 @@ describe("loadRotateTokenConfig", () => {
   it.each([
     ["ROTATION_SECRET_ARN", undefined, "is required"],
     ["ROTATION_SECRET_ARN", "not-an-arn", "Secrets Manager secret ARN"],
+    // A partial ARN (no six-character suffix) names no one secret; an unknown partition is no ARN.
+    [
+      "ROTATION_SECRET_ARN",
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token",
+      "Secrets Manager secret ARN",
+    ],
+    [
+      "ROTATION_SECRET_ARN",
+      "arn:awsx:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token-AbC123",
+      "Secrets Manager secret ARN",
+    ],
+    [
+      "BUILDKITE_API_TOKEN_SECRET_ARN",
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/api-token",
+      "Secrets Manager secret ARN",
+    ],
     ["BUILDKITE_ORGANIZATION", "", "is required"],
     ["BUILDKITE_ORGANIZATION", "Acme Corp", "slug"],
     ["BUILDKITE_CLUSTER_ID", "cluster-1", "UUID"],
@@ -157,6 +173,7 @@ describe("loadReconcileConfig", () => {
     ["REFRESH_MIN_HEALTHY_PERCENTAGE", "101", "between 0 and 100"],
     ["REFRESH_MAX_HEALTHY_PERCENTAGE", "99", "between 100 and 200"],
     ["ALERT_TOPIC_ARN", "topic", "SNS topic ARN"],
+    ["ALERT_TOPIC_ARN", "arn:awsx:sns:us-east-1:123456789012:alerts", "SNS topic ARN"],
     ["MAX_ROLLOUT_SECONDS", "5", "between 60"],
   ])("%s=%s fails naming the variable", (name, value, problem) => {
     // An empty TARGET_STACKS leaves no target at all: drop TARGET_GROUPS too for that case.

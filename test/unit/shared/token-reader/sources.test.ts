@@ -15,6 +15,9 @@ describe("secret ids per region", () => {
       "arn:aws:secretsmanager:eu-west-1:123456789012:secret:buildkite/agent-token-AbCdEf",
     );
     expect(secretIdForRegion("buildkite/agent-token", "eu-west-1")).toBe("buildkite/agent-token");
+    // Not an ARN (no such partition): passed on as given, like any other id.
+    const foreign = ARN.replace("arn:aws:", "arn:awsx:");
+    expect(secretIdForRegion(foreign, "eu-west-1")).toBe(foreign);
     expect(secretIdForRegion(ARN.replace("arn:aws:", "arn:aws-cn:"), "cn-north-1")).toContain(
       "arn:aws-cn:secretsmanager:cn-north-1:",
     );
