@@ -4,8 +4,7 @@ import { GetResourcePolicyCommand } from "@aws-sdk/client-secrets-manager";
 import { GetTopicAttributesCommand } from "@aws-sdk/client-sns";
 import { DescribeDocumentCommand } from "@aws-sdk/client-ssm";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
-import { apiTokenLoader } from "../../shared/buildkite/api-token";
-import { parseSecretArn } from "../../shared/lib/config";
+import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
 import { describeError } from "../../shared/lib/errors";
 import { painter, useColor } from "../../shared/lib/terminal";
 import { observeGroups, observeWithSecret } from "../../shared/rollout/observe";
@@ -105,11 +104,7 @@ export async function gatherPreflight(ctx: OperatorContext): Promise<PreflightFa
     return { arn: who.Arn, account: who.Account };
   });
   const apiTokenSecret = await attempt(async () => {
-    const region = parseSecretArn(
-      "BUILDKITE_API_TOKEN_SECRET_ARN",
-      config.buildkite.apiTokenSecretArn,
-    ).region;
-    await apiTokenLoader(ctx.secrets(region), config.buildkite.apiTokenSecretArn)();
+    await apiTokenLoaderForArn(ctx.secrets, config.buildkite.apiTokenSecretArn)();
     return true as const;
   });
   const scopes = apiTokenSecret.ok

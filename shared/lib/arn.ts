@@ -67,6 +67,15 @@ export function parseArn(value: string): Arn | undefined {
   return { arn: value, partition, service, region, account, resource };
 }
 
+/**
+ * An ARN of `service` with an account, and with a region exactly when `regional` (IAM and STS
+ * principals are global: `arn:aws:iam::123456789012:role/name`).
+ */
+export function parseServiceArn(value: string, service: string, regional: boolean): Arn | undefined {
+  const arn = parseArn(value);
+  return arn?.service === service && arn.account && Boolean(arn.region) === regional ? arn : undefined;
+}
+
 export interface SecretArn {
   arn: string;
   partition: Partition;
@@ -87,10 +96,9 @@ const SECRET_RESOURCE = /^secret:([A-Za-z0-9/_+=.@-]{1,512})-[A-Za-z0-9]{6}$/;
 
 /** A complete Secrets Manager secret ARN (region, account and the six-character suffix required). */
 export function parseSecretArn(value: string): SecretArn | undefined {
-  const arn = parseArn(value);
-  if (!arn || arn.service !== "secretsmanager" || !arn.region || !arn.account) return undefined;
-  const name = SECRET_RESOURCE.exec(arn.resource)?.[1];
-  if (!name) return undefined;
+  const arn = parseServiceArn(value, "secretsmanager", true);
+  const name = arn && SECRET_RESOURCE.exec(arn.resource)?.[1];
+  if (!arn || !name) return undefined;
   return { arn: value, partition: arn.partition, region: arn.region, account: arn.account, name };
 }
 
@@ -99,10 +107,8 @@ export function parseSecretArn(value: string): SecretArn | undefined {
  * Secrets Manager accepts it as a SecretId). For ids the user gives, not for configuration.
  */
 export function parseSecretIdArn(value: string): (Arn & { service: "secretsmanager" }) | undefined {
-  const arn = parseArn(value);
-  if (!arn || arn.service !== "secretsmanager" || !arn.region || !arn.account) return undefined;
-  if (!arn.resource.startsWith("secret:") || arn.resource.length === "secret:".length) return undefined;
-  return { ...arn, service: "secretsmanager" };
+  const arn = parseServiceArn(value, "secretsmanager", true);
+  return arn && /^secret:./.test(arn.resource) ? { ...arn, service: "secretsmanager" } : undefined;
 }
 
 /** The same ARN in another region (a replica's ARN differs from the primary's only in its region). */
@@ -130,10 +136,9 @@ const MAX_ROLE_PATH = 512;
 
 /** An IAM role ARN: global (no region), with an account, an optional path and a name. */
 export function parseRoleArn(value: string): RoleArn | undefined {
-  const arn = parseArn(value);
-  if (!arn || arn.service !== "iam" || arn.region || !arn.account) return undefined;
-  const m = ROLE_RESOURCE.exec(arn.resource);
+  const arn = parseServiceArn(value, "iam", false);
+  const m = arn && ROLE_RESOURCE.exec(arn.resource);
   const [, path = "", name = ""] = m ?? [];
-  if (!m || path.length > MAX_ROLE_PATH) return undefined;
+  if (!arn || !m || path.length > MAX_ROLE_PATH) return undefined;
   return { arn: value, partition: arn.partition, account: arn.account, path, name };
 }

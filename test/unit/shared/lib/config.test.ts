@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadReconcileConfig, loadRotateTokenConfig, parseSecretArn } from "../../../../shared/lib/config";
+import { loadReconcileConfig, loadRotateTokenConfig, secretArnSetting } from "../../../../shared/lib/config";
 import { ConfigError } from "../../../../shared/lib/errors";
 
 const SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token-AbC123";
@@ -26,6 +26,7 @@ describe("loadRotateTokenConfig", () => {
     const c = loadRotateTokenConfig(base);
     expect(c.secret).toEqual({
       arn: SECRET,
+      partition: "aws",
       region: "us-east-1",
       account: "123456789012",
       name: "buildkite/agent-token",
@@ -109,7 +110,7 @@ describe("loadRotateTokenConfig", () => {
 
   it("keeps names that end in a dash-and-six suffix intact only once", () => {
     expect(
-      parseSecretArn("X", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:a-b-c-Q1w2E3").name,
+      secretArnSetting("X", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:a-b-c-Q1w2E3").name,
     ).toBe("a-b-c");
   });
 });
