@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { aggregateKind, classifyFailure, type RegionFailure } from "../../../../shared/token-reader/errors";
 import {
   referenceParameterName,
   secretIdForRegion,
@@ -45,39 +44,5 @@ describe("secret ids per region", () => {
     ).toBe("b");
     expect(versionIdFromSourceResult("not json", "AWSCURRENT")).toBeUndefined();
     expect(versionIdFromSourceResult(undefined, "AWSCURRENT")).toBeUndefined();
-  });
-});
-
-describe("failure classification", () => {
-  const err = (fields: Record<string, unknown>) => Object.assign(new Error("m"), fields);
-  it.each([
-    [err({ name: "ResourceNotFoundException", $metadata: { httpStatusCode: 400 } }), "not-found"],
-    [err({ name: "ParameterNotFound", $metadata: { httpStatusCode: 400 } }), "not-found"],
-    [err({ name: "ThrottlingException", $metadata: { httpStatusCode: 400 } }), "transient"],
-    [err({ name: "InternalServiceError", $metadata: { httpStatusCode: 500 } }), "transient"],
-    [err({ name: "Whatever", $metadata: { httpStatusCode: 503 } }), "transient"],
-    [err({ name: "Whatever", $metadata: { httpStatusCode: 429 } }), "transient"],
-    [err({ name: "Error", code: "ECONNRESET", $metadata: { attempts: 3 } }), "transient"],
-    [err({ name: "TimeoutError" }), "transient"],
-    [err({ name: "AccessDeniedException", $metadata: { httpStatusCode: 400 } }), "permanent"],
-    [err({ name: "DecryptionFailure", $metadata: { httpStatusCode: 400 } }), "permanent"],
-    [err({ name: "InvalidRequestException", $metadata: { httpStatusCode: 400 } }), "permanent"],
-    [err({ name: "CredentialsProviderError", $metadata: {} }), "permanent"],
-    [new TypeError("bug"), "permanent"],
-    ["a string", "permanent"],
-  ])("%s → %s", (error, kind) => {
-    expect(classifyFailure(error)).toBe(kind);
-  });
-
-  const f = (kind: RegionFailure["kind"]): RegionFailure => ({
-    region: "r",
-    kind,
-    error: { name: "E", message: "" },
-  });
-  it("aggregates regions: any permanent wins, all not-found is not-found, else transient", () => {
-    expect(aggregateKind([f("not-found"), f("transient")])).toBe("transient");
-    expect(aggregateKind([f("permanent"), f("transient")])).toBe("permanent");
-    expect(aggregateKind([f("not-found"), f("not-found")])).toBe("not-found");
-    expect(aggregateKind([])).toBe("permanent");
   });
 });
