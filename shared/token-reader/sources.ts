@@ -1,6 +1,7 @@
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { SSMClient } from "@aws-sdk/client-ssm";
 import { arnInRegion, parseSecretArn, parseSecretIdArn } from "../lib/arn";
+import { type VersionStages, versionHolding } from "../secrets/stages";
 import { InvalidTokenValueError } from "./errors";
 
 /**
@@ -87,10 +88,10 @@ export function versionIdFromSourceResult(
   if (!parsed || typeof parsed !== "object") return undefined;
   const r = parsed as { VersionId?: unknown; VersionIdsToStages?: unknown };
   if (typeof r.VersionId === "string" && r.VersionId) return r.VersionId;
-  if (r.VersionIdsToStages && typeof r.VersionIdsToStages === "object") {
-    for (const [id, labels] of Object.entries(r.VersionIdsToStages as Record<string, unknown>)) {
-      if (Array.isArray(labels) && labels.includes(stage)) return id;
-    }
+  if (!r.VersionIdsToStages || typeof r.VersionIdsToStages !== "object") return undefined;
+  const stages: VersionStages = {};
+  for (const [id, labels] of Object.entries(r.VersionIdsToStages as Record<string, unknown>)) {
+    if (Array.isArray(labels)) stages[id] = labels.filter((l): l is string => typeof l === "string");
   }
-  return undefined;
+  return versionHolding(stages, stage);
 }
