@@ -12,7 +12,8 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { STSClient } from "@aws-sdk/client-sts";
 import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
-import { BuildkiteClient } from "../../shared/buildkite/client";
+import type { BuildkiteClient } from "../../shared/buildkite/client";
+import { buildkiteClientFromConfig } from "../../shared/buildkite/client-from-config";
 import { isRegionName, parseServiceArn } from "../../shared/lib/arn";
 import { awsClientOptions, perRegion } from "../../shared/lib/aws/client-options";
 import { type Env, loadReconcileConfig, type ReconcileConfig } from "../../shared/lib/config";
@@ -228,10 +229,10 @@ export async function operatorContext(
     const iam = () => iamClient(config.secret.region);
     const sts = perRegion((region) => track(new STSClient(options(region))));
     const sns = perRegion((region) => track(new SNSClient(options(region))));
-    const buildkite = new BuildkiteClient({
-      ...config.buildkite,
+    const buildkite = buildkiteClientFromConfig(config.buildkite, {
       apiToken: apiTokenLoaderForArn(secrets, config.buildkite.apiTokenSecretArn),
-      onRetry: (info) => logger.info("retrying Buildkite API call", info),
+      logger,
+      retryLevel: "info",
     });
     const now = factories.now ?? (() => new Date());
     const statusDeps = (): StatusDeps => ({ config, secrets, autoScaling, ec2, ssm, buildkite, now });
