@@ -57,20 +57,6 @@ describe("parseArn", () => {
   it.each(PARTITIONS.map((p) => [p]))("knows the partition %s", (partition) => {
     expect(parseArn(`arn:${partition}:sns:us-east-1:123456789012:t`)?.partition).toBe(partition);
   });
-
-  it.each([
-    [
-      "an unknown partition (accepted by every pattern before: aws[a-z-]*)",
-      "arn:awsx:sns:us-east-1:123456789012:t",
-    ],
-    ["a region that is no region (accepted before: [a-z0-9-]+)", "arn:aws:sns:nowhere:123456789012:t"],
-    ["a short account", "arn:aws:sns:us-east-1:1234:t"],
-    ["no resource", "arn:aws:sns:us-east-1:123456789012:"],
-    ["too few parts", "arn:aws:sns:us-east-1"],
-    ["not an ARN", "buildkite/agent-token"],
-  ])("refuses %s", (_what, value) => {
-    expect(parseArn(value)).toBeUndefined();
-  });
 });
 
 describe("parseSecretArn", () => {
@@ -94,26 +80,6 @@ describe("parseSecretArn", () => {
   ])("accepts the %s partition", (partition, value) => {
     expect(parseSecretArn(value)?.partition).toBe(partition);
   });
-
-  it.each([
-    // config.ts accepted any resource after `secret:`; sources.ts and cli/consumer/aws.ts likewise.
-    [
-      "a partial ARN (no six-character suffix)",
-      "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token",
-    ],
-    ["a suffix of five characters", "arn:aws:secretsmanager:us-east-1:123456789012:secret:name-AbCdE"],
-    [
-      "a name with a character Secrets Manager refuses",
-      "arn:aws:secretsmanager:us-east-1:123456789012:secret:a b-AbCdEf",
-    ],
-    ["an unknown partition", "arn:aws-foo:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf"],
-    ["another service", "arn:aws:ssm:us-east-1:123456789012:secret:x-AbCdEf"],
-    ["no region", "arn:aws:secretsmanager::123456789012:secret:x-AbCdEf"],
-    ["no account", "arn:aws:secretsmanager:us-east-1::secret:x-AbCdEf"],
-    ["another resource type", "arn:aws:secretsmanager:us-east-1:123456789012:other:x-AbCdEf"],
-  ])("refuses %s", (_what, value) => {
-    expect(parseSecretArn(value)).toBeUndefined();
-  });
 });
 
 describe("parseSecretIdArn and arnInRegion", () => {
@@ -126,14 +92,6 @@ describe("parseSecretIdArn and arnInRegion", () => {
     expect(complete && arnInRegion(complete, "eu-west-1")).toBe(
       "arn:aws:secretsmanager:eu-west-1:123456789012:secret:buildkite/agent-token-AbC123",
     );
-  });
-
-  it.each([
-    ["no secret after secret:", "arn:aws:secretsmanager:us-east-1:123456789012:secret:"],
-    ["another service", "arn:aws:ssm:us-east-1:123456789012:parameter/x"],
-    ["a name", "buildkite/agent-token"],
-  ])("refuses %s", (_what, value) => {
-    expect(parseSecretIdArn(value)).toBeUndefined();
   });
 });
 
@@ -154,20 +112,64 @@ describe("parseRoleArn", () => {
   ])("reads %s", (value, expected) => {
     expect(parseRoleArn(value)).toEqual({ arn: value, account: "123456789012", ...expected });
   });
+});
 
+describe("what no reader takes", () => {
   it.each([
+    [
+      parseArn,
+      "an unknown partition (accepted by every pattern before: aws[a-z-]*)",
+      "arn:awsx:sns:us-east-1:123456789012:t",
+    ],
+    [
+      parseArn,
+      "a region that is no region (accepted before: [a-z0-9-]+)",
+      "arn:aws:sns:nowhere:123456789012:t",
+    ],
+    [parseArn, "a short account", "arn:aws:sns:us-east-1:1234:t"],
+    [parseArn, "no resource", "arn:aws:sns:us-east-1:123456789012:"],
+    [parseArn, "too few parts", "arn:aws:sns:us-east-1"],
+    [parseArn, "not an ARN", "buildkite/agent-token"],
+    // config.ts accepted any resource after `secret:`; sources.ts and cli/consumer/aws.ts likewise.
+    [
+      parseSecretArn,
+      "a partial ARN (no six-character suffix)",
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token",
+    ],
+    [
+      parseSecretArn,
+      "a suffix of five characters",
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:name-AbCdE",
+    ],
+    [
+      parseSecretArn,
+      "a name with a character Secrets Manager refuses",
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:a b-AbCdEf",
+    ],
+    [
+      parseSecretArn,
+      "an unknown partition",
+      "arn:aws-foo:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf",
+    ],
+    [parseSecretArn, "another service", "arn:aws:ssm:us-east-1:123456789012:secret:x-AbCdEf"],
+    [parseSecretArn, "no region", "arn:aws:secretsmanager::123456789012:secret:x-AbCdEf"],
+    [parseSecretArn, "no account", "arn:aws:secretsmanager:us-east-1::secret:x-AbCdEf"],
+    [parseSecretArn, "another resource type", "arn:aws:secretsmanager:us-east-1:123456789012:other:x-AbCdEf"],
+    [parseSecretIdArn, "no secret after secret:", "arn:aws:secretsmanager:us-east-1:123456789012:secret:"],
+    [parseSecretIdArn, "another service", "arn:aws:ssm:us-east-1:123456789012:parameter/x"],
+    [parseSecretIdArn, "a name", "buildkite/agent-token"],
     // cli/credentials.ts accepted these four ([\w+=,.@/-]+ after role/).
-    ["an empty name after a trailing slash", "arn:aws:iam::123456789012:role/ops/"],
-    ["an empty path segment", "arn:aws:iam::123456789012:role//ops"],
-    ["a name over 64 characters", `arn:aws:iam::123456789012:role/${"r".repeat(65)}`],
-    ["a path over 512 characters", `arn:aws:iam::123456789012:role/${"p".repeat(511)}/r`],
-    ["an unknown partition", "arn:awsx:iam::123456789012:role/ops"],
-    ["a region", "arn:aws:iam:us-east-1:123456789012:role/ops"],
-    ["no account", "arn:aws:iam:::role/ops"],
-    ["a user", "arn:aws:iam::123456789012:user/ops"],
-    ["an assumed-role session", "arn:aws:sts::123456789012:assumed-role/ops/s"],
-    ["a name with a space", "arn:aws:iam::123456789012:role/o ps"],
-  ])("refuses %s", (_what, value) => {
-    expect(parseRoleArn(value)).toBeUndefined();
+    [parseRoleArn, "an empty name after a trailing slash", "arn:aws:iam::123456789012:role/ops/"],
+    [parseRoleArn, "an empty path segment", "arn:aws:iam::123456789012:role//ops"],
+    [parseRoleArn, "a name over 64 characters", `arn:aws:iam::123456789012:role/${"r".repeat(65)}`],
+    [parseRoleArn, "a path over 512 characters", `arn:aws:iam::123456789012:role/${"p".repeat(511)}/r`],
+    [parseRoleArn, "an unknown partition", "arn:awsx:iam::123456789012:role/ops"],
+    [parseRoleArn, "a region", "arn:aws:iam:us-east-1:123456789012:role/ops"],
+    [parseRoleArn, "no account", "arn:aws:iam:::role/ops"],
+    [parseRoleArn, "a user", "arn:aws:iam::123456789012:user/ops"],
+    [parseRoleArn, "an assumed-role session", "arn:aws:sts::123456789012:assumed-role/ops/s"],
+    [parseRoleArn, "a name with a space", "arn:aws:iam::123456789012:role/o ps"],
+  ])("%o refuses %s", (parse, _what, value) => {
+    expect(parse(value)).toBeUndefined();
   });
 });
