@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { InputError } from "../shared/lib/errors";
+import type { CliIo } from "./types";
 
 /** The CLI's name, as package.json's "bin" installs it. */
 export const PROGRAM = "bk-agent-token";
@@ -90,6 +91,29 @@ export function parseCommandArgs<const T extends OptionSpec>(args: readonly stri
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
+}
+
+/** What parseCommandArgs gives for an option spec. */
+export type OptionValues<T extends OptionSpec> = ReturnType<typeof parseCommandArgs<T>>["values"];
+
+/**
+ * The start of every command: its arguments parsed (a usage error throws), --help answered with
+ * `help` (exit 0), else `run` with the parsed values.
+ */
+export function withOptions<const T extends OptionSpec>(
+  options: T,
+  help: string,
+  run: (values: OptionValues<T>, io: CliIo) => Promise<number>,
+): (args: readonly string[], io: CliIo) => Promise<number> {
+  return async (args, io) => {
+    const { values } = parseCommandArgs(args, options);
+    // Every command's spec has HELP_OPTION; parseArgs' generic result type does not show it here.
+    if ((values as { help?: boolean }).help) {
+      io.stdout.write(help);
+      return 0;
+    }
+    return run(values, io);
+  };
 }
 
 /** Repeatable and comma-separated values, flattened, trimmed, without duplicates. */

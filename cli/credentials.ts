@@ -1,4 +1,5 @@
 import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
+import { parseRoleArn } from "../shared/lib/arn";
 import { awsClientOptions } from "../shared/lib/aws/client-options";
 import { AppError, describeError } from "../shared/lib/errors";
 import { UsageError } from "./args";
@@ -9,7 +10,6 @@ import { UsageError } from "./args";
  * @aws-sdk/client-sts, so the token path stays small.
  */
 
-const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 
 type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
@@ -24,7 +24,7 @@ export function assumeRoleOption(values: {
 }): RoleToAssume | undefined {
   const roleArn = values["assume-role"]?.trim();
   const sessionName = values["role-session-name"]?.trim() || "bk-agent-token";
-  if (roleArn && !ROLE_ARN.test(roleArn)) {
+  if (roleArn && !parseRoleArn(roleArn)) {
     throw new UsageError("--assume-role must be an IAM role ARN (arn:aws:iam::123456789012:role/name)");
   }
   if (!SESSION_NAME.test(sessionName)) {

@@ -1,7 +1,8 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
+import { isRegionName, parseSecretIdArn } from "../../shared/lib/arn";
 import { awsClientOptions, perRegion } from "../../shared/lib/aws/client-options";
-import { type Env, isRegionName } from "../../shared/lib/config";
+import type { Env } from "../../shared/lib/config";
 import type { Logger } from "../../shared/lib/log";
 import { createTokenReader, type TokenReader } from "../../shared/token-reader/reader";
 import { secretsManagerSource } from "../../shared/token-reader/secrets-manager-source";
@@ -77,7 +78,6 @@ type CommonValues = {
 };
 
 const STAGE = /^[\w-]{1,256}$/;
-const ARN_REGION = /^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):/;
 
 export function readerSettings(values: CommonValues, env: Env): ReaderSettings {
   const secretId = values["secret-id"]?.trim() || env.BUILDKITE_AGENT_TOKEN_SECRET_ID?.trim() || undefined;
@@ -108,7 +108,7 @@ export function requireSecretId(settings: ReaderSettings): string {
 
 /** Regions to read `secretId` from: the configured order, then an ARN's own (primary) region. */
 export function regionsFor(settings: ReaderSettings, secretId: string): string[] {
-  const arnRegion = ARN_REGION.exec(secretId)?.[1];
+  const arnRegion = parseSecretIdArn(secretId)?.region;
   const regions = [...new Set([...settings.regions, ...(arnRegion ? [arnRegion] : [])])];
   if (regions.length === 0) {
     throw new UsageError("no region: pass --region, set AWS_REGION, or give the secret as an ARN");
@@ -131,7 +131,7 @@ export interface AwsContext {
  * from the standard settings (AWS_ENDPOINT_URL…) for every client, STS included.
  */
 export function awsContext(settings: ReaderSettings, logger: Logger): AwsContext {
-  const stsRegion = settings.regions[0] ?? ARN_REGION.exec(settings.secretId ?? "")?.[1];
+  const stsRegion = settings.regions[0] ?? parseSecretIdArn(settings.secretId ?? "")?.region;
   const credentials = settings.assumeRole ? assumeRole(settings.assumeRole, stsRegion) : undefined;
   const created: Array<{ destroy(): void }> = [];
   const track = <T extends { destroy(): void }>(client: T): T => {

@@ -8,7 +8,7 @@ import {
   regionFailure,
   TokenReadError,
 } from "../../shared/token-reader/errors";
-import { helpText, type OptionSpec, PROGRAM, parseCommandArgs, UsageError } from "../args";
+import { helpText, type OptionSpec, PROGRAM, UsageError, withOptions } from "../args";
 import { cliLogger } from "../logger";
 import type { CliIo, Command } from "../types";
 import { checkWriteTarget, writeFileAtomic } from "./atomic-write";
@@ -148,12 +148,7 @@ async function resolveReference(reference: Reference, aws: AwsContext, io: CliIo
 
 export const renderCommand: Command = {
   summary: "render a template with {{ secret awsSecret://… | ssm://… | env://… }} references",
-  async run(args, io) {
-    const { values } = parseCommandArgs(args, OPTIONS);
-    if (values.help) {
-      io.stdout.write(HELP);
-      return 0;
-    }
+  run: withOptions(OPTIONS, HELP, async (values, io) => {
     const templatePath = values.template?.trim();
     const outPath = values.out?.trim();
     if (!templatePath) throw new UsageError("--template IN is required");
@@ -211,5 +206,5 @@ export const renderCommand: Command = {
     } finally {
       aws.dispose();
     }
-  },
+  }),
 };

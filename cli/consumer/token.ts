@@ -1,4 +1,4 @@
-import { helpText, type OptionSpec, PROGRAM, parseCommandArgs } from "../args";
+import { helpText, type OptionSpec, PROGRAM, withOptions } from "../args";
 import { cliLogger } from "../logger";
 import type { Command } from "../types";
 import { awsContext, COMMON_OPTIONS, readerSettings, requireSecretId } from "./aws";
@@ -18,12 +18,7 @@ stderr. For boot scripts: TOKEN="$(bk-agent-token token --region "$REGION")"
 
 export const tokenCommand: Command = {
   summary: "print the agent token to stdout (nothing else)",
-  async run(args, io) {
-    const { values } = parseCommandArgs(args, OPTIONS);
-    if (values.help) {
-      io.stdout.write(HELP);
-      return 0;
-    }
+  run: withOptions(OPTIONS, HELP, async (values, io) => {
     const settings = readerSettings(values, io.env);
     const secretId = requireSecretId(settings);
     const aws = awsContext(settings, cliLogger(io.env));
@@ -34,5 +29,5 @@ export const tokenCommand: Command = {
     } finally {
       aws.dispose();
     }
-  },
+  }),
 };

@@ -1,5 +1,5 @@
 import { InvalidTokenValueError } from "../../shared/token-reader/errors";
-import { helpText, type OptionSpec, PROGRAM, parseCommandArgs, UsageError } from "../args";
+import { helpText, type OptionSpec, PROGRAM, UsageError, withOptions } from "../args";
 import { cliLogger } from "../logger";
 import type { Command } from "../types";
 import { checkWriteTarget, readCheckedTarget, writeFileAtomic } from "./atomic-write";
@@ -65,12 +65,7 @@ export function setTokenLine(content: string, token: string): string {
 
 export const writeConfigCommand: Command = {
   summary: 'write the token into a buildkite-agent.cfg (token="..." line, atomic, mode 0600)',
-  async run(args, io) {
-    const { values } = parseCommandArgs(args, OPTIONS);
-    if (values.help) {
-      io.stdout.write(HELP);
-      return 0;
-    }
+  run: withOptions(OPTIONS, HELP, async (values, io) => {
     const file = values.file?.trim();
     if (!file) throw new UsageError("--file PATH is required");
     const settings = readerSettings(values, io.env);
@@ -94,5 +89,5 @@ export const writeConfigCommand: Command = {
     } finally {
       aws.dispose();
     }
-  },
+  }),
 };

@@ -11,16 +11,12 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { STSClient } from "@aws-sdk/client-sts";
-import { apiTokenLoader } from "../../shared/buildkite/api-token";
-import { BuildkiteClient } from "../../shared/buildkite/client";
+import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
+import type { BuildkiteClient } from "../../shared/buildkite/client";
+import { buildkiteClientFromConfig } from "../../shared/buildkite/client-from-config";
+import { isRegionName, parseServiceArn } from "../../shared/lib/arn";
 import { awsClientOptions, perRegion } from "../../shared/lib/aws/client-options";
-import {
-  type Env,
-  isRegionName,
-  loadReconcileConfig,
-  parseSecretArn,
-  type ReconcileConfig,
-} from "../../shared/lib/config";
+import { type Env, loadReconcileConfig, type ReconcileConfig } from "../../shared/lib/config";
 import { AppError, ConfigError, describeError } from "../../shared/lib/errors";
 import type { Logger } from "../../shared/lib/log";
 import { collectStatus, type StatusDeps, type StatusReport } from "../../shared/rollout/status";
@@ -77,15 +73,21 @@ export interface OperatorSettings {
   assumeRole: RoleToAssume | undefined;
 }
 
-const FUNCTION_ARN = /^arn:aws[a-z-]*:lambda:([a-z0-9-]+):\d{12}:function:[\w-]{1,64}(:[\w$-]+)?$/;
 const FUNCTION_NAME = /^[\w-]{1,64}(:[\w$-]+)?$/;
+
+/** The region of a Lambda function ARN (`function:name[:qualifier]`); undefined for anything else. */
+function functionArnRegion(value: string): string | undefined {
+  const arn = parseServiceArn(value, "lambda", true);
+  const name = arn?.resource.startsWith("function:") ? arn.resource.slice("function:".length) : undefined;
+  return name !== undefined && FUNCTION_NAME.test(name) ? arn?.region : undefined;
+}
 
 export function operatorSettings(
   values: { function?: string; region?: string; "assume-role"?: string; "role-session-name"?: string },
   env: Env,
 ): OperatorSettings {
   const functionName = values.function?.trim() || undefined;
-  if (functionName && !FUNCTION_ARN.test(functionName) && !FUNCTION_NAME.test(functionName)) {
+  if (functionName && !functionArnRegion(functionName) && !FUNCTION_NAME.test(functionName)) {
     throw new UsageError("--function must be a Lambda function name or ARN");
   }
   const region =
@@ -96,7 +98,7 @@ export function operatorSettings(
 
 /** The region to call Lambda in for --function: the ARN's own, else --region / AWS_REGION. */
 export function functionRegion(settings: OperatorSettings): string {
-  const fromArn = FUNCTION_ARN.exec(settings.functionName ?? "")?.[1];
+  const fromArn = functionArnRegion(settings.functionName ?? "");
   const region = fromArn ?? settings.region;
   if (!region) {
     throw new UsageError(
@@ -209,7 +211,7 @@ export async function operatorContext(
   const dispose = () => {
     for (const client of created.splice(0)) client.destroy();
   };
-  const stsRegion = settings.region ?? FUNCTION_ARN.exec(settings.functionName ?? "")?.[1];
+  const stsRegion = settings.region ?? functionArnRegion(settings.functionName ?? "");
   const credentials = settings.assumeRole ? assumeRole(settings.assumeRole, stsRegion) : undefined;
   const options = (region: string) => ({
     ...awsClientOptions(region),
@@ -227,14 +229,10 @@ export async function operatorContext(
     const iam = () => iamClient(config.secret.region);
     const sts = perRegion((region) => track(new STSClient(options(region))));
     const sns = perRegion((region) => track(new SNSClient(options(region))));
-    const apiTokenRegion = parseSecretArn(
-      "BUILDKITE_API_TOKEN_SECRET_ARN",
-      config.buildkite.apiTokenSecretArn,
-    ).region;
-    const buildkite = new BuildkiteClient({
-      ...config.buildkite,
-      apiToken: apiTokenLoader(secrets(apiTokenRegion), config.buildkite.apiTokenSecretArn),
-      onRetry: (info) => logger.info("retrying Buildkite API call", info),
+    const buildkite = buildkiteClientFromConfig(config.buildkite, {
+      apiToken: apiTokenLoaderForArn(secrets, config.buildkite.apiTokenSecretArn),
+      logger,
+      retryLevel: "info",
     });
     const now = factories.now ?? (() => new Date());
     const statusDeps = (): StatusDeps => ({ config, secrets, autoScaling, ec2, ssm, buildkite, now });

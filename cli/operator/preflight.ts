@@ -4,24 +4,17 @@ import { GetResourcePolicyCommand } from "@aws-sdk/client-secrets-manager";
 import { GetTopicAttributesCommand } from "@aws-sdk/client-sns";
 import { DescribeDocumentCommand } from "@aws-sdk/client-ssm";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
-import { apiTokenLoader } from "../../shared/buildkite/api-token";
-import { parseSecretArn } from "../../shared/lib/config";
+import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
 import { describeError } from "../../shared/lib/errors";
 import { painter, useColor } from "../../shared/lib/terminal";
 import { observeGroups, observeWithSecret } from "../../shared/rollout/observe";
 import { plan } from "../../shared/rollout/plan";
 import { planSettings } from "../../shared/rollout/reconcile";
 import { buildStatus, type StatusReport } from "../../shared/rollout/status";
-import { helpText, PROGRAM, parseCommandArgs } from "../args";
-import { cliLogger } from "../logger";
+import { helpText, PROGRAM } from "../args";
 import type { CommandRunner } from "../types";
-import {
-  OPERATOR_OPTIONS,
-  OPERATOR_SECTION_INTROS,
-  type OperatorContext,
-  operatorContext,
-  operatorSettings,
-} from "./context";
+import { OPERATOR_OPTIONS, OPERATOR_SECTION_INTROS, type OperatorContext } from "./context";
+import { operatorCommand } from "./operator-command";
 import {
   type Check,
   type Level,
@@ -105,11 +98,7 @@ export async function gatherPreflight(ctx: OperatorContext): Promise<PreflightFa
     return { arn: who.Arn, account: who.Account };
   });
   const apiTokenSecret = await attempt(async () => {
-    const region = parseSecretArn(
-      "BUILDKITE_API_TOKEN_SECRET_ARN",
-      config.buildkite.apiTokenSecretArn,
-    ).region;
-    await apiTokenLoader(ctx.secrets(region), config.buildkite.apiTokenSecretArn)();
+    await apiTokenLoaderForArn(ctx.secrets, config.buildkite.apiTokenSecretArn)();
     return true as const;
   });
   const scopes = apiTokenSecret.ok
@@ -231,21 +220,8 @@ export function renderPreflight(result: PreflightResult, color = false): string 
   return `${lines.join("\n")}\n`;
 }
 
-export const preflightCommand: CommandRunner = {
-  async run(args, io) {
-    const { values } = parseCommandArgs(args, OPTIONS);
-    if (values.help) {
-      io.stdout.write(HELP);
-      return 0;
-    }
-    const settings = operatorSettings(values, io.env);
-    const ctx = await operatorContext(settings, io.env, cliLogger(io.env));
-    try {
-      const result = await runPreflight(ctx);
-      io.stdout.write(renderPreflight(result, useColor(io.stdout, io.env)));
-      return result.checks.some((c) => c.level === "FAIL") ? 1 : 0;
-    } finally {
-      ctx.dispose();
-    }
-  },
-};
+export const preflightCommand: CommandRunner = operatorCommand(OPTIONS, HELP, async (ctx, _values, io) => {
+  const result = await runPreflight(ctx);
+  io.stdout.write(renderPreflight(result, useColor(io.stdout, io.env)));
+  return result.checks.some((c) => c.level === "FAIL") ? 1 : 0;
+});

@@ -6,17 +6,11 @@ import { CLEAR_SCREEN, duration, isTty, terminalWidth, useColor } from "../../sh
 import { EMERGENCY_TAG } from "../../shared/rollout/plan";
 import type { StatusReport } from "../../shared/rollout/status";
 import { describeSecret } from "../../shared/secrets/describe";
-import { helpText, type OptionSpec, PROGRAM, parseCommandArgs, UsageError } from "../args";
-import { cliLogger } from "../logger";
+import { helpText, type OptionSpec, PROGRAM, UsageError, withOptions } from "../args";
 import type { CliIo, CommandRunner } from "../types";
-import {
-  OPERATOR_OPTIONS,
-  OPERATOR_SECTION_INTROS,
-  type OperatorContext,
-  operatorContext,
-  operatorSettings,
-} from "./context";
+import { OPERATOR_OPTIONS, OPERATOR_SECTION_INTROS, type OperatorContext } from "./context";
 import { type Containment, containmentReport, declareEmergency, noteRevocation } from "./emergency";
+import { type OperatorContextBuilder, withOperatorContext } from "./operator-command";
 import { blockedAdvice } from "./render/advice";
 import { progressLine, renderProgress } from "./render/progress";
 
@@ -208,135 +202,135 @@ export interface RotateDeps {
   sleep?: Sleep;
   newVersionId?: () => string;
   /** Builds the clients (tests pass fakes). */
-  context?: typeof operatorContext;
+  context?: OperatorContextBuilder;
 }
 
 export function rotateCommandWith(deps: RotateDeps = {}): CommandRunner {
   const sleep = deps.sleep ?? realSleep;
   const newVersionId = deps.newVersionId ?? randomUUID;
-  const buildContext = deps.context ?? operatorContext;
+  const buildContext = deps.context;
   return {
-    async run(args, io) {
-      const { values } = parseCommandArgs(args, OPTIONS);
-      if (values.help) {
-        io.stdout.write(HELP);
-        return 0;
-      }
+    // The rotation's own options are checked before any client is built: a usage error costs no AWS call.
+    run: withOptions(OPTIONS, HELP, (values, io) => {
       const options = rotateOptions(values);
-      const settings = operatorSettings(values, io.env);
-      const ctx = await buildContext(settings, io.env, cliLogger(io.env));
-      // What was said before following starts; a terminal redraw repeats it above the progress view.
-      let header = "";
-      const say = (text: string) => {
-        header += `${text}\n`;
-        io.stdout.write(`${text}\n`);
-      };
-      const refuse = (text: string) => {
-        io.stderr.write(`bk-agent-token rotate: ${text}\n`);
-        return 1;
-      };
-      try {
-        const { config } = ctx;
-        const secret = await describeSecret(ctx.secrets(config.secret.region), config.secret.arn);
-        const { current, pending } = secret;
-        if (pending) {
-          return refuse(
-            `a rotation is already pending: version ${pending} holds AWSPENDING (current: ${current ?? "none"}). Follow it with 'bk-agent-token status'. If it is stuck, see the rotate-token function's logs; Secrets Manager retries it. To abandon it: aws secretsmanager update-secret-version-stage --secret-id ${config.secret.arn} --version-stage AWSPENDING --remove-from-version-id ${pending}`,
-          );
-        }
-        if (!secret.rotationEnabled || !secret.rotationLambdaArn) {
-          return refuse(
-            `rotation is not configured on ${config.secret.arn} (no rotation function or schedule): deploy the stack's rotation schedule first ('bk-agent-token preflight' checks it)`,
-          );
-        }
-        if (!current) return refuse(`${config.secret.arn} has no AWSCURRENT version`);
-
-        const versionId = newVersionId();
-        let containment: Containment | undefined;
-        if (options.emergency) {
-          const declared = await declareEmergency(ctx, {
-            versionId,
-            leakedVersionId: current,
-            minHealthyPercentage: options.emergency.minHealthyPercentage,
-          });
-          if (!declared) {
+      return withOperatorContext(
+        values,
+        io,
+        async (ctx) => {
+          // What was said before following starts; a terminal redraw repeats it above the progress view.
+          let header = "";
+          const say = (text: string) => {
+            header += `${text}\n`;
+            io.stdout.write(`${text}\n`);
+          };
+          const refuse = (text: string) => {
+            io.stderr.write(`bk-agent-token rotate: ${text}\n`);
+            return 1;
+          };
+          const { config } = ctx;
+          const secret = await describeSecret(ctx.secrets(config.secret.region), config.secret.arn);
+          const { current, pending } = secret;
+          if (pending) {
             return refuse(
-              "--emergency needs an existing target group to record the emergency on, and none of TARGET_GROUPS exists",
+              `a rotation is already pending: version ${pending} holds AWSPENDING (current: ${current ?? "none"}). Follow it with 'bk-agent-token status'. If it is stuck, see the rotate-token function's logs; Secrets Manager retries it. To abandon it: aws secretsmanager update-secret-version-stage --secret-id ${config.secret.arn} --version-stage AWSPENDING --remove-from-version-id ${pending}`,
             );
           }
-          say(
-            `Emergency declared on ${declared.anchor.region}:${declared.anchor.groupName}: version ${current} leaked; new version ${versionId}; refreshes with min healthy ${options.emergency.minHealthyPercentage}% and protected instances replaced (Refresh).`,
-          );
-          containment = declared.containment;
-        }
+          if (!secret.rotationEnabled || !secret.rotationLambdaArn) {
+            return refuse(
+              `rotation is not configured on ${config.secret.arn} (no rotation function or schedule): deploy the stack's rotation schedule first ('bk-agent-token preflight' checks it)`,
+            );
+          }
+          if (!current) return refuse(`${config.secret.arn} has no AWSCURRENT version`);
 
-        // RotationLambdaARN restates the configured function (no configuration change on AWS). Without
-        // it moto forgets the function and promotes an empty version at once.
-        const out = await ctx.secrets(config.secret.region).send(
-          new RotateSecretCommand({
-            SecretId: config.secret.arn,
-            ClientRequestToken: versionId,
-            RotationLambdaARN: secret.rotationLambdaArn,
-          }),
-        );
-        const started = out.VersionId ?? versionId;
-        if (started !== versionId) {
-          io.stderr.write(
-            `bk-agent-token rotate: warning: Secrets Manager started version ${started}, not ${versionId}${options.emergency ? ": the emergency declaration does not apply to it" : ""}\n`,
-          );
-        }
-        say(`Rotation of ${config.secret.name} started: version ${started} replaces ${current}.`);
-        if (!options.follow) {
-          say("Not following (--no-follow): 'bk-agent-token status' shows the rollout.");
-          return 0;
-        }
+          const versionId = newVersionId();
+          let containment: Containment | undefined;
+          if (options.emergency) {
+            const declared = await declareEmergency(ctx, {
+              versionId,
+              leakedVersionId: current,
+              minHealthyPercentage: options.emergency.minHealthyPercentage,
+            });
+            if (!declared) {
+              return refuse(
+                "--emergency needs an existing target group to record the emergency on, and none of TARGET_GROUPS exists",
+              );
+            }
+            say(
+              `Emergency declared on ${declared.anchor.region}:${declared.anchor.groupName}: version ${current} leaked; new version ${versionId}; refreshes with min healthy ${options.emergency.minHealthyPercentage}% and protected instances replaced (Refresh).`,
+            );
+            containment = declared.containment;
+          }
 
-        const outcome = await follow(ctx, io, started, current, options, containment, sleep, header);
-        const report = outcome.report;
-        let code: number;
-        switch (outcome.kind) {
-          case "complete": {
-            say(
-              `Rollout of version ${started} complete: every instance has the new token, older managed tokens revoked.`,
-            );
-            code = 0;
-            break;
-          }
-          case "blocked": {
-            say(`Rollout of version ${started} is BLOCKED until an operator acts:`);
-            for (const b of blockedAdvice(outcome.report)) say(`  - ${b}`);
-            say(
-              "Until then no old token is revoked, so agents keep working. The reconcile function continues on its own once fixed; follow with 'bk-agent-token status'.",
-            );
-            code = EXIT_BLOCKED;
-            break;
-          }
-          case "timeout": {
-            say(
-              `Stopped following after ${duration(options.timeoutMs / 1000)}: the rollout of ${started} is not complete and continues without us. Next: ${report?.next.join("; ") ?? "unknown"}. Follow with 'bk-agent-token status'.`,
-            );
-            code = EXIT_TIMEOUT;
-            break;
-          }
-          case "superseded": {
+          // RotationLambdaARN restates the configured function (no configuration change on AWS). Without
+          // it moto forgets the function and promotes an empty version at once.
+          const out = await ctx.secrets(config.secret.region).send(
+            new RotateSecretCommand({
+              SecretId: config.secret.arn,
+              ClientRequestToken: versionId,
+              RotationLambdaARN: secret.rotationLambdaArn,
+            }),
+          );
+          const started = out.VersionId ?? versionId;
+          if (started !== versionId) {
             io.stderr.write(
-              `bk-agent-token rotate: another rotation promoted version ${outcome.report.secret.currentVersionId ?? "?"}; ${started} will not be rolled out\n`,
+              `bk-agent-token rotate: warning: Secrets Manager started version ${started}, not ${versionId}${options.emergency ? ": the emergency declaration does not apply to it" : ""}\n`,
             );
-            code = 1;
-            break;
           }
-          case "error": {
-            io.stderr.write(`bk-agent-token rotate: ${outcome.message}; the rotation continues without us\n`);
-            code = 1;
-            break;
+          say(`Rotation of ${config.secret.name} started: version ${started} replaces ${current}.`);
+          if (!options.follow) {
+            say("Not following (--no-follow): 'bk-agent-token status' shows the rollout.");
+            return 0;
           }
-        }
-        if (containment) io.stdout.write(containmentReport(containment, report, config.buildkite.clusterId));
-        return code;
-      } finally {
-        ctx.dispose();
-      }
-    },
+
+          const outcome = await follow(ctx, io, started, current, options, containment, sleep, header);
+          const report = outcome.report;
+          let code: number;
+          switch (outcome.kind) {
+            case "complete": {
+              say(
+                `Rollout of version ${started} complete: every instance has the new token, older managed tokens revoked.`,
+              );
+              code = 0;
+              break;
+            }
+            case "blocked": {
+              say(`Rollout of version ${started} is BLOCKED until an operator acts:`);
+              for (const b of blockedAdvice(outcome.report)) say(`  - ${b}`);
+              say(
+                "Until then no old token is revoked, so agents keep working. The reconcile function continues on its own once fixed; follow with 'bk-agent-token status'.",
+              );
+              code = EXIT_BLOCKED;
+              break;
+            }
+            case "timeout": {
+              say(
+                `Stopped following after ${duration(options.timeoutMs / 1000)}: the rollout of ${started} is not complete and continues without us. Next: ${report?.next.join("; ") ?? "unknown"}. Follow with 'bk-agent-token status'.`,
+              );
+              code = EXIT_TIMEOUT;
+              break;
+            }
+            case "superseded": {
+              io.stderr.write(
+                `bk-agent-token rotate: another rotation promoted version ${outcome.report.secret.currentVersionId ?? "?"}; ${started} will not be rolled out\n`,
+              );
+              code = 1;
+              break;
+            }
+            case "error": {
+              io.stderr.write(
+                `bk-agent-token rotate: ${outcome.message}; the rotation continues without us\n`,
+              );
+              code = 1;
+              break;
+            }
+          }
+          if (containment)
+            io.stdout.write(containmentReport(containment, report, config.buildkite.clusterId));
+          return code;
+        },
+        buildContext,
+      );
+    }),
   };
 }
 

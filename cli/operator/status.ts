@@ -1,8 +1,8 @@
 import { terminalWidth, useColor } from "../../shared/lib/terminal";
-import { helpText, type OptionSpec, PROGRAM, parseCommandArgs } from "../args";
-import { cliLogger } from "../logger";
+import { helpText, type OptionSpec, PROGRAM } from "../args";
 import type { CommandRunner } from "../types";
-import { OPERATOR_OPTIONS, OPERATOR_SECTION_INTROS, operatorContext, operatorSettings } from "./context";
+import { OPERATOR_OPTIONS, OPERATOR_SECTION_INTROS } from "./context";
+import { operatorCommand } from "./operator-command";
 import { describeStatusJson, statusJson } from "./render/json";
 import { renderStatus } from "./render/table";
 
@@ -30,29 +30,16 @@ removed or changed; dates ISO 8601 UTC; durations in seconds; no token value, on
 ${describeStatusJson(100)}`,
 });
 
-export const statusCommand: CommandRunner = {
-  async run(args, io) {
-    const { values } = parseCommandArgs(args, OPTIONS);
-    if (values.help) {
-      io.stdout.write(HELP);
-      return 0;
-    }
-    const settings = operatorSettings(values, io.env);
-    const ctx = await operatorContext(settings, io.env, cliLogger(io.env));
-    try {
-      const report = await ctx.collect();
-      const json = statusJson(report);
-      if (values.json) {
-        io.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
-      } else {
-        const width = terminalWidth(io.stdout);
-        io.stdout.write(
-          renderStatus(report, { color: useColor(io.stdout, io.env), ...(width ? { width } : {}) }),
-        );
-      }
-      return json.exitCode;
-    } finally {
-      ctx.dispose();
-    }
-  },
-};
+export const statusCommand: CommandRunner = operatorCommand(OPTIONS, HELP, async (ctx, values, io) => {
+  const report = await ctx.collect();
+  const json = statusJson(report);
+  if (values.json) {
+    io.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+  } else {
+    const width = terminalWidth(io.stdout);
+    io.stdout.write(
+      renderStatus(report, { color: useColor(io.stdout, io.env), ...(width ? { width } : {}) }),
+    );
+  }
+  return json.exitCode;
+});

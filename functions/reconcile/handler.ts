@@ -1,5 +1,5 @@
 import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
-import { BuildkiteClient } from "../../shared/buildkite/client";
+import { buildkiteClientFromConfig } from "../../shared/buildkite/client-from-config";
 import { autoScalingClients, autoScalingStartClients } from "../../shared/lib/aws/auto-scaling";
 import { ec2Clients } from "../../shared/lib/aws/ec2";
 import { secretsManagerClients } from "../../shared/lib/aws/secrets-manager";
@@ -188,11 +188,10 @@ export function createReconcileHandler(env: NodeJS.ProcessEnv = process.env): La
         {
           ...rest,
           // The client holds no state worth keeping; per invocation it follows this invocation's deadline.
-          buildkite: new BuildkiteClient({
-            ...deps.config.buildkite,
+          buildkite: buildkiteClientFromConfig(deps.config.buildkite, {
             apiToken,
             remainingMs: invocation.remainingMs,
-            onRetry: (info) => logger.warn("retrying Buildkite API call", info),
+            logger,
           }),
           logger,
           metrics: invocation.metrics,

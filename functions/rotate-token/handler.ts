@@ -2,7 +2,7 @@
 // the bench shows the Lambda client costs little at cold start. TRANSITIONAL (see startReconcileWith).
 
 import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
-import { BuildkiteClient } from "../../shared/buildkite/client";
+import { buildkiteClientFromConfig } from "../../shared/buildkite/client-from-config";
 import { secretsManagerClients } from "../../shared/lib/aws/secrets-manager";
 import { sendToQueue, sqsClients } from "../../shared/lib/aws/sqs";
 import { loadRotateTokenConfig, type RotateTokenConfig } from "../../shared/lib/config";
@@ -65,11 +65,10 @@ export function createRotateTokenHandler(env: NodeJS.ProcessEnv = process.env): 
       const parsed = parseRotationEvent(event);
       const { startReconcile, apiToken, ...rest } = deps;
       // The client holds no state worth keeping; per invocation it follows this invocation's deadline.
-      const buildkite = new BuildkiteClient({
-        ...deps.config.buildkite,
+      const buildkite = buildkiteClientFromConfig(deps.config.buildkite, {
         apiToken,
         remainingMs: () => invocation.remainingMs() - TIMEOUT_MARGIN_MS,
-        onRetry: (info) => invocation.logger.warn("retrying Buildkite API call", info),
+        logger: invocation.logger,
       });
       await rotate(parsed, {
         ...rest,

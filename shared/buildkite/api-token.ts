@@ -1,5 +1,5 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { parseSecretArn } from "../lib/config";
+import { secretArnSetting } from "../lib/config";
 import { ConfigError } from "../lib/errors";
 import { registerSecret } from "../lib/log";
 
@@ -27,7 +27,7 @@ export function apiTokenLoaderForArn(
   clients: (region: string) => SecretsManagerClient,
   secretArn: string,
 ): () => Promise<string> {
-  const { region } = parseSecretArn("BUILDKITE_API_TOKEN_SECRET_ARN", secretArn);
+  const { region } = secretArnSetting("BUILDKITE_API_TOKEN_SECRET_ARN", secretArn);
   return apiTokenLoader(clients(region), secretArn);
 }
 

@@ -1,3 +1,4 @@
+import { isRegionName, parseSecretArn, parseServiceArn, type SecretArn } from "./arn";
 import { ConfigError } from "./errors";
 
 /**
@@ -7,29 +8,19 @@ import { ConfigError } from "./errors";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):(\d{12}):secret:(.+)$/;
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
-
-/** Whether `name` looks like an AWS region (us-east-1, ap-southeast-2, us-gov-west-1). */
-export function isRegionName(name: string): boolean {
-  return REGION.test(name);
-}
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SLUG = /^[a-z0-9][a-z0-9-]*$/;
 
-export interface SecretRef {
-  arn: string;
-  region: string;
-  account: string;
-  /** The name with the six-character suffix Secrets Manager appends to ARNs removed. */
-  name: string;
-}
-
-export function parseSecretArn(variable: string, value: string): SecretRef {
-  const m = SECRET_ARN.exec(value);
-  if (!m) throw new ConfigError(variable, "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:…)");
-  const [, region = "", account = "", rest = ""] = m;
-  return { arn: value, region, account, name: rest.replace(/-[A-Za-z0-9]{6}$/, "") };
+/** A setting that must be a complete secret ARN (shared/lib/arn.ts has the rule). */
+export function secretArnSetting(variable: string, value: string): SecretArn {
+  const secret = parseSecretArn(value);
+  if (!secret) {
+    throw new ConfigError(
+      variable,
+      "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>)",
+    );
+  }
+  return secret;
 }
 
 export function required(env: Env, name: string): string {
@@ -80,7 +71,7 @@ export function regionList(env: Env, name: string): string[] {
     .map((r) => r.trim())
     .filter(Boolean);
   for (const r of regions)
-    if (!REGION.test(r)) throw new ConfigError(name, `"${r}" is not an AWS region name`);
+    if (!isRegionName(r)) throw new ConfigError(name, `"${r}" is not an AWS region name`);
   return [...new Set(regions)];
 }
 
@@ -98,7 +89,7 @@ function buildkiteConfig(env: Env): BuildkiteConfig {
     throw new ConfigError("BUILDKITE_ORGANIZATION", "must be an organization slug");
   const clusterId = required(env, "BUILDKITE_CLUSTER_ID");
   if (!UUID.test(clusterId)) throw new ConfigError("BUILDKITE_CLUSTER_ID", "must be the cluster UUID");
-  const apiTokenSecretArn = parseSecretArn(
+  const apiTokenSecretArn = secretArnSetting(
     "BUILDKITE_API_TOKEN_SECRET_ARN",
     required(env, "BUILDKITE_API_TOKEN_SECRET_ARN"),
   ).arn;
@@ -112,7 +103,7 @@ function buildkiteConfig(env: Env): BuildkiteConfig {
 }
 
 export interface RotateTokenConfig {
-  secret: SecretRef;
+  secret: SecretArn;
   buildkite: BuildkiteConfig;
   /** 0 = tokens never expire. */
   tokenExpirySeconds: number;
@@ -154,7 +145,7 @@ export function fifoQueueUrl(env: Env, name: string): string | undefined {
 }
 
 export function loadRotateTokenConfig(env: Env): RotateTokenConfig {
-  const secret = parseSecretArn("ROTATION_SECRET_ARN", required(env, "ROTATION_SECRET_ARN"));
+  const secret = secretArnSetting("ROTATION_SECRET_ARN", required(env, "ROTATION_SECRET_ARN"));
   const buildkite = buildkiteConfig(env);
   const tokenExpirySeconds = integer(env, "TOKEN_EXPIRY_SECONDS", 0, 0, 10 * 365 * 86_400);
   if (tokenExpirySeconds !== 0 && tokenExpirySeconds < 600) {
@@ -217,7 +208,7 @@ export interface InPlaceSettings {
 }
 
 export interface ReconcileConfig {
-  secret: SecretRef;
+  secret: SecretArn;
   buildkite: BuildkiteConfig;
   replicaRegions: string[];
   /** Auto Scaling groups named explicitly (TARGET_GROUPS). */
@@ -267,7 +258,7 @@ function regionQualified(
     const i = item.indexOf(":");
     const region = i > 0 ? item.slice(0, i) : "";
     const rest = i > 0 ? item.slice(i + 1) : "";
-    if (!REGION.test(region) || !name.test(rest)) {
+    if (!isRegionName(region) || !name.test(rest)) {
       throw new ConfigError(variable, `"${item}" must be region:${what}`);
     }
     if (!allowedRegions.includes(region)) {
@@ -333,7 +324,7 @@ function inPlaceSettings(env: Env): InPlaceSettings {
 }
 
 export function loadReconcileConfig(env: Env): ReconcileConfig {
-  const secret = parseSecretArn("ROTATION_SECRET_ARN", required(env, "ROTATION_SECRET_ARN"));
+  const secret = secretArnSetting("ROTATION_SECRET_ARN", required(env, "ROTATION_SECRET_ARN"));
   const buildkite = buildkiteConfig(env);
   const replicaRegions = regionList(env, "REPLICA_REGIONS").filter((r) => r !== secret.region);
   const regions = [secret.region, ...replicaRegions];
@@ -363,7 +354,7 @@ export function loadReconcileConfig(env: Env): ReconcileConfig {
   const warmup = optional(env, "REFRESH_INSTANCE_WARMUP_SECONDS");
   const maxHealthy = optional(env, "REFRESH_MAX_HEALTHY_PERCENTAGE");
   const alertTopicArn = optional(env, "ALERT_TOPIC_ARN");
-  if (alertTopicArn && !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/.test(alertTopicArn)) {
+  if (alertTopicArn && !isTopicArn(alertTopicArn)) {
     throw new ConfigError("ALERT_TOPIC_ARN", "must be an SNS topic ARN");
   }
   return {
@@ -389,4 +380,10 @@ export function loadReconcileConfig(env: Env): ReconcileConfig {
     queueUrl: fifoQueueUrl(env, "RECONCILE_QUEUE_URL"),
     triggerRetrySeconds: integer(env, "TRIGGER_RETRY_SECONDS", 30, 0, 900),
   };
+}
+
+/** An SNS topic ARN: regional, with an account, and a standard topic name of [\w-] (the alert topic is no FIFO topic). */
+function isTopicArn(value: string): boolean {
+  const arn = parseServiceArn(value, "sns", true);
+  return arn !== undefined && /^[\w-]+$/.test(arn.resource);
 }

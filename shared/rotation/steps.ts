@@ -6,6 +6,7 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import type { BuildkiteClient, CreatedClusterToken } from "../buildkite/client";
 import { describeManagedToken, managedVersionOf } from "../buildkite/description";
+import { isNotFound, isThrottling, isTimeout } from "../lib/aws/errors";
 import type { RotateTokenConfig } from "../lib/config";
 import { describeError, InputError, RotationStateError, TokenVerificationError } from "../lib/errors";
 import { type Logger, registerSecret } from "../lib/log";
@@ -153,7 +154,7 @@ async function readVersion(
     if (value) registerSecret(value);
     return value ? { kind: "value", value } : { kind: "empty" };
   } catch (error) {
-    if ((error as { name?: string }).name === "ResourceNotFoundException") return { kind: "empty" };
+    if (isNotFound(error)) return { kind: "empty" };
     return { kind: "unreadable", error };
   }
 }
@@ -163,15 +164,6 @@ async function managedTokensFor(deps: RotationDeps, versionId: string) {
   return tokens.filter((t) => managedVersionOf(t.description, deps.config.secret.arn) === versionId);
 }
 
-const THROTTLING = new Set([
-  "ThrottlingException",
-  "Throttling",
-  "TooManyRequestsException",
-  "RequestLimitExceeded",
-  "RequestTimeout",
-  "RequestTimeoutException",
-]);
-
 /**
  * True only when the service answered, on the SDK's first and only attempt, with a client error
  * that says the request was refused: nothing can have been stored. Everything else (a timeout, a
@@ -179,12 +171,12 @@ const THROTTLING = new Set([
  * committed.
  */
 function definitelyNotCommitted(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number; attempts?: number } };
+  const e = error as { $metadata?: { httpStatusCode?: number; attempts?: number } };
   const status = e.$metadata?.httpStatusCode;
   const attempts = e.$metadata?.attempts ?? 1;
-  return (
-    status !== undefined && status >= 400 && status < 500 && attempts <= 1 && !THROTTLING.has(e.name ?? "")
-  );
+  // A throttle or a timeout says nothing about an earlier attempt whose answer was lost.
+  const inconclusive = isThrottling(error) || isTimeout(error);
+  return status !== undefined && status >= 400 && status < 500 && attempts <= 1 && !inconclusive;
 }
 
 async function createSecret(event: RotationEvent, deps: RotationDeps): Promise<void> {

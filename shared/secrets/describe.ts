@@ -1,4 +1,5 @@
 import { DescribeSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { versionHolding } from "./stages";
 
 export interface SecretState {
   arn: string | undefined;
@@ -23,9 +24,8 @@ export async function describeSecret(client: SecretsManagerClient, secretId: str
   const out = await client.send(new DescribeSecretCommand({ SecretId: secretId }));
   const stages: Record<string, string[]> = {};
   for (const [id, labels] of Object.entries(out.VersionIdsToStages ?? {})) stages[id] = [...labels];
-  const holding = (label: string) => Object.keys(stages).find((id) => stages[id]?.includes(label));
-  const current = holding("AWSCURRENT");
-  const pendingId = holding("AWSPENDING");
+  const current = versionHolding(stages, "AWSCURRENT");
+  const pendingId = versionHolding(stages, "AWSPENDING");
   return {
     arn: out.ARN,
     name: out.Name,

@@ -1,12 +1,5 @@
-import {
-  type Env,
-  integer,
-  isRegionName,
-  parseSecretArn,
-  regionList,
-  required,
-  type SecretRef,
-} from "../lib/config";
+import { isRegionName, type SecretArn } from "../lib/arn";
+import { type Env, integer, regionList, required, secretArnSetting } from "../lib/config";
 import { ConfigError } from "../lib/errors";
 import { type AllowedPrincipals, parseAllowedPrincipals } from "./principals";
 
@@ -23,7 +16,7 @@ import { type AllowedPrincipals, parseAllowedPrincipals } from "./principals";
  */
 
 export interface ReadTokenConfig {
-  secret: SecretRef;
+  secret: SecretArn;
   /** Read order: own region, FALLBACK_REGIONS, primary; no duplicates. */
   regions: string[];
   allowed: AllowedPrincipals;
@@ -32,7 +25,7 @@ export interface ReadTokenConfig {
 }
 
 export function loadReadTokenConfig(env: Env): ReadTokenConfig {
-  const secret = parseSecretArn("TOKEN_SECRET_ARN", required(env, "TOKEN_SECRET_ARN"));
+  const secret = secretArnSetting("TOKEN_SECRET_ARN", required(env, "TOKEN_SECRET_ARN"));
   const allowed = parseAllowedPrincipals("ALLOWED_PRINCIPALS", required(env, "ALLOWED_PRINCIPALS"));
   const fallback = regionList(env, "FALLBACK_REGIONS");
   const own = env.AWS_REGION?.trim();

@@ -1,71 +1,16 @@
+import { classifyAwsFailure, type FailureKind } from "../lib/aws/errors";
 import { AppError, describeError } from "../lib/errors";
-
-/**
- * How a failed read in one region should be treated:
- * - "not-found": the secret (or the requested stage) is not in that region: try the next region;
- * - "transient": throttling, 5xx, timeouts, network failures: worth serving the last good value;
- * - "permanent": access denied, validation, an unusable value: never masked by a stale value.
- */
-export type FailureKind = "not-found" | "transient" | "permanent";
-
-const NOT_FOUND = new Set(["ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound"]);
-
-const TRANSIENT = new Set([
-  "ThrottlingException",
-  "Throttling",
-  "ThrottledException",
-  "TooManyRequestsException",
-  "RequestLimitExceeded",
-  "InternalServiceError",
-  "InternalServiceErrorException",
-  "InternalFailure",
-  "InternalServerError",
-  "ServiceUnavailable",
-  "ServiceUnavailableException",
-  "RequestTimeout",
-  "RequestTimeoutException",
-  "TimeoutError",
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ENETUNREACH",
-  "EHOSTUNREACH",
-]);
 
 /** A value was read but cannot be used as a token (binary, empty). Always permanent. */
 export class InvalidTokenValueError extends AppError {
   override name = "InvalidTokenValueError";
 }
 
-/** Classify an error thrown by an SDK call (or by our own checks of its result). */
-export function classifyFailure(error: unknown): FailureKind {
-  if (error instanceof AppError) return "permanent";
-  if (!error || typeof error !== "object") return "permanent";
-  const e = error as {
-    name?: unknown;
-    code?: unknown;
-    Code?: unknown;
-    $retryable?: unknown;
-    $metadata?: { httpStatusCode?: unknown };
-  };
-  const names = [e.name, e.code, e.Code].filter((n): n is string => typeof n === "string");
-  if (names.some((n) => NOT_FOUND.has(n))) return "not-found";
-  if (names.some((n) => TRANSIENT.has(n))) return "transient";
-  if (e.$retryable) return "transient";
-  const status = e.$metadata?.httpStatusCode;
-  if (typeof status === "number") return status === 429 || status >= 500 ? "transient" : "permanent";
-  // Credential problems (no credentials, expired session) are not fixed by waiting.
-  if (names.some((n) => /Credentials?ProviderError|ExpiredToken|UnrecognizedClient/.test(n)))
-    return "permanent";
-  // An SDK error without an HTTP status: the request never completed (DNS, connection, timeout).
-  // Anything else (a bug, a TypeError) must not be hidden behind a stale value.
-  return e.$metadata ? "transient" : "permanent";
-}
-
-/** What went wrong in one region, safe to log: ids, codes and messages, never a value. */
+/**
+ * What went wrong in one region, safe to log: ids, codes and messages, never a value. Its kind
+ * (shared/lib/aws/errors.ts classifyAwsFailure) decides: "not-found" tries the next region,
+ * "transient" may serve the last good value, "permanent" is never masked by a stale value.
+ */
 export interface RegionFailure {
   region: string;
   kind: FailureKind;
@@ -73,7 +18,7 @@ export interface RegionFailure {
 }
 
 export function regionFailure(region: string, error: unknown): RegionFailure {
-  return { region, kind: classifyFailure(error), error: describeError(error) };
+  return { region, kind: classifyAwsFailure(error), error: describeError(error) };
 }
 
 /**

@@ -1,6 +1,8 @@
 /** The token reader's public API: library, sources, Lambda config and caller authorization. */
+
+export { classifyAwsFailure as classifyFailure, type FailureKind } from "../lib/aws/errors";
 export { loadReadTokenConfig, type ReadTokenConfig } from "./config";
-export { classifyFailure, type FailureKind, type RegionFailure, TokenReadError } from "./errors";
+export { type RegionFailure, TokenReadError } from "./errors";
 export { type AllowedPrincipals, authorize, type CallerIdentity, parseAllowedPrincipals } from "./principals";
 export {
   createTokenReader,

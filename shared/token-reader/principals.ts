@@ -1,3 +1,4 @@
+import { type Arn, isAccountId, type Partition, parseRoleArn, parseServiceArn } from "../lib/arn";
 import { ConfigError } from "../lib/errors";
 
 /**
@@ -10,7 +11,7 @@ import { ConfigError } from "../lib/errors";
 
 export interface AllowedRole {
   arn: string;
-  partition: string;
+  partition: Partition;
   account: string;
   name: string;
 }
@@ -29,10 +30,6 @@ export interface CallerIdentity {
   principalOrgId?: string | undefined;
 }
 
-const ACCOUNT = /^\d{12}$/;
-const ROLE_ARN = /^arn:(aws[a-z-]*):iam::(\d{12}):role\/(?:[\w+=,.@-]+\/)*([\w+=,.@-]{1,64})$/;
-const CALLER_ARN = /^arn:(aws[a-z-]*):(iam|sts)::(\d{12}):(.+)$/;
-
 export function parseAllowedPrincipals(variable: string, raw: string): AllowedPrincipals {
   const accounts = new Set<string>();
   const roles: AllowedRole[] = [];
@@ -41,19 +38,18 @@ export function parseAllowedPrincipals(variable: string, raw: string): AllowedPr
     .map((s) => s.trim())
     .filter(Boolean);
   for (const item of items) {
-    if (ACCOUNT.test(item)) {
+    if (isAccountId(item)) {
       accounts.add(item);
       continue;
     }
-    const m = ROLE_ARN.exec(item);
-    if (!m) {
+    const role = parseRoleArn(item);
+    if (!role) {
       throw new ConfigError(
         variable,
         `"${item}" is neither a 12-digit account id nor an IAM role ARN (arn:aws:iam::123456789012:role/name)`,
       );
     }
-    const [, partition = "", account = "", name = ""] = m;
-    roles.push({ arn: item, partition, account, name });
+    roles.push({ arn: item, partition: role.partition, account: role.account, name: role.name });
   }
   if (accounts.size === 0 && roles.length === 0) {
     throw new ConfigError(variable, "must name at least one account id or IAM role ARN");
@@ -67,18 +63,23 @@ export interface Decision {
   reason: string;
 }
 
+/** An IAM user or role, or an STS assumed-role session: global (no region), with an account. */
+function callerArn(value: string): Arn | undefined {
+  return parseServiceArn(value, "iam", false) ?? parseServiceArn(value, "sts", false);
+}
+
 export function authorize(allowed: AllowedPrincipals, caller: CallerIdentity | undefined): Decision {
   if (!caller || (!caller.accountId && !caller.userArn)) {
     return { allowed: false, reason: "no IAM caller identity in the request (is the function URL AWS_IAM?)" };
   }
-  const parsed = caller.userArn ? CALLER_ARN.exec(caller.userArn) : null;
+  const parsed = caller.userArn ? callerArn(caller.userArn) : undefined;
   if (caller.userArn && !parsed) return { allowed: false, reason: "caller ARN is not an IAM or STS ARN" };
-  const [, partition = "", service = "", arnAccount = "", resource = ""] = parsed ?? [];
+  const { partition = "", service = "", account: arnAccount = "", resource = "" } = parsed ?? {};
   const account = arnAccount || caller.accountId || "";
   if (caller.accountId && arnAccount && caller.accountId !== arnAccount) {
     return { allowed: false, reason: "caller account id and ARN disagree" };
   }
-  if (!ACCOUNT.test(account)) return { allowed: false, reason: "caller account id is malformed" };
+  if (!isAccountId(account)) return { allowed: false, reason: "caller account id is malformed" };
   if (allowed.accounts.has(account)) return { allowed: true, reason: `account ${account} is allowed` };
 
   if (service === "sts" && resource.startsWith("assumed-role/")) {

@@ -1,6 +1,7 @@
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { SSMClient } from "@aws-sdk/client-ssm";
-import { parseSecretArn } from "../lib/config";
+import { arnInRegion, parseSecretArn, parseSecretIdArn } from "../lib/arn";
+import { type VersionStages, versionHolding } from "../secrets/stages";
 import { InvalidTokenValueError } from "./errors";
 
 /**
@@ -30,20 +31,25 @@ export interface TokenFetcher {
 }
 
 export const REFERENCE_PREFIX = "/aws/reference/secretsmanager/";
-const SECRET_ARN = /^(arn:aws[a-z-]*:secretsmanager:)([a-z0-9-]+)(:\d{12}:secret:.+)$/;
 
 /**
  * The id to use in `region`: a name is the same in every region; a replica's ARN differs from the
  * primary's only in its region, so an ARN is rewritten.
  */
 export function secretIdForRegion(secretId: string, region: string): string {
-  const m = SECRET_ARN.exec(secretId);
-  return m ? `${m[1]}${region}${m[3]}` : secretId;
+  const arn = parseSecretIdArn(secretId);
+  return arn ? arnInRegion(arn, region) : secretId;
 }
 
-/** The secret's name: the ARN's resource without the six-character suffix Secrets Manager adds. */
+/**
+ * The secret's name: a complete ARN's resource without the six-character suffix Secrets Manager
+ * adds; a partial ARN's resource as it is (it has no suffix); any other id is a name already.
+ */
 export function secretName(secretId: string): string {
-  return SECRET_ARN.test(secretId) ? parseSecretArn("secret id", secretId).name : secretId;
+  const complete = parseSecretArn(secretId);
+  if (complete) return complete.name;
+  const partial = parseSecretIdArn(secretId);
+  return partial ? partial.resource.slice("secret:".length) : secretId;
 }
 
 /**
@@ -82,10 +88,10 @@ export function versionIdFromSourceResult(
   if (!parsed || typeof parsed !== "object") return undefined;
   const r = parsed as { VersionId?: unknown; VersionIdsToStages?: unknown };
   if (typeof r.VersionId === "string" && r.VersionId) return r.VersionId;
-  if (r.VersionIdsToStages && typeof r.VersionIdsToStages === "object") {
-    for (const [id, labels] of Object.entries(r.VersionIdsToStages as Record<string, unknown>)) {
-      if (Array.isArray(labels) && labels.includes(stage)) return id;
-    }
+  if (!r.VersionIdsToStages || typeof r.VersionIdsToStages !== "object") return undefined;
+  const stages: VersionStages = {};
+  for (const [id, labels] of Object.entries(r.VersionIdsToStages as Record<string, unknown>)) {
+    if (Array.isArray(labels)) stages[id] = labels.filter((l): l is string => typeof l === "string");
   }
-  return undefined;
+  return versionHolding(stages, stage);
 }

@@ -9,7 +9,7 @@
  * failure a test did not expect should stay visible).
  */
 import { randomUUID } from "node:crypto";
-import { parseSecretArn } from "../../../shared/lib/config";
+import { secretArnSetting as parseSecretArn } from "../../../shared/lib/config";
 import { ACCOUNT_ID } from "../autoscaling/fleet";
 
 /** The envelope every EventBridge event has. */

@@ -6,6 +6,7 @@ import {
   parseCommandArgs,
   splitList,
   UsageError,
+  withOptions,
 } from "../../../cli/args";
 import { main } from "../../../cli/main";
 import { commands } from "../../../cli/registry";
@@ -78,5 +79,27 @@ describe("one option spec: parsing and help", () => {
   it("splits repeatable, comma-separated lists", () => {
     expect(splitList(["a,b", " c ", "a"])).toEqual(["a", "b", "c"]);
     expect(splitList(undefined)).toEqual([]);
+  });
+});
+
+describe("withOptions", () => {
+  const OPTIONS = {
+    name: { type: "string", help: "a name" },
+    help: { type: "boolean", short: "h", help: "show this help" },
+  } as const satisfies OptionSpec;
+
+  it("answers --help without running, runs with the parsed values, and refuses unknown options", async () => {
+    const seen: Array<string | undefined> = [];
+    const run = withOptions(OPTIONS, "HELP TEXT\n", async (values) => {
+      seen.push(values.name);
+      return 7;
+    });
+    const help = fakeIo();
+    expect(await run(["-h"], help.io)).toBe(0);
+    expect(help.out()).toBe("HELP TEXT\n");
+    expect(seen).toEqual([]);
+    expect(await run(["--name", "x"], fakeIo().io)).toBe(7);
+    expect(seen).toEqual(["x"]);
+    await expect(run(["--nope"], fakeIo().io)).rejects.toThrow(UsageError);
   });
 });

@@ -33,6 +33,10 @@ describe("reader settings", () => {
     [{ source: "vault" }, /--source/],
     [{ region: "moon-1" }, /region/],
     [{ "assume-role": "arn:aws:iam::123:user/x" }, /--assume-role/],
+    // IAM role names are 1 to 64 of [\w+=,.@-]; a path is `/` or `/…/` (CreateRole).
+    [{ "assume-role": "arn:aws:iam::123456789012:role/ops/" }, /--assume-role/],
+    [{ "assume-role": "arn:aws:iam::123456789012:role//ops" }, /--assume-role/],
+    [{ "assume-role": "arn:awsx:iam::123456789012:role/ops" }, /--assume-role/],
     [{ "assume-role": "arn:aws:iam::123456789012:role/r", "role-session-name": "a b" }, /session/],
     [{ "version-stage": "bad stage" }, /--version-stage/],
   ])("refuses %o", (values, message) => {

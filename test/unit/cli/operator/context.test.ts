@@ -1,8 +1,5 @@
-import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { GetFunctionConfigurationCommand, LambdaClient } from "@aws-sdk/client-lambda";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { mockClient } from "aws-sdk-client-mock";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import {
   functionRegion,
   loadOperatorConfig,
@@ -11,30 +8,18 @@ import {
 } from "../../../../cli/operator/context";
 import { loadReconcileConfig } from "../../../../shared/lib/config";
 import { createLogger } from "../../../../shared/lib/log";
+import {
+  OPERATOR_CONTRACT,
+  OPERATOR_SECRET_ARN,
+  operatorClientMocks,
+} from "../../../support/operator-fixture";
 
-const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
+const ARN = OPERATOR_SECRET_ARN;
 const FUNCTION_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:bk-rotation-ReconcileFunction-1A2B3C";
-const CONTRACT = {
-  ROTATION_SECRET_ARN: ARN,
-  BUILDKITE_ORGANIZATION: "acme",
-  BUILDKITE_CLUSTER_ID: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
-  BUILDKITE_API_TOKEN_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/api-XyZ789",
-  REPLICA_REGIONS: "us-west-2",
-  TARGET_GROUPS: "us-east-1:ci-a,us-west-2:ci-b",
-};
+const CONTRACT = OPERATOR_CONTRACT;
 const logger = createLogger("test", {}, "error");
 
-const lambda = mockClient(LambdaClient);
-const secrets = mockClient(SecretsManagerClient);
-const asg = mockClient(AutoScalingClient);
-beforeEach(() => {
-  lambda.reset();
-  secrets.reset();
-  asg.reset();
-});
-afterEach(() => {
-  lambda.reset();
-});
+const { lambda } = operatorClientMocks();
 
 describe("operator settings", () => {
   it("takes the region from the environment and validates every option", () => {
@@ -56,6 +41,9 @@ describe("operator settings", () => {
     expect(() => operatorSettings({ function: "not a function!" }, {})).toThrow(/--function/);
     expect(() => operatorSettings({ region: "mars" }, {})).toThrow(/not an AWS region/);
     expect(() => operatorSettings({ "assume-role": "ops" }, {})).toThrow(/--assume-role/);
+    expect(() =>
+      operatorSettings({ function: "arn:awsx:lambda:eu-west-1:123456789012:function:reconcile" }, {}),
+    ).toThrow(/--function/);
   });
 
   it("calls Lambda in the function ARN's region, else --region", () => {

@@ -1,32 +1,17 @@
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
-import { LambdaClient } from "@aws-sdk/client-lambda";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { mockClient } from "aws-sdk-client-mock";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { findAnchor } from "../../../../cli/operator/emergency";
 import { loadReconcileConfig } from "../../../../shared/lib/config";
+import {
+  OPERATOR_CONTRACT,
+  OPERATOR_SECRET_ARN,
+  operatorClientMocks,
+} from "../../../support/operator-fixture";
 
-const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
-const CONTRACT = {
-  ROTATION_SECRET_ARN: ARN,
-  BUILDKITE_ORGANIZATION: "acme",
-  BUILDKITE_CLUSTER_ID: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
-  BUILDKITE_API_TOKEN_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/api-XyZ789",
-  REPLICA_REGIONS: "us-west-2",
-  TARGET_GROUPS: "us-east-1:ci-a,us-west-2:ci-b",
-};
+const _ARN = OPERATOR_SECRET_ARN;
+const CONTRACT = OPERATOR_CONTRACT;
 
-const lambda = mockClient(LambdaClient);
-const secrets = mockClient(SecretsManagerClient);
-const asg = mockClient(AutoScalingClient);
-beforeEach(() => {
-  lambda.reset();
-  secrets.reset();
-  asg.reset();
-});
-afterEach(() => {
-  lambda.reset();
-});
+const { asg } = operatorClientMocks();
 
 describe("findAnchor", () => {
   const config = loadReconcileConfig({

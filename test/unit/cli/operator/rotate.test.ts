@@ -4,14 +4,12 @@ import {
   CreateOrUpdateTagsCommand,
   DescribeAutoScalingGroupsCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { LambdaClient } from "@aws-sdk/client-lambda";
 import {
   DescribeSecretCommand,
   RotateSecretCommand,
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
-import { mockClient } from "aws-sdk-client-mock";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { OperatorContext } from "../../../../cli/operator/context";
 import { parseDuration, rotateCommandWith, rotateOptions } from "../../../../cli/operator/rotate";
 import type { CliIo } from "../../../../cli/types";
@@ -20,30 +18,18 @@ import { describeManagedToken } from "../../../../shared/buildkite/description";
 import { loadReconcileConfig } from "../../../../shared/lib/config";
 import { EMERGENCY_TAG } from "../../../../shared/rollout/plan";
 import type { StatusReport } from "../../../../shared/rollout/status";
+import {
+  OPERATOR_CONTRACT,
+  OPERATOR_SECRET_ARN,
+  operatorClientMocks,
+} from "../../../support/operator-fixture";
 
-const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/agent-token-AbC123";
-const CONTRACT = {
-  ROTATION_SECRET_ARN: ARN,
-  BUILDKITE_ORGANIZATION: "acme",
-  BUILDKITE_CLUSTER_ID: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
-  BUILDKITE_API_TOKEN_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk/api-XyZ789",
-  REPLICA_REGIONS: "us-west-2",
-  TARGET_GROUPS: "us-east-1:ci-a,us-west-2:ci-b",
-};
+const ARN = OPERATOR_SECRET_ARN;
+const CONTRACT = OPERATOR_CONTRACT;
 const V1 = "11111111-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 const V2 = "22222222-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
 
-const lambda = mockClient(LambdaClient);
-const secrets = mockClient(SecretsManagerClient);
-const asg = mockClient(AutoScalingClient);
-beforeEach(() => {
-  lambda.reset();
-  secrets.reset();
-  asg.reset();
-});
-afterEach(() => {
-  lambda.reset();
-});
+const { secrets, asg } = operatorClientMocks();
 
 describe("rotate options", () => {
   it("parses durations", () => {

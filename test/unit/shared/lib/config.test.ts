@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadReconcileConfig, loadRotateTokenConfig, parseSecretArn } from "../../../../shared/lib/config";
+import { loadReconcileConfig, loadRotateTokenConfig, secretArnSetting } from "../../../../shared/lib/config";
 import { ConfigError } from "../../../../shared/lib/errors";
 
 const SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token-AbC123";
@@ -26,6 +26,7 @@ describe("loadRotateTokenConfig", () => {
     const c = loadRotateTokenConfig(base);
     expect(c.secret).toEqual({
       arn: SECRET,
+      partition: "aws",
       region: "us-east-1",
       account: "123456789012",
       name: "buildkite/agent-token",
@@ -62,6 +63,22 @@ describe("loadRotateTokenConfig", () => {
   it.each([
     ["ROTATION_SECRET_ARN", undefined, "is required"],
     ["ROTATION_SECRET_ARN", "not-an-arn", "Secrets Manager secret ARN"],
+    // A partial ARN (no six-character suffix) names no one secret; an unknown partition is no ARN.
+    [
+      "ROTATION_SECRET_ARN",
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token",
+      "Secrets Manager secret ARN",
+    ],
+    [
+      "ROTATION_SECRET_ARN",
+      "arn:awsx:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token-AbC123",
+      "Secrets Manager secret ARN",
+    ],
+    [
+      "BUILDKITE_API_TOKEN_SECRET_ARN",
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/api-token",
+      "Secrets Manager secret ARN",
+    ],
     ["BUILDKITE_ORGANIZATION", "", "is required"],
     ["BUILDKITE_ORGANIZATION", "Acme Corp", "slug"],
     ["BUILDKITE_CLUSTER_ID", "cluster-1", "UUID"],
@@ -93,7 +110,7 @@ describe("loadRotateTokenConfig", () => {
 
   it("keeps names that end in a dash-and-six suffix intact only once", () => {
     expect(
-      parseSecretArn("X", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:a-b-c-Q1w2E3").name,
+      secretArnSetting("X", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:a-b-c-Q1w2E3").name,
     ).toBe("a-b-c");
   });
 });
@@ -157,6 +174,7 @@ describe("loadReconcileConfig", () => {
     ["REFRESH_MIN_HEALTHY_PERCENTAGE", "101", "between 0 and 100"],
     ["REFRESH_MAX_HEALTHY_PERCENTAGE", "99", "between 100 and 200"],
     ["ALERT_TOPIC_ARN", "topic", "SNS topic ARN"],
+    ["ALERT_TOPIC_ARN", "arn:awsx:sns:us-east-1:123456789012:alerts", "SNS topic ARN"],
     ["MAX_ROLLOUT_SECONDS", "5", "between 60"],
   ])("%s=%s fails naming the variable", (name, value, problem) => {
     // An empty TARGET_STACKS leaves no target at all: drop TARGET_GROUPS too for that case.

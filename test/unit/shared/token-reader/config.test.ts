@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../../../shared/lib/errors";
 import { loadReadTokenConfig } from "../../../../shared/token-reader/config";
-import { authorize, parseAllowedPrincipals } from "../../../../shared/token-reader/principals";
 
 const ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:buildkite/agent-token-AbCdEf";
 const base = { TOKEN_SECRET_ARN: ARN, ALLOWED_PRINCIPALS: "111111111111", AWS_REGION: "eu-west-1" };
@@ -45,43 +44,5 @@ describe("loadReadTokenConfig", () => {
     const error = configError({ ...base, ...override });
     expect(error.variable).toBe(variable);
     expect(error.message.startsWith(`${variable}:`)).toBe(true);
-  });
-});
-
-describe("allowed principals", () => {
-  const allowed = parseAllowedPrincipals(
-    "ALLOWED_PRINCIPALS",
-    "111111111111, arn:aws:iam::222222222222:role/ci/agent-reader,arn:aws:iam::333333333333:role/Boot",
-  );
-
-  it("parses accounts and roles (path ignored for matching)", () => {
-    expect([...allowed.accounts]).toEqual(["111111111111"]);
-    expect(allowed.roles.map((r) => [r.account, r.name])).toEqual([
-      ["222222222222", "agent-reader"],
-      ["333333333333", "Boot"],
-    ]);
-  });
-
-  it.each([
-    [{ accountId: "111111111111", userArn: "arn:aws:iam::111111111111:user/alice" }, true],
-    [{ accountId: "111111111111", userArn: "arn:aws:sts::111111111111:assumed-role/anything/s" }, true],
-    [
-      { accountId: "222222222222", userArn: "arn:aws:sts::222222222222:assumed-role/agent-reader/i-0abc" },
-      true,
-    ],
-    [{ accountId: "333333333333", userArn: "arn:aws:sts::333333333333:assumed-role/boot/i-0abc" }, true],
-    [{ accountId: "222222222222", userArn: "arn:aws:sts::222222222222:assumed-role/other-role/s" }, false],
-    [{ accountId: "444444444444", userArn: "arn:aws:sts::444444444444:assumed-role/agent-reader/s" }, false],
-    [{ accountId: "222222222222", userArn: "arn:aws:iam::222222222222:user/agent-reader" }, false],
-    [
-      { accountId: "222222222222", userArn: "arn:aws-cn:sts::222222222222:assumed-role/agent-reader/s" },
-      false,
-    ],
-    [{ accountId: "444444444444", userArn: "arn:aws:sts::111111111111:assumed-role/x/s" }, false],
-    [{ accountId: "111111111111" }, true],
-    [{}, false],
-    [undefined, false],
-  ])("%o → %s", (caller, expected) => {
-    expect(authorize(allowed, caller).allowed).toBe(expected);
   });
 });
