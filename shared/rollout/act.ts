@@ -7,6 +7,7 @@ import {
 import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
 import { SendCommandCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { BuildkiteClient } from "../buildkite/client";
+import { isThrottling } from "../lib/aws/errors";
 import type { InPlaceSettings, TargetGroup } from "../lib/config";
 import { describeError } from "../lib/errors";
 import { CALLS_PER_REGION, perKeyLimit } from "../lib/limit";
@@ -315,7 +316,6 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
  * refresh — unlike a lost response, which is never retried.
  */
 const THROTTLED_START_ATTEMPTS = 4;
-const isThrottling = (error: unknown) => /^Throttl/.test(describeError(error).name);
 
 /** Starts the refresh whose intent act() has recorded. */
 async function startRefresh(

@@ -10,7 +10,7 @@ import { ListSecretVersionIdsCommand, type SecretsManagerClient } from "@aws-sdk
 import { DescribeInstanceInformationCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { BuildkiteClient } from "../buildkite/client";
 import { managedVersionOf } from "../buildkite/description";
-import { observationError } from "../lib/aws/errors";
+import { isNotFound, observationError } from "../lib/aws/errors";
 import type { ReconcileConfig, TargetGroup } from "../lib/config";
 import { CALLS_PER_REGION, type Limit, perKeyLimit } from "../lib/limit";
 import { describeSecret, type SecretState } from "../secrets/describe";
@@ -276,9 +276,7 @@ async function observeReplica(
     return { ...base, current, error: undefined };
   } catch (error) {
     const e = observationError(error);
-    const message = e.message.startsWith("ResourceNotFoundException")
-      ? `no replica of the secret exists in ${region}`
-      : e.message;
+    const message = isNotFound(error) ? `no replica of the secret exists in ${region}` : e.message;
     return { ...base, current: undefined, error: { ...e, message } };
   }
 }

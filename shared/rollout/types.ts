@@ -1,4 +1,5 @@
 import type { InstanceRefreshStatus } from "@aws-sdk/client-auto-scaling";
+import type { ObservationError } from "../lib/aws/errors";
 import type { InPlaceFallback, RefreshPreferences, RolloutStrategy, TargetGroup } from "../lib/config";
 import type { InstallResult } from "./install-result";
 
@@ -84,15 +85,8 @@ export interface ReplicaObservation {
   error: ObservationError | undefined;
 }
 
-/**
- * Why something could not be observed. `definitive` errors (not found, access denied) will not heal
- * by themselves and are reported at once; transient ones (throttling, 5xx, timeouts) only once they
- * have lasted longer than the alert threshold.
- */
-export interface ObservationError {
-  message: string;
-  definitive: boolean;
-}
+/** Why something could not be observed (defined with the classification that fills it). */
+export type { ObservationError } from "../lib/aws/errors";
 
 /**
  * One of the SDK's `InstanceRefreshStatus` values in practice; kept a plain string so a status AWS

@@ -1,4 +1,3 @@
-import type { ObservationError } from "../../rollout/types";
 import { AppError, describeError } from "../errors";
 
 /**
@@ -99,6 +98,16 @@ export function classifyAwsFailure(error: unknown): FailureKind {
  * AWS answers that will not change by asking again: the thing is not there, or we may not see it,
  * or the request is wrong. Everything else (throttling, 5xx, timeouts, network errors) is transient.
  */
+/**
+ * Why something could not be observed. `definitive` errors (not found, access denied) will not heal
+ * by themselves and are reported at once; transient ones (throttling, 5xx, timeouts) only once they
+ * have lasted longer than the alert threshold.
+ */
+export interface ObservationError {
+  message: string;
+  definitive: boolean;
+}
+
 export function observationError(error: unknown, what?: string): ObservationError {
   const e = describeError(error);
   const message = `${e.name}: ${e.message}`;
