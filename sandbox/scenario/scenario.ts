@@ -28,24 +28,23 @@ import type { FleetCounters } from "../fakes/autoscaling/index";
 import { motoAvailable } from "../fakes/aws/moto";
 import type { InvocationPhase, InvocationRecord } from "../fakes/lambda/local-lambda";
 import type { RunCommandStandInOptions } from "../fakes/ssm/index";
+import type {
+  CfgFacts,
+  FleetDelta,
+  RevocationFacts,
+  RotationFacts,
+  RunFacts,
+  Strategy,
+} from "../verdict/facts";
 import {
-  type CfgFacts,
   checkInvariants,
   countTokenLeaks,
-  decideOutcome,
-  EXIT,
-  type FleetDelta,
   type InvariantResult,
-  type RevocationFacts,
-  type RotationFacts,
-  type RunFacts,
-  renderSummary,
-  type Strategy,
-  type SummaryNumbers,
-  summaryNumbers,
   type Violation,
   violationsOf,
-} from "../verdict/summary";
+} from "../verdict/invariants";
+import { decideOutcome, EXIT, type SummaryNumbers, summaryNumbers } from "../verdict/outcome";
+import { renderSummary } from "../verdict/render";
 import { STEP_ORDER } from "../world/rotation-driver";
 import {
   type FunctionHandler,

@@ -3,7 +3,7 @@
  * with an SSM agent offline at first, `--ssm-offline`, `--strategy refresh`, `--fail-refresh`),
  * then the real command as a child process, which must exit 0, print the summary and no token,
  * and leave no process behind. The invariants themselves are unit-tested in
- * test/unit/sandbox/verdict/summary.test.ts.
+ * test/unit/sandbox/verdict/invariants.test.ts.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { PROFILES, type Profile, type ScenarioOptions } from "../../../../sandbox/scenario/scenario";
-import { refreshFor } from "../../../../sandbox/verdict/summary";
+import { refreshFor } from "../../../../sandbox/verdict/facts";
 
 const ROOT = resolve(import.meta.dirname, "../../../..");
 
