@@ -20,34 +20,20 @@
  * that configuration (and their SDK clients) at module level, so start at most one world per
  * module instance of the handlers: vitest isolates test files, and a CLI is one world per process.
  */
-import { randomUUID } from "node:crypto";
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
 import { DescribeSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { CreateTopicCommand, SNSClient, SubscribeCommand } from "@aws-sdk/client-sns";
-import {
-  CreateQueueCommand,
-  DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  SQSClient,
-} from "@aws-sdk/client-sqs";
+import { SNSClient } from "@aws-sdk/client-sns";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import {
   type AutoScalingStandIn,
   type Fleet,
   type GroupSpec,
-  type JobsSpec,
-  type Platform,
-  type ScaleInProtectedInstances,
-  type SsmAgentState,
   startAutoScalingStandIn,
 } from "../fakes/autoscaling/index";
 import { type CallMeter, createCallMeter, type MeterCounts } from "../fakes/aws/call-meter";
-import type { ThrottleProfile } from "../fakes/aws/throttle";
 import type { BuildkiteApi } from "../fakes/buildkite/api";
 import {
   type CloudFormationStandIn,
-  type ElasticStackSpec,
   ElasticStacks,
   startCloudFormationStandIn,
 } from "../fakes/cloudformation/index";
@@ -55,158 +41,50 @@ import { type Ec2StandIn, startEc2StandIn } from "../fakes/ec2/index";
 import { createEventBus, type EventBus } from "../fakes/eventbridge/event-bus";
 import { agentBoot, type BootHook } from "../fakes/instances/agent-boot";
 import type { InstanceDirectory } from "../fakes/instances/instance-host";
-import {
-  type InvocationPhase,
-  type InvocationRecord,
-  type LocalLambda,
-  startLocalLambda,
-} from "../fakes/lambda/local-lambda";
+import { type LocalLambda, startLocalLambda } from "../fakes/lambda/local-lambda";
 import { type SqsEvent, type SqsEventSource, startSqsEventSource } from "../fakes/lambda/sqs-event-source";
 import { type Replicator, startReplicator } from "../fakes/secrets-manager/replicator";
-import {
-  type RunCommandStandIn,
-  type RunCommandStandInOptions,
-  startRunCommandStandIn,
-} from "../fakes/ssm/index";
-import { removeLeftoverPending, STEP_ORDER, startRotation } from "./rotation-driver";
+import { type RunCommandStandIn, startRunCommandStandIn } from "../fakes/ssm/index";
+import { type Alert, createAlertInbox } from "./alert-inbox";
+import { type EventWait, noteEventWaits } from "./event-waits";
 import { type RotationStack, startRotationStack, TEST_CREDENTIALS } from "./rotation-stack";
 import { type RotationWatcher, watchRotations } from "./rotation-watcher";
+import {
+  playRotation,
+  type RotationPlayerOptions,
+  RotationStepError,
+  type StepInvoker,
+  startRotation,
+} from "./secrets-manager-rotation";
+import { waitSettled } from "./settle";
+import { createTriggerQueue, queueDepth, sendTrigger } from "./trigger-queue";
+import {
+  checkGroups,
+  type FunctionHandler,
+  fleetGroupOptions,
+  reconcileRunSummary,
+  stackSpec,
+  type WorldOptions,
+} from "./world-options";
 
-/** The shape both functions export. */
-export type FunctionHandler = (
-  event: unknown,
-  context?: { getRemainingTimeInMillis(): number },
-) => Promise<unknown>;
-
-/** Options of the stock-stack simulation a plain group or a stack's group takes (see GroupSpec). */
-export interface WorldFleetGroupOptions {
-  /** Default true (the stack's InstanceScaleInProtection default); false turns protection off. */
-  newInstancesProtectedFromScaleIn?: boolean;
-  platform?: Platform;
-  /** ScaleInIdlePeriod scaled to ms; default never. */
-  idlePeriodMs?: number;
-  jobs?: JobsSpec;
-  scaler?: false | { demand?: number; delayMs?: number };
-  ssmAgent?: SsmAgentState;
-  minSize?: number;
-  maxSize?: number;
-}
-
-export interface WorldGroup extends WorldFleetGroupOptions {
-  region: string;
-  name: string;
-  instances: number;
-  /** Legacy: how many instances run a job at the start (= jobs.busyAtStart). */
-  protectedInstances?: number;
-}
-
-/** An Elastic CI Stack: a CloudFormation stack and its `<stack>-AgentAutoScaleGroup-<random>` group. */
-export interface WorldStack extends WorldFleetGroupOptions {
-  region: string;
-  stackName: string;
-  instances: number;
-  /** BuildkiteAgentTokenParameterStorePath; default the secret's SSM reference path. */
-  tokenParameterPath?: string;
-  tokenKmsKey?: string;
-  managedPolicyArns?: string[];
-  instanceRoleArn?: string;
-  instanceRoleName?: string;
-  scaleInIdlePeriodSeconds?: number;
-  tags?: Record<string, string>;
-}
-
-export interface WorldOptions {
-  primaryRegion?: string;
-  replicaRegions?: string[];
-  /** Plain Auto Scaling groups (may be empty when `stacks` are given). */
-  groups: WorldGroup[];
-  /** Elastic CI Stacks. */
-  stacks?: WorldStack[];
-  /** A Wait refresh fails after this long blocked on protected instances (AWS: one hour). Default 2000 ms. */
-  protectedWaitMs?: number;
-  /** Agent restart and terminate-instance timings, scaled (see FleetOptions). */
-  agentTimings?: {
-    linuxRestartDelayMs?: number;
-    windowsRestartDelayMs?: number;
-    terminateDelayMs?: number;
-    maxAgentRestarts?: number;
-  };
-  /** Replication lag to every replica region (default 300 ms); see `replicator.setLag`. */
-  replicaLagMs?: number;
-  /** Time to launch and boot one instance in a refresh (default 100 ms). */
-  replaceMs?: number;
-  /** How long a busy protected instance keeps its job under a Wait refresh (default 300 ms). */
-  jobMs?: number;
-  /** Fail every instance refresh of the matching groups (all groups when both are omitted). */
-  failRefresh?: { region?: string; groupName?: string };
-  /** Make the Buildkite API fail a share of requests (502/429), after the fleet's first registration. */
-  buildkiteFlaky?: boolean;
-  refresh?: {
-    minHealthyPercentage?: number;
-    /** Seconds in the contract; the stand-in waits that many milliseconds. Default 0. */
-    instanceWarmupSeconds?: number;
-    scaleInProtectedInstances?: ScaleInProtectedInstances;
-  };
-  /** ROLLOUT_STRATEGY of the product (default in-place). */
-  strategy?: "in-place" | "refresh";
-  /** The product's in-place settings (IN_PLACE_*, BOOT_GRACE_SECONDS), in real seconds. */
-  inPlace?: {
-    fallback?: "alert" | "refresh" | "terminate";
-    fallbackAfterSeconds?: number;
-    retrySeconds?: number;
-    deliveryTimeoutSeconds?: number;
-    bootGraceSeconds?: number;
-  };
-  /** The Run Command stand-in's settings (see RunCommandStandInOptions); default msPerAwsSecond 100, linuxStep "mirror". */
-  runCommand?: Pick<
-    RunCommandStandInOptions,
-    | "invocationDelayMs"
-    | "commandLatencyMs"
-    | "msPerAwsSecond"
-    | "linuxStep"
-    | "throttle"
-    | "midRunTermination"
-  >;
-  /** Default 600. */
-  maxRolloutSeconds?: number;
-  /** Default 60. */
-  replicaAlertSeconds?: number;
-  /** Default `buildkite/agent-token`. */
-  secretName?: string;
-  /** The functions' configured timeouts (default 900 s each). */
-  timeoutsMs?: { rotateToken?: number; reconcile?: number };
-  handlers: { rotateToken: FunctionHandler; reconcile: FunctionHandler };
-  /**
-   * Throttling profiles (a token bucket per region, see throttle.ts) of the Auto Scaling stand-in
-   * and of the SSM stand-in's Run Command operations; off by default. `ssm` wins over
-   * `runCommand.throttle`.
-   */
-  throttle?: { autoScaling?: ThrottleProfile; ssm?: ThrottleProfile };
-  /** The local Lambda's modelled per-invocation overhead, before each handler start (default 0). */
-  lambdaOverheadMs?: number;
-  /**
-   * How reconcile triggers reach reconcile: "async" (default) invokes it asynchronously for each
-   * bus event; "queue" sends each bus event to an SQS FIFO queue (one message group) that an event
-   * source mapping stand-in drains into reconcile in batches of up to 10 (see sqs-event-source.ts).
-   * Either way the env names RECONCILE_QUEUE_URL, where rotate-token sends its rotation message.
-   */
-  delivery?: "queue" | "async";
-  /** The trigger queue's VisibilityTimeout in seconds (default 2): how long a failed batch stays hidden. */
-  queueVisibilityTimeoutSeconds?: number;
-  /** Observers for a CLI: every Lambda invocation phase, every event put on the bus. Must not throw. */
-  onInvoke?: (record: InvocationRecord, phase: InvocationPhase) => void;
-  onEvent?: (event: unknown) => void;
-}
-
-export interface Alert {
-  subject: string | undefined;
-  message: string;
-}
+export type { Alert } from "./alert-inbox";
+export type { EventWait } from "./event-waits";
+export { RotationStepError } from "./secrets-manager-rotation";
+export type {
+  FunctionHandler,
+  ReconcileRunSummary,
+  WorldFleetGroupOptions,
+  WorldGroup,
+  WorldOptions,
+  WorldStack,
+} from "./world-options";
 
 export interface RotationResult {
   versionId: string;
   /** Just after finishSecret returned, i.e. once AWSCURRENT had moved. */
   promotedAt: Date;
+  /** How many times the steps were driven (Secrets Manager retries a failed rotation). */
+  attempts: number;
 }
 
 export interface World {
@@ -239,8 +117,12 @@ export interface World {
   secrets: SecretsManagerClient;
   /** The fleet's boot hook: how an instance reads the token and registers. */
   boot: BootHook;
-  /** Plays Secrets Manager for one rotation; rejects naming the step that failed. */
-  rotate(): Promise<RotationResult>;
+  /**
+   * Plays Secrets Manager for one rotation (secrets-manager-rotation.ts: the four steps, the whole
+   * rotation retried with the same version id); rejects with a RotationStepError naming the step
+   * that failed in the last attempt. Aborting `signal` stops it between steps and retries.
+   */
+  rotate(options?: { signal?: AbortSignal }): Promise<RotationResult>;
   /**
    * Plays Secrets Manager for rotations started outside the world (`bk-agent-token rotate`,
    * `aws secretsmanager rotate-secret`): drives the four steps and sends the label event. Stopped by stop().
@@ -274,34 +156,8 @@ export interface World {
   stop(): Promise<void>;
 }
 
-export interface EventWait {
-  /** The bus event's id ("async") or the SQS message id ("queue"). */
-  id: string;
-  /** The bus event's id in both modes ("queue": read from the message body), when there is one. */
-  eventId?: string;
-  sentAt: Date;
-  startedAt: Date;
-  waitMs: number;
-  /** 1 for the first delivery; more when a failed batch was retried ("queue" only). */
-  receiveCount: number;
-}
-
-export class RotationStepError extends Error {
-  override name = "RotationStepError";
-  constructor(
-    readonly step: string,
-    readonly versionId: string,
-    detail: string,
-  ) {
-    super(`rotation step ${step} failed for version ${versionId}: ${detail}`);
-  }
-}
-
 const ROTATE_TOKEN = "rotate-token";
 const RECONCILE = "reconcile";
-const ALERTS = "buildkite-agent-token-alerts";
-const TRIGGER_QUEUE = "buildkite-agent-token-reconcile.fifo";
-const TRIGGER_GROUP = "reconcile";
 
 export async function startWorld(options: WorldOptions): Promise<World> {
   const primaryRegion = options.primaryRegion ?? "us-east-1";
@@ -370,9 +226,16 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     // Each trigger's wait from being sent to a reconcile handler starting on it (the "event wait").
     const putAt = new Map<string, number>();
     const waits: EventWait[] = [];
-    const reconcile: FunctionHandler = (event, context) => {
+    const reconcile: FunctionHandler = async (event, context) => {
       noteEventWaits(event, putAt, waits);
-      return options.handlers.reconcile(event, context);
+      const result = await options.handlers.reconcile(event, context);
+      const summary = reconcileRunSummary(result);
+      try {
+        if (summary) options.onReconcileEnded?.(summary);
+      } catch {
+        // an observer must not change the handler's result
+      }
+      return result;
     };
 
     const lambda = await startLocalLambda({
@@ -531,15 +394,8 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         lambdaClient.destroy();
       },
     });
-    const topic = await sns.send(new CreateTopicCommand({ Name: ALERTS }));
-    const queue = await sqs.send(new CreateQueueCommand({ QueueName: ALERTS }));
-    const queueUrl = queue.QueueUrl;
-    const queueArn = (
-      await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }))
-    ).Attributes?.QueueArn;
-    const alertTopicArn = topic.TopicArn;
-    if (!alertTopicArn || !queueUrl || !queueArn) throw new Error("moto returned no topic or queue");
-    await sns.send(new SubscribeCommand({ TopicArn: alertTopicArn, Protocol: "sqs", Endpoint: queueArn }));
+    const inbox = await createAlertInbox(sns, sqs);
+    const alertTopicArn = inbox.topicArn;
 
     // The handlers' endpoints, each through the call meter (moto's one serves Secrets Manager,
     // SNS and SQS; the meter tells them apart by the signing service).
@@ -598,30 +454,6 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     if (options.failRefresh) fleet.failRefreshes({ ...options.failRefresh });
     if (options.buildkiteFlaky) stack.buildkite.setFlaky({ probability: 0.15, seed: 7 });
 
-    const received: Alert[] = [];
-    let draining: Promise<void> = Promise.resolve();
-    const drainAlerts = async (): Promise<void> => {
-      for (let round = 0; round < 50; round++) {
-        const out = await sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: queueUrl,
-            MaxNumberOfMessages: 10,
-            WaitTimeSeconds: 0,
-            VisibilityTimeout: 30,
-          }),
-        );
-        const messages = out.Messages ?? [];
-        if (messages.length === 0) return;
-        for (const message of messages) received.push(parseAlert(message.Body));
-        await sqs.send(
-          new DeleteMessageBatchCommand({
-            QueueUrl: queueUrl,
-            Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
-          }),
-        );
-      }
-    };
-
     // Versions already being driven, by rotate() or by a watcher: nobody drives one twice.
     const claimed = new Set<string>();
     const watchers: RotationWatcher[] = [];
@@ -629,6 +461,39 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       what: "the rotation watchers",
       run: async () => void (await Promise.all(watchers.map((w) => w.stop()))),
     });
+
+    // The one player of Secrets Manager's part, for rotate() and every watcher. Steps go to the
+    // local Lambda through the real Lambda client (Invoke, RequestResponse), as Secrets Manager
+    // invokes the rotation function.
+    const invokeStep: StepInvoker = async (step, versionId) => {
+      let out: InvokeCommandOutput;
+      try {
+        out = await lambdaClient.send(
+          new InvokeCommand({
+            FunctionName: ROTATE_TOKEN,
+            InvocationType: "RequestResponse",
+            Payload: new TextEncoder().encode(
+              JSON.stringify({ Step: step, SecretId: stack.secretArn, ClientRequestToken: versionId }),
+            ),
+          }),
+        );
+      } catch (error) {
+        return {
+          ok: false,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        };
+      }
+      return out.FunctionError ? { ok: false, error: functionError(out.Payload) } : { ok: true };
+    };
+    const player: RotationPlayerOptions = {
+      secrets,
+      secretArn: stack.secretArn,
+      invokeStep,
+      // Secrets Manager's native event for the AWSCURRENT move, on the primary region's bus.
+      promoted: (versionId) =>
+        put(bus.labelUpdated({ secretArn: stack.secretArn, region: primaryRegion, versionId })),
+      ...(options.onRotation ? { onEvent: options.onRotation } : {}),
+    };
 
     let stopping: Promise<void> | undefined;
     const world: World = {
@@ -663,55 +528,19 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       throttled: () => ({ autoScaling: standIn.throttled(), ssm: runCommand.throttled() }),
       eventWaits: () => waits.map((w) => ({ ...w })),
 
-      async rotate() {
+      async rotate(rotateOptions = {}) {
         const versionId = await startRotation(secrets, stack.secretArn, stack.rotationLambdaArn);
         claimed.add(versionId);
-        for (const step of STEP_ORDER) {
-          let out: InvokeCommandOutput;
-          try {
-            out = await lambdaClient.send(
-              new InvokeCommand({
-                FunctionName: ROTATE_TOKEN,
-                InvocationType: "RequestResponse",
-                Payload: new TextEncoder().encode(
-                  JSON.stringify({ Step: step, SecretId: stack.secretArn, ClientRequestToken: versionId }),
-                ),
-              }),
-            );
-          } catch (error) {
-            throw new RotationStepError(
-              step,
-              versionId,
-              error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-            );
-          }
-          if (out.FunctionError) throw new RotationStepError(step, versionId, functionError(out.Payload));
+        const outcome = await playRotation({ ...player, ...rotateOptions }, versionId);
+        if (outcome.failure || !outcome.promotedAt) {
+          const failure = outcome.failure ?? { step: "finishSecret", error: "no promotion" };
+          throw new RotationStepError(failure.step, versionId, failure.error, outcome.attempts);
         }
-        const promotedAt = new Date();
-        // AWS removes AWSPENDING at the end of a rotation; moto leaves it, then refuses the next
-        // RotateSecret (from the CLI, say). End the rotation as AWS does.
-        await removeLeftoverPending(secrets, stack.secretArn);
-        // Secrets Manager's native event for the AWSCURRENT move, on the primary region's bus.
-        put(bus.labelUpdated({ secretArn: stack.secretArn, region: primaryRegion, versionId }));
-        return { versionId, promotedAt };
+        return { versionId, promotedAt: outcome.promotedAt, attempts: outcome.attempts };
       },
 
       watchRotations() {
-        const watcher = watchRotations({
-          secrets,
-          secretArn: stack.secretArn,
-          claimed,
-          invokeStep: async (step, versionId) => {
-            const r = await lambda.invoke(ROTATE_TOKEN, {
-              Step: step,
-              SecretId: stack.secretArn,
-              ClientRequestToken: versionId,
-            });
-            return r.ok ? { ok: true } : { ok: false, error: `${r.errorType}: ${r.errorMessage}` };
-          },
-          promoted: (versionId) =>
-            put(bus.labelUpdated({ secretArn: stack.secretArn, region: primaryRegion, versionId })),
-        });
+        const watcher = watchRotations({ ...player, claimed });
         watchers.push(watcher);
         return watcher;
       },
@@ -720,31 +549,32 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         put(bus.schedule({ region: primaryRegion }));
       },
 
-      async settled(timeoutMs = 60_000) {
-        const deadline = Date.now() + timeoutMs;
-        let quiet = 0;
-        for (;;) {
-          const busy = busyParts(bus, lambda, fleet, stacks, runCommand);
-          if (eventSource) {
-            if (eventSource.busy()) busy.push("event source mapping running a batch");
-            const depth = await queueDepth(triggerSqs, triggerQueue.url).catch(() => -1);
-            if (depth !== 0) busy.push(`trigger queue: ${depth < 0 ? "unreadable" : `${depth} message(s)`}`);
-          }
-          quiet = busy.length === 0 ? quiet + 1 : 0;
-          // Idle on three checks in a row: nothing can be in a hand-off between the parts.
-          if (quiet >= 3) return;
-          if (Date.now() >= deadline) {
-            throw new Error(`world not settled after ${timeoutMs} ms: ${busy.join("; ") || "flapping"}`);
-          }
-          await new Promise((resolve) => setTimeout(resolve, 25));
-        }
+      settled(timeoutMs = 60_000) {
+        const source = eventSource;
+        return waitSettled(
+          {
+            bus,
+            lambda,
+            fleet,
+            stacks,
+            runCommand,
+            ...(source
+              ? {
+                  queue: async () => {
+                    const busy = source.busy() ? ["event source mapping running a batch"] : [];
+                    const depth = await queueDepth(triggerSqs, triggerQueue.url).catch(() => -1);
+                    if (depth !== 0)
+                      busy.push(`trigger queue: ${depth < 0 ? "unreadable" : `${depth} message(s)`}`);
+                    return busy;
+                  },
+                }
+              : {}),
+          },
+          timeoutMs,
+        );
       },
 
-      alerts() {
-        const run = draining.then(drainAlerts);
-        draining = run.catch(() => {});
-        return run.then(() => [...received]);
-      },
+      alerts: () => inbox.alerts(),
 
       stop() {
         stopping ??= stopAll();
@@ -758,194 +588,6 @@ export async function startWorld(options: WorldOptions): Promise<World> {
   }
 }
 
-/** The FIFO queue in front of reconcile: one message group, deduplicated by event id. */
-async function createTriggerQueue(
-  sqs: SQSClient,
-  visibilityTimeoutSeconds: number,
-): Promise<{ url: string; arn: string }> {
-  const created = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: TRIGGER_QUEUE,
-      Attributes: { FifoQueue: "true", VisibilityTimeout: String(visibilityTimeoutSeconds) },
-    }),
-  );
-  const url = created.QueueUrl;
-  const arn = url
-    ? (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] })))
-        .Attributes?.QueueArn
-    : undefined;
-  if (!url || !arn) throw new Error("moto returned no trigger queue");
-  return { url, arn };
-}
-
-/**
- * What an EventBridge rule with an SQS FIFO target does with an event: SendMessage with the event
- * as the body, the rule's MessageGroupId, and (no content-based deduplication) the event id as
- * MessageDeduplicationId, so a redelivered event is dropped within SQS's five-minute
- * deduplication interval (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/using-messagededuplicationid-property.html).
- */
-async function sendTrigger(sqs: SQSClient, queueUrl: string, event: unknown): Promise<void> {
-  const id = (event as { id?: unknown } | null)?.id;
-  await sqs.send(
-    new SendMessageCommand({
-      QueueUrl: queueUrl,
-      MessageBody: JSON.stringify(event),
-      MessageGroupId: TRIGGER_GROUP,
-      MessageDeduplicationId: typeof id === "string" && id !== "" ? id : randomUUID(),
-    }),
-  );
-}
-
-async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
-  const out = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    }),
-  );
-  return (
-    Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) +
-    Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
-  );
-}
-
-/** Records, at a reconcile handler's start, how long each trigger in its event waited. */
-function noteEventWaits(event: unknown, putAt: Map<string, number>, waits: EventWait[]): void {
-  const now = Date.now();
-  const records = (event as { Records?: unknown } | null)?.Records;
-  if (Array.isArray(records)) {
-    for (const record of records as Array<{
-      messageId?: unknown;
-      eventSource?: unknown;
-      body?: unknown;
-      attributes?: Record<string, unknown>;
-    }>) {
-      if (record?.eventSource !== "aws:sqs") continue;
-      const sent = Number(record.attributes?.SentTimestamp);
-      if (!Number.isFinite(sent)) continue;
-      const eventId = bodyEventId(record.body);
-      waits.push({
-        id: String(record.messageId),
-        ...(eventId === undefined ? {} : { eventId }),
-        sentAt: new Date(sent),
-        startedAt: new Date(now),
-        waitMs: now - sent,
-        receiveCount: Number(record.attributes?.ApproximateReceiveCount ?? 1),
-      });
-    }
-    return;
-  }
-  const id = (event as { id?: unknown } | null)?.id;
-  const sent = typeof id === "string" ? putAt.get(id) : undefined;
-  if (typeof id === "string" && sent !== undefined) {
-    waits.push({
-      id,
-      eventId: id,
-      sentAt: new Date(sent),
-      startedAt: new Date(now),
-      waitMs: now - sent,
-      receiveCount: 1,
-    });
-  }
-}
-
-function bodyEventId(body: unknown): string | undefined {
-  if (typeof body !== "string") return undefined;
-  try {
-    const id = (JSON.parse(body) as { id?: unknown } | null)?.id;
-    return typeof id === "string" ? id : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function fleetGroupOptions(g: WorldFleetGroupOptions): Omit<GroupSpec, "region" | "name" | "instances"> {
-  const spec: Omit<GroupSpec, "region" | "name" | "instances"> = {};
-  if (g.newInstancesProtectedFromScaleIn !== undefined)
-    spec.newInstancesProtectedFromScaleIn = g.newInstancesProtectedFromScaleIn;
-  if (g.platform !== undefined) spec.platform = g.platform;
-  if (g.idlePeriodMs !== undefined) spec.idlePeriodMs = g.idlePeriodMs;
-  if (g.jobs !== undefined) spec.jobs = g.jobs;
-  if (g.scaler !== undefined) spec.scaler = g.scaler;
-  if (g.ssmAgent !== undefined) spec.ssmAgent = g.ssmAgent;
-  if (g.minSize !== undefined) spec.minSize = g.minSize;
-  if (g.maxSize !== undefined) spec.maxSize = g.maxSize;
-  return spec;
-}
-
-function stackSpec(stack: WorldStack, secretName: string): ElasticStackSpec {
-  const { newInstancesProtectedFromScaleIn, platform, minSize, maxSize, ...rest } = stack;
-  const group = fleetGroupOptions(rest);
-  return {
-    region: stack.region,
-    stackName: stack.stackName,
-    instances: stack.instances,
-    tokenParameterPath: stack.tokenParameterPath ?? `/aws/reference/secretsmanager/${secretName}`,
-    ...(stack.tokenKmsKey === undefined ? {} : { tokenKmsKey: stack.tokenKmsKey }),
-    ...(stack.managedPolicyArns === undefined ? {} : { managedPolicyArns: stack.managedPolicyArns }),
-    ...(stack.instanceRoleArn === undefined ? {} : { instanceRoleArn: stack.instanceRoleArn }),
-    ...(stack.instanceRoleName === undefined ? {} : { instanceRoleName: stack.instanceRoleName }),
-    ...(stack.scaleInIdlePeriodSeconds === undefined
-      ? {}
-      : { scaleInIdlePeriodSeconds: stack.scaleInIdlePeriodSeconds }),
-    ...(stack.tags === undefined ? {} : { tags: stack.tags }),
-    ...(platform === undefined ? {} : { platform }),
-    ...(minSize === undefined ? {} : { minSize }),
-    ...(maxSize === undefined ? {} : { maxSize }),
-    ...(newInstancesProtectedFromScaleIn === undefined
-      ? {}
-      : { instanceScaleInProtection: newInstancesProtectedFromScaleIn }),
-    group,
-  };
-}
-
-function checkGroups(
-  groups: Array<{ region: string; name: string }>,
-  primaryRegion: string,
-  replicaRegions: string[],
-): void {
-  if (groups.length === 0) throw new Error("the world needs at least one Auto Scaling group or stack");
-  if (replicaRegions.includes(primaryRegion)) {
-    throw new Error(`replica regions must not include the primary region ${primaryRegion}`);
-  }
-  for (const group of groups) {
-    if (group.region !== primaryRegion && !replicaRegions.includes(group.region)) {
-      throw new Error(
-        `group ${group.name} is in ${group.region}, which is neither the primary region nor a replica region`,
-      );
-    }
-  }
-}
-
-function busyParts(
-  bus: EventBus,
-  lambda: LocalLambda,
-  fleet: Fleet,
-  stacks: ElasticStacks,
-  runCommand: RunCommandStandIn,
-): string[] {
-  const busy: string[] = [];
-  // Cheap views only: this runs every 25 ms while settling, on fleets of thousands of instances.
-  const commands = runCommand.unfinished();
-  if (commands.length > 0) busy.push(`commands: ${commands.join(", ")}`);
-  if (!bus.isIdle()) busy.push("event bus delivering");
-  const running = lambda.invocations().filter((r) => r.endedAt === undefined);
-  if (running.length > 0)
-    busy.push(
-      `Lambda: ${running.map((r) => `${r.name} (${r.startedAt ? "running" : "queued"})`).join(", ")}`,
-    );
-  else if (!lambda.isIdle()) busy.push("Lambda busy");
-  const active = fleet.activeRefreshes().map((r) => `${r.region}:${r.autoScalingGroupName} ${r.status}`);
-  if (active.length > 0) busy.push(`refreshes: ${active.join(", ")}`);
-  // Launches outside a refresh: replacements for churn, new groups of a stack update.
-  const launching = fleet.launchingInstances().map((i) => `${i.region}:${i.instanceId}`);
-  if (launching.length > 0) busy.push(`launching: ${launching.join(", ")}`);
-  const updating = stacks.all().filter((stack) => stack.status.endsWith("_IN_PROGRESS"));
-  if (updating.length > 0)
-    busy.push(`stacks: ${updating.map((s) => `${s.region}:${s.stackName} ${s.status}`).join(", ")}`);
-  return busy;
-}
-
 function functionError(payload: Uint8Array | undefined): string {
   try {
     const parsed = JSON.parse(new TextDecoder().decode(payload ?? new Uint8Array())) as {
@@ -955,18 +597,5 @@ function functionError(payload: Uint8Array | undefined): string {
     return `${String(parsed.errorType)}: ${String(parsed.errorMessage)}`;
   } catch {
     return "Unhandled (no error payload)";
-  }
-}
-
-/** SNS delivers to SQS as a JSON envelope (raw delivery off) with Subject and Message. */
-function parseAlert(body: string | undefined): Alert {
-  try {
-    const envelope = JSON.parse(body ?? "") as { Subject?: unknown; Message?: unknown };
-    return {
-      subject: typeof envelope.Subject === "string" ? envelope.Subject : undefined,
-      message: typeof envelope.Message === "string" ? envelope.Message : String(envelope.Message),
-    };
-  } catch {
-    return { subject: undefined, message: body ?? "" };
   }
 }
