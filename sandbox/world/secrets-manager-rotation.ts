@@ -1,3 +1,4 @@
+import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from "@aws-sdk/client-lambda";
 import {
   DescribeSecretCommand,
   RotateSecretCommand,
@@ -205,4 +206,46 @@ async function driveAttempt(
     return { step, error: out.error };
   }
   return undefined;
+}
+
+/**
+ * Invokes the rotation function for one step as Secrets Manager does: a synchronous Invoke
+ * (RequestResponse) with `{Step, SecretId, ClientRequestToken}` (rotate-secrets_lambda.html, cited
+ * above). A function error or a failed invoke fails the step.
+ */
+export function lambdaStepInvoker(
+  lambda: LambdaClient,
+  functionName: string,
+  secretArn: string,
+): StepInvoker {
+  return async (step, versionId) => {
+    let out: InvokeCommandOutput;
+    try {
+      out = await lambda.send(
+        new InvokeCommand({
+          FunctionName: functionName,
+          InvocationType: "RequestResponse",
+          Payload: new TextEncoder().encode(
+            JSON.stringify({ Step: step, SecretId: secretArn, ClientRequestToken: versionId }),
+          ),
+        }),
+      );
+    } catch (error) {
+      return { ok: false, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+    }
+    return out.FunctionError ? { ok: false, error: functionError(out.Payload) } : { ok: true };
+  };
+}
+
+/** The runtime's error payload (`errorType`, `errorMessage`) in one line. */
+function functionError(payload: Uint8Array | undefined): string {
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(payload ?? new Uint8Array())) as {
+      errorType?: unknown;
+      errorMessage?: unknown;
+    };
+    return `${String(parsed.errorType)}: ${String(parsed.errorMessage)}`;
+  } catch {
+    return "Unhandled (no error payload)";
+  }
 }

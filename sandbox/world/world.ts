@@ -20,7 +20,7 @@
  * that configuration (and their SDK clients) at module level, so start at most one world per
  * module instance of the handlers: vitest isolates test files, and a CLI is one world per process.
  */
-import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import { DescribeSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
@@ -38,34 +38,30 @@ import {
   startCloudFormationStandIn,
 } from "../fakes/cloudformation/index";
 import { type Ec2StandIn, startEc2StandIn } from "../fakes/ec2/index";
-import { createEventBus, type EventBus } from "../fakes/eventbridge/event-bus";
+import type { EventBus } from "../fakes/eventbridge/event-bus";
 import { agentBoot, type BootHook } from "../fakes/instances/agent-boot";
 import type { InstanceDirectory } from "../fakes/instances/instance-host";
-import { type LocalLambda, startLocalLambda } from "../fakes/lambda/local-lambda";
-import { type SqsEvent, type SqsEventSource, startSqsEventSource } from "../fakes/lambda/sqs-event-source";
+import type { LocalLambda } from "../fakes/lambda/local-lambda";
+import type { SqsEventSource } from "../fakes/lambda/sqs-event-source";
 import { type Replicator, startReplicator } from "../fakes/secrets-manager/replicator";
 import { type RunCommandStandIn, startRunCommandStandIn } from "../fakes/ssm/index";
+import { createCleanups } from "../lib/cleanups";
+import { connectAgents } from "./agent-hooks";
 import { type Alert, createAlertInbox } from "./alert-inbox";
-import { type EventWait, noteEventWaits } from "./event-waits";
+import type { EventWait } from "./event-waits";
+import { applyToProcessEnv, handlerEnv } from "./handler-env";
+import { ROTATE_TOKEN, wireHandlers } from "./handler-wiring";
 import { type RotationStack, startRotationStack, TEST_CREDENTIALS } from "./rotation-stack";
 import { type RotationWatcher, watchRotations } from "./rotation-watcher";
 import {
+  lambdaStepInvoker,
   playRotation,
   type RotationPlayerOptions,
   RotationStepError,
-  type StepInvoker,
   startRotation,
 } from "./secrets-manager-rotation";
 import { waitSettled } from "./settle";
-import { createTriggerQueue, queueDepth, sendTrigger } from "./trigger-queue";
-import {
-  checkGroups,
-  type FunctionHandler,
-  fleetGroupOptions,
-  reconcileRunSummary,
-  stackSpec,
-  type WorldOptions,
-} from "./world-options";
+import { checkGroups, fleetGroupOptions, stackSpec, type WorldOptions } from "./world-options";
 
 export type { Alert } from "./alert-inbox";
 export type { EventWait } from "./event-waits";
@@ -156,9 +152,6 @@ export interface World {
   stop(): Promise<void>;
 }
 
-const ROTATE_TOKEN = "rotate-token";
-const RECONCILE = "reconcile";
-
 export async function startWorld(options: WorldOptions): Promise<World> {
   const primaryRegion = options.primaryRegion ?? "us-east-1";
   const replicaRegions = [...new Set(options.replicaRegions ?? ["us-west-2", "eu-west-1"])];
@@ -168,19 +161,8 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     replicaRegions,
   );
 
-  const cleanups: Array<{ what: string; run: () => Promise<void> | void }> = [];
-  const stopAll = async (): Promise<void> => {
-    const errors: unknown[] = [];
-    for (const cleanup of cleanups.splice(0).reverse()) {
-      try {
-        await cleanup.run();
-      } catch (error) {
-        errors.push(new Error(`stopping ${cleanup.what} failed: ${String(error)}`, { cause: error }));
-      }
-    }
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, "stopping the world failed");
-  };
+  const cleanups = createCleanups("stopping the world failed");
+  const stopAll = () => cleanups.runAll();
 
   try {
     const stack = await startRotationStack({
@@ -210,81 +192,10 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const meter: CallMeter = createCallMeter();
     cleanups.push({ what: "the call meter", run: () => meter.close() });
 
-    // The trigger queue exists in both delivery modes, so RECONCILE_QUEUE_URL always names a queue.
-    // Its client is the sandbox's (EventBridge's SQS target and the event source mapping), not metered.
-    const delivery = options.delivery ?? "queue";
-    const visibilityTimeoutSeconds = options.queueVisibilityTimeoutSeconds ?? 2;
-    const triggerSqs = new SQSClient({
-      region: primaryRegion,
-      endpoint: stack.moto.url,
-      credentials: TEST_CREDENTIALS,
-      requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
-    });
-    cleanups.push({ what: "the trigger queue's client", run: () => triggerSqs.destroy() });
-    const triggerQueue = await createTriggerQueue(triggerSqs, visibilityTimeoutSeconds);
-
-    // Each trigger's wait from being sent to a reconcile handler starting on it (the "event wait").
-    const putAt = new Map<string, number>();
-    const waits: EventWait[] = [];
-    const reconcile: FunctionHandler = async (event, context) => {
-      noteEventWaits(event, putAt, waits);
-      const result = await options.handlers.reconcile(event, context);
-      const summary = reconcileRunSummary(result);
-      try {
-        if (summary) options.onReconcileEnded?.(summary);
-      } catch {
-        // an observer must not change the handler's result
-      }
-      return result;
-    };
-
-    const lambda = await startLocalLambda({
-      functions: {
-        [ROTATE_TOKEN]: {
-          handler: options.handlers.rotateToken,
-          ...(options.timeoutsMs?.rotateToken ? { timeoutMs: options.timeoutsMs.rotateToken } : {}),
-        },
-        [RECONCILE]: {
-          handler: reconcile,
-          ...(options.timeoutsMs?.reconcile ? { timeoutMs: options.timeoutsMs.reconcile } : {}),
-        },
-      },
-      ...(options.lambdaOverheadMs === undefined ? {} : { overheadMs: options.lambdaOverheadMs }),
-      ...(options.onInvoke ? { onInvoke: options.onInvoke } : {}),
-    });
-    cleanups.push({ what: "the local Lambda", run: () => lambda.close() });
-
-    let eventSource: SqsEventSource | undefined;
-    if (delivery === "queue") {
-      const source = startSqsEventSource({
-        sqs: triggerSqs,
-        queueUrl: triggerQueue.url,
-        queueArn: triggerQueue.arn,
-        region: primaryRegion,
-        visibilityTimeoutSeconds,
-        invoke: (event: SqsEvent) => lambda.invoke(RECONCILE, event),
-      });
-      eventSource = source;
-      cleanups.push({ what: "the event source mapping", run: () => source.stop() });
-    }
-
-    const bus = createEventBus({
-      deliver:
-        delivery === "queue"
-          ? (event) => sendTrigger(triggerSqs, triggerQueue.url, event)
-          : (event) => lambda.invokeAsync(RECONCILE, event),
-    });
-    cleanups.push({ what: "the event bus", run: () => bus.close() });
-    const put = (event: unknown) => {
-      try {
-        options.onEvent?.(event);
-      } catch {
-        // an observer must not break delivery
-      }
-      const id = (event as { id?: unknown } | null)?.id;
-      if (typeof id === "string") putAt.set(id, Date.now());
-      bus.put(event);
-    };
+    const { lambda, bus, put, eventSource, triggerQueue, delivery, waits, queueBusy } = await wireHandlers(
+      options,
+      { primaryRegion, motoUrl: stack.moto.url, cleanups },
+    );
 
     const boot = agentBoot({ motoUrl: stack.moto.url, secretName, buildkiteUrl: stack.buildkite.url });
     cleanups.push({ what: "the agents' SDK clients", run: () => boot.destroy() });
@@ -310,43 +221,8 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     });
     cleanups.push({ what: "the Auto Scaling stand-in", run: () => standIn.close() });
     const fleet = standIn.fleet;
-    // The Buildkite agents REST API reads the agents' live state from the fleet, and a graceful stop
-    // (force: false) lets the running job finish before the agent exits cleanly (on the stock stack
-    // a clean exit runs terminate-instance: ExecStopPost on Linux, the nssm exit hook on Windows).
-    const findInstance = (id: string) => fleet.findInstance(id);
-    const stopTimers = new Set<NodeJS.Timeout>();
-    stack.buildkite.setAgentHooks({
-      connected: (name) => {
-        const found = findInstance(name);
-        return (
-          found !== undefined && found.instance.lifecycleState === "InService" && found.instance.bootFinished
-        );
-      },
-      stop: (name) => {
-        let polls = 0;
-        const poll = () => {
-          const found = findInstance(name);
-          if (found?.instance.lifecycleState !== "InService") return;
-          if (found.instance.busy && polls++ < 6_000) {
-            const t = setTimeout(() => {
-              stopTimers.delete(t);
-              poll();
-            }, 50);
-            stopTimers.add(t);
-            return;
-          }
-          fleet.restartAgent(found.region, name, "clean");
-        };
-        poll();
-      },
-    });
-    cleanups.push({
-      what: "the agent stop timers",
-      run: () => {
-        for (const t of stopTimers) clearTimeout(t);
-        stack.buildkite.setAgentHooks(undefined);
-      },
-    });
+    const unhookAgents = connectAgents(stack.buildkite, fleet);
+    cleanups.push({ what: "the agent stop timers", run: unhookAgents });
 
     const stacks = new ElasticStacks({ fleet });
     for (const stack of options.stacks ?? []) stacks.create(stackSpec(stack, secretName));
@@ -397,59 +273,19 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const inbox = await createAlertInbox(sns, sqs);
     const alertTopicArn = inbox.topicArn;
 
-    // The handlers' endpoints, each through the call meter (moto's one serves Secrets Manager,
-    // SNS and SQS; the meter tells them apart by the signing service).
-    const buildkiteEndpoint = await meter.buildkite(stack.buildkite.url);
-    const motoEndpoint = await meter.aws(stack.moto.url, "moto");
-    // The SQS client sends to the QueueUrl's host when it differs from its endpoint
-    // (@aws-sdk/middleware-sdk-sqs queueUrlMiddleware): the handlers' queue URL names the meter too.
-    const handlerQueueUrl = `${motoEndpoint}${new URL(triggerQueue.url).pathname}`;
-    const env: Record<string, string> = {
-      ...stack.env,
-      AWS_ENDPOINT_URL: motoEndpoint,
-      BUILDKITE_API_URL: buildkiteEndpoint,
-      BUILDKITE_AGENT_API_URL: buildkiteEndpoint,
-      RECONCILE_QUEUE_URL: handlerQueueUrl,
-      AWS_ENDPOINT_URL_LAMBDA: lambda.url,
-      AWS_ENDPOINT_URL_AUTO_SCALING: await meter.aws(standIn.url, "autoscaling"),
-      AWS_ENDPOINT_URL_EC2: await meter.aws(ec2.url, "ec2"),
-      AWS_ENDPOINT_URL_CLOUDFORMATION: await meter.aws(cloudFormation.url, "cloudformation"),
-      // The SDK uses one SSM endpoint for Run Command and Parameter Store: the stand-in serves both.
-      AWS_ENDPOINT_URL_SSM: await meter.aws(runCommand.url, "ssm"),
-      ROLLOUT_STRATEGY: options.strategy ?? "in-place",
-      IN_PLACE_FALLBACK: options.inPlace?.fallback ?? "alert",
-      IN_PLACE_FALLBACK_AFTER_SECONDS: String(options.inPlace?.fallbackAfterSeconds ?? 30),
-      IN_PLACE_RETRY_SECONDS: String(options.inPlace?.retrySeconds ?? 2),
-      IN_PLACE_DELIVERY_TIMEOUT_SECONDS: String(options.inPlace?.deliveryTimeoutSeconds ?? 30),
-      BOOT_GRACE_SECONDS: String(options.inPlace?.bootGraceSeconds ?? 60),
-      // Every part of the sandbox shares one clock: EC2 launch times cannot be ahead of reconcile's.
-      CLOCK_SKEW_MS: "0",
-      REPLICA_REGIONS: replicaRegions.join(","),
-      // Stacks are targeted by name (their groups are found by their tags), plain groups by name.
-      ...(options.groups.length === 0
-        ? {}
-        : { TARGET_GROUPS: options.groups.map((g) => `${g.region}:${g.name}`).join(",") }),
-      ...(options.stacks === undefined || options.stacks.length === 0
-        ? {}
-        : { TARGET_STACKS: options.stacks.map((s) => `${s.region}:${s.stackName}`).join(",") }),
-      ALERT_TOPIC_ARN: alertTopicArn,
-      REFRESH_MIN_HEALTHY_PERCENTAGE: String(options.refresh?.minHealthyPercentage ?? 90),
-      REFRESH_INSTANCE_WARMUP_SECONDS: String(options.refresh?.instanceWarmupSeconds ?? 0),
-      REFRESH_SCALE_IN_PROTECTED_INSTANCES: options.refresh?.scaleInProtectedInstances ?? "Wait",
-      MAX_ROLLOUT_SECONDS: String(options.maxRolloutSeconds ?? 600),
-      REPLICA_ALERT_SECONDS: String(options.replicaAlertSeconds ?? 60),
-    };
-    const saved = new Map(Object.keys(env).map((key) => [key, process.env[key]]));
-    Object.assign(process.env, env);
-    cleanups.push({
-      what: "process.env",
-      run: () => {
-        for (const [key, value] of saved) {
-          if (value === undefined) delete process.env[key];
-          else process.env[key] = value;
-        }
-      },
+    const { env, handlerQueueUrl } = await handlerEnv(options, {
+      stack,
+      meter,
+      lambdaUrl: lambda.url,
+      autoScalingUrl: standIn.url,
+      ec2Url: ec2.url,
+      cloudFormationUrl: cloudFormation.url,
+      runCommandUrl: runCommand.url,
+      triggerQueueUrl: triggerQueue.url,
+      alertTopicArn,
+      replicaRegions,
     });
+    cleanups.push({ what: "process.env", run: applyToProcessEnv(env) });
 
     if (options.failRefresh) fleet.failRefreshes({ ...options.failRefresh });
     if (options.buildkiteFlaky) stack.buildkite.setFlaky({ probability: 0.15, seed: 7 });
@@ -462,33 +298,11 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       run: async () => void (await Promise.all(watchers.map((w) => w.stop()))),
     });
 
-    // The one player of Secrets Manager's part, for rotate() and every watcher. Steps go to the
-    // local Lambda through the real Lambda client (Invoke, RequestResponse), as Secrets Manager
-    // invokes the rotation function.
-    const invokeStep: StepInvoker = async (step, versionId) => {
-      let out: InvokeCommandOutput;
-      try {
-        out = await lambdaClient.send(
-          new InvokeCommand({
-            FunctionName: ROTATE_TOKEN,
-            InvocationType: "RequestResponse",
-            Payload: new TextEncoder().encode(
-              JSON.stringify({ Step: step, SecretId: stack.secretArn, ClientRequestToken: versionId }),
-            ),
-          }),
-        );
-      } catch (error) {
-        return {
-          ok: false,
-          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-        };
-      }
-      return out.FunctionError ? { ok: false, error: functionError(out.Payload) } : { ok: true };
-    };
+    // The one player of Secrets Manager's part, for rotate() and every watcher.
     const player: RotationPlayerOptions = {
       secrets,
       secretArn: stack.secretArn,
-      invokeStep,
+      invokeStep: lambdaStepInvoker(lambdaClient, ROTATE_TOKEN, stack.secretArn),
       // Secrets Manager's native event for the AWSCURRENT move, on the primary region's bus.
       promoted: (versionId) =>
         put(bus.labelUpdated({ secretArn: stack.secretArn, region: primaryRegion, versionId })),
@@ -550,7 +364,6 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       },
 
       settled(timeoutMs = 60_000) {
-        const source = eventSource;
         return waitSettled(
           {
             bus,
@@ -558,17 +371,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
             fleet,
             stacks,
             runCommand,
-            ...(source
-              ? {
-                  queue: async () => {
-                    const busy = source.busy() ? ["event source mapping running a batch"] : [];
-                    const depth = await queueDepth(triggerSqs, triggerQueue.url).catch(() => -1);
-                    if (depth !== 0)
-                      busy.push(`trigger queue: ${depth < 0 ? "unreadable" : `${depth} message(s)`}`);
-                    return busy;
-                  },
-                }
-              : {}),
+            ...(eventSource ? { queue: queueBusy } : {}),
           },
           timeoutMs,
         );
@@ -585,17 +388,5 @@ export async function startWorld(options: WorldOptions): Promise<World> {
   } catch (error) {
     await stopAll().catch(() => {});
     throw error;
-  }
-}
-
-function functionError(payload: Uint8Array | undefined): string {
-  try {
-    const parsed = JSON.parse(new TextDecoder().decode(payload ?? new Uint8Array())) as {
-      errorType?: unknown;
-      errorMessage?: unknown;
-    };
-    return `${String(parsed.errorType)}: ${String(parsed.errorMessage)}`;
-  } catch {
-    return "Unhandled (no error payload)";
   }
 }
