@@ -25,6 +25,8 @@ const RESULT_WORD = /buildkite-agent-token-rotation result=([a-z-]+)/;
 const RETRIED = (status: number) => status === 429 || status >= 500;
 /** A request still without an answer this long after it was made was dropped: stop waiting for it. */
 const DROPPED_AFTER_MS = 60_000;
+/** The status view's client reports a retry within milliseconds of the failed answer; judged after this. */
+const OWN_RETRY_GRACE_MS = 250;
 
 export interface NarratorOutput {
   /** A time-stamped event line. */
@@ -43,15 +45,20 @@ export class Narrator {
   /** Buildkite requests before this index have all been answered and looked at. */
   private requestsSettled = 0;
   private alertsSeen = 0;
+  private ownFailure: (method: string, path: string, status: number) => boolean = () => false;
 
   constructor(
     private readonly out: NarratorOutput,
     private readonly paint: Paint,
   ) {}
 
-  /** The world is up: what it holds already is not news. */
-  attach(world: World): void {
+  /**
+   * The world is up: what it holds already is not news. `ownFailure` tells the sandbox's own
+   * Buildkite calls (its status view) from the handlers', so only the handlers' are shown.
+   */
+  attach(world: World, ownFailure?: (method: string, path: string, status: number) => boolean): void {
     this.world = world;
+    if (ownFailure) this.ownFailure = ownFailure;
     for (const t of world.buildkite.tokens()) this.tokens.set(t.id, { revoked: t.revokedAt !== null });
     this.requestsSettled = world.buildkite.requests().length;
   }
@@ -179,17 +186,21 @@ export class Narrator {
     for (let n = this.requestsSettled; n < requests.length; n++) {
       const r = requests[n];
       if (!r) continue;
-      const answered = r.status !== 0 || Date.now() - r.at.getTime() > DROPPED_AFTER_MS;
-      if (settled && answered) this.requestsSettled = n + 1;
+      const age = Date.now() - r.at.getTime();
+      const answered = r.status !== 0 || age > DROPPED_AFTER_MS;
+      const failed = RETRIED(r.status) && r.path.startsWith("/v2/");
+      // A failure is judged once its caller had time to report its retry (see ownFailure).
+      const ripe = !failed || age >= OWN_RETRY_GRACE_MS;
+      if (settled && answered && ripe) this.requestsSettled = n + 1;
       else settled = false;
-      if (!RETRIED(r.status) || !r.path.startsWith("/v2/") || this.requestsReported.has(n)) continue;
+      if (!failed || !ripe || this.requestsReported.has(n)) continue;
       this.requestsReported.add(n);
-      const path = r.path.replace(/^\/v2\/organizations\/[^/]+\/clusters\/[^/]+/, "…").replace(/\?.*$/, "");
+      if (this.ownFailure(r.method, r.path, r.status)) continue;
+      const path = r.path.replace(/^\/v2\/organizations\/[^/]+\/clusters\/[^/]+/, "…");
+      // shared/buildkite/client.ts retries idempotent calls; a POST (token creation) never blindly.
+      const then = r.method === "POST" ? "not retried blindly" : "the handler retries with backoff";
       this.out.log(
-        this.paint(
-          `Buildkite API ${r.method} ${path} answered HTTP ${r.status}; the caller retries with backoff`,
-          "yellow",
-        ),
+        this.paint(`Buildkite API ${r.method} ${path} answered HTTP ${r.status}; ${then}`, "yellow"),
       );
     }
     for (const n of this.requestsReported) if (n < this.requestsSettled) this.requestsReported.delete(n);

@@ -193,7 +193,6 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
       onReconcileEnded: guarded((summary) => narrator.reconcileEnded(summary)),
     });
     world = await abortable(starting, signal);
-    narrator.attach(world);
     const observed = world;
     // The cfg of every live instance at the instant of each revocation (ids, never values).
     unhookRevoke = world.buildkite.onRevoke((tokenId) => {
@@ -202,6 +201,7 @@ export async function runScenario(options: ScenarioOptions, io: ScenarioIo): Pro
     // A replica lag given on the command line applies once the world is up (so start-up stays fast).
     for (const region of world.replicaRegions) world.replicator.setLag(region, lagMs);
     status = statusReader(world);
+    narrator.attach(world, status.claimOwnFailure);
     const worldReadyAt = new Date();
     printBanner(view.event, world, profile, {
       strategy,

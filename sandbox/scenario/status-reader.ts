@@ -10,6 +10,11 @@ import type { World } from "../world/world";
 
 export interface StatusReader {
   read(): Promise<StatusReport>;
+  /**
+   * Whether a failed Buildkite answer was one of this reader's own (it retried it): true once per
+   * retry its client reported, so the narrator tells the handlers' failures from the view's.
+   */
+  claimOwnFailure(method: string, path: string, status: number): boolean;
   /** Destroys every SDK client it made. */
   close(): void;
 }
@@ -29,6 +34,7 @@ export function statusReader(world: World): StatusReader {
   const autoScaling = tracked(autoScalingClients());
   const ec2 = tracked(ec2Clients());
   const ssm = tracked(ssmClients());
+  const ownRetries: Array<{ method: string; path: string; status: number }> = [];
   const buildkite = new BuildkiteClient({
     ...config.buildkite,
     apiToken: apiTokenLoader(secrets(config.secret.region), config.buildkite.apiTokenSecretArn),
@@ -36,10 +42,16 @@ export function statusReader(world: World): StatusReader {
     maxAttempts: 4,
     baseDelayMs: 50,
     maxDelayMs: 500,
+    onRetry: ({ method, path, status }) => void ownRetries.push({ method, path, status }),
   });
   return {
     read: (): Promise<StatusReport> =>
       collectStatus({ config, secrets, autoScaling, ec2, ssm, buildkite, now: () => new Date() }),
+    claimOwnFailure(method, path, status) {
+      const i = ownRetries.findIndex((r) => r.method === method && r.path === path && r.status === status);
+      if (i >= 0) ownRetries.splice(i, 1);
+      return i >= 0;
+    },
     close() {
       for (const client of clients) client.destroy();
       clients.clear();
