@@ -15,7 +15,8 @@ import { type Paint, secondsText as secs, short as shortId } from "../../shared/
 import type { InvocationRecord } from "../fakes/lambda/local-lambda";
 import type { RotationFacts } from "../verdict/facts";
 import type { RotationEvent } from "../world/secrets-manager-rotation";
-import type { ReconcileRunSummary, World } from "../world/world";
+import type { World } from "../world/world";
+import type { ReconcileRunSummary } from "../world/world-options";
 import { TERMINAL_INVOCATION } from "./facts";
 
 const short = (id: string | undefined | null) => shortId(id, "?");

@@ -5,6 +5,7 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
+import { STEPS, type Step } from "../../shared/rotation/steps";
 import { sleep } from "../lib/abortable";
 
 /**
@@ -36,8 +37,9 @@ import { sleep } from "../lib/abortable";
  * `retrying` event per failed attempt that is retried, and a `failed` event and outcome at the end.
  */
 
-export const STEP_ORDER = ["createSecret", "setSecret", "testSecret", "finishSecret"] as const;
-export type RotationStep = (typeof STEP_ORDER)[number];
+/** The four steps in the order Secrets Manager invokes them (the rotation function's own list). */
+export const STEP_ORDER = STEPS;
+export type RotationStep = Step;
 
 /** One step's result as the invoker saw it; `error` is "errorType: message" and never holds a token. */
 export type StepOutcome = { ok: true } | { ok: false; error: string };

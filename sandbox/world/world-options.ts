@@ -2,13 +2,7 @@
  * The options of a sandbox world (startWorld) and how its groups and stacks become the fleet's and
  * CloudFormation's specs: sizes, timings, the product's configuration, faults and observers.
  */
-import type {
-  GroupSpec,
-  JobsSpec,
-  Platform,
-  ScaleInProtectedInstances,
-  SsmAgentState,
-} from "../fakes/autoscaling/index";
+import type { GroupSpec, ScaleInProtectedInstances } from "../fakes/autoscaling/index";
 import type { ThrottleProfile } from "../fakes/aws/throttle";
 import type { ElasticStackSpec } from "../fakes/cloudformation/index";
 import type { InvocationPhase, InvocationRecord } from "../fakes/lambda/local-lambda";
@@ -22,18 +16,19 @@ export type FunctionHandler = (
 ) => Promise<unknown>;
 
 /** Options of the stock-stack simulation a plain group or a stack's group takes (see GroupSpec). */
-export interface WorldFleetGroupOptions {
-  /** Default true (the stack's InstanceScaleInProtection default); false turns protection off. */
-  newInstancesProtectedFromScaleIn?: boolean;
-  platform?: Platform;
-  /** ScaleInIdlePeriod scaled to ms; default never. */
-  idlePeriodMs?: number;
-  jobs?: JobsSpec;
-  scaler?: false | { demand?: number; delayMs?: number };
-  ssmAgent?: SsmAgentState;
-  minSize?: number;
-  maxSize?: number;
-}
+export type WorldFleetGroupOptions = Pick<GroupSpec, (typeof FLEET_GROUP_OPTIONS)[number]>;
+
+/** The GroupSpec fields a world group or stack passes through to the fleet as they are. */
+const FLEET_GROUP_OPTIONS = [
+  "newInstancesProtectedFromScaleIn",
+  "platform",
+  "idlePeriodMs",
+  "jobs",
+  "scaler",
+  "ssmAgent",
+  "minSize",
+  "maxSize",
+] as const;
 
 export interface WorldGroup extends WorldFleetGroupOptions {
   region: string;
@@ -169,20 +164,11 @@ export function reconcileRunSummary(result: unknown): ReconcileRunSummary | unde
   };
 }
 
-export function fleetGroupOptions(
-  g: WorldFleetGroupOptions,
-): Omit<GroupSpec, "region" | "name" | "instances"> {
-  const spec: Omit<GroupSpec, "region" | "name" | "instances"> = {};
-  if (g.newInstancesProtectedFromScaleIn !== undefined)
-    spec.newInstancesProtectedFromScaleIn = g.newInstancesProtectedFromScaleIn;
-  if (g.platform !== undefined) spec.platform = g.platform;
-  if (g.idlePeriodMs !== undefined) spec.idlePeriodMs = g.idlePeriodMs;
-  if (g.jobs !== undefined) spec.jobs = g.jobs;
-  if (g.scaler !== undefined) spec.scaler = g.scaler;
-  if (g.ssmAgent !== undefined) spec.ssmAgent = g.ssmAgent;
-  if (g.minSize !== undefined) spec.minSize = g.minSize;
-  if (g.maxSize !== undefined) spec.maxSize = g.maxSize;
-  return spec;
+export function fleetGroupOptions(g: WorldFleetGroupOptions): WorldFleetGroupOptions {
+  const spec: Record<string, unknown> = {};
+  for (const key of FLEET_GROUP_OPTIONS) if (g[key] !== undefined) spec[key] = g[key];
+  // Built key by key from the type's own keys, so the cast only forgets the key-value pairing.
+  return spec as WorldFleetGroupOptions;
 }
 
 export function stackSpec(stack: WorldStack, secretName: string): ElasticStackSpec {

@@ -63,17 +63,8 @@ import {
 import { waitSettled } from "./settle";
 import { checkGroups, fleetGroupOptions, stackSpec, type WorldOptions } from "./world-options";
 
-export type { Alert } from "./alert-inbox";
-export type { EventWait } from "./event-waits";
 export { RotationStepError } from "./secrets-manager-rotation";
-export type {
-  FunctionHandler,
-  ReconcileRunSummary,
-  WorldFleetGroupOptions,
-  WorldGroup,
-  WorldOptions,
-  WorldStack,
-} from "./world-options";
+export type { FunctionHandler, WorldGroup, WorldOptions, WorldStack } from "./world-options";
 
 export interface RotationResult {
   versionId: string;

@@ -122,3 +122,15 @@ export function facts(): RunFacts {
 }
 
 export const broken = (results: InvariantResult[]) => results.filter((r) => !r.ok).map((r) => r.id);
+
+/** The clean run, blocked on instance i-b (its SSM agent unreachable): one alert naming it, nothing revoked. */
+export function blockedRun(): RunFacts {
+  const f = facts();
+  f.expect = "blocked";
+  f.blockedOn = { kind: "instance", name: "i-b" };
+  f.alerts = [{ subject: "rollout blocked", message: "i-b (SSM agent ConnectionLost)" }];
+  f.tokens = [token("initial", undefined), token("t1", "v1"), token("t2", "v2")];
+  f.revocations = [];
+  f.finalCfgs = [cfg("i-a", "us-east-1", "t2"), cfg("i-b", "eu-west-1", "t1")];
+  return f;
+}

@@ -13,6 +13,7 @@ import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { PROFILES, type Profile, type ScenarioOptions } from "../../../../sandbox/scenario/scenario";
 import { refreshFor } from "../../../../sandbox/verdict/facts";
+import { IN_PLACE_COMPLETE_INVARIANTS } from "../../../support/invariants";
 
 const ROOT = resolve(import.meta.dirname, "../../../..");
 
@@ -66,16 +67,7 @@ describe("sandbox scenario (in-process, short profile)", () => {
       const summary = result.summary;
       if (!summary) throw new Error("no summary");
       expect(summary.invariants.every((i) => i.ok)).toBe(true);
-      expect(summary.invariants.map((i) => i.id)).toEqual([
-        "no-registration-with-revoked-token",
-        "no-cfg-holds-revoked-token",
-        "cfgs-hold-valid-tokens",
-        "foreign-token-never-revoked",
-        "one-managed-token-valid",
-        "no-token-in-output",
-        "every-instance-safe-for-final",
-        "in-place-replaced-nothing",
-      ]);
+      expect(summary.invariants.map((i) => i.id)).toEqual(IN_PLACE_COMPLETE_INVARIANTS);
 
       // Checked again here, independently of the scenario's own checks.
       const { facts, numbers } = summary;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { checkInvariants, countTokenLeaks, unsafeForFinal } from "../../../../sandbox/verdict/invariants";
-import { broken, cfg, delta, facts, t, token } from "../../../support/run-facts";
+import { IN_PLACE_COMPLETE_INVARIANTS } from "../../../support/invariants";
+import { blockedRun, broken, cfg, delta, facts, t, token } from "../../../support/run-facts";
 
 /**
  * The sandbox's safety invariants, judged over constructed facts: a clean in-place run passes, and
@@ -11,16 +12,7 @@ describe("sandbox invariants", () => {
     const f = facts();
     const results = checkInvariants(f);
     expect(broken(results)).toEqual([]);
-    expect(results.map((r) => r.id)).toEqual([
-      "no-registration-with-revoked-token",
-      "no-cfg-holds-revoked-token",
-      "cfgs-hold-valid-tokens",
-      "foreign-token-never-revoked",
-      "one-managed-token-valid",
-      "no-token-in-output",
-      "every-instance-safe-for-final",
-      "in-place-replaced-nothing",
-    ]);
+    expect(results.map((r) => r.id)).toEqual(IN_PLACE_COMPLETE_INVARIANTS);
   });
 
   it("an agent refused with a revoked token", () => {
@@ -90,13 +82,7 @@ describe("sandbox invariants", () => {
   });
 
   it("a blocked run: the previous token revoked, or no alert / an alert not naming the instance", () => {
-    const f = facts();
-    f.expect = "blocked";
-    f.blockedOn = { kind: "instance", name: "i-b" };
-    f.alerts = [{ subject: "rollout blocked", message: "i-b (SSM agent ConnectionLost)" }];
-    f.tokens = [token("initial", undefined), token("t1", "v1"), token("t2", "v2")];
-    f.revocations = [];
-    f.finalCfgs = [cfg("i-a", "us-east-1", "t2"), cfg("i-b", "eu-west-1", "t1")];
+    const f = blockedRun();
     expect(broken(checkInvariants(f))).toEqual([]);
     f.alerts = [{ subject: "rollout blocked", message: "some other instance" }];
     expect(broken(checkInvariants(f))).toEqual(["alerted-once"]);

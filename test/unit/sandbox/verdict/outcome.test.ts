@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { checkInvariants } from "../../../../sandbox/verdict/invariants";
 import { decideOutcome } from "../../../../sandbox/verdict/outcome";
-import { cfg, delta, facts, t, token } from "../../../support/run-facts";
+import { blockedRun, delta, facts, t } from "../../../support/run-facts";
 
 /** The outcome and exit code of a run, decided from constructed facts and the invariants' results. */
 describe("sandbox outcome", () => {
@@ -19,13 +19,7 @@ describe("sandbox outcome", () => {
   });
 
   it("a blocked run with every invariant intact: exit 2, blocked", () => {
-    const f = facts();
-    f.expect = "blocked";
-    f.blockedOn = { kind: "instance", name: "i-b" };
-    f.alerts = [{ subject: "rollout blocked", message: "i-b (SSM agent ConnectionLost)" }];
-    f.tokens = [token("initial", undefined), token("t1", "v1"), token("t2", "v2")];
-    f.revocations = [];
-    f.finalCfgs = [cfg("i-a", "us-east-1", "t2"), cfg("i-b", "eu-west-1", "t1")];
+    const f = blockedRun();
     expect(decideOutcome(f, checkInvariants(f))).toMatchObject({ exitCode: 2, kind: "blocked" });
   });
 
