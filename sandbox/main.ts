@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { handler as reconcile } from "../functions/reconcile/handler";
 import { handler as rotateToken } from "../functions/rotate-token/handler";
 import { Interrupted, PROFILES, runScenario, type ScenarioIo, validateScenario } from "./scenario/scenario";
-import { EXIT } from "./verdict/summary";
+import { EXIT } from "./verdict/outcome";
 
 export const USAGE = `Usage: npm run sandbox [-- options]
 

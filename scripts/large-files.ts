@@ -11,16 +11,11 @@ const ROOTS = ["functions", "shared", "cli", "sandbox", "infra", "scripts"];
 
 /** Large files kept large on purpose (or not yet split), each with why. Keep it short. */
 export const ALLOWED: Record<string, string> = {
-  "sandbox/scenario/scenario.ts":
-    "not yet split: the scenario closure is issue 12's sandbox/scenario/ (profiles, narrator, loop)",
   "sandbox/fakes/autoscaling/fleet.ts":
     "not yet split: the fleet model (groups, instances, refreshes, boot and shutdown) — issue 12",
   "sandbox/fakes/ssm/run-command.ts":
     "not yet split: the Run Command stand-in's state and its six operations — issue 12",
-  "sandbox/verdict/summary.ts":
-    "not yet split: facts, invariants, outcome and rendering — issue 12's sandbox/verdict/",
   "sandbox/fakes/buildkite/api.ts": "not yet split: issue 12's fakes/buildkite/{server,routes,store,faults}",
-  "sandbox/world/world.ts": "not yet split: wiring of every stand-in; issue 12's sandbox/world/",
   "sandbox/fakes/lambda/local-lambda.ts":
     "one protocol (Lambda Invoke) and its queue; splitting would scatter the model",
   "sandbox/fakes/secrets-manager/replicator.ts":

@@ -8,7 +8,7 @@
  *   the progress block only the lines that changed since it was last printed (a change of
  *   timestamp alone does not count), at most once per `minIntervalMs`, so a log stays readable.
  */
-import { visibleLength } from "../verdict/summary";
+import { stripAnsi } from "../../shared/lib/terminal";
 
 export interface LiveViewIo {
   write(text: string): void;
@@ -38,10 +38,6 @@ export interface LiveView {
   close(): void;
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences
-const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
-export const stripAnsi = (text: string): string => text.replace(ANSI, "");
-
 const linesOf = (text: string): string[] => text.replace(/\n+$/, "").split("\n");
 /** A line whose only change is a timestamp has not changed. */
 const ISO_TIME = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g;
@@ -57,7 +53,7 @@ function terminalView(io: LiveViewIo): LiveView {
   let closed = false;
   const width = () => Math.max(20, io.columns ?? 80);
   const countRows = (lines: string[]) =>
-    lines.reduce((n, l) => n + Math.max(1, Math.ceil(visibleLength(l) / width())), 0);
+    lines.reduce((n, l) => n + Math.max(1, Math.ceil(stripAnsi(l).length / width())), 0);
   const erase = () => (rows > 0 ? `\r\x1b[${rows}A\x1b[J` : "");
   const draw = (lines: string[]) => {
     rows = lines.length > 0 ? countRows(lines) : 0;

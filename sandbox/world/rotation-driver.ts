@@ -1,19 +1,15 @@
 import { CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { CreateFunctionCommand, LambdaClient } from "@aws-sdk/client-lambda";
-import {
-  DescribeSecretCommand,
-  RotateSecretCommand,
-  type SecretsManagerClient,
-  UpdateSecretVersionStageCommand,
-} from "@aws-sdk/client-secrets-manager";
+import { STEP_ORDER } from "./secrets-manager-rotation";
 
 /**
- * Plays Secrets Manager's part in a rotation against moto, which cannot run our function itself:
- * RotateSecret creates the empty AWSPENDING version (through a stub rotation Lambda registered in
- * moto), then the four steps are invoked exactly as Secrets Manager invokes them.
+ * What the tests of the rotation function need around moto, which cannot run our function itself:
+ * a stub rotation Lambda registered in moto (so RotateSecret creates the empty AWSPENDING version),
+ * and `driveSteps`, which invokes a handler in-process for some or all of the steps, letting its
+ * errors through to the test. Secrets Manager's whole part (retries, the end of a rotation, the
+ * label event) is played by secrets-manager-rotation.ts, re-exported here for those tests.
  */
-
-export const STEP_ORDER = ["createSecret", "setSecret", "testSecret", "finishSecret"] as const;
+export { removeLeftoverPending, STEP_ORDER, startRotation } from "./secrets-manager-rotation";
 
 /** Register a stub Lambda in moto to stand for the rotation function; returns its ARN. */
 export async function registerStubRotationLambda(
@@ -60,43 +56,6 @@ export async function registerStubRotationLambda(
   );
   if (!fn.FunctionArn) throw new Error("moto returned no function ARN");
   return fn.FunctionArn;
-}
-
-/**
- * Start a rotation as `aws secretsmanager rotate-secret` would. moto refuses a new rotation while a
- * leftover AWSPENDING label sits on the AWSCURRENT version (AWS removes that label at the end of a
- * rotation), so it is removed first, as AWS would have.
- */
-export async function startRotation(
-  secrets: SecretsManagerClient,
-  secretId: string,
-  rotationLambdaArn: string,
-): Promise<string> {
-  await removeLeftoverPending(secrets, secretId);
-  const out = await secrets.send(
-    new RotateSecretCommand({
-      SecretId: secretId,
-      RotationLambdaARN: rotationLambdaArn,
-      RotationRules: { AutomaticallyAfterDays: 30 },
-    }),
-  );
-  if (!out.VersionId) throw new Error("RotateSecret returned no version id");
-  return out.VersionId;
-}
-
-export async function removeLeftoverPending(secrets: SecretsManagerClient, secretId: string): Promise<void> {
-  const d = await secrets.send(new DescribeSecretCommand({ SecretId: secretId }));
-  for (const [id, labels] of Object.entries(d.VersionIdsToStages ?? {})) {
-    if (labels.includes("AWSPENDING") && labels.includes("AWSCURRENT")) {
-      await secrets.send(
-        new UpdateSecretVersionStageCommand({
-          SecretId: secretId,
-          VersionStage: "AWSPENDING",
-          RemoveFromVersionId: id,
-        }),
-      );
-    }
-  }
 }
 
 export type RotationHandler = (event: {

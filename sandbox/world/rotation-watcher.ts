@@ -1,27 +1,23 @@
-import { DescribeSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { removeLeftoverPending, STEP_ORDER } from "./rotation-driver";
+import { DescribeSecretCommand } from "@aws-sdk/client-secrets-manager";
+import { playRotation, type RotationPlayerOptions } from "./secrets-manager-rotation";
 
 /**
  * Plays Secrets Manager for rotations started by someone else (`bk-agent-token rotate`,
  * `aws secretsmanager rotate-secret`) against the sandbox: moto only labels the new version
- * AWSPENDING and cannot run our function, so this notices the version and invokes the four steps
- * through the local Lambda, then sends the native label event — as Secrets Manager would.
+ * AWSPENDING and cannot run our function, so this notices the version and hands it to the one
+ * player (secrets-manager-rotation.ts), which drives the steps as for every other caller.
  */
 export interface RotationWatcher {
   /** Versions this watcher drove, oldest first. */
   driven: string[];
-  /** Failures, as "step: errorType: message" (never a token). */
+  /** Failures, as "attempt N for VERSION: step: errorType: message" (never a token). */
   errors: string[];
   stop(): Promise<void>;
 }
 
-export interface RotationWatcherDeps {
-  secrets: SecretsManagerClient;
-  secretArn: string;
+export interface RotationWatcherDeps extends Omit<RotationPlayerOptions, "signal"> {
   /** Versions being driven already (by world.rotate()); shared so nobody drives one twice. */
   claimed: Set<string>;
-  invokeStep: (step: string, versionId: string) => Promise<{ ok: boolean; error?: string }>;
-  promoted: (versionId: string) => void;
   pollMs?: number;
 }
 
@@ -30,6 +26,16 @@ export function watchRotations(deps: RotationWatcherDeps): RotationWatcher {
   const errors: string[] = [];
   let stopped = false;
   let wake: (() => void) | undefined;
+  const player: RotationPlayerOptions = {
+    ...deps,
+    onEvent: (event) => {
+      if (event.kind === "step" && !event.ok)
+        errors.push(
+          `attempt ${event.attempt} for ${event.versionId}: ${event.step}: ${event.error ?? "failed"}`,
+        );
+      deps.onEvent?.(event);
+    },
+  };
   const loop = (async () => {
     while (!stopped) {
       try {
@@ -40,7 +46,7 @@ export function watchRotations(deps: RotationWatcherDeps): RotationWatcher {
         if (pending && !deps.claimed.has(pending)) {
           deps.claimed.add(pending);
           driven.push(pending);
-          await drive(deps, pending, errors);
+          await playRotation(player, pending);
         }
       } catch (error) {
         errors.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
@@ -60,25 +66,4 @@ export function watchRotations(deps: RotationWatcherDeps): RotationWatcher {
       await loop;
     },
   };
-}
-
-/** Secrets Manager retries a failed rotation with the same version id; so does this, a few times. */
-async function drive(deps: RotationWatcherDeps, versionId: string, errors: string[]): Promise<void> {
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    let failed: string | undefined;
-    for (const step of STEP_ORDER) {
-      const r = await deps.invokeStep(step, versionId);
-      if (!r.ok) {
-        failed = `${step}: ${r.error ?? "failed"}`;
-        break;
-      }
-    }
-    if (!failed) {
-      await removeLeftoverPending(deps.secrets, deps.secretArn);
-      deps.promoted(versionId);
-      return;
-    }
-    errors.push(`attempt ${attempt} for ${versionId}: ${failed}`);
-    await new Promise((r) => setTimeout(r, 200 * attempt));
-  }
 }

@@ -125,3 +125,6 @@ export function terminalWidth(stream: unknown): number | undefined {
 export function useColor(stream: unknown, env: Env): boolean {
   return isTty(stream) && !env.NO_COLOR && env.TERM !== "dumb";
 }
+
+/** Milliseconds as seconds with one decimal, "12.3 s": the sandbox's timings. */
+export const secondsText = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;

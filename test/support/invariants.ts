@@ -17,3 +17,15 @@ export function invariants(world: World) {
     boots,
   };
 }
+
+/** The sandbox's invariants, in the order they are checked, for a complete in-place run. */
+export const IN_PLACE_COMPLETE_INVARIANTS = [
+  "no-registration-with-revoked-token",
+  "no-cfg-holds-revoked-token",
+  "cfgs-hold-valid-tokens",
+  "foreign-token-never-revoked",
+  "one-managed-token-valid",
+  "no-token-in-output",
+  "every-instance-safe-for-final",
+  "in-place-replaced-nothing",
+];

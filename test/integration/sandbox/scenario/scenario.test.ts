@@ -3,7 +3,7 @@
  * with an SSM agent offline at first, `--ssm-offline`, `--strategy refresh`, `--fail-refresh`),
  * then the real command as a child process, which must exit 0, print the summary and no token,
  * and leave no process behind. The invariants themselves are unit-tested in
- * test/unit/sandbox/verdict/summary.test.ts.
+ * test/unit/sandbox/verdict/invariants.test.ts.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { PROFILES, type Profile, type ScenarioOptions } from "../../../../sandbox/scenario/scenario";
-import { refreshFor } from "../../../../sandbox/verdict/summary";
+import { refreshFor } from "../../../../sandbox/verdict/facts";
+import { IN_PLACE_COMPLETE_INVARIANTS } from "../../../support/invariants";
 
 const ROOT = resolve(import.meta.dirname, "../../../..");
 
@@ -66,16 +67,7 @@ describe("sandbox scenario (in-process, short profile)", () => {
       const summary = result.summary;
       if (!summary) throw new Error("no summary");
       expect(summary.invariants.every((i) => i.ok)).toBe(true);
-      expect(summary.invariants.map((i) => i.id)).toEqual([
-        "no-registration-with-revoked-token",
-        "no-cfg-holds-revoked-token",
-        "cfgs-hold-valid-tokens",
-        "foreign-token-never-revoked",
-        "one-managed-token-valid",
-        "no-token-in-output",
-        "every-instance-safe-for-final",
-        "in-place-replaced-nothing",
-      ]);
+      expect(summary.invariants.map((i) => i.id)).toEqual(IN_PLACE_COMPLETE_INVARIANTS);
 
       // Checked again here, independently of the scenario's own checks.
       const { facts, numbers } = summary;

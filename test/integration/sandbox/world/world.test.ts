@@ -263,10 +263,16 @@ describe("the sandbox world", () => {
 
   it("rejects rotate() naming the failed step, and boots still read AWSCURRENT during the rotation", async () => {
     world.buildkite.setScopes(["read_clusters"]); // creating a token now fails with 403
+    const steps = () => world.lambda.invocations().filter((r) => r.name === "rotate-token").length;
+    const before = steps();
     try {
-      await expect(world.rotate()).rejects.toThrow(
+      const rotation = world.rotate();
+      await expect(rotation).rejects.toThrow(
         /^rotation step createSecret failed for version [0-9a-f-]{36}: /,
       );
+      // Secrets Manager retries the whole rotation: three attempts, each stopped at createSecret.
+      await expect(rotation).rejects.toMatchObject({ step: "createSecret", attempts: 3 });
+      expect(steps() - before).toBe(3);
     } finally {
       world.buildkite.reset();
     }
