@@ -3,8 +3,9 @@
  * one a reason. An unlisted large file, or a listed one that is no longer large (or gone), fails.
  * Tests are not counted: a table of cases is long by nature.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
+import { filesUnder, isSource } from "./layout";
 
 export const MAX_LINES = 400;
 const ROOTS = ["functions", "shared", "cli", "sandbox", "infra", "scripts"];
@@ -31,20 +32,7 @@ export const ALLOWED: Record<string, string> = {
   "shared/rollout/act.ts": "one writer per action kind; batching of tags lives beside the writes it batches",
 };
 
-function sources(root: string, dir: string): string[] {
-  let entries: string[];
-  try {
-    entries = readdirSync(join(root, dir));
-  } catch {
-    return [];
-  }
-  return entries.flatMap((entry) => {
-    if (entry === "node_modules" || entry === "dist" || entry.startsWith(".")) return [];
-    const path = join(dir, entry);
-    if (statSync(join(root, path)).isDirectory()) return sources(root, path);
-    return /\.(ts|mts)$/.test(entry) && !entry.endsWith(".d.ts") ? [path] : [];
-  });
-}
+const sources = (root: string, dir: string) => filesUnder(root, dir).filter(isSource);
 
 export interface LargeFileReport {
   large: Array<{ path: string; lines: number; reason: string | undefined }>;

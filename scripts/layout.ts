@@ -47,7 +47,8 @@ export function roomOf(path: string, rooms: Room[] = ROOMS): Room | undefined {
   return best?.room;
 }
 
-function filesUnder(root: string, dir: string): string[] {
+/** Every file below `dir` (repository-relative), skipping node_modules, dist and dot folders. */
+export function filesUnder(root: string, dir: string): string[] {
   let entries: string[];
   try {
     entries = readdirSync(join(root, dir));
@@ -61,7 +62,7 @@ function filesUnder(root: string, dir: string): string[] {
   });
 }
 
-const isSource = (path: string) => /\.(ts|mts)$/.test(path) && !path.endsWith(".d.ts");
+export const isSource = (path: string) => /\.(ts|mts)$/.test(path) && !path.endsWith(".d.ts");
 
 const IMPORT = /(?:^|\s)(?:import|export)\s[^;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 
