@@ -1,4 +1,5 @@
 import { DescribeSecretCommand } from "@aws-sdk/client-secrets-manager";
+import { versionHolding } from "../../shared/secrets/stages";
 import { playRotation, type RotationPlayerOptions } from "./secrets-manager-rotation";
 
 /**
@@ -40,10 +41,11 @@ export function watchRotations(deps: RotationWatcherDeps): RotationWatcher {
     while (!stopped) {
       try {
         const d = await deps.secrets.send(new DescribeSecretCommand({ SecretId: deps.secretArn }));
-        const pending = Object.entries(d.VersionIdsToStages ?? {}).find(
-          ([, s]) => s.includes("AWSPENDING") && !s.includes("AWSCURRENT"),
-        )?.[0];
-        if (pending && !deps.claimed.has(pending)) {
+        const stages = d.VersionIdsToStages ?? {};
+        // A pending version not yet current: a rotation someone else started.
+        const pending = versionHolding(stages, "AWSPENDING");
+        const started = pending !== undefined && pending !== versionHolding(stages, "AWSCURRENT");
+        if (started && !deps.claimed.has(pending)) {
           deps.claimed.add(pending);
           driven.push(pending);
           await playRotation(player, pending);

@@ -6,6 +6,7 @@ import {
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
 import { STEPS, type Step } from "../../shared/rotation/steps";
+import { versionHolding } from "../../shared/secrets/stages";
 import { sleep } from "../lib/abortable";
 
 /**
@@ -137,16 +138,16 @@ export async function startRotation(
 /** Removes AWSPENDING where it sits on the AWSCURRENT version (what AWS leaves after a success). */
 export async function removeLeftoverPending(secrets: SecretsManagerClient, secretId: string): Promise<void> {
   const d = await secrets.send(new DescribeSecretCommand({ SecretId: secretId }));
-  for (const [id, labels] of Object.entries(d.VersionIdsToStages ?? {})) {
-    if (labels.includes("AWSPENDING") && labels.includes("AWSCURRENT")) {
-      await secrets.send(
-        new UpdateSecretVersionStageCommand({
-          SecretId: secretId,
-          VersionStage: "AWSPENDING",
-          RemoveFromVersionId: id,
-        }),
-      );
-    }
+  const stages = d.VersionIdsToStages ?? {};
+  const pending = versionHolding(stages, "AWSPENDING");
+  if (pending !== undefined && pending === versionHolding(stages, "AWSCURRENT")) {
+    await secrets.send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: secretId,
+        VersionStage: "AWSPENDING",
+        RemoveFromVersionId: pending,
+      }),
+    );
   }
 }
 

@@ -20,10 +20,12 @@
  * that configuration (and their SDK clients) at module level, so start at most one world per
  * module instance of the handlers: vitest isolates test files, and a CLI is one world per process.
  */
+
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { DescribeSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { versionHolding } from "../../shared/secrets/stages";
 import {
   type AutoScalingStandIn,
   type Fleet,
@@ -164,9 +166,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const secrets = stack.secrets;
     const described = await secrets.send(new DescribeSecretCommand({ SecretId: stack.secretArn }));
     const secretName = described.Name ?? options.secretName ?? "buildkite/agent-token";
-    const initialVersion = Object.entries(described.VersionIdsToStages ?? {}).find(([, s]) =>
-      s.includes("AWSCURRENT"),
-    )?.[0];
+    const initialVersion = versionHolding(described.VersionIdsToStages ?? {}, "AWSCURRENT");
     if (!initialVersion) throw new Error("the new secret has no AWSCURRENT version");
 
     const replicator = await startReplicator({
