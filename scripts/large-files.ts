@@ -19,7 +19,6 @@ export const ALLOWED: Record<string, string> = {
     "not yet split: the Run Command stand-in's state and its six operations — issue 12",
   "sandbox/verdict/summary.ts":
     "not yet split: facts, invariants, outcome and rendering — issue 12's sandbox/verdict/",
-  "sandbox/fakes/buildkite/api.ts": "not yet split: issue 12's fakes/buildkite/{server,routes,store,faults}",
   "sandbox/world/world.ts": "not yet split: wiring of every stand-in; issue 12's sandbox/world/",
   "sandbox/fakes/lambda/local-lambda.ts":
     "one protocol (Lambda Invoke) and its queue; splitting would scatter the model",
