@@ -13,8 +13,6 @@ const ROOTS = ["functions", "shared", "cli", "sandbox", "infra", "scripts"];
 export const ALLOWED: Record<string, string> = {
   "sandbox/scenario/scenario.ts":
     "not yet split: the scenario closure is issue 12's sandbox/scenario/ (profiles, narrator, loop)",
-  "sandbox/fakes/ssm/run-command.ts":
-    "not yet split: the Run Command stand-in's state and its six operations — issue 12",
   "sandbox/verdict/summary.ts":
     "not yet split: facts, invariants, outcome and rendering — issue 12's sandbox/verdict/",
   "sandbox/world/world.ts": "not yet split: wiring of every stand-in; issue 12's sandbox/world/",
