@@ -16,8 +16,6 @@ export const ALLOWED: Record<string, string> = {
   "sandbox/verdict/summary.ts":
     "not yet split: facts, invariants, outcome and rendering — issue 12's sandbox/verdict/",
   "sandbox/world/world.ts": "not yet split: wiring of every stand-in; issue 12's sandbox/world/",
-  "sandbox/fakes/secrets-manager/replicator.ts":
-    "one model: Secrets Manager replication with its documented lag and failure modes",
   "shared/rollout/observe.ts":
     "the full and the partial observation share every reader; Run Command's part is already apart",
   "shared/rollout/plan.ts":
