@@ -181,19 +181,20 @@ export function useRunCommandStandIns(options: { expectOutput?: boolean } = {}):
     fleet = directory;
     const truncationDocument = parseCommandDocument("Sandbox-PrintLots", printLotsYaml);
 
-    standIn = await startRunCommandStandIn({
+    const common = {
       motoUrl: moto.url,
       directory,
       documents: [installAgentTokenDocument(), truncationDocument],
+    };
+    standIn = await startRunCommandStandIn({
+      ...common,
       invocationDelayMs: 300,
       commandLatencyMs: 20,
       msPerAwsSecond: 200,
     });
     // Scaled hard, for the timeouts: TimeoutSeconds 30 + execution 120 → 1.5 s.
     fast = await startRunCommandStandIn({
-      motoUrl: moto.url,
-      directory,
-      documents: [installAgentTokenDocument(), truncationDocument],
+      ...common,
       invocationDelayMs: 50,
       commandLatencyMs: 10,
       msPerAwsSecond: 10,

@@ -13,6 +13,7 @@ import { rmSync } from "node:fs";
 import type { InstanceDirectory, InstanceHost } from "../instances/instance-host";
 import { AgentLife, defaultStartAgent, drawBusyOnBoot } from "./agents";
 import { systemClock, Timers } from "./clock";
+import { validationError } from "./errors";
 import {
   type AddGroupOptions,
   type FleetOptions,
@@ -245,7 +246,14 @@ export class Fleet {
     instanceIds: readonly string[],
     protect: boolean,
   ): void {
-    this.#lifecycle.setInstanceProtection(region, groupName, instanceIds, protect);
+    const group = this.#state.requireGroup(region, groupName);
+    for (const id of instanceIds) {
+      const instance = group.instances.find((candidate) => candidate.id === id);
+      if (instance === undefined) {
+        throw validationError(`The instance ${id} is not part of Auto Scaling group ${groupName}.`);
+      }
+      instance.protectedFromScaleIn = protect;
+    }
   }
 
   // ---- Knobs ------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /**
  * Instances of the simulated fleet from launch to termination: launch, boot (user data), shut
- * down, capacity refill, and the API's TerminateInstanceInAutoScalingGroup and SetInstanceProtection.
+ * down, capacity refill, and the API's TerminateInstanceInAutoScalingGroup.
  *
  * Every instance is protected from scale in: the stock stack's `InstanceScaleInProtection`
  * defaults to "true" and feeds the group's `NewInstancesProtectedFromScaleIn`
@@ -218,22 +218,5 @@ export class InstanceLifecycle {
       cause: `At ${startTime.toISOString().replace(/\.\d{3}Z$/, "Z")} instance ${instanceId} was taken out of service in response to a user request${shrink}.`,
       startTime,
     };
-  }
-
-  /** SetInstanceProtection: the only way protection goes away (nothing in the stock stack calls it). */
-  setInstanceProtection(
-    region: string,
-    groupName: string,
-    instanceIds: readonly string[],
-    protect: boolean,
-  ): void {
-    const group = this.state.requireGroup(region, groupName);
-    for (const id of instanceIds) {
-      const instance = group.instances.find((candidate) => candidate.id === id);
-      if (instance === undefined) {
-        throw validationError(`The instance ${id} is not part of Auto Scaling group ${groupName}.`);
-      }
-      instance.protectedFromScaleIn = protect;
-    }
   }
 }

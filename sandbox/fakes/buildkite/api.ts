@@ -25,15 +25,7 @@ import type {
   SeedToken,
 } from "./types";
 
-export type {
-  AgentHooks,
-  BuildkiteApiOptions,
-  FlakyOptions,
-  SandboxRegistration,
-  SandboxRequest,
-  SandboxToken,
-  SeedToken,
-} from "./types";
+export type * from "./types";
 
 export interface BuildkiteApi {
   /** Base URL of both APIs, e.g. `http://127.0.0.1:PORT` (REST under /v2, agent under /v3). */

@@ -54,16 +54,6 @@ import {
   TERMINAL,
 } from "./invocations";
 
-export { pluginOutput } from "./command-views";
-export type {
-  InvocationRecord,
-  InvocationStatus,
-  InvocationStatusEvent,
-  MidRunTermination,
-  PluginRecord,
-  RunCommandSettings,
-} from "./invocations";
-
 const MAX_INSTANCE_IDS = 50;
 const MAX_CONCURRENCY = /^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$/;
 const MAX_ERRORS = /^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$/;
