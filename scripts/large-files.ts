@@ -12,15 +12,6 @@ const ROOTS = ["functions", "shared", "cli", "sandbox", "infra", "scripts"];
 
 /** Large files kept large on purpose (or not yet split), each with why. Keep it short. */
 export const ALLOWED: Record<string, string> = {
-  "sandbox/fakes/autoscaling/fleet.ts":
-    "not yet split: the fleet model (groups, instances, refreshes, boot and shutdown) — issue 12",
-  "sandbox/fakes/ssm/run-command.ts":
-    "not yet split: the Run Command stand-in's state and its six operations — issue 12",
-  "sandbox/fakes/buildkite/api.ts": "not yet split: issue 12's fakes/buildkite/{server,routes,store,faults}",
-  "sandbox/fakes/lambda/local-lambda.ts":
-    "one protocol (Lambda Invoke) and its queue; splitting would scatter the model",
-  "sandbox/fakes/secrets-manager/replicator.ts":
-    "one model: Secrets Manager replication with its documented lag and failure modes",
   "shared/rollout/observe.ts":
     "the full and the partial observation share every reader; Run Command's part is already apart",
   "shared/rollout/plan.ts":

@@ -9,11 +9,9 @@
  *   (the default) → 200 with the JSON result; `DryRun` → 204.
  * - Unknown function → 404 `ResourceNotFoundException`; a handler that throws (or times out) →
  *   200 with `X-Amz-Function-Error: Unhandled` and `{errorType, errorMessage, trace}`, as Lambda
- *   does. The report is built as the Node.js runtime builds it (aws-lambda-nodejs-runtime-
- *   interface-client, `src/Errors.js` `toRapidResponse`): for an Error, `name`, `message` and
- *   `stack` split into lines; for anything else, `typeof`, `toString()` and no trace. The runtime
- *   also writes that report to CloudWatch Logs, so every report is kept (`errorReports()`) for
- *   tests to scan, as CloudWatch would show it.
+ *   does, the report built as the Node.js runtime builds it (runtime-error.ts). The runtime also
+ *   writes that report to CloudWatch Logs, so every report is kept (`errorReports()`) for tests to
+ *   scan, as CloudWatch would show it. The HTTP side is invoke-http.ts.
  *
  * Invocations of one function are serialized through a per-function queue: the deployed reconcile
  * function has reserved concurrency 1, and the handlers keep module-level state that two
@@ -24,8 +22,12 @@
  * Nothing here logs; payloads and results are never recorded (they are the handlers' business).
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { listen, readTextOrUndefined } from "../../lib/listen";
+import { createServer, type Server } from "node:http";
+import { listen } from "../../lib/listen";
+import { handleInvoke } from "./invoke-http";
+import { type RuntimeErrorReport, runtimeErrorReport } from "./runtime-error";
+
+export { type RuntimeErrorReport, runtimeErrorReport } from "./runtime-error";
 
 export interface LambdaContext {
   getRemainingTimeInMillis(): number;
@@ -81,47 +83,6 @@ export type InvokeResult =
   | { ok: true; result: unknown }
   | { ok: false; errorType: string; errorMessage: string; trace?: string[] };
 
-/** What the runtime reported for one failed invocation (and wrote to the function's log). */
-export interface RuntimeErrorReport {
-  requestId: string;
-  name: string;
-  errorType: string;
-  errorMessage: string;
-  trace: string[];
-}
-
-/** The Node.js runtime's error document for a thrown value (see the header comment). */
-export function runtimeErrorReport(error: unknown): {
-  errorType: string;
-  errorMessage: string;
-  trace: string[];
-} {
-  try {
-    const e = error as { name?: unknown; message?: unknown; stack?: unknown };
-    const isError =
-      error instanceof Error ||
-      (typeof e?.name === "string" &&
-        typeof e.message === "string" &&
-        typeof e.stack === "string" &&
-        !!e.name);
-    if (isError) {
-      return {
-        errorType: String(e.name),
-        errorMessage: String(e.message),
-        trace: typeof e.stack === "string" ? e.stack.split("\n") : [],
-      };
-    }
-    return { errorType: typeof error, errorMessage: String(error), trace: [] };
-  } catch {
-    return {
-      errorType: "handled",
-      errorMessage:
-        "callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack",
-      trace: [],
-    };
-  }
-}
-
 export interface LocalLambda {
   /** Base URL, e.g. `http://127.0.0.1:PORT`. */
   readonly url: string;
@@ -149,8 +110,6 @@ export interface LocalLambda {
 }
 
 export const DEFAULT_TIMEOUT_MS = 900_000;
-const MAX_BODY_BYTES = 6 * 1024 * 1024; // Lambda's synchronous payload limit
-const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations\/?$/;
 
 export class FunctionNotFoundError extends Error {
   override name = "ResourceNotFoundException";
@@ -207,7 +166,18 @@ class LocalLambdaServer implements LocalLambda {
       if (!Number.isFinite(timeout) || timeout <= 0) throw new RangeError(`${name}: timeoutMs must be > 0`);
       this.functions.set(name, { name, handler, timeoutMs: timeout, queue: [], running: undefined });
     }
-    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server = createServer(
+      (req, res) =>
+        void handleInvoke(
+          {
+            find: (name) => this.functions.get(name),
+            closed: () => this.closed,
+            enqueue: (fn, type, event) => this.enqueue(fn, type, event),
+          },
+          req,
+          res,
+        ),
+    );
   }
 
   get url(): string {
@@ -408,103 +378,4 @@ class LocalLambdaServer implements LocalLambda {
     if (!this.isIdle()) return;
     for (const waiter of [...this.idleWaiters]) waiter();
   }
-
-  // ---- HTTP -----------------------------------------------------------------------------------
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    try {
-      const path = new URL(req.url ?? "/", "http://lambda.invalid").pathname;
-      const match = INVOKE_PATH.exec(path);
-      if (req.method !== "POST" || !match?.[1]) {
-        await drain(req);
-        return sendError(res, 404, "UnknownOperationException", `Unknown operation ${req.method} ${path}`);
-      }
-      let requested: string;
-      try {
-        requested = decodeURIComponent(match[1]);
-      } catch {
-        return sendError(res, 400, "InvalidParameterValueException", "FunctionName is not valid");
-      }
-      const body = await readBody(req);
-      if (body === undefined) {
-        return sendError(res, 413, "RequestTooLargeException", "Request must be smaller than 6291456 bytes");
-      }
-      const fn = this.functions.get(functionNameOf(requested));
-      if (!fn) {
-        return sendError(res, 404, "ResourceNotFoundException", `Function not found: ${requested}`);
-      }
-      let event: unknown = {};
-      if (body.trim() !== "") {
-        try {
-          event = JSON.parse(body) as unknown;
-        } catch {
-          return sendError(
-            res,
-            400,
-            "InvalidRequestContentException",
-            "Could not parse request body into json",
-          );
-        }
-      }
-      const type = String(req.headers["x-amz-invocation-type"] ?? "RequestResponse");
-      if (type === "DryRun") return send(res, 204, undefined);
-      if (type !== "Event" && type !== "RequestResponse") {
-        return sendError(res, 400, "InvalidParameterValueException", `Unsupported invocation type: ${type}`);
-      }
-      if (this.closed) return sendError(res, 503, "ServiceException", "local Lambda is closing");
-      if (type === "Event") {
-        void this.enqueue(fn, "Event", event);
-        return send(res, 202, undefined);
-      }
-      const outcome = await this.enqueue(fn, "RequestResponse", event);
-      if (outcome.ok) {
-        return send(res, 200, JSON.stringify(outcome.result ?? null), {
-          "X-Amz-Executed-Version": "$LATEST",
-        });
-      }
-      return send(
-        res,
-        200,
-        JSON.stringify({
-          errorType: outcome.errorType,
-          errorMessage: outcome.errorMessage,
-          trace: outcome.trace ?? [],
-        }),
-        {
-          "X-Amz-Executed-Version": "$LATEST",
-          "X-Amz-Function-Error": "Unhandled",
-        },
-      );
-    } catch {
-      if (!res.headersSent)
-        sendError(res, 500, "ServiceException", "local Lambda failed to handle the request");
-    }
-  }
-}
-
-const readBody = (req: IncomingMessage) => readTextOrUndefined(req, MAX_BODY_BYTES);
-
-async function drain(req: IncomingMessage): Promise<void> {
-  for await (const _ of req) {
-    // discard
-  }
-}
-
-function sendError(res: ServerResponse, status: number, type: string, message: string): void {
-  send(res, status, JSON.stringify({ Type: "User", message }), { "x-amzn-errortype": type });
-}
-
-function send(
-  res: ServerResponse,
-  status: number,
-  body: string | undefined,
-  headers: Record<string, string> = {},
-) {
-  if (res.destroyed) return;
-  res.writeHead(status, {
-    ...headers,
-    "x-amzn-RequestId": randomUUID(),
-    ...(body === undefined ? { "content-length": "0" } : { "content-type": "application/json" }),
-  });
-  res.end(body);
 }

@@ -21,16 +21,14 @@
  * Secret values pass through memory only; nothing here logs.
  */
 import {
-  CreateSecretCommand,
   DeleteSecretCommand,
   DescribeSecretCommand,
   GetSecretValueCommand,
-  PutSecretValueCommand,
   SecretsManagerClient,
-  UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
+import { applySnapshot, errorName, holderOf, type Snapshot, type VersionSnapshot } from "./replica-apply";
 
-export const REPLICATED_LABELS = ["AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"] as const;
+export { REPLICATED_LABELS } from "./replica-apply";
 
 export interface ReplicatorOptions {
   motoUrl: string;
@@ -76,27 +74,11 @@ export interface Replicator {
   stop(): Promise<void>;
 }
 
-interface VersionSnapshot {
-  id: string;
-  stages: string[];
-  /** Undefined: the version has no value (yet). */
-  value: string | undefined;
-}
-
-interface Snapshot {
-  seq: number;
-  seenAt: number;
-  name: string;
-  description: string | undefined;
-  versions: VersionSnapshot[];
-}
-
 /** What the replicator keeps per region is exactly what status() reports (as copies). */
 type RegionState = RegionStatus;
 
 const credentials = { accessKeyId: "test", secretAccessKey: "test" };
 const MAX_SNAPSHOTS = 100;
-const MAX_LABEL_FIXES = 12;
 
 export async function startReplicator(options: ReplicatorOptions): Promise<Replicator> {
   const replicator = new SimulatedReplicator(options);
@@ -258,7 +240,7 @@ class SimulatedReplicator implements Replicator {
         const due = this.dueSnapshot(state, now);
         if (!due || due.seq <= state.appliedSeq) return;
         try {
-          await this.apply(state.region, due);
+          await applySnapshot(this.client(state.region), due);
           // The region may have been failed or removed meanwhile; the apply still happened.
           state.appliedSeq = due.seq;
           state.appliedAt = new Date();
@@ -319,82 +301,6 @@ class SimulatedReplicator implements Replicator {
       this.snapshots.splice(0, this.snapshots.length - MAX_SNAPSHOTS);
   }
 
-  // ---- Applying a primary state to one region -------------------------------------------------
-
-  private async apply(region: string, snapshot: Snapshot): Promise<void> {
-    const client = this.client(region);
-    const withValue = snapshot.versions.filter((v) => v.value !== undefined);
-    let stages = await this.describeReplica(client, snapshot.name);
-    if (stages === undefined) {
-      const first = withValue.find((v) => v.stages.includes("AWSCURRENT")) ?? withValue[0];
-      if (!first?.value) return; // nothing with a value to replicate yet
-      await client.send(
-        new CreateSecretCommand({
-          Name: snapshot.name,
-          SecretString: first.value,
-          ClientRequestToken: first.id,
-          ...(snapshot.description ? { Description: snapshot.description } : {}),
-        }),
-      );
-      stages = (await this.describeReplica(client, snapshot.name)) ?? {};
-    }
-    for (const version of withValue) {
-      if (version.id in stages || version.value === undefined) continue;
-      // Labels are set right away (an empty list would make PutSecretValue move AWSCURRENT), then
-      // corrected below; for a new AWSCURRENT this also moves AWSPREVIOUS, as Secrets Manager does.
-      await client.send(
-        new PutSecretValueCommand({
-          SecretId: snapshot.name,
-          ClientRequestToken: version.id,
-          SecretString: version.value,
-          VersionStages: version.stages,
-        }),
-      );
-    }
-    await this.matchLabels(client, snapshot);
-  }
-
-  /** Moves the three labels one at a time until the replica's match the snapshot's (bounded). */
-  private async matchLabels(client: SecretsManagerClient, snapshot: Snapshot): Promise<void> {
-    for (let fix = 0; fix < MAX_LABEL_FIXES; fix++) {
-      const stages = (await this.describeReplica(client, snapshot.name)) ?? {};
-      let mismatch: { label: string; want: string | undefined; have: string | undefined } | undefined;
-      for (const label of REPLICATED_LABELS) {
-        const holder = snapshot.versions.find((v) => v.stages.includes(label));
-        // A label on a version that was not copied (no value) cannot be mirrored: leave it off.
-        const want = holder && holder.id in stages ? holder.id : undefined;
-        const have = holderOf(stages, label);
-        if (want !== have) {
-          mismatch = { label, want, have };
-          break;
-        }
-      }
-      if (!mismatch) return;
-      await client.send(
-        new UpdateSecretVersionStageCommand({
-          SecretId: snapshot.name,
-          VersionStage: mismatch.label,
-          ...(mismatch.want ? { MoveToVersionId: mismatch.want } : {}),
-          ...(mismatch.have ? { RemoveFromVersionId: mismatch.have } : {}),
-        }),
-      );
-    }
-    throw new Error(`labels did not converge after ${MAX_LABEL_FIXES} updates`);
-  }
-
-  private async describeReplica(
-    client: SecretsManagerClient,
-    name: string,
-  ): Promise<Record<string, string[]> | undefined> {
-    try {
-      const out = await client.send(new DescribeSecretCommand({ SecretId: name }));
-      return out.VersionIdsToStages ?? {};
-    } catch (error) {
-      if (errorName(error) === "ResourceNotFoundException") return undefined;
-      throw error;
-    }
-  }
-
   private region(region: string): RegionState {
     const state = this.regions.get(region);
     if (!state) throw new Error(`${region} is not a replica region (${[...this.regions.keys()].join(", ")})`);
@@ -417,16 +323,8 @@ class SimulatedReplicator implements Replicator {
   }
 }
 
-function holderOf(stages: Record<string, string[]>, label: string): string | undefined {
-  return Object.keys(stages).find((id) => stages[id]?.includes(label));
-}
-
 function checkLag(ms: number): void {
   if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`lag must be a non-negative number of ms: ${ms}`);
-}
-
-function errorName(error: unknown): string {
-  return error instanceof Error ? error.name : "UnknownError";
 }
 
 /** Error names and messages from Secrets Manager carry no secret values. */

@@ -8,15 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RegionThrottle, type ThrottleProfile } from "../aws/throttle";
 import type { InstanceDirectory } from "../instances/instance-host";
+import { pluginOutput } from "./command-views";
 import { type CommandDocument, loadCommandDocument } from "./documents";
+import type { InvocationRecord, InvocationStatusEvent, MidRunTermination } from "./invocations";
 import { createShims } from "./linux-step";
-import {
-  type InvocationRecord,
-  type InvocationStatusEvent,
-  type MidRunTermination,
-  pluginOutput,
-  RunCommand,
-} from "./run-command";
+import { RunCommand } from "./run-command";
 import { startSsmServer } from "./server";
 
 export type { ThrottleProfile } from "../aws/throttle";
@@ -27,7 +23,7 @@ export type {
   InvocationStatusEvent,
   MidRunTermination,
   PluginRecord,
-} from "./run-command";
+} from "./invocations";
 
 /** The product's document, registered under its fixed name. */
 export const INSTALL_AGENT_TOKEN_DOCUMENT = "BuildkiteAgentTokenRotation-InstallAgentToken";

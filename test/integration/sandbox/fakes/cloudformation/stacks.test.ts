@@ -7,34 +7,22 @@
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { DescribeStacksCommand, type Stack } from "@aws-sdk/client-cloudformation";
 import { DescribeInstancesCommand } from "@aws-sdk/client-ec2";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { RotationStack } from "../../../../../sandbox/world/rotation-stack";
+import { describe, expect, it } from "vitest";
 import {
   type FleetFixture,
   REGION,
-  startBackends,
   startFleet,
   until,
+  useStockFleet,
 } from "../../../../support/fleet-fixture";
 
-let backends: RotationStack;
-let fixture: FleetFixture | undefined;
-
-beforeAll(async () => {
-  backends = await startBackends();
-}, 60_000);
-afterAll(async () => {
-  await backends?.stop();
-});
-afterEach(async () => {
-  await fixture?.close();
-  fixture = undefined;
-});
+const sf = useStockFleet();
 
 const TOKEN_PATH = "/aws/reference/secretsmanager/buildkite/agent-token";
 
 async function start(): Promise<FleetFixture> {
-  fixture = await startFleet(backends, []);
+  const fixture = await startFleet(sf.stack, []);
+  sf.fixture = fixture;
   fixture.stacks.create({
     region: REGION,
     stackName: "buildkite-linux",

@@ -5,33 +5,20 @@
 
 import { StartInstanceRefreshCommand } from "@aws-sdk/client-auto-scaling";
 import { DescribeInstancesCommand, type Instance, paginateDescribeInstances } from "@aws-sdk/client-ec2";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { RotationStack } from "../../../../../sandbox/world/rotation-stack";
+import { describe, expect, it } from "vitest";
 import {
   type FleetFixture,
   REGION,
-  startBackends,
   startFleet,
   until,
+  useStockFleet,
 } from "../../../../support/fleet-fixture";
 
-let stack: RotationStack;
-let fixture: FleetFixture | undefined;
-
-beforeAll(async () => {
-  stack = await startBackends();
-}, 60_000);
-afterAll(async () => {
-  await stack?.stop();
-});
-afterEach(async () => {
-  await fixture?.close();
-  fixture = undefined;
-});
+const sf = useStockFleet();
 
 async function start(): Promise<FleetFixture> {
-  fixture = await startFleet(
-    stack,
+  const fixture = await startFleet(
+    sf.stack,
     [
       {
         region: REGION,
@@ -45,6 +32,7 @@ async function start(): Promise<FleetFixture> {
     ],
     { terminatedVisibleMs: 60_000 },
   );
+  sf.fixture = fixture;
   await fixture.autoScaling.fleet.bootInitialInstances();
   return fixture;
 }
