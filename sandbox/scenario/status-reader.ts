@@ -1,5 +1,5 @@
-import { apiTokenLoader } from "../../shared/buildkite/api-token";
-import { BuildkiteClient } from "../../shared/buildkite/client";
+import { apiTokenLoaderForArn } from "../../shared/buildkite/api-token";
+import { buildkiteClientFromConfig } from "../../shared/buildkite/client-from-config";
 import { autoScalingClients } from "../../shared/lib/aws/auto-scaling";
 import { ec2Clients } from "../../shared/lib/aws/ec2";
 import { secretsManagerClients } from "../../shared/lib/aws/secrets-manager";
@@ -35,14 +35,18 @@ export function statusReader(world: World): StatusReader {
   const ec2 = tracked(ec2Clients());
   const ssm = tracked(ssmClients());
   const ownRetries: Array<{ method: string; path: string; status: number }> = [];
-  const buildkite = new BuildkiteClient({
-    ...config.buildkite,
-    apiToken: apiTokenLoader(secrets(config.secret.region), config.buildkite.apiTokenSecretArn),
-    timeoutMs: 5_000,
-    maxAttempts: 4,
-    baseDelayMs: 50,
-    maxDelayMs: 500,
-    onRetry: ({ method, path, status }) => void ownRetries.push({ method, path, status }),
+  // Each retry the client reports is remembered (its fields: method, path, status), not printed.
+  const remember = (_message: string, fields?: Record<string, unknown>) =>
+    void ownRetries.push({
+      method: String(fields?.method),
+      path: String(fields?.path),
+      status: Number(fields?.status),
+    });
+  const buildkite = buildkiteClientFromConfig(config.buildkite, {
+    // The token is read in the region of its own ARN, as the functions read it.
+    apiToken: apiTokenLoaderForArn(secrets, config.buildkite.apiTokenSecretArn),
+    logger: { info: remember, warn: remember },
+    tuning: { timeoutMs: 5_000, maxAttempts: 4, baseDelayMs: 50, maxDelayMs: 500 },
   });
   return {
     read: (): Promise<StatusReport> =>

@@ -40,7 +40,9 @@
  *
  * Nothing here logs; bodies are never recorded (they carry secret values).
  */
+
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { versionHolding } from "../../../shared/secrets/stages";
 import { listen, readTextOrUndefined } from "../../lib/listen";
 
 export type FaultAction =
@@ -319,9 +321,8 @@ class FaultProxy implements AwsFaultProxy {
     if (operation === "RotateSecret" && this.strict.rotationInProgress) {
       const d = await this.upstreamCall(req, "DescribeSecret", { SecretId: secretId });
       const stages = (d.json.VersionIdsToStages ?? {}) as Record<string, string[]>;
-      const pendingElsewhere = Object.values(stages).some(
-        (labels) => labels.includes("AWSPENDING") && !labels.includes("AWSCURRENT"),
-      );
+      const pending = versionHolding(stages, "AWSPENDING");
+      const pendingElsewhere = pending !== undefined && pending !== versionHolding(stages, "AWSCURRENT");
       if (pendingElsewhere) {
         return {
           rule: "rotationInProgress",

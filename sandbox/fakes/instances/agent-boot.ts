@@ -14,8 +14,11 @@
  * The token never leaves this function: it is not logged, not returned, and reasons carry only
  * statuses and error names.
  */
+
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { isNotFound } from "../../../shared/lib/aws/errors";
+import { describeError } from "../../../shared/lib/errors";
 import { readAgentToken, writeAgentConfig } from "../autoscaling/agent-config";
 import type { AgentStartContext, BootContext, BootResult } from "../autoscaling/types";
 
@@ -75,7 +78,7 @@ export function agentBoot(options: AgentBootOptions): BootHook {
         ? { ok: true, token, via: "SSM reference" }
         : { ok: false, reason: "SSM returned no value" };
     } catch (error) {
-      if (errorName(error) !== "ParameterNotFound") {
+      if (!isNotFound(error)) {
         return { ok: false, reason: `SSM GetParameter failed in ${region}: ${errorName(error)}` };
       }
     }
@@ -186,6 +189,4 @@ function cached<T>(map: Map<string, T>, key: string, create: () => T): T {
   return value;
 }
 
-function errorName(error: unknown): string {
-  return error instanceof Error ? error.name : "UnknownError";
-}
+const errorName = (error: unknown) => describeError(error).name;

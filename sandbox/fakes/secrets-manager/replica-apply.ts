@@ -5,6 +5,7 @@
  * PutSecretValue(ClientRequestToken = the same id), and the labels are moved to match. A version
  * without a value is never copied (see replicator.ts's header for why).
  */
+
 import {
   CreateSecretCommand,
   DescribeSecretCommand,
@@ -12,6 +13,8 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
+import { isNotFound } from "../../../shared/lib/aws/errors";
+import { versionHolding } from "../../../shared/secrets/stages";
 
 export const REPLICATED_LABELS = ["AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"] as const;
 
@@ -74,7 +77,7 @@ async function matchLabels(client: SecretsManagerClient, snapshot: Snapshot): Pr
       const holder = snapshot.versions.find((v) => v.stages.includes(label));
       // A label on a version that was not copied (no value) cannot be mirrored: leave it off.
       const want = holder && holder.id in stages ? holder.id : undefined;
-      const have = holderOf(stages, label);
+      const have = versionHolding(stages, label);
       if (want !== have) {
         mismatch = { label, want, have };
         break;
@@ -101,15 +104,7 @@ async function describeReplica(
     const out = await client.send(new DescribeSecretCommand({ SecretId: name }));
     return out.VersionIdsToStages ?? {};
   } catch (error) {
-    if (errorName(error) === "ResourceNotFoundException") return undefined;
+    if (isNotFound(error)) return undefined;
     throw error;
   }
-}
-
-export function holderOf(stages: Record<string, string[]>, label: string): string | undefined {
-  return Object.keys(stages).find((id) => stages[id]?.includes(label));
-}
-
-export function errorName(error: unknown): string {
-  return error instanceof Error ? error.name : "UnknownError";
 }

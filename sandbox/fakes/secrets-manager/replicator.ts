@@ -20,13 +20,16 @@
  *
  * Secret values pass through memory only; nothing here logs.
  */
+
 import {
   DeleteSecretCommand,
   DescribeSecretCommand,
   GetSecretValueCommand,
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
-import { applySnapshot, errorName, holderOf, type Snapshot, type VersionSnapshot } from "./replica-apply";
+import { isNotFound } from "../../../shared/lib/aws/errors";
+import { versionHolding } from "../../../shared/secrets/stages";
+import { applySnapshot, type Snapshot, type VersionSnapshot } from "./replica-apply";
 
 export { REPLICATED_LABELS } from "./replica-apply";
 
@@ -150,7 +153,7 @@ class SimulatedReplicator implements Replicator {
         new DeleteSecretCommand({ SecretId: this.name, ForceDeleteWithoutRecovery: true }),
       );
     } catch (error) {
-      if (errorName(error) !== "ResourceNotFoundException") throw error;
+      if (!isNotFound(error)) throw error;
     }
     state.appliedSeq = 0;
   }
@@ -184,9 +187,9 @@ class SimulatedReplicator implements Replicator {
       regions.map(async (region): Promise<[string, string | undefined]> => {
         try {
           const out = await this.client(region).send(new DescribeSecretCommand({ SecretId: this.name }));
-          return [region, holderOf(out.VersionIdsToStages ?? {}, "AWSCURRENT")];
+          return [region, versionHolding(out.VersionIdsToStages ?? {}, "AWSCURRENT")];
         } catch (error) {
-          if (errorName(error) === "ResourceNotFoundException") return [region, undefined];
+          if (isNotFound(error)) return [region, undefined];
           throw error;
         }
       }),
@@ -279,7 +282,7 @@ class SimulatedReplicator implements Replicator {
           value = out.SecretString;
         } catch (error) {
           // The version exists (DescribeSecret listed it) but has no value yet.
-          if (errorName(error) !== "ResourceNotFoundException") throw error;
+          if (!isNotFound(error)) throw error;
         }
         if (value !== undefined) this.values.set(id, value);
       }

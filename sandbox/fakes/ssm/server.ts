@@ -12,8 +12,10 @@
  * moto 5.2.1 returns the bare secret name and a DescribeSecret document without VersionId. The
  * proxy reshapes moto's answer to AWS's (option `awsShapedSecretReferences`, default on).
  */
+
 import { randomUUID } from "node:crypto";
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { versionHolding } from "../../../shared/secrets/stages";
 import { readBodyCapped, serve, signingRegion } from "../../lib/listen";
 import type { RegionThrottle } from "../aws/throttle";
 import { SsmError } from "./errors";
@@ -180,8 +182,7 @@ export function reshapeReference(requestBody: Buffer, responseBody: Buffer): Buf
   const [path, selector] = splitSelector(name);
   const stages = (source.VersionIdsToStages ?? {}) as Record<string, string[]>;
   const wanted = selector ?? "AWSCURRENT";
-  const versionId =
-    wanted in stages ? wanted : Object.keys(stages).find((id) => (stages[id] ?? []).includes(wanted));
+  const versionId = wanted in stages ? wanted : versionHolding(stages, wanted);
   if (versionId === undefined) return responseBody;
   const reshaped: Json = {
     ...parameter,
