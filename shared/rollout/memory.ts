@@ -20,6 +20,13 @@ export interface Recollection {
   leakedOpen: boolean;
 }
 
+/** What a run that handed over left to do: its continuation's id, the version, the groups. */
+export interface Suspension {
+  id: string;
+  versionId: string;
+  groups: TargetGroup[];
+}
+
 /**
  * Refresh statuses that never change again (API reference: InstanceRefresh, Status; `Baking` is
  * followed by `Successful`).
@@ -39,6 +46,7 @@ export class RolloutMemory {
   private readonly createdAt = new Map<string, Date>();
   private readonly finalRefreshes = new Map<string, RefreshObservation>();
   private last: Recollection | undefined;
+  private suspended: Suspension | undefined;
 
   /** A version's CreatedDate, if a ListSecretVersionIds of this container reported it. */
   versionCreatedAt(versionId: string): Date | undefined {
@@ -92,6 +100,17 @@ export class RolloutMemory {
   /** Forgets the summary (not the immutable facts): the next run observes in full. */
   forget(): void {
     this.last = undefined;
+    this.suspended = undefined;
+  }
+
+  /** A run handed the queue over while these groups had work left (handover.ts); the latest wins. */
+  suspend(suspension: Suspension): void {
+    this.suspended = { ...suspension, groups: [...suspension.groups] };
+  }
+
+  /** The suspension a continuation names, if this container made it. */
+  suspension(id: string): Suspension | undefined {
+    return this.suspended?.id === id ? { ...this.suspended, groups: [...this.suspended.groups] } : undefined;
   }
 }
 

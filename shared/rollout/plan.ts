@@ -67,6 +67,27 @@ interface PlanContext {
  * AWSPENDING's, is revoked. Every write the run makes is an action of the plan.
  */
 export function plan(obs: Observation, settings: PlanSettings): Plan {
+  return boundStarts(planObserved(obs, settings), settings.maxStartsPerRound);
+}
+
+/**
+ * Keeps the first `max` refresh starts and defers the others to the run's next round (which looks at
+ * those groups again first): starting a thousand refreshes in one round would hold the trigger queue
+ * for as long as they take. The deferred groups stay in phase start-refresh, so nothing is complete.
+ */
+function boundStarts(p: Plan, max: number | undefined): Plan {
+  const starts = p.actions.filter((a) => a.kind === "start-refresh");
+  if (max === undefined || starts.length <= max) return p;
+  const later = new Set<Action>(starts.slice(max));
+  return {
+    ...p,
+    actions: p.actions.filter((a) => !later.has(a)),
+    deferredStarts: starts.slice(max).map((a) => a.target),
+    complete: false,
+  };
+}
+
+function planObserved(obs: Observation, settings: PlanSettings): Plan {
   const whole = planWhole(obs, settings);
   if (obs.scope === "full") return whole;
   // A partial observation saw only some groups (and the anchor's record of alerts sent): it makes
@@ -115,6 +136,7 @@ function planWhole(obs: Observation, settings: PlanSettings): Plan {
     actions: [],
     escalate: undefined,
     deferredAlerts: 0,
+    deferredStarts: [],
   };
   if (unmanaged.length > 0) {
     notices.push(
@@ -471,6 +493,7 @@ function planWhole(obs: Observation, settings: PlanSettings): Plan {
     complete,
     escalate: undefined,
     deferredAlerts: 0,
+    deferredStarts: [],
   };
 }
 

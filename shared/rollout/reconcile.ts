@@ -12,7 +12,7 @@ import { backoffDelay, type Sleep } from "../lib/sleep";
 import { type ActResult, act } from "./act";
 import { dueToLook, type Handover, newContinuation } from "./handover";
 import type { RolloutMemory } from "./memory";
-import { instanceCounts, targetGroupOf } from "./model";
+import { groupKey, instanceCounts, targetGroupOf } from "./model";
 import { observe, replicaCurrentVersion } from "./observe";
 import { observeCommands } from "./observe-commands";
 import { plan } from "./plan";
@@ -66,9 +66,17 @@ export interface ReconcileOutcome {
 const DEADLINE_MARGIN_MS = 20_000;
 const MAX_ROUNDS = 60;
 
+/**
+ * Refresh starts per round: at 1,000 groups the rest wait for the next round, between which the run
+ * may hand the queue over (handover.ts). Ten calls per region in flight (act.ts) start 200 in a
+ * few seconds even in one region.
+ */
+export const MAX_STARTS_PER_ROUND = 200;
+
 export function planSettings(config: ReconcileConfig): PlanSettings {
   return {
     primaryRegion: config.secret.region,
+    maxStartsPerRound: MAX_STARTS_PER_ROUND,
     strategy: config.strategy,
     preferences: config.refresh,
     maxRolloutSeconds: config.maxRolloutSeconds,
@@ -116,7 +124,9 @@ export async function reconcile(
   request: ReconcileRequest = { triggers: [] },
 ): Promise<ReconcileOutcome> {
   const settings = planSettings(deps.config);
-  const scope = scopeOf(request.triggers, deps.memory.recollect(), deps.config.clockSkewMs);
+  const scope = scopeOf(request.triggers, deps.memory.recollect(), deps.config.clockSkewMs, (id) =>
+    deps.memory.suspension(id),
+  );
   const outcome: ReconcileOutcome = {
     scope,
     plan: undefined,
@@ -131,7 +141,8 @@ export async function reconcile(
   let next: Next = scope.kind === "full" ? { kind: "full" } : { kind: "groups", groups: scope.groups };
   /** Whether to end here so the triggers waiting behind this run go first (handover.ts). */
   let lookedAt = deps.now();
-  const handOver = async (waitingFor: string): Promise<boolean> => {
+  /** `resume`: the groups the continuation looks at (none: it observes in full). */
+  const handOver = async (waitingFor: string, resume: TargetGroup[] = []): Promise<boolean> => {
     if (!deps.handover || !dueToLook(lookedAt, deps.now())) return false;
     lookedAt = deps.now();
     let waiting: number;
@@ -145,6 +156,10 @@ export async function reconcile(
     }
     if (waiting === 0) return false;
     const continuation = newContinuation(outcome.plan?.versionId, deps.now());
+    const versionId = outcome.plan?.versionId;
+    // Remembered before the send: the continuation may be delivered as soon as it is sent.
+    if (versionId && resume.length > 0)
+      deps.memory.suspend({ id: continuation.id, versionId, groups: resume });
     try {
       await deps.handover.continueLater(continuation);
     } catch (error) {
@@ -213,6 +228,17 @@ export async function reconcile(
     outcome.results.push(result);
     logRound(deps, outcome.rounds, observation, current, result);
 
+    if (current.deferredStarts.length > 0) {
+      // Refreshes left for the next round: look at those groups again first (and at the lagging
+      // regions' groups, so the replica wait is not lost), unless triggers are waiting.
+      const lagging = current.targets
+        .filter((t) => current.regionsLagging.includes(t.region))
+        .map(targetGroupOf);
+      const groups = uniqueGroups([...current.deferredStarts, ...lagging]);
+      if (await handOver("refreshes still to start", groups)) break;
+      next = { kind: "groups", groups };
+      continue;
+    }
     const waitForReplicas = current.waitingFor.includes("replicas") && current.versionId !== undefined;
     if (!waitForReplicas) {
       // Commands just sent or still running report within seconds: poll them in this run.
@@ -228,7 +254,7 @@ export async function reconcile(
         if (unobserved.length === 0 || current.complete || unobservedRetries >= MAX_UNOBSERVED_RETRIES) break;
         const wait = 1_000 * 2 ** unobservedRetries++;
         if (deps.remainingMs() < DEADLINE_MARGIN_MS + wait) break;
-        if (await handOver("groups a transient error kept unobserved")) break;
+        if (await handOver("groups a transient error kept unobserved", unobserved)) break;
         deps.logger.info("looking again at groups a transient error kept unobserved", {
           groups: unobserved.map((g) => `${g.region}:${g.groupName}`),
           inMs: wait,
@@ -247,8 +273,9 @@ export async function reconcile(
       continue;
     }
     const lagging = current.regionsLagging;
+    const laggingGroups = current.targets.filter((t) => lagging.includes(t.region)).map(targetGroupOf);
     const synced = await waitForReplicaSync(deps, current.versionId ?? "", lagging, () =>
-      handOver("replicas behind"),
+      handOver("replicas behind", laggingGroups),
     );
     if (synced === "handed-over") break;
     if (synced === "out-of-time") {
@@ -258,10 +285,13 @@ export async function reconcile(
       break;
     }
     // The regions that caught up are the only ones whose groups have something new to do.
-    const groups = current.targets.filter((t) => lagging.includes(t.region)).map(targetGroupOf);
-    next = groups.length > 0 ? { kind: "groups", groups } : { kind: "full" };
+    next = laggingGroups.length > 0 ? { kind: "groups", groups: laggingGroups } : { kind: "full" };
   }
   return outcome;
+}
+
+function uniqueGroups(groups: TargetGroup[]): TargetGroup[] {
+  return [...new Map(groups.map((g) => [groupKey(g), g])).values()];
 }
 
 /** Groups the observation could not see for a reason that may pass (throttling, a 5xx, a timeout). */

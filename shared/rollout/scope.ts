@@ -1,5 +1,5 @@
 import type { TargetGroup } from "../lib/config";
-import type { Recollection } from "./memory";
+import type { Recollection, Suspension } from "./memory";
 import { BLOCKED_PHASES, DONE_PHASES, groupKey } from "./model";
 import type { Trigger } from "./trigger";
 import type { Plan } from "./types";
@@ -32,23 +32,50 @@ export const ALERT_FULL_OBSERVATION_INTERVAL_MS = 60_000;
 /** Whether the full observation that began at `fullStartedAt` had already seen the trigger's effect. */
 export function seenBy(trigger: Trigger, fullStartedAt: Date | undefined, clockSkewMs: number): boolean {
   if (!trigger.at || !fullStartedAt) return false;
-  return trigger.at.getTime() + EVENT_TIME_RESOLUTION_MS + clockSkewMs <= fullStartedAt.getTime();
+  // A continuation carries our own time to the millisecond; EventBridge's has whole seconds.
+  const resolution = trigger.kind === "continuation" ? 0 : EVENT_TIME_RESOLUTION_MS;
+  return trigger.at.getTime() + resolution + clockSkewMs <= fullStartedAt.getTime();
 }
 
+/**
+ * AWSCURRENT moved to a version the last full observation already found current: that move is
+ * what it saw (the rule matches AWSCURRENT only, and the queue keeps order, so a move away and
+ * back would have been seen first). The rotation's own message and the label event both arrive
+ * at a promotion; only the first costs a full observation.
+ */
+function alreadyCurrent(trigger: Trigger, memory: { versionId?: string } | undefined): boolean {
+  return (
+    trigger.kind === "secret-label-updated" &&
+    trigger.versionId !== undefined &&
+    trigger.versionId === memory?.versionId
+  );
+}
+
+/**
+ * A continuation this container suspended resumes with its groups, like refresh events for them
+ * (a continuation from elsewhere, or whose suspension a later one replaced, observes in full).
+ */
 export function scopeOf(
   triggers: readonly Trigger[],
-  memory: Pick<Recollection, "fullStartedAt"> | undefined,
+  memory: (Pick<Recollection, "fullStartedAt"> & { versionId?: string }) | undefined,
   clockSkewMs: number,
+  suspension?: (id: string) => Suspension | undefined,
 ): RunScope {
   if (triggers.length === 0) return { kind: "full", reason: "a direct call" };
-  const live = triggers.filter((t) => !seenBy(t, memory?.fullStartedAt, clockSkewMs));
+  const live = triggers.filter(
+    (t) => !seenBy(t, memory?.fullStartedAt, clockSkewMs) && !alreadyCurrent(t, memory),
+  );
   if (live.length === 0) {
     return {
       kind: "skip",
-      reason: `every trigger happened before the last full observation (${memory?.fullStartedAt.toISOString()}) began`,
+      reason: `the last full observation (began ${memory?.fullStartedAt.toISOString()}) saw every trigger`,
     };
   }
-  const other = live.find((t) => t.kind !== "instance-refresh");
+  const resumed = (t: Trigger) => {
+    const s = t.kind === "continuation" ? suspension?.(t.id) : undefined;
+    return s && s.groups.length > 0 ? s : undefined;
+  };
+  const other = live.find((t) => t.kind !== "instance-refresh" && !resumed(t));
   if (other) return { kind: "full", reason: `a ${other.kind} trigger` };
   const groups = new Map<string, TargetGroup>();
   for (const t of live) {
@@ -57,8 +84,13 @@ export function scopeOf(
         region: t.region,
         groupName: t.group,
       });
+    for (const g of resumed(t)?.groups ?? []) groups.set(groupKey(g), g);
   }
-  return { kind: "groups", groups: [...groups.values()], reason: `${live.length} refresh event(s)` };
+  return {
+    kind: "groups",
+    groups: [...groups.values()],
+    reason: `${live.length} refresh event(s) or continuation(s)`,
+  };
 }
 
 /**

@@ -311,10 +311,17 @@ export interface Plan {
   escalate: string | undefined;
   /** Partial plans only: alerts held back for the next full observation. */
   deferredAlerts: number;
+  /**
+   * Groups whose refresh this plan would start but leaves to the run's next round (at most
+   * `maxStartsPerRound` starts a round), so that no round holds the trigger queue for long.
+   */
+  deferredStarts: TargetGroup[];
 }
 
 export interface PlanSettings {
   primaryRegion: string;
+  /** At most this many StartInstanceRefresh a plan lists; the rest wait for the next round (unset: no bound). */
+  maxStartsPerRound?: number;
   strategy: RolloutStrategy;
   preferences: RefreshPreferences;
   maxRolloutSeconds: number;

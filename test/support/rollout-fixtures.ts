@@ -214,5 +214,6 @@ export const emptyPlan = (over: Partial<Plan> = {}): Plan => ({
   complete: false,
   escalate: undefined,
   deferredAlerts: 0,
+  deferredStarts: [],
   ...over,
 });

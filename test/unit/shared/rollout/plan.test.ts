@@ -775,3 +775,21 @@ describe("plan: a partial observation (some groups, no Buildkite tokens)", () =>
     expect(p.deferredAlerts).toBe(1);
   });
 });
+
+describe("plan: refresh starts per round", () => {
+  it("lists at most maxStartsPerRound starts and defers the rest, so nothing is complete", () => {
+    const p = plan(world(), { ...refreshing, maxStartsPerRound: 1 });
+    expect(p.actions.filter((a) => a.kind === "start-refresh").map((a) => a.target)).toEqual([
+      { region: "us-east-1", groupName: "ci-a" },
+    ]);
+    expect(p.deferredStarts).toEqual([{ region: "eu-west-1", groupName: "ci-b" }]);
+    expect(p.complete).toBe(false);
+  });
+
+  it("defers nothing within the bound, or without one", () => {
+    expect(plan(world(), { ...refreshing, maxStartsPerRound: 2 }).deferredStarts).toEqual([]);
+    const unbounded = plan(world(), refreshing);
+    expect(unbounded.deferredStarts).toEqual([]);
+    expect(unbounded.actions.filter((a) => a.kind === "start-refresh")).toHaveLength(2);
+  });
+});

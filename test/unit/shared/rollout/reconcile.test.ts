@@ -344,6 +344,26 @@ describe("reconcile: a run that would only wait hands the queue over to triggers
     expect((q.looks[0]?.getTime() ?? 0) - started.getTime()).toBeLessThan(3_500);
   });
 
+  it("its continuation, in the same container, looks at the suspended groups only", async () => {
+    const world = lagging(1_000);
+    const q = queue(3);
+    const memory = new RolloutMemory();
+    await reconcile({ ...world.deps(memory), handover: q.handover }, { triggers: [] });
+    const id = q.sent[0]?.id ?? "";
+    const resumed = await reconcile(
+      { ...world.deps(memory), handover: q.handover },
+      { triggers: [{ kind: "continuation", id, versionId: "v2", at: clock }] },
+    );
+    expect(resumed.scope.kind).toBe("groups");
+    expect(resumed.observations.full).toBe(0);
+    // In a container that did not suspend it, the same continuation observes in full.
+    const cold = await reconcile(
+      { ...world.deps(new RolloutMemory()), handover: q.handover },
+      { triggers: [{ kind: "continuation", id, versionId: "v2", at: clock }] },
+    );
+    expect(cold.scope.kind).toBe("full");
+  });
+
   it("keeps waiting when nothing waits behind it, looking at most every HANDOVER_AFTER_MS", async () => {
     const world = lagging(40);
     const q = queue(0);

@@ -54,6 +54,30 @@ describe("scopeOf", () => {
   it.each<[string, Trigger[], Recollection | undefined, string]>([
     ["a direct call (no trigger)", [], memory(), "full"],
     ["the secret's label moved", [label], memory(), "full"],
+    [
+      "the label moved to the version the last full observation found current (the rotation's run)",
+      [{ ...label, versionId: "v2" }],
+      memory(),
+      "skip",
+    ],
+    [
+      "the label moved to that version, in a cold container",
+      [{ ...label, versionId: "v2" }],
+      undefined,
+      "full",
+    ],
+    [
+      "a continuation sent 500 ms before the last full observation began (our time has milliseconds)",
+      [{ kind: "continuation", id: "t", versionId: "v2", at: new Date(FULL.getTime() - 500) }],
+      memory(),
+      "skip",
+    ],
+    [
+      "a refresh event stamped 500 ms before it (EventBridge's time has whole seconds)",
+      [{ ...refresh("a"), at: new Date(FULL.getTime() - 500) }],
+      memory(),
+      "groups",
+    ],
     ["the schedule", [{ kind: "schedule", at: at("2026-12-01T12:05:00Z") }], memory(), "full"],
     ["the rotation", [{ kind: "rotation", versionId: "v3", at: undefined }], memory(), "full"],
     ["an operator", [{ kind: "manual", reason: undefined, at: undefined }], memory(), "full"],
@@ -200,5 +224,40 @@ describe("needsFullObservation (after a partial plan)", () => {
     ],
   ])("%s → %s", (_, plan, recollection, now, expected) => {
     expect(needsFullObservation(plan, recollection, now) !== undefined).toBe(expected);
+  });
+});
+
+describe("scopeOf: a continuation this container suspended", () => {
+  const later = at("2026-12-01T12:00:30Z");
+  const suspension = (id: string) =>
+    id === "mine" ? { id, versionId: "v3", groups: [{ region: "eu-west-1", groupName: "b" }] } : undefined;
+
+  it("resumes with its groups, like refresh events for them", () => {
+    const scope = scopeOf(
+      [{ kind: "continuation", id: "mine", versionId: "v3", at: later }],
+      memory(),
+      0,
+      suspension,
+    );
+    expect(scope.kind).toBe("groups");
+    expect(scope.kind === "groups" ? scope.groups : []).toEqual([{ region: "eu-west-1", groupName: "b" }]);
+  });
+
+  it("observes in full for a continuation it did not suspend (another container, or a replaced one)", () => {
+    expect(
+      scopeOf([{ kind: "continuation", id: "other", versionId: "v3", at: later }], memory(), 0, suspension)
+        .kind,
+    ).toBe("full");
+  });
+
+  it("still skips one a later full observation covered", () => {
+    expect(
+      scopeOf(
+        [{ kind: "continuation", id: "mine", versionId: "v3", at: at("2026-12-01T12:00:01Z") }],
+        memory(),
+        0,
+        suspension,
+      ).kind,
+    ).toBe("skip");
   });
 });
