@@ -74,7 +74,7 @@ describe("scopeOf", () => {
     ],
     [
       "a refresh event stamped 500 ms before it (EventBridge's time has whole seconds)",
-      [{ ...refresh("a"), at: new Date(FULL.getTime() - 500) }],
+      [{ ...refresh("a", undefined), at: new Date(FULL.getTime() - 500) }],
       memory(),
       "groups",
     ],
