@@ -1,7 +1,7 @@
 import type { ReconcileConfig } from "../../shared/lib/config";
 import { InputError } from "../../shared/lib/errors";
 import { truncate } from "../../shared/lib/redact";
-import { REFRESH_EVENTS, type Trigger } from "../../shared/rollout/trigger";
+import { CONTINUATION_SOURCE, REFRESH_EVENTS, type Trigger } from "../../shared/rollout/trigger";
 
 export type { RefreshEvent, Trigger } from "../../shared/rollout/trigger";
 
@@ -12,11 +12,8 @@ export type { RefreshEvent, Trigger } from "../../shared/rollout/trigger";
  * --message-deduplication-id <unique> --message-body '{"source":"manual","reason":"after fixing a group"}'`.
  */
 export const MANUAL_SOURCE = "manual";
-/** The source of the message a run sends its own queue when it hands over (shared/rollout/handover.ts). */
-export { CONTINUATION_SOURCE } from "../../shared/rollout/handover";
 
-import { CONTINUATION_SOURCE } from "../../shared/rollout/handover";
-
+/** A continuation names itself with randomUUID() (lowercase hexadecimal). */
 const CONTINUATION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The detail-type prefix of Auto Scaling's instance refresh events (see REFRESH_EVENTS). */

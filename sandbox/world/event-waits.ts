@@ -2,7 +2,7 @@
  * The "event wait" of every trigger a reconcile handler started on: from being sent (the bus put in
  * "async" delivery, SQS's SentTimestamp in "queue") to the handler's start.
  */
-import { CONTINUATION_SOURCE } from "../../shared/rollout/handover";
+import { CONTINUATION_SOURCE } from "../../shared/rollout/trigger";
 
 export interface EventWait {
   /** The bus event's id ("async") or the SQS message id ("queue"). */

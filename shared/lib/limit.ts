@@ -20,7 +20,12 @@ export function perKeyLimit(n: number): Limit {
   };
   return async <T>(key: string, run: () => Promise<T>): Promise<T> => {
     if ((active.get(key) ?? 0) < n) active.set(key, (active.get(key) ?? 0) + 1);
-    else await new Promise<void>((resolve) => queued.set(key, [...(queued.get(key) ?? []), resolve]));
+    else
+      await new Promise<void>((resolve) => {
+        const waiting = queued.get(key) ?? [];
+        waiting.push(resolve);
+        queued.set(key, waiting);
+      });
     try {
       return await run();
     } finally {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { queueDepth, type SQSClient, sendToQueue } from "../lib/aws/sqs";
+import { CONTINUATION_SOURCE } from "./trigger";
 
 /**
  * Handing the queue over (issue 11: no trigger waits behind a long run).
@@ -12,15 +13,14 @@ import { queueDepth, type SQSClient, sendToQueue } from "../lib/aws/sqs";
  * seconds). So at each wait, once it has held the queue for HANDOVER_AFTER_MS, the run asks how many
  * triggers are waiting (GetQueueAttributes ApproximateNumberOfMessages: messages not in flight,
  * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html)
- * and, if any are, sends its own continuation to the back of the group and ends. The continuation
- * is a trigger like the schedule: it starts a full observation (nothing of the run is trusted from
- * memory), unless a full observation began after it was sent, which has then covered it (scope.ts).
+ * and, if any are, sends its own continuation to the back of the group and ends. In the container
+ * that sent it, the continuation observes the groups the run had left (its suspension in
+ * memory.ts); anywhere else it is a trigger like the schedule, a full observation. A full
+ * observation that began after it was sent has covered it, and it is skipped (scope.ts).
  *
  * Only runs delivered by the queue hand over; if the continuation cannot be sent, the run keeps
  * waiting as before (it never ends with nobody to continue).
  */
-export const CONTINUATION_SOURCE = "reconcile";
-
 /** How long a run holds the queue before it looks for waiting triggers (and between two looks). */
 export const HANDOVER_AFTER_MS = 3_000;
 
@@ -59,7 +59,7 @@ export function dueToLook(heldSince: Date, now: Date): boolean {
 /**
  * The handover through the reconciler's own FIFO queue. The continuation's deduplication id is its
  * id, so the SDK's retries of the send are idempotent; a duplicate that got through anyway is
- * a second full observation, never a second decision.
+ * one more observation, never a second decision.
  */
 export function queueHandover(
   sqs: (region: string) => SQSClient,

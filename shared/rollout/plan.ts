@@ -78,11 +78,12 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
 function boundStarts(p: Plan, max: number | undefined): Plan {
   const starts = p.actions.filter((a) => a.kind === "start-refresh");
   if (max === undefined || starts.length <= max) return p;
-  const later = new Set<Action>(starts.slice(max));
+  const deferred = starts.slice(max);
+  const later = new Set<Action>(deferred);
   return {
     ...p,
     actions: p.actions.filter((a) => !later.has(a)),
-    deferredStarts: starts.slice(max).map((a) => a.target),
+    deferredStarts: deferred.map((a) => a.target),
     complete: false,
   };
 }

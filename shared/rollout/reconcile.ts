@@ -155,8 +155,8 @@ export async function reconcile(
       return false;
     }
     if (waiting === 0) return false;
-    const continuation = newContinuation(outcome.plan?.versionId, deps.now());
     const versionId = outcome.plan?.versionId;
+    const continuation = newContinuation(versionId, deps.now());
     // Remembered before the send: the continuation may be delivered as soon as it is sent.
     if (versionId && resume.length > 0)
       deps.memory.suspend({ id: continuation.id, versionId, groups: resume });
@@ -228,13 +228,14 @@ export async function reconcile(
     outcome.results.push(result);
     logRound(deps, outcome.rounds, observation, current, result);
 
+    // The groups of the regions still behind: where the replica wait, or the next round, looks.
+    const laggingGroups = current.targets
+      .filter((t) => current.regionsLagging.includes(t.region))
+      .map(targetGroupOf);
     if (current.deferredStarts.length > 0) {
       // Refreshes left for the next round: look at those groups again first (and at the lagging
       // regions' groups, so the replica wait is not lost), unless triggers are waiting.
-      const lagging = current.targets
-        .filter((t) => current.regionsLagging.includes(t.region))
-        .map(targetGroupOf);
-      const groups = uniqueGroups([...current.deferredStarts, ...lagging]);
+      const groups = uniqueGroups([...current.deferredStarts, ...laggingGroups]);
       if (await handOver("refreshes still to start", groups)) break;
       next = { kind: "groups", groups };
       continue;
@@ -273,7 +274,6 @@ export async function reconcile(
       continue;
     }
     const lagging = current.regionsLagging;
-    const laggingGroups = current.targets.filter((t) => lagging.includes(t.region)).map(targetGroupOf);
     const synced = await waitForReplicaSync(deps, current.versionId ?? "", lagging, () =>
       handOver("replicas behind", laggingGroups),
     );

@@ -14,6 +14,9 @@ export const REFRESH_EVENTS = [
 ] as const;
 export type RefreshEvent = (typeof REFRESH_EVENTS)[number];
 
+/** The source of the message a run sends its own queue when it hands over (handover.ts). */
+export const CONTINUATION_SOURCE = "reconcile";
+
 /**
  * What woke the reconciler. It is level-triggered, so a trigger changes no decision; but only the
  * events we route to it (and one documented manual form) may start a run. Anything else is an
