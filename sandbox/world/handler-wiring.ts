@@ -6,12 +6,13 @@
  */
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { createEventBus, type EventBus } from "../fakes/eventbridge/event-bus";
+import { reconcileRulePatterns, SCHEDULE_PATTERN } from "../fakes/eventbridge/rules";
 import { type LocalLambda, startLocalLambda } from "../fakes/lambda/local-lambda";
 import { type SqsEvent, type SqsEventSource, startSqsEventSource } from "../fakes/lambda/sqs-event-source";
 import type { Cleanups } from "../lib/cleanups";
 import { type EventWait, noteEventWaits } from "./event-waits";
 import { TEST_CREDENTIALS } from "./rotation-stack";
-import { createTriggerQueue, queueDepth, sendTrigger } from "./trigger-queue";
+import { createTriggerQueue, queueDepth, sendTrigger, sendTriggers } from "./trigger-queue";
 import { type FunctionHandler, reconcileRunSummary, type WorldOptions } from "./world-options";
 
 export const ROTATE_TOKEN = "rotate-token";
@@ -34,7 +35,7 @@ export interface HandlerWiring {
 
 export async function wireHandlers(
   options: WorldOptions,
-  parts: { primaryRegion: string; motoUrl: string; cleanups: Cleanups },
+  parts: { primaryRegion: string; motoUrl: string; secretArn: string; cleanups: Cleanups },
 ): Promise<HandlerWiring> {
   // The trigger queue exists in both delivery modes, so RECONCILE_QUEUE_URL always names a queue.
   // Its client is the sandbox's (EventBridge's SQS target and the event source mapping), not metered.
@@ -96,11 +97,15 @@ export async function wireHandlers(
     parts.cleanups.push({ what: "the event source mapping", run: () => source.stop() });
   }
 
+  const { promoted, refreshes } = reconcileRulePatterns(parts.secretArn);
   const bus = createEventBus({
-    deliver:
-      delivery === "queue"
-        ? (event) => sendTrigger(triggerSqs, triggerQueue.url, event)
-        : (event) => lambda.invokeAsync(RECONCILE, event),
+    rules: [promoted, refreshes, SCHEDULE_PATTERN],
+    ...(delivery === "queue"
+      ? {
+          deliver: (event) => sendTrigger(triggerSqs, triggerQueue.url, event),
+          deliverBatch: (events) => sendTriggers(triggerSqs, triggerQueue.url, events),
+        }
+      : { deliver: (event) => lambda.invokeAsync(RECONCILE, event) }),
   });
   parts.cleanups.push({ what: "the event bus", run: () => bus.close() });
   const put = (event: unknown) => {

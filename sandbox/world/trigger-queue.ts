@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
+  SendMessageBatchCommand,
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
@@ -49,6 +50,34 @@ export async function sendTrigger(sqs: SQSClient, queueUrl: string, event: unkno
       MessageDeduplicationId: typeof id === "string" && id !== "" ? id : randomUUID(),
     }),
   );
+}
+
+/**
+ * Several events at once, in order: "For FIFO queues, multiple messages within a single batch are
+ * enqueued in the order they are sent" (SendMessageBatch, Amazon SQS API Reference). Each message
+ * is what `sendTrigger` sends. Resolves to each event's failure (undefined: enqueued).
+ */
+export async function sendTriggers(
+  sqs: SQSClient,
+  queueUrl: string,
+  events: unknown[],
+): Promise<Array<string | undefined>> {
+  const out = await sqs.send(
+    new SendMessageBatchCommand({
+      QueueUrl: queueUrl,
+      Entries: events.map((event, i) => {
+        const id = (event as { id?: unknown } | null)?.id;
+        return {
+          Id: String(i),
+          MessageBody: JSON.stringify(event),
+          MessageGroupId: TRIGGER_GROUP,
+          MessageDeduplicationId: typeof id === "string" && id !== "" ? id : randomUUID(),
+        };
+      }),
+    }),
+  );
+  const failed = new Map((out.Failed ?? []).map((f) => [f.Id, `${f.Code ?? "Failed"}: ${f.Message ?? ""}`]));
+  return events.map((_, i) => failed.get(String(i)));
 }
 
 export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {

@@ -185,7 +185,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
 
     const { lambda, bus, put, eventSource, triggerQueue, delivery, waits, queueBusy } = await wireHandlers(
       options,
-      { primaryRegion, motoUrl: stack.moto.url, cleanups },
+      { primaryRegion, motoUrl: stack.moto.url, secretArn: stack.secretArn, cleanups },
     );
 
     const boot = agentBoot({ motoUrl: stack.moto.url, secretName, buildkiteUrl: stack.buildkite.url });

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { matchesPattern, reconcileRulePatterns } from "../../sandbox/fakes/eventbridge/rules";
 import {
   type Json,
   Resolver,
@@ -168,6 +169,19 @@ describe("EventBridge rules against AWS's documented sample events", () => {
       },
     ]);
     expect(check(cases)).toEqual([]);
+  });
+
+  it("the sandbox's bus routes by the template's patterns, and matches as moto's EventBridge does", () => {
+    const template = transformTemplate();
+    const sandbox = reconcileRulePatterns(AGENT);
+    expect(sandbox.promoted).toEqual(rulePattern(template, FULL_PARAMS, "SecretPromotedRule"));
+    expect(sandbox.refreshes).toEqual(rulePattern(template, FULL_PARAMS, "InstanceRefreshesRule"));
+    const cases = mainCases(template);
+    const byMoto = matches(cases.map(({ pattern, event }) => ({ pattern, event })));
+    const ours = cases.map(({ pattern, event }) => matchesPattern(pattern as never, event));
+    expect(ours).toEqual(byMoto);
+    expect(ours).toContain(true);
+    expect(ours).toContain(false);
   });
 
   it("fails when a pattern is broken", () => {

@@ -194,9 +194,17 @@ describe("the sandbox world", () => {
       .filter(
         (e) => (e as { detail?: { InstanceRefreshId?: string } }).detail?.InstanceRefreshId === refreshId,
       );
-    expect(refreshEvents.map(detailType)).toEqual([
-      "EC2 Auto Scaling Instance Refresh Started",
-      "EC2 Auto Scaling Instance Refresh Succeeded",
+    // The start is put on the bus but matches no rule (InstanceRefreshesRule: terminal events only).
+    expect(refreshEvents.map(detailType)).toEqual(["EC2 Auto Scaling Instance Refresh Succeeded"]);
+    const onBus = world.bus
+      .events()
+      .filter(
+        (e) =>
+          (e.event as { detail?: { InstanceRefreshId?: string } }).detail?.InstanceRefreshId === refreshId,
+      );
+    expect(onBus.map((e) => [detailType(e.event), e.unmatched === true])).toEqual([
+      ["EC2 Auto Scaling Instance Refresh Started", true],
+      ["EC2 Auto Scaling Instance Refresh Succeeded", false],
     ]);
     expect(world.bus.events().filter((e) => e.error !== undefined)).toEqual([]);
 
