@@ -21,8 +21,12 @@ import { CONTINUATION_SOURCE } from "./trigger";
  * Only runs delivered by the queue hand over; if the continuation cannot be sent, the run keeps
  * waiting as before (it never ends with nobody to continue).
  */
-/** How long a run holds the queue before it looks for waiting triggers (and between two looks). */
-export const HANDOVER_AFTER_MS = 3_000;
+/**
+ * How long a run holds the queue before it looks for waiting triggers (and between two looks):
+ * shorter than a round of refresh starts (reconcile.ts MAX_STARTS_PER_ROUND), so that every such
+ * round may be followed by a handover.
+ */
+export const HANDOVER_AFTER_MS = 2_000;
 
 export interface Handover {
   /** Triggers waiting behind this run (approximate: SQS's own count). */

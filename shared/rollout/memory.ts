@@ -18,6 +18,13 @@ export interface Recollection {
   notDone: string[];
   /** An emergency's leaked token was still valid and not being revoked (a region was behind). */
   leakedOpen: boolean;
+  /** `region:group` → our refresh for this version, as observed or as this container started it. */
+  refreshIds: Record<string, string>;
+  /**
+   * `region:group` of groups not done whose own refresh (the id above) reported success since:
+   * not verified yet. Only an observation verifies them (scope.ts), and only a full one decides.
+   */
+  reported: string[];
 }
 
 /** What a run that handed over left to do: its continuation's id, the version, the groups. */
@@ -25,6 +32,8 @@ export interface Suspension {
   id: string;
   versionId: string;
   groups: TargetGroup[];
+  /** Groups whose refresh is still to start after those: later rounds of the continuation look at them. */
+  startsLeft?: TargetGroup[];
 }
 
 /**
@@ -69,7 +78,14 @@ export class RolloutMemory {
   }
 
   recollect(): Recollection | undefined {
-    return this.last && { ...this.last, notDone: [...this.last.notDone] };
+    return (
+      this.last && {
+        ...this.last,
+        notDone: [...this.last.notDone],
+        refreshIds: { ...this.last.refreshIds },
+        reported: [...this.last.reported],
+      }
+    );
   }
 
   /** Folds a plan into the summary: a full one replaces it, a partial one updates its groups. */
@@ -85,6 +101,8 @@ export class RolloutMemory {
         managed: obs.tokens.some((t) => t.versionId === plan.versionId),
         anchor,
         notDone,
+        refreshIds: refreshIdsOf(plan, notDone),
+        reported: [],
         leakedOpen:
           obs.emergency?.versionId === plan.versionId &&
           obs.tokens.some((t) => t.versionId === obs.emergency?.leakedVersionId) &&
@@ -95,6 +113,25 @@ export class RolloutMemory {
     if (this.last?.versionId !== plan.versionId) return;
     const seen = new Set(plan.targets.map(groupKey));
     this.last.notDone = [...this.last.notDone.filter((k) => !seen.has(k)), ...notDone];
+    // What this observation saw replaces what was reported of those groups.
+    this.last.reported = this.last.reported.filter((k) => !seen.has(k));
+    this.last.refreshIds = { ...this.last.refreshIds, ...refreshIdsOf(plan, notDone) };
+  }
+
+  /** Refreshes this container started for the version of the summary. */
+  noteStarted(
+    versionId: string | undefined,
+    started: ReadonlyArray<TargetGroup & { refreshId: string }>,
+  ): void {
+    if (!this.last || this.last.versionId !== versionId) return;
+    for (const s of started) this.last.refreshIds[groupKey(s)] = s.refreshId;
+  }
+
+  /** Groups whose own refresh reported success (scope.ts decided which); a later look verifies them. */
+  noteReported(keys: readonly string[]): void {
+    if (!this.last || keys.length === 0) return;
+    const notDone = new Set(this.last.notDone);
+    this.last.reported = [...new Set([...this.last.reported, ...keys.filter((k) => notDone.has(k))])];
   }
 
   /** Forgets the summary (not the immutable facts): the next run observes in full. */
@@ -105,13 +142,26 @@ export class RolloutMemory {
 
   /** A run handed the queue over while these groups had work left (handover.ts); the latest wins. */
   suspend(suspension: Suspension): void {
-    this.suspended = { ...suspension, groups: [...suspension.groups] };
+    this.suspended = {
+      ...suspension,
+      groups: [...suspension.groups],
+      ...(suspension.startsLeft ? { startsLeft: [...suspension.startsLeft] } : {}),
+    };
   }
 
   /** The suspension a continuation names, if this container made it. */
   suspension(id: string): Suspension | undefined {
-    return this.suspended?.id === id ? { ...this.suspended, groups: [...this.suspended.groups] } : undefined;
+    const s = this.suspended;
+    if (s?.id !== id) return undefined;
+    return { ...s, groups: [...s.groups], ...(s.startsLeft ? { startsLeft: [...s.startsLeft] } : {}) };
   }
+}
+
+function refreshIdsOf(plan: Plan, notDone: readonly string[]): Record<string, string> {
+  const open = new Set(notDone);
+  const ids: Record<string, string> = {};
+  for (const t of plan.targets) if (t.refreshId && open.has(groupKey(t))) ids[groupKey(t)] = t.refreshId;
+  return ids;
 }
 
 function bounded<K, V>(map: Map<K, V>): Map<K, V> {

@@ -126,9 +126,6 @@ export async function observeWithSecret(
   const replicaRegions = [
     ...new Set([...deps.config.replicaRegions, ...state.replication.map((r) => r.region).filter(Boolean)]),
   ].filter((region) => region !== secret.region && (wanted === undefined || wanted.has(region)));
-  const replicas = await Promise.all(
-    replicaRegions.map((region) => observeReplica(deps, region, state.replication)),
-  );
   const [groups, tokens] = request.groups
     ? [await observeSomeGroups(deps, request.groups), []]
     : await Promise.all([observeGroups(deps), observeTokens(deps)]);
@@ -147,6 +144,13 @@ export async function observeWithSecret(
   await attachInstanceFacts(deps, targets, inPlace);
   // Commands are listed per region, once, and handed to each group's instances.
   if (inPlace && state.current) await attachInvocations(deps, targets, state.current, since);
+  // The replicas last: one that caught up while the groups were read counts now, rather than after
+  // a replica wait and another look at its regions' groups (at a thousand groups the look takes
+  // longer than replication usually does). Reading later is never less safe: a replica only
+  // serves the version once it has it, and the sync time recorded is this observation's end.
+  const replicas = await Promise.all(
+    replicaRegions.map((region) => observeReplica(deps, region, state.replication)),
+  );
 
   const rollout = decodeRolloutMarker(anchor?.tags[ROLLOUT_TAG]);
   const forCurrent = rollout && rollout.versionId === state.current ? rollout : undefined;

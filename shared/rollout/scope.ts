@@ -11,10 +11,20 @@ import type { Plan } from "./types";
  * - groups: only refresh events remain: observe the groups they name (and whether the secret moved);
  * - full: anything else (the secret's label moved, the schedule, the rotation, an operator).
  */
-export type RunScope =
+export type RunScope = (
   | { kind: "skip"; reason: string }
   | { kind: "full"; reason: string }
-  | { kind: "groups"; groups: TargetGroup[]; reason: string };
+  | {
+      kind: "groups";
+      groups: TargetGroup[];
+      reason: string;
+      /** A resumed continuation's groups still to start after these (reconcile's later rounds). */
+      startsLeft?: TargetGroup[];
+    }
+) & {
+  /** `region:group` of groups whose own refresh this batch reported succeeded (memory notes them). */
+  reported?: string[];
+};
 
 /**
  * EventBridge's `time` has whole seconds (the examples in
@@ -52,23 +62,76 @@ function alreadyCurrent(trigger: Trigger, memory: { versionId?: string } | undef
 }
 
 /**
+ * Reported successes verified together once this many wait (a partial look at 100 groups costs
+ * about the same per region as one at 10: a DescribeAutoScalingGroups page, a DescribeInstances, a
+ * DescribeSecret), so that the full observation at the end has few refreshes left to read.
+ */
+export const VERIFY_REPORTED_AT = 100;
+
+/** What a warm container's memory offers scopeOf; a cold one passes the anchor's time only. */
+type ScopeMemory = Pick<Recollection, "fullStartedAt"> &
+  Partial<Pick<Recollection, "versionId" | "notDone" | "refreshIds" | "reported">>;
+
+/**
+ * Our own refresh, of a group not done at the last full observation, reported success: nothing
+ * to observe for it yet while other groups are still to report. A partial look at it would only
+ * find it done; the decisions its success can lead to (revoking, recording completion) wait for a
+ * full observation anyway, which reads every group's refresh again. So these triggers are noted
+ * (memory.reported) and cost no call, until every group not done has reported (then the full
+ * observation runs) or VERIFY_REPORTED_AT of them wait (then they are looked at together). A
+ * failure, a cancel, a rollback, or a refresh that is not the one we know, is looked at at once.
+ */
+function reportsSuccess(
+  t: Extract<Trigger, { kind: "instance-refresh" }>,
+  memory: ScopeMemory | undefined,
+): boolean {
+  if (t.event !== "Succeeded" || !memory?.refreshIds) return false;
+  const key = groupKey({ region: t.region, groupName: t.group });
+  return memory.refreshIds[key] === t.refreshId && (memory.notDone ?? []).includes(key);
+}
+
+/**
  * A continuation this container suspended resumes with its groups, like refresh events for them
  * (a continuation from elsewhere, or whose suspension a later one replaced, observes in full).
  */
 export function scopeOf(
   triggers: readonly Trigger[],
-  memory: (Pick<Recollection, "fullStartedAt"> & { versionId?: string }) | undefined,
+  memory: ScopeMemory | undefined,
   clockSkewMs: number,
   suspension?: (id: string) => Suspension | undefined,
 ): RunScope {
   if (triggers.length === 0) return { kind: "full", reason: "a direct call" };
-  const live = triggers.filter(
+  const unseen = triggers.filter(
     (t) => !seenBy(t, memory?.fullStartedAt, clockSkewMs) && !alreadyCurrent(t, memory),
   );
-  if (live.length === 0) {
+  if (unseen.length === 0) {
     return {
       kind: "skip",
       reason: `the last full observation (began ${memory?.fullStartedAt.toISOString()}) saw every trigger`,
+    };
+  }
+  const reports = unseen.flatMap((t) =>
+    t.kind === "instance-refresh" && reportsSuccess(t, memory) ? [t] : [],
+  );
+  const reported = reports.map((t) => groupKey({ region: t.region, groupName: t.group }));
+  const allReported = new Set([...(memory?.reported ?? []), ...reported]);
+  const unreported = (memory?.notDone ?? []).filter((k) => !allReported.has(k));
+  const live = unseen.filter((t) => !(t.kind === "instance-refresh" && reportsSuccess(t, memory)));
+  if (reports.length > 0 && unreported.length === 0) {
+    return {
+      kind: "full",
+      reason: "every group not done reported its refresh succeeded: the rollout may be complete",
+      reported,
+    };
+  }
+  // Waiting reports verified together: the groups scope below looks at them with the live triggers'.
+  const verify =
+    reports.length > 0 && allReported.size >= VERIFY_REPORTED_AT ? [...allReported].map(parseGroupKey) : [];
+  if (live.length === 0 && verify.length === 0) {
+    return {
+      kind: "skip",
+      reason: `${reports.length} refresh(es) of ours succeeded; ${unreported.length} group(s) still to report before a look verifies them`,
+      reported,
     };
   }
   const resumed = (t: Trigger) => {
@@ -76,8 +139,10 @@ export function scopeOf(
     return s && s.groups.length > 0 ? s : undefined;
   };
   const other = live.find((t) => t.kind !== "instance-refresh" && !resumed(t));
-  if (other) return { kind: "full", reason: `a ${other.kind} trigger` };
+  if (other) return { kind: "full", reason: `a ${other.kind} trigger`, reported };
   const groups = new Map<string, TargetGroup>();
+  const startsLeft = new Map<string, TargetGroup>();
+  for (const g of verify) groups.set(groupKey(g), g);
   for (const t of live) {
     if (t.kind === "instance-refresh")
       groups.set(groupKey({ region: t.region, groupName: t.group }), {
@@ -85,12 +150,25 @@ export function scopeOf(
         groupName: t.group,
       });
     for (const g of resumed(t)?.groups ?? []) groups.set(groupKey(g), g);
+    for (const g of resumed(t)?.startsLeft ?? []) startsLeft.set(groupKey(g), g);
   }
+  for (const key of groups.keys()) startsLeft.delete(key);
   return {
     kind: "groups",
     groups: [...groups.values()],
-    reason: `${live.length} refresh event(s) or continuation(s)`,
+    reason:
+      verify.length > 0
+        ? `${verify.length} reported refresh success(es) to verify, ${live.length} other trigger(s)`
+        : `${live.length} refresh event(s) or continuation(s)`,
+    reported,
+    ...(startsLeft.size > 0 ? { startsLeft: [...startsLeft.values()] } : {}),
   };
+}
+
+/** The inverse of groupKey (`region:group`): a region has no colon, so the first one ends it. */
+function parseGroupKey(key: string): TargetGroup {
+  const at = key.indexOf(":");
+  return { region: key.slice(0, at), groupName: key.slice(at + 1) };
 }
 
 /**
@@ -112,7 +190,9 @@ export function needsFullObservation(
     return "an emergency's leaked token may now be revoked";
   }
   const here = new Set(plan.targets.map(groupKey));
-  const othersPending = memory.notDone.filter((k) => !here.has(k));
+  // A group that reported its refresh succeeded is not waited for: the full observation verifies it.
+  const reported = new Set(memory.reported);
+  const othersPending = memory.notDone.filter((k) => !here.has(k) && !reported.has(k));
   const settled = plan.targets.every((t) => DONE_PHASES.has(t.phase) || BLOCKED_PHASES.has(t.phase));
   if (othersPending.length === 0 && settled) {
     return "every other group was done at the last full observation: the rollout may be complete";

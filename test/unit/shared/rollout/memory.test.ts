@@ -42,6 +42,36 @@ describe("RolloutMemory", () => {
     expect(memory.recollect()?.notDone).toEqual(["us-east-1:ci-a"]);
   });
 
+  it("knows our refresh of each pending group, notes reported successes, and forgets those a look saw", () => {
+    const memory = new RolloutMemory();
+    const full = observation({
+      targets: [
+        target("us-east-1", "ci-a", ours(V2, "r-a", "InProgress")),
+        target("eu-west-1", "ci-b", ours(V2, "r-b", "InProgress")),
+      ],
+    });
+    memory.afterPlan(full, plan(full, settings));
+    expect(memory.recollect()?.refreshIds).toEqual({ "us-east-1:ci-a": "r-a", "eu-west-1:ci-b": "r-b" });
+    memory.noteStarted(V2, [{ region: "us-east-1", groupName: "ci-a", refreshId: "r-a2" }]);
+    memory.noteStarted("v9", [{ region: "us-east-1", groupName: "ci-a", refreshId: "r-other" }]);
+    expect(memory.recollect()?.refreshIds["us-east-1:ci-a"]).toBe("r-a2");
+    // Only groups not done are noted; a repeat is noted once.
+    memory.noteReported(["eu-west-1:ci-b", "eu-west-1:ci-b", "us-east-1:ci-z"]);
+    expect(memory.recollect()?.reported).toEqual(["eu-west-1:ci-b"]);
+    const partial = observation({
+      scope: "partial",
+      tokens: [],
+      managedVersion: V2,
+      targets: [target("eu-west-1", "ci-b", { ...ours(V2, "r-b"), members: replaced("ci-b") })],
+    });
+    memory.afterPlan(partial, plan(partial, settings));
+    expect(memory.recollect()?.reported).toEqual([]);
+    // A new full observation starts over.
+    memory.noteReported(["us-east-1:ci-a"]);
+    memory.afterPlan(full, plan(full, settings));
+    expect(memory.recollect()?.reported).toEqual([]);
+  });
+
   it("does not call a version managed when the full observation found no token of ours for it", () => {
     const memory = new RolloutMemory();
     const full = observation({ tokens: [] });

@@ -140,6 +140,25 @@ describe("observe", () => {
     expect(obs.replicas.map((r) => r.region).sort()).toEqual(["ap-south-1", "eu-west-1"]);
   });
 
+  it("reads the replicas after the groups: a replica that caught up meanwhile counts", async () => {
+    let groupsRead = false;
+    ec2.on(DescribeInstancesCommand).callsFake(() => {
+      groupsRead = true;
+      return { Reservations: [] };
+    });
+    // eu-west-1 serves v2 only once the groups' instances have been read.
+    const replica = {
+      send: async () => ({ VersionIdsToStages: { [groupsRead ? "v2" : "v1"]: ["AWSCURRENT"] } }),
+    } as unknown as SecretsManagerClient;
+    const base = deps();
+    const obs = await observe({
+      ...base,
+      secrets: (r: string) => (r === "eu-west-1" ? replica : base.secrets(r)),
+    });
+    expect(groupsRead).toBe(true);
+    expect(obs.replicas.find((r) => r.region === "eu-west-1")?.current).toBe("v2");
+  });
+
   it("reads markers, refreshes and managed tokens", async () => {
     const obs = await observe(deps());
     expect(obs.secret.current).toBe("v2");

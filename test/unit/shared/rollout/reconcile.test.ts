@@ -18,10 +18,11 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { describeManagedToken } from "../../../../shared/buildkite/description";
 import { loadReconcileConfig } from "../../../../shared/lib/config";
 import { createLogger } from "../../../../shared/lib/log";
+import { HANDOVER_AFTER_MS } from "../../../../shared/rollout/handover";
 import { decodeRolloutMarker, encodeRefreshMarker, encodeSync } from "../../../../shared/rollout/markers";
 import { RolloutMemory } from "../../../../shared/rollout/memory";
 import { MARKER_TAG, ROLLOUT_TAG, SYNC_TAG } from "../../../../shared/rollout/plan";
-import { type ReconcileDeps, reconcile } from "../../../../shared/rollout/reconcile";
+import { MAX_STARTS_PER_ROUND, type ReconcileDeps, reconcile } from "../../../../shared/rollout/reconcile";
 import type { Trigger } from "../../../../shared/rollout/trigger";
 import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 
@@ -220,7 +221,7 @@ describe("reconcile: a cold container reaches the decisions of a warm one", () =
     expect(r.cold.plan?.complete).toBe(true);
   });
 
-  it("another group is still refreshing: neither writes anything, and the warm one looks only at its group", async () => {
+  it("another group is still refreshing: neither writes anything, and the warm one notes the success without a call", async () => {
     status["ci-a"] = "InProgress";
     const r = await warmAndCold(
       new Date("2026-12-01T12:04:00Z"),
@@ -231,9 +232,10 @@ describe("reconcile: a cold container reaches the decisions of a warm one", () =
     );
     expect(r.warmWrites).toEqual([]);
     expect(r.coldWrites).toEqual([]);
-    expect(r.warm.observations).toEqual({ full: 0, partial: 1, polls: 0 });
+    // Our own refresh of ci-b reported success while ci-a has not: nothing to look at yet.
+    expect(r.warm.scope.kind).toBe("skip");
+    expect(r.warmCalls).toBe(0);
     expect(r.cold.observations).toEqual({ full: 1, partial: 1, polls: 0 });
-    expect(r.warmCalls).toBeLessThan(r.coldCalls);
   });
 
   it("a refresh failed: both send the one alert, and record it", async () => {
@@ -338,10 +340,10 @@ describe("reconcile: a run that would only wait hands the queue over to triggers
     expect(q.sent[0]?.versionId).toBe("v2");
     expect(q.sent[0]?.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(out.handedOver?.id).toBe(q.sent[0]?.id);
-    // It looked once, as soon as it had held the queue for 3 s, and then stopped waiting.
+    // It looked once, as soon as it had held the queue for HANDOVER_AFTER_MS, and then stopped waiting.
     expect(q.looks).toHaveLength(1);
-    expect((q.looks[0]?.getTime() ?? 0) - started.getTime()).toBeGreaterThanOrEqual(3_000);
-    expect((q.looks[0]?.getTime() ?? 0) - started.getTime()).toBeLessThan(3_500);
+    expect((q.looks[0]?.getTime() ?? 0) - started.getTime()).toBeGreaterThanOrEqual(HANDOVER_AFTER_MS);
+    expect((q.looks[0]?.getTime() ?? 0) - started.getTime()).toBeLessThan(HANDOVER_AFTER_MS + 500);
   });
 
   it("its continuation, in the same container, looks at the suspended groups only", async () => {
@@ -376,7 +378,9 @@ describe("reconcile: a run that would only wait hands the queue over to triggers
     expect(world.reads()).toBeGreaterThan(40);
     expect(q.looks.length).toBeGreaterThan(0);
     for (let i = 1; i < q.looks.length; i++) {
-      expect((q.looks[i]?.getTime() ?? 0) - (q.looks[i - 1]?.getTime() ?? 0)).toBeGreaterThanOrEqual(3_000);
+      expect((q.looks[i]?.getTime() ?? 0) - (q.looks[i - 1]?.getTime() ?? 0)).toBeGreaterThanOrEqual(
+        HANDOVER_AFTER_MS,
+      );
     }
   });
 
@@ -396,5 +400,78 @@ describe("reconcile: a run that would only wait hands the queue over to triggers
     const out = await reconcile(world.deps(new RolloutMemory()), { triggers: [] });
     expect(out.handedOver).toBeUndefined();
     expect(world.reads()).toBeGreaterThan(40);
+  });
+});
+
+describe("reconcile: refreshes beyond one round's bound", () => {
+  const names = Array.from({ length: 2 * MAX_STARTS_PER_ROUND + 50 }, (_, i) => `ci-${i}`);
+  const many = () =>
+    loadReconcileConfig(
+      reconcileEnv({
+        ROLLOUT_STRATEGY: "refresh",
+        REPLICA_REGIONS: "",
+        TARGET_GROUPS: names.map((n) => `us-east-1:${n}`).join(","),
+      }),
+    );
+  beforeEach(() => {
+    sm.on(DescribeSecretCommand).resolves({
+      VersionIdsToStages: { v1: ["AWSPREVIOUS"], v2: ["AWSCURRENT"] },
+    });
+    // No refresh yet: every group still runs its instance launched before the version.
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
+      AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
+        AutoScalingGroupName: name,
+        Instances: [{ InstanceId: `i-${name}-old`, LifecycleState: "InService" }],
+        Tags: [],
+      })),
+    }));
+    asg.on(DescribeInstanceRefreshesCommand).resolves({ InstanceRefreshes: [] });
+    asg.on(StartInstanceRefreshCommand).callsFake((input: { AutoScalingGroupName?: string }) => ({
+      InstanceRefreshId: `r-${input.AutoScalingGroupName}`,
+    }));
+  });
+  const started = () =>
+    asg.commandCalls(StartInstanceRefreshCommand).map((c) => c.args[0].input.AutoScalingGroupName ?? "");
+
+  it("each later round looks again at the next round's worth of groups only, and every group starts once", async () => {
+    const outcome = await reconcile({ ...depsWith(new RolloutMemory()), config: many() });
+    expect([...started()].sort()).toEqual([...names].sort());
+    expect(outcome.observations).toEqual({ full: 1, partial: 2, polls: 0 });
+    // The full look, then the next 200 of the 250 deferred, then the last 50: each group twice at
+    // most (looking at every deferred group again each round would be 450 + 250 + 50).
+    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(
+      names.length + MAX_STARTS_PER_ROUND + 50,
+    );
+  });
+
+  it("a handover between rounds: the continuation looks at the next chunk, then at the rest", async () => {
+    const memory = new RolloutMemory();
+    const sent: Array<{ id: string }> = [];
+    // Time passes with every reading of the clock, so the run is soon due to look at the queue.
+    let t = clock.getTime();
+    const ticking = () => {
+      t += 1_000;
+      return new Date(t);
+    };
+    const first = await reconcile(
+      {
+        ...depsWith(memory),
+        config: many(),
+        now: ticking,
+        handover: { waiting: async () => 1, continueLater: async (c: { id: string }) => void sent.push(c) },
+      },
+      { triggers: [{ kind: "schedule", at: new Date(t) }] },
+    );
+    expect(first.handedOver?.id).toBe(sent[0]?.id);
+    expect(started()).toHaveLength(MAX_STARTS_PER_ROUND);
+    asg.resetHistory();
+    const resumed = await reconcile(
+      { ...depsWith(memory), config: many(), now: ticking },
+      { triggers: [{ kind: "continuation", id: sent[0]?.id ?? "", versionId: "v2", at: new Date(t) }] },
+    );
+    expect(resumed.scope.kind).toBe("groups");
+    expect(resumed.observations).toEqual({ full: 0, partial: 2, polls: 0 });
+    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(MAX_STARTS_PER_ROUND + 50);
+    expect(started()).toHaveLength(MAX_STARTS_PER_ROUND + 50);
   });
 });

@@ -5,6 +5,7 @@ import {
   needsFullObservation,
   scopeOf,
   seenBy,
+  VERIFY_REPORTED_AT,
 } from "../../../../shared/rollout/scope";
 import type { Trigger } from "../../../../shared/rollout/trigger";
 import type { Plan, TargetPhase } from "../../../../shared/rollout/types";
@@ -27,6 +28,8 @@ const memory = (over: Partial<Recollection> = {}): Recollection => ({
   anchor: { region: "us-east-1", groupName: "a" },
   notDone: ["us-east-1:a", "us-east-1:b"],
   leakedOpen: false,
+  refreshIds: {},
+  reported: [],
   ...over,
 });
 
@@ -194,6 +197,13 @@ describe("needsFullObservation (after a partial plan)", () => {
     ],
     ["another group still pending", partial([["a", "refreshed"]]), memory(), NOW, false],
     [
+      "the other pending group reported its refresh succeeded (the full observation verifies it)",
+      partial([["a", "refreshed"]]),
+      memory({ reported: ["us-east-1:b"] }),
+      NOW,
+      true,
+    ],
+    [
       "fleet alerts held back, last full observation recent",
       partial([["a", "refreshing"]], { deferredAlerts: 1 }),
       memory(),
@@ -259,5 +269,95 @@ describe("scopeOf: a continuation this container suspended", () => {
         suspension,
       ).kind,
     ).toBe("skip");
+  });
+});
+
+describe("scopeOf: our own refreshes reporting success", () => {
+  const LATER = "2026-12-01T12:00:30Z";
+  const ours = memory({ refreshIds: { "us-east-1:a": "r-a", "us-east-1:b": "r-b" } });
+
+  it("while another group is still to report: no call, the success is noted", () => {
+    const scope = scopeOf([refresh("a", LATER)], ours, 0);
+    expect(scope.kind).toBe("skip");
+    expect(scope.reported).toEqual(["us-east-1:a"]);
+  });
+
+  it("the last group to report: the full observation that verifies every one of them", () => {
+    expect(scopeOf([refresh("b", LATER)], memory({ ...ours, reported: ["us-east-1:a"] }), 0)).toMatchObject({
+      kind: "full",
+      reported: ["us-east-1:b"],
+    });
+    expect(scopeOf([refresh("a", LATER), refresh("b", LATER)], ours, 0).kind).toBe("full");
+  });
+
+  it.each<[string, Trigger, Recollection | undefined]>([
+    [
+      "a refresh that is not the one we know",
+      { ...refresh("a", LATER), refreshId: "r-other" } as Trigger,
+      ours,
+    ],
+    ["a failed refresh", { ...refresh("a", LATER), event: "Failed" } as Trigger, ours],
+    ["a cancelled refresh", { ...refresh("a", LATER), event: "Cancelled" } as Trigger, ours],
+    ["a rollback", { ...refresh("a", LATER), event: "Rollback Succeeded" } as Trigger, ours],
+    [
+      "a group done at the last full observation",
+      refresh("c", LATER),
+      memory({ ...ours, refreshIds: { "us-east-1:c": "r-c" } }),
+    ],
+    ["a container that knows none of our refreshes", refresh("a", LATER), memory()],
+  ])("%s: looked at at once", (_, trigger, recollection) => {
+    const scope = scopeOf([trigger], recollection, 0);
+    expect(scope.kind).toBe("groups");
+    expect(scope.reported).toEqual([]);
+  });
+
+  it("a cold container (the anchor's time only) looks at the group", () => {
+    expect(scopeOf([refresh("a", LATER)], { fullStartedAt: FULL }, 0).kind).toBe("groups");
+  });
+
+  it("other triggers in the batch are looked at; the success is still only noted", () => {
+    const failed = { ...refresh("b", LATER), event: "Failed" } as Trigger;
+    const scope = scopeOf([refresh("a", LATER), failed], ours, 0);
+    expect(scope).toMatchObject({ kind: "groups", groups: [{ region: "us-east-1", groupName: "b" }] });
+    expect(scope.reported).toEqual(["us-east-1:a"]);
+  });
+
+  it(`${VERIFY_REPORTED_AT} waiting: looked at together (with the live triggers' groups)`, () => {
+    const names = Array.from({ length: VERIFY_REPORTED_AT + 1 }, (_, i) => `g${i}`);
+    const many = memory({
+      notDone: names.map((n) => `us-east-1:${n}`),
+      refreshIds: Object.fromEntries(names.map((n) => [`us-east-1:${n}`, `r-${n}`])),
+      reported: names.slice(0, VERIFY_REPORTED_AT - 2).map((n) => `us-east-1:${n}`),
+    });
+    const before = scopeOf([refresh(names[VERIFY_REPORTED_AT - 2] ?? "", LATER)], many, 0);
+    expect(before.kind).toBe("skip");
+    // Memory noted that one; the next makes VERIFY_REPORTED_AT.
+    const noted = { ...many, reported: names.slice(0, VERIFY_REPORTED_AT - 1).map((n) => `us-east-1:${n}`) };
+    const scope = scopeOf([refresh(names[VERIFY_REPORTED_AT - 1] ?? "", LATER)], noted, 0);
+    expect(scope.kind).toBe("groups");
+    const groups = scope.kind === "groups" ? scope.groups.map((g) => `${g.region}:${g.groupName}`) : [];
+    expect(groups.sort()).toEqual(
+      names
+        .slice(0, VERIFY_REPORTED_AT)
+        .map((n) => `us-east-1:${n}`)
+        .sort(),
+    );
+  });
+
+  it("a group name with a colon survives the round trip through memory", () => {
+    const odd = memory({ notDone: ["us-east-1:a:b", "us-east-1:x"], refreshIds: {}, reported: [] });
+    const names = Array.from({ length: VERIFY_REPORTED_AT }, (_, i) => `us-east-1:n${i}`);
+    const scope = scopeOf(
+      [{ ...refresh("a:b", LATER), refreshId: "r-ab" } as Trigger],
+      {
+        ...odd,
+        notDone: [...odd.notDone, ...names],
+        refreshIds: { "us-east-1:a:b": "r-ab" },
+        reported: names.slice(0, VERIFY_REPORTED_AT - 1),
+      },
+      0,
+    );
+    const groups = scope.kind === "groups" ? scope.groups : [];
+    expect(groups).toContainEqual({ region: "us-east-1", groupName: "a:b" });
   });
 });
