@@ -104,6 +104,14 @@ type Next =
   | { kind: "groups"; groups: TargetGroup[] }
   | { kind: "poll"; previous: Observation; sent: ActResult["commandsSent"]; relist: string[] };
 
+/**
+ * The longest pause between two polls of the install commands in flight (jittered down to half):
+ * the last command's result is seen at most this long after it lands, and the revocation follows.
+ * A poll reads only the commands still running (one ListCommandInvocations each: at 20 × 1,000 in
+ * place about two per region), so polling every second costs about two calls a second per region.
+ */
+const COMMAND_POLL_MAX_MS = 1_000;
+
 /** Full observations a run may add to the one its trigger asked for (a partial run's escalations). */
 const MAX_ESCALATIONS = 2;
 /**
@@ -285,7 +293,7 @@ export async function reconcile(
         next = { kind: "groups", groups: unobserved };
         continue;
       }
-      const delay = backoffDelay(commandPolls++, 250, 2_000);
+      const delay = backoffDelay(commandPolls++, 250, COMMAND_POLL_MAX_MS);
       if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) break;
       if (await handOver("install commands in flight")) break;
       await deps.sleep(delay);
