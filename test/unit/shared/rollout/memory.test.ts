@@ -15,15 +15,28 @@ import {
 
 const settings: PlanSettings = { ...IN_PLACE_SETTINGS, strategy: "refresh", clockSkewMs: 0 };
 
+/** A full observation: our refreshes of ci-a and ci-b still in progress. */
+const twoRefreshing = () =>
+  observation({
+    targets: [
+      target("us-east-1", "ci-a", ours(V2, "r-a", "InProgress")),
+      target("eu-west-1", "ci-b", ours(V2, "r-b", "InProgress")),
+    ],
+  });
+
+/** A partial observation of ci-b alone, its instances replaced. */
+const ciBReplaced = () =>
+  observation({
+    scope: "partial",
+    tokens: [],
+    managedVersion: V2,
+    targets: [target("eu-west-1", "ci-b", { ...ours(V2, "r-b"), members: replaced("ci-b") })],
+  });
+
 describe("RolloutMemory", () => {
   it("remembers a full observation's pending groups, and a partial plan's progress on them", () => {
     const memory = new RolloutMemory();
-    const full = observation({
-      targets: [
-        target("us-east-1", "ci-a", ours(V2, "r-a", "InProgress")),
-        target("eu-west-1", "ci-b", ours(V2, "r-b", "InProgress")),
-      ],
-    });
+    const full = twoRefreshing();
     memory.afterPlan(full, plan(full, settings));
     expect(memory.recollect()).toMatchObject({
       versionId: V2,
@@ -32,24 +45,14 @@ describe("RolloutMemory", () => {
       anchor: { region: "us-east-1", groupName: "ci-a" },
       notDone: ["us-east-1:ci-a", "eu-west-1:ci-b"],
     });
-    const partial = observation({
-      scope: "partial",
-      tokens: [],
-      managedVersion: V2,
-      targets: [target("eu-west-1", "ci-b", { ...ours(V2, "r-b"), members: replaced("ci-b") })],
-    });
+    const partial = ciBReplaced();
     memory.afterPlan(partial, plan(partial, settings));
     expect(memory.recollect()?.notDone).toEqual(["us-east-1:ci-a"]);
   });
 
   it("knows our refresh of each pending group, notes reported successes, and forgets those a look saw", () => {
     const memory = new RolloutMemory();
-    const full = observation({
-      targets: [
-        target("us-east-1", "ci-a", ours(V2, "r-a", "InProgress")),
-        target("eu-west-1", "ci-b", ours(V2, "r-b", "InProgress")),
-      ],
-    });
+    const full = twoRefreshing();
     memory.afterPlan(full, plan(full, settings));
     expect(memory.recollect()?.refreshIds).toEqual({ "us-east-1:ci-a": "r-a", "eu-west-1:ci-b": "r-b" });
     memory.noteStarted(V2, [{ region: "us-east-1", groupName: "ci-a", refreshId: "r-a2" }]);
@@ -58,12 +61,7 @@ describe("RolloutMemory", () => {
     // Only groups not done are noted; a repeat is noted once.
     memory.noteReported(["eu-west-1:ci-b", "eu-west-1:ci-b", "us-east-1:ci-z"]);
     expect(memory.recollect()?.reported).toEqual(["eu-west-1:ci-b"]);
-    const partial = observation({
-      scope: "partial",
-      tokens: [],
-      managedVersion: V2,
-      targets: [target("eu-west-1", "ci-b", { ...ours(V2, "r-b"), members: replaced("ci-b") })],
-    });
+    const partial = ciBReplaced();
     memory.afterPlan(partial, plan(partial, settings));
     expect(memory.recollect()?.reported).toEqual([]);
     // A new full observation starts over.
