@@ -41,15 +41,17 @@ export async function createTriggerQueue(
  * deduplication interval (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/using-messagededuplicationid-property.html).
  */
 export async function sendTrigger(sqs: SQSClient, queueUrl: string, event: unknown): Promise<void> {
+  await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, ...triggerMessage(event) }));
+}
+
+/** The message the rule's target makes of an event (see sendTrigger). */
+function triggerMessage(event: unknown) {
   const id = (event as { id?: unknown } | null)?.id;
-  await sqs.send(
-    new SendMessageCommand({
-      QueueUrl: queueUrl,
-      MessageBody: JSON.stringify(event),
-      MessageGroupId: TRIGGER_GROUP,
-      MessageDeduplicationId: typeof id === "string" && id !== "" ? id : randomUUID(),
-    }),
-  );
+  return {
+    MessageBody: JSON.stringify(event),
+    MessageGroupId: TRIGGER_GROUP,
+    MessageDeduplicationId: typeof id === "string" && id !== "" ? id : randomUUID(),
+  };
 }
 
 /**
@@ -65,15 +67,7 @@ export async function sendTriggers(
   const out = await sqs.send(
     new SendMessageBatchCommand({
       QueueUrl: queueUrl,
-      Entries: events.map((event, i) => {
-        const id = (event as { id?: unknown } | null)?.id;
-        return {
-          Id: String(i),
-          MessageBody: JSON.stringify(event),
-          MessageGroupId: TRIGGER_GROUP,
-          MessageDeduplicationId: typeof id === "string" && id !== "" ? id : randomUUID(),
-        };
-      }),
+      Entries: events.map((event, i) => ({ Id: String(i), ...triggerMessage(event) })),
     }),
   );
   const failed = new Map((out.Failed ?? []).map((f) => [f.Id, `${f.Code ?? "Failed"}: ${f.Message ?? ""}`]));

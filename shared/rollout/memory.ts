@@ -142,19 +142,18 @@ export class RolloutMemory {
 
   /** A run handed the queue over while these groups had work left (handover.ts); the latest wins. */
   suspend(suspension: Suspension): void {
-    this.suspended = {
-      ...suspension,
-      groups: [...suspension.groups],
-      ...(suspension.startsLeft ? { startsLeft: [...suspension.startsLeft] } : {}),
-    };
+    this.suspended = copyOf(suspension);
   }
 
   /** The suspension a continuation names, if this container made it. */
   suspension(id: string): Suspension | undefined {
-    const s = this.suspended;
-    if (s?.id !== id) return undefined;
-    return { ...s, groups: [...s.groups], ...(s.startsLeft ? { startsLeft: [...s.startsLeft] } : {}) };
+    return this.suspended?.id === id ? copyOf(this.suspended) : undefined;
   }
+}
+
+/** A suspension no caller can change through the memory (or the memory through the caller). */
+function copyOf(s: Suspension): Suspension {
+  return { ...s, groups: [...s.groups], ...(s.startsLeft ? { startsLeft: [...s.startsLeft] } : {}) };
 }
 
 function refreshIdsOf(plan: Plan, notDone: readonly string[]): Record<string, string> {

@@ -14,6 +14,12 @@ export const targetGroupOf = (t: { region: string; groupName: string }) => ({
 /** How a group is named across regions: `region:group`. */
 export const groupKey = (t: { region: string; groupName: string }): string => `${t.region}:${t.groupName}`;
 
+/** The inverse of groupKey: a region has no colon, so the first one ends it. */
+export const groupOfKey = (key: string): { region: string; groupName: string } => {
+  const at = key.indexOf(":");
+  return { region: key.slice(0, at), groupName: key.slice(at + 1) };
+};
+
 /** Every instance of the group is safe for the current version (or the group has none). */
 export const DONE_PHASES: ReadonlySet<TargetPhase> = new Set(["refreshed", "updated", "empty"]);
 /** Nothing will change without an operator (or the configured fallback). */

@@ -1,6 +1,6 @@
 import type { TargetGroup } from "../lib/config";
 import type { Recollection, Suspension } from "./memory";
-import { BLOCKED_PHASES, DONE_PHASES, groupKey } from "./model";
+import { BLOCKED_PHASES, DONE_PHASES, groupKey, groupOfKey } from "./model";
 import type { Trigger } from "./trigger";
 import type { Plan } from "./types";
 
@@ -110,14 +110,17 @@ export function scopeOf(
       reason: `the last full observation (began ${memory?.fullStartedAt.toISOString()}) saw every trigger`,
     };
   }
-  const reports = unseen.flatMap((t) =>
-    t.kind === "instance-refresh" && reportsSuccess(t, memory) ? [t] : [],
-  );
-  const reported = reports.map((t) => groupKey({ region: t.region, groupName: t.group }));
+  // Our own successes (noted, not observed) apart from the triggers that are looked at.
+  const reported: string[] = [];
+  const live: Trigger[] = [];
+  for (const t of unseen) {
+    if (t.kind === "instance-refresh" && reportsSuccess(t, memory))
+      reported.push(groupKey({ region: t.region, groupName: t.group }));
+    else live.push(t);
+  }
   const allReported = new Set([...(memory?.reported ?? []), ...reported]);
   const unreported = (memory?.notDone ?? []).filter((k) => !allReported.has(k));
-  const live = unseen.filter((t) => !(t.kind === "instance-refresh" && reportsSuccess(t, memory)));
-  if (reports.length > 0 && unreported.length === 0) {
+  if (reported.length > 0 && unreported.length === 0) {
     return {
       kind: "full",
       reason: "every group not done reported its refresh succeeded: the rollout may be complete",
@@ -126,11 +129,11 @@ export function scopeOf(
   }
   // Waiting reports verified together: the groups scope below looks at them with the live triggers'.
   const verify =
-    reports.length > 0 && allReported.size >= VERIFY_REPORTED_AT ? [...allReported].map(parseGroupKey) : [];
+    reported.length > 0 && allReported.size >= VERIFY_REPORTED_AT ? [...allReported].map(groupOfKey) : [];
   if (live.length === 0 && verify.length === 0) {
     return {
       kind: "skip",
-      reason: `${reports.length} refresh(es) of ours succeeded; ${unreported.length} group(s) still to report before a look verifies them`,
+      reason: `${reported.length} refresh(es) of ours succeeded; ${unreported.length} group(s) still to report before a look verifies them`,
       reported,
     };
   }
@@ -163,12 +166,6 @@ export function scopeOf(
     reported,
     ...(startsLeft.size > 0 ? { startsLeft: [...startsLeft.values()] } : {}),
   };
-}
-
-/** The inverse of groupKey (`region:group`): a region has no colon, so the first one ends it. */
-function parseGroupKey(key: string): TargetGroup {
-  const at = key.indexOf(":");
-  return { region: key.slice(0, at), groupName: key.slice(at + 1) };
 }
 
 /**

@@ -10,8 +10,7 @@ import { ROOT } from "../../../../support/cloudformation";
  */
 const LAUNCHER_DIR = join(ROOT, "sandbox/fakes/aws");
 const probe = `
-import datetime, json, sys, time
-sys.path.insert(0, ${JSON.stringify(LAUNCHER_DIR)})
+import datetime, json
 import moto.core.utils as core
 import moto.sqs.models as sqs
 original = (sqs.unix_time, sqs.unix_time_millis)
