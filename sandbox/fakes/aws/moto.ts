@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../../lib/free-port";
 
 export interface MotoServer {
   url: string;
@@ -37,16 +36,19 @@ export function motoAvailable(python = process.env.PYTHON ?? "python3"): boolean
 export async function startMoto(options: { timeoutMs?: number; python?: string } = {}): Promise<MotoServer> {
   const python = options.python ?? process.env.PYTHON ?? "python3";
   if (!motoAvailable(python)) throw new Error(INSTALL_HINT);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  // moto server as `python3 -m moto.server` runs it, with its SQS clock reads made cheap (see the launcher).
-  const child = spawn(python, [MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", String(port)], {
+  // moto server as `python3 -m moto.server` runs it, with its SQS clock reads made cheap (see the
+  // launcher), on a port the OS gives it when it binds (-p 0): a port found free beforehand could
+  // be taken by another test's server before moto binds it ("Address already in use", seen in CI),
+  // and the readiness probe below could then be answered by that other server.
+  const child = spawn(python, [MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", "0"], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: "true" },
   });
   let stderr = "";
+  let port: number | undefined;
   child.stderr?.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-2000);
+    port ??= boundPort(stderr);
   });
   const killOnExit = () => child.kill("SIGKILL");
   process.once("exit", killOnExit);
@@ -55,27 +57,33 @@ export async function startMoto(options: { timeoutMs?: number; python?: string }
   for (;;) {
     if (child.exitCode !== null)
       throw new Error(`moto server exited with ${child.exitCode}: ${stderr.trim()}`);
-    try {
-      const res = await fetch(`${url}/moto-api/data.json`, { signal: AbortSignal.timeout(1_000) });
-      await res.body?.cancel();
-      if (res.ok) break;
-    } catch {
-      // not listening yet
+    if (port !== undefined) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/moto-api/data.json`, {
+          signal: AbortSignal.timeout(1_000),
+        });
+        await res.body?.cancel();
+        if (res.ok)
+          return { url: `http://127.0.0.1:${port}`, port, stop: () => stopChild(child, killOnExit) };
+      } catch {
+        // not answering yet
+      }
     }
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       throw new Error(
-        `moto server did not answer on ${url} within ${options.timeoutMs ?? 30_000} ms: ${stderr.trim()}`,
+        `moto server did not answer within ${options.timeoutMs ?? 30_000} ms (port ${port ?? "not reported"}): ${stderr.trim()}`,
       );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
 
-  return {
-    url,
-    port,
-    stop: () => stopChild(child, killOnExit),
-  };
+/** The port werkzeug (moto server's HTTP server) reports once bound: ` * Running on http://127.0.0.1:PORT`. */
+export function boundPort(stderr: string): number | undefined {
+  const m = /Running on http:\/\/127\.0\.0\.1:(\d{1,5})\b/.exec(stderr);
+  const port = m ? Number(m[1]) : Number.NaN;
+  return port > 0 && port < 65_536 ? port : undefined;
 }
 
 async function stopChild(child: ChildProcess, killOnExit: () => void): Promise<void> {
