@@ -1,6 +1,6 @@
 """
-Runs moto server (same arguments as `python3 -m moto.server`) with one change that makes its SQS
-cost independent of the queue's depth, and no change to what any API returns.
+Runs moto server (same arguments as `python3 -m moto.server`) with two changes to what its SQS
+costs, and no change to what any API returns.
 
 Why: moto's SQS reads the clock through moto.core.utils.unix_time, which builds two datetimes and
 subtracts them, once per message per visibility check. Every SendMessage on a FIFO queue computes
@@ -12,16 +12,43 @@ refresh events slow itself down (the deeper the queue, the slower every send and
 
 The change: moto.sqs.models' own references to unix_time / unix_time_millis read time.time(),
 the same clock (seconds since the Unix epoch, as a float) without the datetime arithmetic. moto's
-logic is untouched. On any other moto version nothing is patched, and moto runs as shipped.
+logic is untouched.
+
+Second, a long poll that cannot be answered yet no longer spins. moto's ReceiveMessage loop, when
+a scan found nothing to deliver, waits on the queue's condition with the predicate "the queue has
+visible messages" (moto/sqs/models.py Queue.wait_for_messages). On a FIFO queue whose visible
+messages all belong to a message group with messages in flight, that predicate is already true:
+the wait returns at once and the loop rescans every message, on one CPU core, for the whole
+WaitTimeSeconds. The sandbox's reconcile queue is exactly that queue while a run holds its one
+message group (measured in the 20 x 1,000 rollout: moto busy 17.7 s of 26.8 s, the handlers'
+Secrets Manager and SQS calls waiting behind it). The change: the wait returns when a message is
+added (moto notifies the condition then) or after RESCAN_SECONDS, and the loop rescans as before,
+so a message that becomes deliverable another way (its group's in-flight messages deleted, a
+visibility timeout running out) is delivered within RESCAN_SECONDS, and the long poll still ends
+at WaitTimeSeconds (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-short-and-long-polling.html).
+
+Third, the per-request dispatch costs less. For every request, under one lock shared by all of
+the server's threads, moto's DomainDispatcherApplication.get_backend_for_host lists moto's package
+folders (a listdir and a stat per folder) and then tries every service's URL patterns against the
+host (moto/moto_server/werkzeug_app.py). The answer depends on the host alone, so it is kept per
+host (measured: 1,000 DescribeSecret calls cost moto 4.5 s of CPU as shipped, 3.0 s with these
+changes). And the request log line werkzeug writes to stderr for every request (which nobody reads: the
+sandbox keeps stderr only to find the bound port and to report a failed start) is not written;
+werkzeug's start-up lines, the bound port among them, still are.
+
+On any other moto version nothing is patched, and moto runs as shipped.
 """
 import sys
 import time
 
 import moto
 import moto.sqs.models as sqs_models
+from moto.moto_server import werkzeug_app
 from moto.server import main
+from werkzeug.serving import WSGIRequestHandler
 
 PATCHED_VERSIONS = {"5.2.1"}
+RESCAN_SECONDS = 0.02
 
 
 def _unix_time(dt=None):
@@ -33,12 +60,35 @@ def _unix_time_millis(dt=None):
     return time.time() * 1000.0 if dt is None else _original_unix_time_millis(dt)
 
 
+def _wait_for_messages(self, timeout):
+    # Woken by add_message's notify_all, or after a short pause: never a busy loop.
+    with self._messages_lock:
+        self._messages_lock.wait(timeout=min(timeout, RESCAN_SECONDS))
+
+
+def _get_backend_for_host(self, host):
+    # The answer depends on the host alone (moto's package folders and its URL patterns are fixed
+    # while the server runs): computed once per host, outside nothing but the caller's lock.
+    cache = self.__dict__.setdefault("_backend_for_host", {})
+    if host not in cache:
+        cache[host] = _original_get_backend_for_host(self, host)
+    return cache[host]
+
+
+def _log_request(self, code="-", size="-"):
+    return None
+
+
+_original_get_backend_for_host = werkzeug_app.DomainDispatcherApplication.get_backend_for_host
 _original_unix_time = sqs_models.unix_time
 _original_unix_time_millis = sqs_models.unix_time_millis
 
 if moto.__version__ in PATCHED_VERSIONS:
     sqs_models.unix_time = _unix_time
     sqs_models.unix_time_millis = _unix_time_millis
+    sqs_models.Queue.wait_for_messages = _wait_for_messages
+    werkzeug_app.DomainDispatcherApplication.get_backend_for_host = _get_backend_for_host
+    WSGIRequestHandler.log_request = _log_request
 
 if __name__ == "__main__":
     main(sys.argv[1:])
