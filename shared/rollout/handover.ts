@@ -27,6 +27,13 @@ import { CONTINUATION_SOURCE } from "./trigger";
  * round may be followed by a handover.
  */
 export const HANDOVER_AFTER_MS = 2_000;
+/**
+ * The same, for a run carrying on with the refresh starts of one recent look (reconcile.ts
+ * STARTS_FROM_ONE_LOOK_MS): a continuation would look at the groups left again (a describe each),
+ * and the revocation waits for the last start, while the triggers waiting are mostly our own
+ * refreshes' reports, which cost nothing. Half the 10 s an event may wait (issue 11).
+ */
+export const HANDOVER_WHILE_STARTING_AFTER_MS = 5_000;
 
 export interface Handover {
   /** Triggers waiting behind this run (approximate: SQS's own count). */
@@ -56,8 +63,8 @@ export function newContinuation(versionId: string | undefined, at: Date): Contin
 }
 
 /** Whether a run that has held the queue since `heldSince` should look for waiting triggers now. */
-export function dueToLook(heldSince: Date, now: Date): boolean {
-  return now.getTime() - heldSince.getTime() >= HANDOVER_AFTER_MS;
+export function dueToLook(heldSince: Date, now: Date, afterMs = HANDOVER_AFTER_MS): boolean {
+  return now.getTime() - heldSince.getTime() >= afterMs;
 }
 
 /**

@@ -10,6 +10,7 @@ import type {
   Plan,
   PlanSettings,
   RefreshObservation,
+  StartRefreshAction,
   TargetObservation,
   TargetStatus,
 } from "./types";
@@ -71,19 +72,39 @@ export function plan(obs: Observation, settings: PlanSettings): Plan {
 }
 
 /**
- * Keeps the first `max` refresh starts and defers the others to the run's next round (which looks at
- * those groups again first): starting a thousand refreshes in one round would hold the trigger queue
- * for as long as they take. The deferred groups stay in phase start-refresh, so nothing is complete.
+ * Keeps the first `max` refresh starts and defers the others to the run's next rounds: starting a
+ * thousand refreshes in one go would hold the trigger queue for as long as they take. The deferred
+ * groups stay in phase start-refresh, so nothing is complete.
  */
 function boundStarts(p: Plan, max: number | undefined): Plan {
-  const starts = p.actions.filter((a) => a.kind === "start-refresh");
+  const starts = p.actions.filter((a): a is StartRefreshAction => a.kind === "start-refresh");
   if (max === undefined || starts.length <= max) return p;
   const deferred = starts.slice(max);
   const later = new Set<Action>(deferred);
   return {
     ...p,
     actions: p.actions.filter((a) => !later.has(a)),
-    deferredStarts: deferred.map((a) => a.target),
+    deferredStarts: deferred,
+    complete: false,
+  };
+}
+
+/**
+ * The next round of a plan whose starts were bounded: its next `max` deferred starts, decided on the
+ * same observation, and nothing else (the plan's other writes were made in its first round; its
+ * notices were reported then). Carrying on without looking again is as safe as the first round was:
+ * in between only this run writes for this version, a refresh someone else started meanwhile makes
+ * StartInstanceRefresh fail (InstanceRefreshInProgress, which act leaves to the next run), and a
+ * newer version only means the instances boot with a newer token. The caller bounds how old the
+ * observation may be (reconcile.ts STARTS_FROM_ONE_LOOK_MS).
+ */
+export function continueStarts(p: Plan, max: number | undefined): Plan {
+  const next = max === undefined ? p.deferredStarts : p.deferredStarts.slice(0, max);
+  return {
+    ...p,
+    actions: next,
+    notices: [],
+    deferredStarts: p.deferredStarts.slice(next.length),
     complete: false,
   };
 }

@@ -10,12 +10,13 @@ import type { Logger } from "../lib/log";
 import type { MetricsSink } from "../lib/metrics";
 import { backoffDelay, type Sleep } from "../lib/sleep";
 import { type ActResult, act } from "./act";
-import { dueToLook, type Handover, newContinuation } from "./handover";
+import { dueToLook, HANDOVER_WHILE_STARTING_AFTER_MS, type Handover, newContinuation } from "./handover";
 import type { RolloutMemory } from "./memory";
-import { groupKey, instanceCounts, targetGroupOf } from "./model";
-import { observe, replicaCurrentVersion } from "./observe";
+import { groupKey, targetGroupOf } from "./model";
+import { observe } from "./observe";
 import { observeCommands } from "./observe-commands";
-import { plan } from "./plan";
+import { continueStarts, plan } from "./plan";
+import { DEADLINE_MARGIN_MS, logRound, waitForReplicaSync } from "./rounds";
 import { needsFullObservation, type RunScope, scopeOf } from "./scope";
 import type { Trigger } from "./trigger";
 import type { Observation, Plan, PlanSettings } from "./types";
@@ -62,8 +63,6 @@ export interface ReconcileOutcome {
   handedOver?: { id: string; waiting: number };
 }
 
-/** Stop waiting this long before the Lambda deadline, leaving time to act and log. */
-const DEADLINE_MARGIN_MS = 20_000;
 const MAX_ROUNDS = 60;
 
 /**
@@ -98,9 +97,20 @@ export function tokenParameterName(config: Pick<ReconcileConfig, "secret">): str
   return `/aws/reference/secretsmanager/${config.secret.name}`;
 }
 
+/**
+ * How old an observation may be for a later round to carry on with its plan's deferred refresh
+ * starts without looking at those groups again (plan.ts continueStarts). At 20 × 1,000 in the
+ * sandbox, looking again at each round's 100 groups took about 0.9 s of the round's 1 s (the starts
+ * themselves about 0.1 s) and 900 more DescribeInstanceRefreshes; all the rounds of one look take
+ * a few seconds. Older than this, the next round's groups are looked at again first.
+ */
+const STARTS_FROM_ONE_LOOK_MS = 30_000;
+
 /** What the next round observes. */
 type Next =
   | { kind: "full" }
+  /** Nothing: the next round carries on with the deferred starts of `plan`, made on `observation`. */
+  | { kind: "starts"; plan: Plan; observation: Observation }
   | { kind: "groups"; groups: TargetGroup[] }
   | { kind: "poll"; previous: Observation; sent: ActResult["commandsSent"]; relist: string[] };
 
@@ -158,8 +168,9 @@ export async function reconcile(
     waitingFor: string,
     resume: TargetGroup[] = [],
     startsLeftAfter: TargetGroup[] = [],
+    afterMs?: number,
   ): Promise<boolean> => {
-    if (!deps.handover || !dueToLook(lookedAt, deps.now())) return false;
+    if (!deps.handover || !dueToLook(lookedAt, deps.now(), afterMs)) return false;
     lookedAt = deps.now();
     let waiting: number;
     try {
@@ -197,23 +208,19 @@ export async function reconcile(
     return true;
   };
   let escalations = 0;
-  /** Groups whose refresh a round deferred and no round has looked at again yet (beyond the next chunk). */
-  let startsLeft: TargetGroup[] = scope.kind === "groups" ? (scope.startsLeft ?? []) : [];
-  let commandPolls = 0;
-  let unobservedRetries = 0;
-  /** Everything this run has seen, for its polls (view.ts). */
-  let view: Observation | undefined;
-  while (outcome.rounds < MAX_ROUNDS) {
-    outcome.rounds++;
+  /** One round's look and plan; "skip" when a cold container finds nothing new, "escalate" to observe in full. */
+  const observeAndPlan = async (
+    look: Exclude<Next, { kind: "starts" }>,
+  ): Promise<{ observation: Observation; plan: Plan } | "skip" | "escalate"> => {
     const observation: Observation =
-      next.kind === "full"
+      look.kind === "full"
         ? await observe(deps)
-        : next.kind === "groups"
-          ? await observe(deps, { groups: next.groups })
-          : await observeCommands(deps, next.previous, next.sent, next.relist);
-    outcome.observations[next.kind === "groups" ? "partial" : next.kind === "poll" ? "polls" : "full"]++;
+        : look.kind === "groups"
+          ? await observe(deps, { groups: look.groups })
+          : await observeCommands(deps, look.previous, look.sent, look.relist);
+    outcome.observations[look.kind === "groups" ? "partial" : look.kind === "poll" ? "polls" : "full"]++;
     const memory = deps.memory.recollect();
-    if (outcome.rounds === 1 && next.kind === "groups" && !memory) {
+    if (outcome.rounds === 1 && look.kind === "groups" && !memory) {
       // A cold container: the anchor's rollout tag says when the last full observation began.
       const recorded = observation.rollout.observedAt;
       const again = scopeOf(
@@ -225,7 +232,8 @@ export async function reconcile(
         deps.logger.info("nothing new to observe (as recorded on the anchor group); skipped", {
           reason: again.reason,
         });
-        return { ...outcome, scope: again };
+        outcome.scope = again;
+        return "skip";
       }
     }
     const current = plan(observation, settings);
@@ -236,17 +244,42 @@ export async function reconcile(
         escalations++;
         deps.memory.afterPlan(observation, current);
         deps.logger.info("observing in full", { reason: why });
+        return "escalate";
+      }
+    }
+    return { observation, plan: current };
+  };
+  /** Groups whose refresh a round deferred and no round has looked at again yet (beyond the next chunk). */
+  let startsLeft: TargetGroup[] = scope.kind === "groups" ? (scope.startsLeft ?? []) : [];
+  let commandPolls = 0;
+  let unobservedRetries = 0;
+  /** Everything this run has seen, for its polls (view.ts). */
+  let view: Observation | undefined;
+  while (outcome.rounds < MAX_ROUNDS) {
+    outcome.rounds++;
+    let observation: Observation;
+    let current: Plan;
+    if (next.kind === "starts") {
+      observation = next.observation;
+      current = continueStarts(next.plan, settings.maxStartsPerRound);
+    } else {
+      const decided = await observeAndPlan(next);
+      if (decided === "skip") return outcome;
+      if (decided === "escalate") {
         next = { kind: "full" };
         continue;
       }
+      ({ observation, plan: current } = decided);
     }
+    outcome.plan = current;
     const result = await act(current, observation, {
       ...deps,
       alertTopicArn: deps.config.alertTopicArn,
       inPlace: deps.config.inPlace,
       tokenParameterName: tokenParameterName(deps.config),
     });
-    deps.memory.afterPlan(observation, current);
+    // A round that carried on from an earlier look adds only its starts to what memory holds.
+    if (next.kind !== "starts") deps.memory.afterPlan(observation, current);
     deps.memory.noteStarted(current.versionId, result.refreshesStarted);
     view = foldIntoView(view, observation, current);
     outcome.results.push(result);
@@ -257,15 +290,26 @@ export async function reconcile(
       .filter((t) => current.regionsLagging.includes(t.region))
       .map(targetGroupOf);
     if (current.deferredStarts.length > 0 || startsLeft.length > 0) {
-      // Refreshes left for the next round: look again at the next round's worth of those groups
-      // first (and at the lagging regions' groups, so the replica wait is not lost), unless
-      // triggers are waiting. Only that chunk: looking again at every deferred group each round
-      // cost a describe per group per round, quadratic in the groups over the rounds.
-      const toStart = uniqueGroups([...current.deferredStarts, ...startsLeft]);
+      // Refreshes left for the next rounds, unless triggers are waiting (then the continuation
+      // looks at the next round's worth of those groups, and at the lagging regions' groups, so
+      // the replica wait is not lost). This plan's own deferred starts go on from this look while
+      // it is recent; the groups a continuation left (startsLeft) are looked at again a round's
+      // worth at a time: looking again at every deferred group each round cost a describe per
+      // group per round, quadratic in the groups over the rounds.
+      const deferred = current.deferredStarts.map((a) => a.target);
+      const toStart = uniqueGroups([...deferred, ...startsLeft]);
       const chunk = toStart.slice(0, settings.maxStartsPerRound ?? toStart.length);
-      startsLeft = toStart.slice(chunk.length);
       const nextGroups = uniqueGroups([...chunk, ...laggingGroups]);
-      if (await handOver("refreshes still to start", nextGroups, startsLeft)) break;
+      const carryOn =
+        deferred.length > 0 &&
+        deps.now().getTime() - observation.startedAt.getTime() < STARTS_FROM_ONE_LOOK_MS;
+      const holdMs = carryOn ? HANDOVER_WHILE_STARTING_AFTER_MS : undefined;
+      if (await handOver("refreshes still to start", nextGroups, toStart.slice(chunk.length), holdMs)) break;
+      if (carryOn) {
+        next = { kind: "starts", plan: current, observation };
+        continue;
+      }
+      startsLeft = toStart.slice(chunk.length);
       next = { kind: "groups", groups: nextGroups };
       continue;
     }
@@ -335,63 +379,4 @@ function failedSendRegions(current: Plan, result: ActResult): string[] {
     if (a.kind === "send-command") planned.set(a.region, (planned.get(a.region) ?? 0) + 1);
   for (const c of result.commandsSent) planned.set(c.region, (planned.get(c.region) ?? 0) - 1);
   return [...planned].filter(([, n]) => n > 0).map(([region]) => region);
-}
-
-function logRound(
-  deps: ReconcileDeps,
-  round: number,
-  observation: Observation,
-  current: Plan,
-  result: ActResult,
-) {
-  deps.logger.info("reconcile round", {
-    round,
-    scope: observation.scope,
-    versionId: current.versionId ?? null,
-    waitingFor: current.waitingFor,
-    complete: current.complete,
-    targets: current.targets.map((t) => ({
-      target: `${t.region}:${t.groupName}`,
-      phase: t.phase,
-      refreshId: t.refreshId,
-      ...(t.instances.length > 0 ? { instances: instanceCounts(t) } : {}),
-    })),
-    regionsBehind: current.regionsBehind,
-    actions: current.actions.map((a) => a.kind),
-    refreshesStarted: result.refreshesStarted.length,
-    commandsSent: result.commandsSent.length,
-    revoked: result.revoked.length,
-  });
-  for (const notice of current.notices) deps.logger.info("notice", { notice });
-}
-
-/**
- * Polls the lagging regions with capped backoff until they serve `versionId`, time runs out, or the
- * run hands the queue over to waiting triggers.
- */
-async function waitForReplicaSync(
-  deps: ReconcileDeps,
-  versionId: string,
-  regions: string[],
-  handOver: () => Promise<boolean>,
-): Promise<"synced" | "out-of-time" | "handed-over"> {
-  let behind = [...regions];
-  for (let attempt = 0; behind.length > 0; attempt++) {
-    // Replication usually lands within seconds: poll briskly at first (every ≤ 250 ms, well inside
-    // DescribeSecret quotas), then back off for a replica that is slow.
-    const delay = backoffDelay(attempt, 100, attempt < 40 ? 250 : 2_000);
-    if (deps.remainingMs() < DEADLINE_MARGIN_MS + delay) return "out-of-time";
-    if (await handOver()) return "handed-over";
-    await deps.sleep(delay);
-    const served = await Promise.all(
-      behind.map((region) =>
-        replicaCurrentVersion(deps.secrets(region), deps.config.secret.name).catch((error: unknown) => {
-          deps.logger.debug("replica check failed", { region, error: describeError(error) });
-          return undefined;
-        }),
-      ),
-    );
-    behind = behind.filter((_, i) => served[i] !== versionId);
-  }
-  return "synced";
 }

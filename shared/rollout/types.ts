@@ -312,11 +312,14 @@ export interface Plan {
   /** Partial plans only: alerts held back for the next full observation. */
   deferredAlerts: number;
   /**
-   * Groups whose refresh this plan would start but leaves to the run's next round (at most
-   * `maxStartsPerRound` starts a round), so that no round holds the trigger queue for long.
+   * Refresh starts this plan makes but leaves to the run's next rounds (at most `maxStartsPerRound`
+   * starts a round), so that the run can hand the trigger queue over between rounds. The next round
+   * carries on with them from the same observation (continueStarts in plan.ts).
    */
-  deferredStarts: TargetGroup[];
+  deferredStarts: StartRefreshAction[];
 }
+
+export type StartRefreshAction = Extract<Action, { kind: "start-refresh" }>;
 
 export interface PlanSettings {
   primaryRegion: string;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { alertId } from "../../../../shared/rollout/markers";
-import { plan } from "../../../../shared/rollout/plan";
+import { continueStarts, plan } from "../../../../shared/rollout/plan";
 import type { Action, Observation, PlanSettings, ReplicaObservation } from "../../../../shared/rollout/types";
 import {
   confirmed,
@@ -782,8 +782,21 @@ describe("plan: refresh starts per round", () => {
     expect(p.actions.filter((a) => a.kind === "start-refresh").map((a) => a.target)).toEqual([
       { region: "us-east-1", groupName: "ci-a" },
     ]);
-    expect(p.deferredStarts).toEqual([{ region: "eu-west-1", groupName: "ci-b" }]);
+    expect(p.deferredStarts.map((a) => a.target)).toEqual([{ region: "eu-west-1", groupName: "ci-b" }]);
     expect(p.complete).toBe(false);
+  });
+
+  it("continueStarts carries on with the deferred starts only, a round's worth at a time", () => {
+    const first = plan(world(), { ...refreshing, maxStartsPerRound: 1 });
+    const second = continueStarts(first, 1);
+    expect(second.actions).toEqual(first.deferredStarts);
+    expect(second.deferredStarts).toEqual([]);
+    expect(second.notices).toEqual([]);
+    expect(second.complete).toBe(false);
+    expect(second.targets).toEqual(first.targets);
+    // Unbounded: every deferred start at once; nothing deferred: nothing to do.
+    expect(continueStarts(first, undefined).actions).toEqual(first.deferredStarts);
+    expect(continueStarts(second, 1).actions).toEqual([]);
   });
 
   it("defers nothing within the bound, or without one", () => {

@@ -433,12 +433,37 @@ describe("reconcile: refreshes beyond one round's bound", () => {
   const started = () =>
     asg.commandCalls(StartInstanceRefreshCommand).map((c) => c.args[0].input.AutoScalingGroupName ?? "");
 
-  it("each later round looks again at the next round's worth of groups only, and every group starts once", async () => {
-    const outcome = await reconcile({ ...depsWith(new RolloutMemory()), config: many() });
+  it("later rounds carry on with the one look's deferred starts: every group looked at once and started once", async () => {
+    const memory = new RolloutMemory();
+    const outcome = await reconcile({ ...depsWith(memory), config: many() });
+    expect([...started()].sort()).toEqual([...names].sort());
+    expect(outcome.rounds).toBe(3);
+    expect(outcome.observations).toEqual({ full: 1, partial: 0, polls: 0 });
+    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(names.length);
+    // Each round started at most a round's worth.
+    expect(outcome.results.map((r) => r.refreshesStarted.length)).toEqual([
+      MAX_STARTS_PER_ROUND,
+      MAX_STARTS_PER_ROUND,
+      50,
+    ]);
+    // The rounds that carried on added their refreshes to memory, and kept the full look's summary.
+    const recalled = memory.recollect();
+    expect(Object.keys(recalled?.refreshIds ?? {})).toHaveLength(names.length);
+    expect(recalled?.notDone).toHaveLength(names.length);
+  });
+
+  it("a look older than the bound is not carried on: the next round's groups are looked at again", async () => {
+    // Every reading of the clock is 31 s later: the full look is stale by the second round.
+    let t = clock.getTime();
+    const slow = () => {
+      t += 31_000;
+      return new Date(t);
+    };
+    const outcome = await reconcile({ ...depsWith(new RolloutMemory()), config: many(), now: slow });
     expect([...started()].sort()).toEqual([...names].sort());
     expect(outcome.observations).toEqual({ full: 1, partial: 2, polls: 0 });
-    // The full look, then the next 200 of the 250 deferred, then the last 50: each group twice at
-    // most (looking at every deferred group again each round would be 450 + 250 + 50).
+    // The full look, then the next 100 of the 150 deferred, then the last 50: each group twice at
+    // most (looking at every deferred group again each round would be 250 + 150 + 50).
     expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(
       names.length + MAX_STARTS_PER_ROUND + 50,
     );
