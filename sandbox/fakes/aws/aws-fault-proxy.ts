@@ -9,7 +9,9 @@
  * - `delay-response`: forwarded and committed, the answer held back `ms` (past the SDK's request
  *   timeout, the client gives up on a call that succeeded).
  * - `delay-request`: held `ms` before forwarding: the commit lands after the client gave up.
- * - `throttle`: answered with ThrottlingException (HTTP 400), not forwarded.
+ * - `throttle`: answered as the service answers a throttled call (HTTP 400), not forwarded:
+ *   `ThrottlingException` in a JSON protocol's error, `Throttling` in the awsQuery protocol's XML
+ *   error envelope (Auto Scaling: sandbox/fakes/autoscaling/server.ts says where that is sourced).
  * - `error`: answered with the given status and error type, not forwarded.
  *
  * Strict rules (on by default; each can be switched off) enforce what AWS does and moto does not
@@ -198,13 +200,15 @@ class FaultProxy implements AwsFaultProxy {
         this.log.push({ operation, outcome, ...(rule ? { rule } : {}) });
 
       const fault = this.faultFor(operation);
+      // awsQuery callers (Auto Scaling, SNS) parse errors from XML, JSON-protocol callers from JSON.
+      const query = isQueryProtocol(req.headers);
       switch (fault?.kind) {
         case "throttle":
           record("throttled");
-          return sendError(res, 400, "ThrottlingException", "Rate exceeded");
+          return sendError(res, 400, query ? "Throttling" : "ThrottlingException", "Rate exceeded", query);
         case "error":
           record("error");
-          return sendError(res, fault.status, fault.type, fault.message ?? fault.type);
+          return sendError(res, fault.status, fault.type, fault.message ?? fault.type, query);
         case "delay-request":
           record("delayed-request");
           await delay(fault.ms);
@@ -367,13 +371,37 @@ function forwardableHeaders(headers: IncomingMessage["headers"]): Record<string,
 
 const readBody = (req: IncomingMessage) => readTextOrUndefined(req, MAX_BODY_BYTES);
 
-/** An AWS JSON-protocol error, as the SDK parses it (`x-amzn-errortype` and `__type`). */
-function sendError(res: ServerResponse, status: number, type: string, message: string): void {
+function isQueryProtocol(headers: IncomingMessage["headers"]): boolean {
+  return (
+    typeof headers["x-amz-target"] !== "string" &&
+    String(headers["content-type"] ?? "").includes("x-www-form-urlencoded")
+  );
+}
+
+const escapeXml = (text: string) =>
+  text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+/**
+ * An AWS error as the SDK parses it: JSON protocols read `x-amzn-errortype` and `__type`; awsQuery
+ * reads the `<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/>` envelope
+ * (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/CommonErrors.html lists the codes).
+ */
+function sendError(res: ServerResponse, status: number, type: string, message: string, query = false): void {
   if (res.destroyed) return;
+  const requestId = crypto.randomUUID();
+  if (query) {
+    res.writeHead(status, { "content-type": "text/xml", "x-amzn-requestid": requestId });
+    res.end(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse><Error><Type>${status >= 500 ? "Receiver" : "Sender"}</Type>` +
+        `<Code>${escapeXml(type)}</Code><Message>${escapeXml(message)}</Message></Error>` +
+        `<RequestId>${requestId}</RequestId></ErrorResponse>`,
+    );
+    return;
+  }
   res.writeHead(status, {
     "content-type": "application/x-amz-json-1.1",
     "x-amzn-errortype": type,
-    "x-amzn-requestid": crypto.randomUUID(),
+    "x-amzn-requestid": requestId,
   });
   res.end(JSON.stringify({ __type: type, message }));
 }

@@ -7,6 +7,7 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
+import { ListTopicsCommand, SNSClient } from "@aws-sdk/client-sns";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   type AwsFaultProxy,
@@ -15,6 +16,7 @@ import {
 } from "../../../../../sandbox/fakes/aws/aws-fault-proxy";
 import { type MotoServer, startMoto } from "../../../../../sandbox/fakes/aws/moto";
 import { registerStubRotationLambda } from "../../../../../sandbox/world/rotation-driver";
+import { isThrottling } from "../../../../../shared/lib/aws/errors";
 
 /**
  * The fault proxy in front of moto, through the real Secrets Manager client: every fault does
@@ -116,6 +118,24 @@ describe("faults", () => {
     await expect(proxied(3).send(new GetSecretValueCommand({ SecretId: arn }))).resolves.toMatchObject({
       SecretString: "initial-value",
     });
+  });
+
+  it("throttle and error in the awsQuery protocol (SNS here, Auto Scaling alike): the XML envelope the SDK parses", async () => {
+    const sns = new SNSClient({ region: REGION, endpoint: proxy.url, credentials, maxAttempts: 1 });
+    proxy.addFault({ operation: "ListTopics", action: { kind: "throttle" } });
+    const throttled = await sns.send(new ListTopicsCommand({})).catch((e: unknown) => e);
+    expect(throttled).toMatchObject({ name: "Throttling", message: "Rate exceeded" });
+    expect(isThrottling(throttled)).toBe(true);
+    proxy.addFault({
+      operation: "ListTopics",
+      action: { kind: "error", status: 400, type: "ValidationError", message: "a < b & c" },
+    });
+    await expect(sns.send(new ListTopicsCommand({}))).rejects.toMatchObject({
+      name: "ValidationError",
+      message: "a < b & c",
+    });
+    await expect(sns.send(new ListTopicsCommand({}))).resolves.toBeDefined();
+    sns.destroy();
   });
 
   it("error: any status and type, not forwarded", async () => {
