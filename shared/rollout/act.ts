@@ -44,6 +44,12 @@ export interface ActResult {
   revoked: string[];
   alerted: string[];
   failures: Array<{ action: Action["kind"]; error: string }>;
+  /**
+   * Groups whose refresh this act meant to start and did not see started: the intent could not be
+   * recorded, or the call failed (perhaps after AWS had started it: a lost response). Only a look at
+   * the group tells which; reconcile looks again within the run.
+   */
+  startsFailed: TargetGroup[];
 }
 
 type Kind<K extends Action["kind"]> = Extract<Action, { kind: K }>;
@@ -60,6 +66,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     revoked: [],
     alerted: [],
     failures: [],
+    startsFailed: [],
   };
   const of = <K extends Action["kind"]>(kind: K) => plan.actions.filter((a): a is Kind<K> => a.kind === kind);
   const promotedAt = rolloutStartedAt(obs);
@@ -124,6 +131,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
       const intentError = intentFailures.get(groupKey(a.target));
       if (intentError !== undefined) {
         fail(a, intentError, "could not record the refresh intent; no refresh started", { ...a.target });
+        result.startsFailed.push(a.target);
         return;
       }
       try {
@@ -148,6 +156,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
           return;
         }
         fail(a, error, "could not start instance refresh", { ...a.target });
+        result.startsFailed.push(a.target);
       }
     }),
     ...of("send-command").map(async (a) => {

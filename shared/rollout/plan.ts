@@ -727,9 +727,13 @@ function ourRefresh(t: TargetObservation, ctx: PlanContext): RefreshObservation 
   const intentOk =
     m.intentAt.getTime() <= obs.now.getTime() + INTENT_SKEW_MS &&
     (promotedAt === undefined || m.intentAt.getTime() >= promotedAt.getTime() - INTENT_SKEW_MS);
+  // A refresh for this version cannot have started before the version existed: both times are
+  // AWS's clocks (StartTime, the version's CreatedDate), so no skew applies. Without this, the last
+  // rotation's refresh, started seconds before a quick second rotation's intent, fitted it.
   const fits = (r: RefreshObservation) =>
     r.startTime !== undefined &&
     r.startTime.getTime() >= m.intentAt.getTime() - INTENT_SKEW_MS &&
+    (promotedAt === undefined || r.startTime.getTime() >= promotedAt.getTime()) &&
     !r.hasDesiredConfiguration &&
     r.skipMatching !== true &&
     (r.scaleInProtectedInstances === undefined ||

@@ -251,6 +251,8 @@ export async function reconcile(
   };
   /** Groups whose refresh a round deferred and no round has looked at again yet (beyond the next chunk). */
   let startsLeft: TargetGroup[] = scope.kind === "groups" ? (scope.startsLeft ?? []) : [];
+  /** Groups whose start failed in a round since the last look at them: looked at again before the run ends. */
+  let startsFailed: TargetGroup[] = [];
   let commandPolls = 0;
   let unobservedRetries = 0;
   /** Everything this run has seen, for its polls (view.ts). */
@@ -281,6 +283,11 @@ export async function reconcile(
     // A round that carried on from an earlier look adds only its starts to what memory holds.
     if (next.kind !== "starts") deps.memory.afterPlan(observation, current);
     deps.memory.noteStarted(current.versionId, result.refreshesStarted);
+    if (next.kind === "groups") {
+      const looked = new Set(next.groups.map(groupKey));
+      startsFailed = startsFailed.filter((g) => !looked.has(groupKey(g)));
+    }
+    startsFailed = uniqueGroups([...startsFailed, ...result.startsFailed]);
     view = foldIntoView(view, observation, current);
     outcome.results.push(result);
     logRound(deps, outcome.rounds, observation, current, result);
@@ -299,7 +306,7 @@ export async function reconcile(
       const deferred = current.deferredStarts.map((a) => a.target);
       const toStart = uniqueGroups([...deferred, ...startsLeft]);
       const chunk = toStart.slice(0, settings.maxStartsPerRound ?? toStart.length);
-      const nextGroups = uniqueGroups([...chunk, ...laggingGroups]);
+      const nextGroups = uniqueGroups([...chunk, ...laggingGroups, ...startsFailed]);
       const carryOn =
         deferred.length > 0 &&
         deps.now().getTime() - observation.startedAt.getTime() < STARTS_FROM_ONE_LOOK_MS;
@@ -324,12 +331,15 @@ export async function reconcile(
         relist.length > 0 ||
         current.targets.some((t) => t.instances.some((i) => i.state === "in-flight"));
       if (!inFlight || current.complete) {
-        const unobserved = transientlyUnobserved(observation);
+        // Groups a transient error kept unobserved, and groups whose start failed: a connection
+        // reset or a timeout leaves unknown whether AWS started the refresh (StartInstanceRefresh
+        // is not retried), and nothing else would trigger a look at them before the schedule.
+        const unobserved = uniqueGroups([...transientlyUnobserved(observation), ...startsFailed]);
         if (unobserved.length === 0 || current.complete || unobservedRetries >= MAX_UNOBSERVED_RETRIES) break;
         const wait = 1_000 * 2 ** unobservedRetries++;
         if (deps.remainingMs() < DEADLINE_MARGIN_MS + wait) break;
-        if (await handOver("groups a transient error kept unobserved", unobserved)) break;
-        deps.logger.info("looking again at groups a transient error kept unobserved", {
+        if (await handOver("groups a transient error kept unobserved or failed to start", unobserved)) break;
+        deps.logger.info("looking again at groups a transient error kept unobserved or failed to start", {
           groups: unobserved.map((g) => `${g.region}:${g.groupName}`),
           inMs: wait,
         });

@@ -87,6 +87,30 @@ describe("ambiguous outcomes and forged tags", { timeout: 240_000 }, () => {
     ).toBeGreaterThan(0);
   });
 
+  it.each([
+    ["lost (committed, then the connection reset)", { kind: "drop-response" as const }],
+    ["refused (throttled, not forwarded)", { kind: "throttle" as const }],
+  ])(
+    "a StartInstanceRefresh %s is looked at again within the run: no schedule needed, no second refresh",
+    async (_, action) => {
+      const { w, p } = await start({ strategy: "refresh" }, "AUTO_SCALING");
+      const first = await w.rotate();
+      await w.settled(60_000);
+      p.addFault({ operation: "StartInstanceRefresh", action, times: 1 });
+      const second = await w.rotate();
+      await w.settled(60_000);
+      // No schedule event: the run that saw the failure looked at the group again (adopting the
+      // refresh the lost response hid, or starting the one that was refused) and the rollout ended.
+      expect(w.fleet.refreshes("us-east-1", "ci").map((r) => r.status)).toEqual(["Successful", "Successful"]);
+      const state = invariants(w);
+      expect(state.tokenFor(first.versionId)?.valid).toBe(false);
+      expect(state.managedValid.map((t) => t.id)).toEqual([state.tokenFor(second.versionId)?.id]);
+      expect(
+        p.calls().filter((c) => c.operation === "StartInstanceRefresh" && c.outcome !== "forwarded"),
+      ).toHaveLength(1);
+    },
+  );
+
   it("a lost SendCommand response is not resent: the command it created is found and its results count", async () => {
     const { w, p } = await start({}, "SSM");
     await w.rotate();

@@ -466,6 +466,27 @@ describe("plan: instance refresh strategy", () => {
     expect(phases(p)).toEqual(["us-east-1:ci-a=waiting-for-other-refresh"]);
   });
 
+  it("does not adopt the last rotation's refresh, started before this version existed, however close to the intent", () => {
+    // Seen in the sandbox: a second rotation right after the first, whose StartInstanceRefresh was
+    // refused; the intent (recorded 1 s after the version was created) lies within the clock skew
+    // tolerated of the first rotation's refresh, which started 2 s before the version was created.
+    // V2 was created 300 s ago (the fixture's world).
+    const p = plan(
+      world({
+        targets: [
+          target("us-east-1", "ci-a", {
+            marker: { versionId: V2, intentAt: ago(299), refreshId: undefined },
+            refreshes: [refresh("previous", "Successful", { startTime: ago(302) })],
+          }),
+        ],
+        replicas: [],
+      }),
+      refreshing,
+    );
+    expect(kinds(p)).toEqual(["start-refresh"]);
+    expect(phases(p)).toEqual(["us-east-1:ci-a=start-refresh"]);
+  });
+
   it("a marker naming an old successful refresh does not count: alert, and refresh again", () => {
     const p = plan(
       world({

@@ -469,6 +469,33 @@ describe("reconcile: refreshes beyond one round's bound", () => {
     );
   });
 
+  it("a start whose outcome is unknown (a connection reset) is looked at again within the run, then made", async () => {
+    // Seen in the 16 × 256 sandbox: 21 StartInstanceRefresh calls of one round reset by the peer;
+    // the run ended, nothing else would trigger those groups, and the rollout stalled unrevoked.
+    const unlucky = new Set(["ci-7", "ci-201"]);
+    asg.on(StartInstanceRefreshCommand).callsFake((input: { AutoScalingGroupName?: string }) => {
+      const name = input.AutoScalingGroupName ?? "";
+      if (unlucky.delete(name)) throw Object.assign(new Error("read ECONNRESET"), { name: "TimeoutError" });
+      return { InstanceRefreshId: `r-${name}` };
+    });
+    const slept: number[] = [];
+    const outcome = await reconcile({
+      ...depsWith(new RolloutMemory()),
+      config: many(),
+      sleep: async (ms: number) => void slept.push(ms),
+    });
+    // Every group started; the two reset ones a second time, after a look at them alone.
+    expect(new Set(started())).toEqual(new Set(names));
+    expect(started().filter((n) => n === "ci-7" || n === "ci-201")).toHaveLength(4);
+    expect(outcome.observations).toEqual({ full: 1, partial: 1, polls: 0 });
+    expect(
+      asg
+        .commandCalls(DescribeInstanceRefreshesCommand)
+        .filter((c) => c.args[0].input.AutoScalingGroupName === "ci-7"),
+    ).toHaveLength(2);
+    expect(slept).toEqual([1_000]);
+  });
+
   it("a handover between rounds: the continuation looks at the next chunk, then at the rest", async () => {
     const memory = new RolloutMemory();
     const sent: Array<{ id: string }> = [];
