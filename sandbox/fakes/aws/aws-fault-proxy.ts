@@ -46,6 +46,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { versionHolding } from "../../../shared/secrets/stages";
 import { listen, readTextOrUndefined } from "../../lib/listen";
+import { isQueryProtocol, sendError } from "./error-response";
 
 export type FaultAction =
   | { kind: "drop-response" }
@@ -370,41 +371,6 @@ function forwardableHeaders(headers: IncomingMessage["headers"]): Record<string,
 }
 
 const readBody = (req: IncomingMessage) => readTextOrUndefined(req, MAX_BODY_BYTES);
-
-function isQueryProtocol(headers: IncomingMessage["headers"]): boolean {
-  return (
-    typeof headers["x-amz-target"] !== "string" &&
-    String(headers["content-type"] ?? "").includes("x-www-form-urlencoded")
-  );
-}
-
-const escapeXml = (text: string) =>
-  text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-
-/**
- * An AWS error as the SDK parses it: JSON protocols read `x-amzn-errortype` and `__type`; awsQuery
- * reads the `<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/>` envelope
- * (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/CommonErrors.html lists the codes).
- */
-function sendError(res: ServerResponse, status: number, type: string, message: string, query = false): void {
-  if (res.destroyed) return;
-  const requestId = crypto.randomUUID();
-  if (query) {
-    res.writeHead(status, { "content-type": "text/xml", "x-amzn-requestid": requestId });
-    res.end(
-      `<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse><Error><Type>${status >= 500 ? "Receiver" : "Sender"}</Type>` +
-        `<Code>${escapeXml(type)}</Code><Message>${escapeXml(message)}</Message></Error>` +
-        `<RequestId>${requestId}</RequestId></ErrorResponse>`,
-    );
-    return;
-  }
-  res.writeHead(status, {
-    "content-type": "application/x-amz-json-1.1",
-    "x-amzn-errortype": type,
-    "x-amzn-requestid": requestId,
-  });
-  res.end(JSON.stringify({ __type: type, message }));
-}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
