@@ -62,6 +62,14 @@ const tag = async (w: World, region: string, key: string, value: string) => {
   client.destroy();
 };
 
+/** Two rotations converged: one successful refresh each, the first token revoked, only the second valid. */
+function expectConverged(w: World, firstVersion: string, secondVersion: string): void {
+  expect(w.fleet.refreshes("us-east-1", "ci").map((r) => r.status)).toEqual(["Successful", "Successful"]);
+  const state = invariants(w);
+  expect(state.tokenFor(firstVersion)?.valid).toBe(false);
+  expect(state.managedValid.map((t) => t.id)).toEqual([state.tokenFor(secondVersion)?.id]);
+}
+
 describe("ambiguous outcomes and forged tags", { timeout: 240_000 }, () => {
   it("a lost StartInstanceRefresh response starts no second refresh: the next run adopts it", async () => {
     const { w, p } = await start({ strategy: "refresh" }, "AUTO_SCALING");
@@ -78,10 +86,7 @@ describe("ambiguous outcomes and forged tags", { timeout: 240_000 }, () => {
     w.schedule();
     await w.settled(60_000);
     // Two rotations, two refreshes: the lost response did not make a third.
-    expect(w.fleet.refreshes("us-east-1", "ci").map((r) => r.status)).toEqual(["Successful", "Successful"]);
-    const state = invariants(w);
-    expect(state.tokenFor(first.versionId)?.valid).toBe(false);
-    expect(state.managedValid.map((t) => t.id)).toEqual([state.tokenFor(second.versionId)?.id]);
+    expectConverged(w, first.versionId, second.versionId);
     expect(
       p.calls().filter((c) => c.operation === "StartInstanceRefresh" && c.outcome === "dropped").length,
     ).toBeGreaterThan(0);
@@ -101,10 +106,7 @@ describe("ambiguous outcomes and forged tags", { timeout: 240_000 }, () => {
       await w.settled(60_000);
       // No schedule event: the run that saw the failure looked at the group again (adopting the
       // refresh the lost response hid, or starting the one that was refused) and the rollout ended.
-      expect(w.fleet.refreshes("us-east-1", "ci").map((r) => r.status)).toEqual(["Successful", "Successful"]);
-      const state = invariants(w);
-      expect(state.tokenFor(first.versionId)?.valid).toBe(false);
-      expect(state.managedValid.map((t) => t.id)).toEqual([state.tokenFor(second.versionId)?.id]);
+      expectConverged(w, first.versionId, second.versionId);
       expect(
         p.calls().filter((c) => c.operation === "StartInstanceRefresh" && c.outcome !== "forwarded"),
       ).toHaveLength(1);
