@@ -283,7 +283,9 @@ export async function reconcile(
     // A round that carried on from an earlier look adds only its starts to what memory holds.
     if (next.kind !== "starts") deps.memory.afterPlan(observation, current);
     deps.memory.noteStarted(current.versionId, result.refreshesStarted);
-    if (next.kind === "groups") {
+    // The look this round planned on has read the failed starts it covered: a full look, all of them.
+    if (next.kind === "full") startsFailed = [];
+    else if (next.kind === "groups") {
       const looked = new Set(next.groups.map(groupKey));
       startsFailed = startsFailed.filter((g) => !looked.has(groupKey(g)));
     }

@@ -1,8 +1,7 @@
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { describeError } from "../lib/errors";
 import type { Logger } from "../lib/log";
-import type { Sleep } from "../lib/sleep";
-import { backoffDelay } from "../lib/sleep";
+import { backoffDelay, type Sleep } from "../lib/sleep";
 import type { ActResult } from "./act";
 import { instanceCounts } from "./model";
 import { replicaCurrentVersion } from "./observe";

@@ -1,5 +1,6 @@
 /** AWS error responses in the two wire formats the SDK clients parse (the fault proxy's answers). */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { errorDocument } from "../autoscaling/xml";
 
 export function isQueryProtocol(headers: IncomingMessage["headers"]): boolean {
   return (
@@ -7,9 +8,6 @@ export function isQueryProtocol(headers: IncomingMessage["headers"]): boolean {
     String(headers["content-type"] ?? "").includes("x-www-form-urlencoded")
   );
 }
-
-const escapeXml = (text: string) =>
-  text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 /**
  * An AWS error as the SDK parses it: JSON protocols read `x-amzn-errortype` and `__type`; awsQuery
@@ -27,11 +25,8 @@ export function sendError(
   const requestId = crypto.randomUUID();
   if (query) {
     res.writeHead(status, { "content-type": "text/xml", "x-amzn-requestid": requestId });
-    res.end(
-      `<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse><Error><Type>${status >= 500 ? "Receiver" : "Sender"}</Type>` +
-        `<Code>${escapeXml(type)}</Code><Message>${escapeXml(message)}</Message></Error>` +
-        `<RequestId>${requestId}</RequestId></ErrorResponse>`,
-    );
+    // The awsQuery envelope the Auto Scaling and CloudFormation stand-ins answer with.
+    res.end(errorDocument({ type: status >= 500 ? "Receiver" : "Sender", code: type, message }, requestId));
     return;
   }
   res.writeHead(status, {

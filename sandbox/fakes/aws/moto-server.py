@@ -1,6 +1,6 @@
 """
-Runs moto server (same arguments as `python3 -m moto.server`) with two changes to what its SQS
-costs, and no change to what any API returns.
+Runs moto server (same arguments as `python3 -m moto.server`) with three changes to what it costs
+(two in SQS, one in its request dispatch), and no change to what any API returns.
 
 Why: moto's SQS reads the clock through moto.core.utils.unix_time, which builds two datetimes and
 subtracts them, once per message per visibility check. Every SendMessage on a FIFO queue computes
@@ -68,7 +68,7 @@ def _wait_for_messages(self, timeout):
 
 def _get_backend_for_host(self, host):
     # The answer depends on the host alone (moto's package folders and its URL patterns are fixed
-    # while the server runs): computed once per host, outside nothing but the caller's lock.
+    # while the server runs): computed once per host. The caller holds the dispatcher's lock.
     cache = self.__dict__.setdefault("_backend_for_host", {})
     if host not in cache:
         cache[host] = _original_get_backend_for_host(self, host)
