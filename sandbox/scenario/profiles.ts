@@ -84,7 +84,10 @@ export const PROFILES = {
     tickMs: 250,
     progressIntervalMs: 1_000,
     rotationTimeoutMs: 120_000,
-    runCommand: { linuxStep: "bash", invocationDelayMs: 300, commandLatencyMs: 200 },
+    // The Linux step runs for real (bash, the AWS CLI: about 1–3 s a call on a loaded machine), so
+    // its document's 120 s execution timeout is counted in real seconds: at the world's 100 ms per
+    // AWS second (12 s) every Linux step timed out on a slow machine and the rotation never ended.
+    runCommand: { linuxStep: "bash", invocationDelayMs: 300, commandLatencyMs: 200, msPerAwsSecond: 1_000 },
     ssmOutageMs: 4_000,
     inPlace: { retrySeconds: 1, fallbackAfterSeconds: 12 },
     churnIdleMs: 8_000,
