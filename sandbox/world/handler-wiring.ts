@@ -100,6 +100,7 @@ export async function wireHandlers(
   const { promoted, refreshes } = reconcileRulePatterns(parts.secretArn);
   const bus = createEventBus({
     rules: [promoted, refreshes, SCHEDULE_PATTERN],
+    ...(options.busDeliveriesInFlight === undefined ? {} : { maxInFlight: options.busDeliveriesInFlight }),
     ...(delivery === "queue"
       ? {
           deliver: (event) => sendTrigger(triggerSqs, triggerQueue.url, event),

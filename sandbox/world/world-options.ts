@@ -130,6 +130,12 @@ export interface WorldOptions {
    */
   delivery?: "queue" | "async";
   /**
+   * Deliveries the event bus makes at once (default 1, in put order). EventBridge guarantees no
+   * order and delivers concurrently (event-bus.ts maxInFlight); the bench and the scenario tests
+   * run with more than one.
+   */
+  busDeliveriesInFlight?: number;
+  /**
    * The trigger queue's VisibilityTimeout in seconds: how long a batch stays hidden while it runs
    * (and after a failure the handler could not bring forward). Default: six times reconcile's
    * timeout, as the template sets it ("at least six times the timeout that you configure on your

@@ -39,6 +39,18 @@ export function instanceLedger(
   });
 }
 
+/**
+ * Safe whatever any refresh or command reports: leaving the group, or launched after its region
+ * served the current version (observe.ts reads no refresh history for a group of such instances).
+ */
+export function safeByLaunch(m: InstanceObservation, syncedAt: Date, clockSkewMs: number): boolean {
+  return LEAVING.test(m.lifecycleState) || bootedAfter(m, syncedAt, clockSkewMs);
+}
+
+function bootedAfter(m: InstanceObservation, syncedAt: Date, clockSkewMs: number): boolean {
+  return m.launchedAt !== undefined && m.launchedAt.getTime() > syncedAt.getTime() + clockSkewMs;
+}
+
 function stateOf(
   m: InstanceObservation,
   versionId: string,
@@ -48,7 +60,7 @@ function stateOf(
 ): [InstanceState, string] {
   if (LEAVING.test(m.lifecycleState)) return ["gone", `leaving the group (${m.lifecycleState})`];
   if (m.launchedAt === undefined) return ["unknown", "EC2 reports no launch time for it"];
-  if (m.launchedAt.getTime() > syncedAt.getTime() + s.clockSkewMs) {
+  if (bootedAfter(m, syncedAt, s.clockSkewMs)) {
     return ["booted-after-sync", "launched after its region served the new token"];
   }
   const confirmation = m.invocations.find(

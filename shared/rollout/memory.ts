@@ -25,6 +25,11 @@ export interface Recollection {
    * not verified yet. Only an observation verifies them (scope.ts), and only a full one decides.
    */
   reported: string[];
+  /**
+   * `region:group` → our refresh for this version that a look found succeeded, the group done: a
+   * report of that refresh's success tells nothing new (scope.ts), however late it arrives.
+   */
+  doneRefreshIds: Record<string, string>;
 }
 
 /** What a run that handed over left to do: its continuation's id, the version, the groups. */
@@ -56,6 +61,7 @@ export class RolloutMemory {
   private readonly finalRefreshes = new Map<string, RefreshObservation>();
   private last: Recollection | undefined;
   private suspended: Suspension | undefined;
+  private catchUps: { versionId: string; askedAt: Date; made: number } | undefined;
 
   /** A version's CreatedDate, if a ListSecretVersionIds of this container reported it. */
   versionCreatedAt(versionId: string): Date | undefined {
@@ -84,6 +90,7 @@ export class RolloutMemory {
         notDone: [...this.last.notDone],
         refreshIds: { ...this.last.refreshIds },
         reported: [...this.last.reported],
+        doneRefreshIds: { ...this.last.doneRefreshIds },
       }
     );
   }
@@ -103,6 +110,7 @@ export class RolloutMemory {
         notDone,
         refreshIds: refreshIdsOf(plan, notDone),
         reported: [],
+        doneRefreshIds: doneRefreshIdsOf(plan),
         leakedOpen:
           obs.emergency?.versionId === plan.versionId &&
           obs.tokens.some((t) => t.versionId === obs.emergency?.leakedVersionId) &&
@@ -116,6 +124,27 @@ export class RolloutMemory {
     // What this observation saw replaces what was reported of those groups.
     this.last.reported = this.last.reported.filter((k) => !seen.has(k));
     this.last.refreshIds = { ...this.last.refreshIds, ...refreshIdsOf(plan, notDone) };
+    this.last.doneRefreshIds = { ...this.last.doneRefreshIds, ...doneRefreshIdsOf(plan) };
+  }
+
+  /**
+   * Whether a run may ask the trigger queue how much waits behind it for a catch-up (scope.ts
+   * catchUp): at most once per `intervalMs`, and at most `max` catch-ups per version, so a burst of
+   * reports costs a few questions and an early guess is not repeated for ever. Asking counts.
+   */
+  catchUpDue(now: Date, intervalMs: number, max: number): boolean {
+    const versionId = this.last?.versionId;
+    if (!versionId) return false;
+    const asked = this.catchUps?.versionId === versionId ? this.catchUps : undefined;
+    if (asked && now.getTime() - asked.askedAt.getTime() < intervalMs) return false;
+    if (asked && asked.made >= max) return false;
+    this.catchUps = { versionId, askedAt: now, made: asked?.made ?? 0 };
+    return true;
+  }
+
+  /** A catch-up observation is being made (counted against catchUpDue's `max`). */
+  noteCatchUp(): void {
+    if (this.catchUps) this.catchUps.made++;
   }
 
   /** Refreshes this container started for the version of the summary. */
@@ -160,6 +189,13 @@ function refreshIdsOf(plan: Plan, notDone: readonly string[]): Record<string, st
   const open = new Set(notDone);
   const ids: Record<string, string> = {};
   for (const t of plan.targets) if (t.refreshId && open.has(groupKey(t))) ids[groupKey(t)] = t.refreshId;
+  return ids;
+}
+
+/** Our refresh of each group the plan found done with it (a refresh that ended Successful). */
+function doneRefreshIdsOf(plan: Plan): Record<string, string> {
+  const ids: Record<string, string> = {};
+  for (const t of plan.targets) if (t.refreshId && DONE_PHASES.has(t.phase)) ids[groupKey(t)] = t.refreshId;
   return ids;
 }
 

@@ -14,6 +14,7 @@ import { isNotFound, observationError } from "../lib/aws/errors";
 import type { ReconcileConfig, TargetGroup } from "../lib/config";
 import { CALLS_PER_REGION, type Limit, perKeyLimit } from "../lib/limit";
 import { describeSecret, type SecretState } from "../secrets/describe";
+import { safeByLaunch } from "./ledger";
 import {
   anchorOf,
   decodeEmergency,
@@ -41,7 +42,10 @@ import type {
 } from "./types";
 
 export interface ObserveDeps {
-  config: Pick<ReconcileConfig, "secret" | "replicaRegions" | "targets" | "stacks" | "strategy" | "inPlace">;
+  config: Pick<
+    ReconcileConfig,
+    "secret" | "replicaRegions" | "targets" | "stacks" | "strategy" | "inPlace" | "clockSkewMs"
+  >;
   secrets: (region: string) => SecretsManagerClient;
   autoScaling: (region: string) => AutoScalingClient;
   ec2: (region: string) => EC2Client;
@@ -55,6 +59,15 @@ export interface ObserveDeps {
 /** What to observe: everything (the default), or only these target groups (a partial observation). */
 export interface ObserveRequest {
   groups?: readonly TargetGroup[];
+  /**
+   * Whose refresh history to read: every group's ("all", the default: the operator's status shows
+   * someone else's refresh), or only where our refresh tag names the current version ("ours",
+   * reconcile). A decision reads another refresh only to wait for it before starting ours, and
+   * StartInstanceRefresh itself refuses while one is active (InstanceRefreshInProgress, "an active
+   * instance refresh already exists", API reference: StartInstanceRefresh, Errors), which act takes
+   * as "wait for it". So a rotation's first look at a thousand groups costs no thousand describes.
+   */
+  refreshHistory?: "all" | "ours";
 }
 
 /** DescribeAutoScalingGroups takes at most 50 names (API reference: AutoScalingGroupNames). */
@@ -138,10 +151,16 @@ export async function observeWithSecret(
   const needsRefreshes =
     deps.config.strategy === "refresh" || emergencyNow || deps.config.inPlace.fallback === "refresh";
   const limit = perKeyLimit(CALLS_PER_REGION);
+  const oursOnly = request.refreshHistory === "ours";
+  const members = groups.targets.map((t) => observeMembers(deps, t, state.current, since));
+  // EC2 first: with refreshHistory "ours", a group whose every instance launched after its region
+  // served the version is done whatever its refresh reports, and its history is not read.
+  await attachInstanceFacts(deps, members, inPlace);
   const targets = await Promise.all(
-    groups.targets.map((t) => observeMembers(deps, t, state.current, needsRefreshes, since, limit)),
+    members.map((t) =>
+      observeRefreshes(deps, t, state.current, needsRefreshes && !oursOnly, oursOnly, limit),
+    ),
   );
-  await attachInstanceFacts(deps, targets, inPlace);
   // Commands are listed per region, once, and handed to each group's instances.
   if (inPlace && state.current) await attachInvocations(deps, targets, state.current, since);
   // The replicas last: one that caught up while the groups were read counts now, rather than after
@@ -365,19 +384,13 @@ export async function describeGroups(
   return groups;
 }
 
-/**
- * The group's instances (from Auto Scaling), its sync tag and, only when a decision can use it, its
- * refresh history: the refresh strategy, an emergency, the refresh fallback, or our own refresh tag
- * for the current version. EC2 and SSM are asked afterwards, once per region for all its groups.
- */
-async function observeMembers(
+/** The group's instances (from Auto Scaling) and its sync tag; EC2 and SSM are asked afterwards, once per region. */
+function observeMembers(
   deps: ObserveDeps,
   t: GroupRow,
   current: string | undefined,
-  needsRefreshes: boolean,
   since: Date | undefined,
-  limit: Limit,
-): Promise<GroupRow> {
+): GroupRow {
   if (!t.exists || t.error) return t;
   const sync = decodeSync(t.tags[SYNC_TAG]);
   const syncValid = sync !== undefined && sync.versionId === current && validPast(sync.at, since, deps.now());
@@ -392,24 +405,51 @@ async function observeMembers(
       ssmPing: undefined,
       invocations: [],
     }));
-  const base = {
+  return {
     ...t,
     members,
     syncedAt: syncValid ? sync.at : undefined,
     // A tag for an older version is simply stale; one for this version that fails validation is not ours.
     badSyncTag: sync && sync.versionId === current && !syncValid ? t.tags[SYNC_TAG] : undefined,
   };
-  if (!needsRefreshes && t.marker?.versionId !== current) return base;
+}
+
+/**
+ * The group's refresh history, only when a decision can use it: the refresh strategy, an
+ * emergency, the refresh fallback (`needsRefreshes`), or our own refresh tag for the current version
+ * — unless `oursOnly` and every instance is safe by its launch alone (ledger.ts safeByLaunch): then
+ * the group is done whatever the refresh reports (plan.ts), and at the end of a rollout that is
+ * every group, so the observation that revokes reads no refresh at all.
+ */
+async function observeRefreshes(
+  deps: ObserveDeps,
+  t: GroupRow,
+  current: string | undefined,
+  needsRefreshes: boolean,
+  oursOnly: boolean,
+  limit: Limit,
+): Promise<GroupRow> {
+  if (!t.exists || t.error) return t;
+  // Our refresh tag for this version: its refresh is read whatever else is (a decision rests on it).
+  if (!needsRefreshes && t.marker?.versionId !== current) return t;
+  const syncedAt = t.syncedAt;
+  if (
+    oursOnly &&
+    syncedAt !== undefined &&
+    t.members.length > 0 &&
+    t.members.every((m) => safeByLaunch(m, syncedAt, deps.config.clockSkewMs))
+  )
+    return t;
   // Our refresh for this version, already seen in a final status, reads the same again.
   const ours = t.marker?.versionId === current ? t.marker?.refreshId : undefined;
   const final = ours ? deps.memory?.finalRefresh(t.region, t.groupName, ours) : undefined;
-  if (final) return { ...base, refreshes: [final] };
+  if (final) return { ...t, refreshes: [final] };
   try {
     const refreshes = await limit(t.region, () => describeRefreshes(deps.autoScaling(t.region), t.groupName));
     deps.memory?.rememberRefreshes(t.region, t.groupName, refreshes);
-    return { ...base, refreshes };
+    return { ...t, refreshes };
   } catch (error) {
-    return { ...base, error: observationError(error) };
+    return { ...t, error: observationError(error) };
   }
 }
 

@@ -709,7 +709,13 @@ function refreshStatus(t: TargetObservation, instances: InstanceStatus[], ctx: P
     );
   }
   if (t.members.length === 0) return status("empty", "no instances: every launch reads the new token");
-  if (allSafe(instances)) return status("refreshed", "every instance has the new token");
+  if (allSafe(instances)) {
+    // Done by its instances alone. Where our tag names a refresh for this version (its history not
+    // read, observe.ts: the instances settle it), that refresh is the one done: its late report of
+    // success tells nothing new (scope.ts).
+    const named = t.marker?.versionId === ctx.version ? t.marker.refreshId : undefined;
+    return { ...status("refreshed", "every instance has the new token"), refreshId: named };
+  }
   return status("start-refresh", "starting a refresh");
 }
 

@@ -16,7 +16,15 @@ import { groupKey, targetGroupOf } from "./model";
 import { observe } from "./observe";
 import { observeCommands } from "./observe-commands";
 import { continueStarts, plan } from "./plan";
-import { DEADLINE_MARGIN_MS, logRound, waitForReplicaSync } from "./rounds";
+import {
+  caughtUp,
+  DEADLINE_MARGIN_MS,
+  failedSendRegions,
+  logRound,
+  transientlyUnobserved,
+  uniqueGroups,
+  waitForReplicaSync,
+} from "./rounds";
 import { needsFullObservation, type RunScope, scopeOf } from "./scope";
 import type { Trigger } from "./trigger";
 import type { Observation, Plan, PlanSettings } from "./types";
@@ -144,9 +152,12 @@ export async function reconcile(
   request: ReconcileRequest = { triggers: [] },
 ): Promise<ReconcileOutcome> {
   const settings = planSettings(deps.config);
-  const scope = scopeOf(request.triggers, deps.memory.recollect(), deps.config.clockSkewMs, (id) =>
+  let scope = scopeOf(request.triggers, deps.memory.recollect(), deps.config.clockSkewMs, (id) =>
     deps.memory.suspension(id),
   );
+  // Our refreshes that reported success: remembered, so that the rollout's last report observes in full.
+  deps.memory.noteReported(scope.reported ?? []);
+  if (scope.kind === "skip" && (scope.reported?.length ?? 0) > 0) scope = (await caughtUp(deps)) ?? scope;
   const outcome: ReconcileOutcome = {
     scope,
     plan: undefined,
@@ -154,8 +165,6 @@ export async function reconcile(
     observations: { full: 0, partial: 0, polls: 0 },
     results: [],
   };
-  // Our refreshes that reported success: remembered, so that the rollout's last report observes in full.
-  deps.memory.noteReported(scope.reported ?? []);
   if (scope.kind === "skip") {
     deps.logger.info("nothing new to observe; skipped", { reason: scope.reason });
     return outcome;
@@ -214,9 +223,9 @@ export async function reconcile(
   ): Promise<{ observation: Observation; plan: Plan } | "skip" | "escalate"> => {
     const observation: Observation =
       look.kind === "full"
-        ? await observe(deps)
+        ? await observe(deps, { refreshHistory: "ours" })
         : look.kind === "groups"
-          ? await observe(deps, { groups: look.groups })
+          ? await observe(deps, { groups: look.groups, refreshHistory: "ours" })
           : await observeCommands(deps, look.previous, look.sent, look.relist);
     outcome.observations[look.kind === "groups" ? "partial" : look.kind === "poll" ? "polls" : "full"]++;
     const memory = deps.memory.recollect();
@@ -373,22 +382,4 @@ export async function reconcile(
     next = laggingGroups.length > 0 ? { kind: "groups", groups: laggingGroups } : { kind: "full" };
   }
   return outcome;
-}
-
-function uniqueGroups(groups: TargetGroup[]): TargetGroup[] {
-  return [...new Map(groups.map((g) => [groupKey(g), g])).values()];
-}
-
-/** Groups the observation could not see for a reason that may pass (throttling, a 5xx, a timeout). */
-function transientlyUnobserved(observation: Observation): TargetGroup[] {
-  return observation.targets.filter((t) => t.error !== undefined && !t.error.definitive).map(targetGroupOf);
-}
-
-/** Regions where a planned SendCommand did not report a command: it may exist all the same. */
-function failedSendRegions(current: Plan, result: ActResult): string[] {
-  const planned = new Map<string, number>();
-  for (const a of current.actions)
-    if (a.kind === "send-command") planned.set(a.region, (planned.get(a.region) ?? 0) + 1);
-  for (const c of result.commandsSent) planned.set(c.region, (planned.get(c.region) ?? 0) - 1);
-  return [...planned].filter(([, n]) => n > 0).map(([region]) => region);
 }

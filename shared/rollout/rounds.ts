@@ -1,15 +1,20 @@
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { TargetGroup } from "../lib/config";
 import { describeError } from "../lib/errors";
 import type { Logger } from "../lib/log";
 import { backoffDelay, type Sleep } from "../lib/sleep";
 import type { ActResult } from "./act";
-import { instanceCounts } from "./model";
+import type { Handover } from "./handover";
+import type { RolloutMemory } from "./memory";
+import { groupKey, instanceCounts, targetGroupOf } from "./model";
 import { replicaCurrentVersion } from "./observe";
+import { CATCH_UP_INTERVAL_MS, catchUp, MAX_CATCH_UPS, type RunScope } from "./scope";
 import type { Observation, Plan } from "./types";
 
 /**
  * What a reconcile run does around its rounds that is not a decision: the log line of each round,
- * and the wait for lagging replicas (reconcile.ts).
+ * the wait for lagging replicas, the question to the queue for a catch-up, and the groups a round
+ * leaves to look at again (reconcile.ts).
  */
 
 /** Stop waiting this long before the Lambda deadline, leaving time to act and log. */
@@ -22,6 +27,13 @@ interface ReplicaWaitDeps {
   sleep: Sleep;
   /** Milliseconds left in this invocation. */
   remainingMs: () => number;
+}
+
+interface CatchUpDeps {
+  handover?: Pick<Handover, "waiting">;
+  memory: RolloutMemory;
+  logger: Logger;
+  now: () => Date;
 }
 
 export function logRound(
@@ -81,4 +93,42 @@ export async function waitForReplicaSync(
     behind = behind.filter((_, i) => served[i] !== versionId);
   }
   return "synced";
+}
+
+/** A catch-up observation (scope.ts catchUp), when the queue holds at least the reports still to come. */
+export async function caughtUp(deps: CatchUpDeps): Promise<RunScope | undefined> {
+  if (!deps.handover || !deps.memory.catchUpDue(deps.now(), CATCH_UP_INTERVAL_MS, MAX_CATCH_UPS))
+    return undefined;
+  try {
+    const waiting = await deps.handover.waiting();
+    const scope = catchUp(deps.memory.recollect(), waiting);
+    if (!scope) {
+      deps.logger.debug("no catch-up yet", { waiting });
+      return undefined;
+    }
+    deps.memory.noteCatchUp();
+    deps.logger.info("catching up with the reports waiting in the queue", { reason: scope.reason });
+    return scope;
+  } catch (error) {
+    deps.logger.debug("could not count the waiting triggers; no catch-up", { error: describeError(error) });
+    return undefined;
+  }
+}
+
+export function uniqueGroups(groups: TargetGroup[]): TargetGroup[] {
+  return [...new Map(groups.map((g) => [groupKey(g), g])).values()];
+}
+
+/** Groups the observation could not see for a reason that may pass (throttling, a 5xx, a timeout). */
+export function transientlyUnobserved(observation: Observation): TargetGroup[] {
+  return observation.targets.filter((t) => t.error !== undefined && !t.error.definitive).map(targetGroupOf);
+}
+
+/** Regions where a planned SendCommand did not report a command: it may exist all the same. */
+export function failedSendRegions(current: Plan, result: ActResult): string[] {
+  const planned = new Map<string, number>();
+  for (const a of current.actions)
+    if (a.kind === "send-command") planned.set(a.region, (planned.get(a.region) ?? 0) + 1);
+  for (const c of result.commandsSent) planned.set(c.region, (planned.get(c.region) ?? 0) - 1);
+  return [...planned].filter(([, n]) => n > 0).map(([region]) => region);
 }

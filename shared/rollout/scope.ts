@@ -70,7 +70,7 @@ export const VERIFY_REPORTED_AT = 100;
 
 /** What a warm container's memory offers scopeOf; a cold one passes the anchor's time only. */
 type ScopeMemory = Pick<Recollection, "fullStartedAt"> &
-  Partial<Pick<Recollection, "versionId" | "notDone" | "refreshIds" | "reported">>;
+  Partial<Pick<Recollection, "versionId" | "notDone" | "refreshIds" | "reported" | "doneRefreshIds">>;
 
 /**
  * Our own refresh, of a group not done at the last full observation, reported success: nothing
@@ -91,6 +91,17 @@ function reportsSuccess(
 }
 
 /**
+ * The success of our refresh of a group a look already found done with that refresh: the look saw
+ * the final status the event reports (a final status never changes), so it costs nothing. Reports
+ * queued behind a catch-up look (catchUp) arrive this way.
+ */
+function alreadySeenDone(t: Trigger, memory: ScopeMemory | undefined): boolean {
+  if (t.kind !== "instance-refresh" || t.event !== "Succeeded") return false;
+  const key = groupKey({ region: t.region, groupName: t.group });
+  return memory?.doneRefreshIds?.[key] === t.refreshId && !(memory.notDone ?? []).includes(key);
+}
+
+/**
  * A continuation this container suspended resumes with its groups, like refresh events for them
  * (a continuation from elsewhere, or whose suspension a later one replaced, observes in full).
  */
@@ -102,7 +113,10 @@ export function scopeOf(
 ): RunScope {
   if (triggers.length === 0) return { kind: "full", reason: "a direct call" };
   const unseen = triggers.filter(
-    (t) => !seenBy(t, memory?.fullStartedAt, clockSkewMs) && !alreadyCurrent(t, memory),
+    (t) =>
+      !seenBy(t, memory?.fullStartedAt, clockSkewMs) &&
+      !alreadyCurrent(t, memory) &&
+      !alreadySeenDone(t, memory),
   );
   if (unseen.length === 0) {
     return {
@@ -165,6 +179,38 @@ export function scopeOf(
         : `${live.length} refresh event(s) or continuation(s)`,
     reported,
     ...(startsLeft.size > 0 ? { startsLeft: [...startsLeft.values()] } : {}),
+  };
+}
+
+/** How often a run that only noted reports may ask the queue whether the rest are waiting (catchUp). */
+export const CATCH_UP_INTERVAL_MS = 250;
+/** Catch-up observations per version in one container: a guess that was early is not repeated for ever. */
+export const MAX_CATCH_UPS = 2;
+
+/**
+ * Catching up with the queue. Reports of our refreshes are noted one batch at a time, ten per
+ * invocation (the FIFO event source's limit), so at a thousand groups the last report reaches a run
+ * seconds after the last refresh ended, behind the others. When the triggers waiting behind this
+ * run are at least as many as the groups still to report (ApproximateNumberOfMessages), and every
+ * one of those groups has a refresh of ours (a group still to start has no report to come), those
+ * refreshes have probably all ended: the run observes in full now (the observation that may
+ * revoke) instead of after the drain. The reports still queued then cost nothing (older than that
+ * observation, or alreadySeenDone). A guess that was early costs one full look, which reads again
+ * only the refreshes not yet seen in a final status; what the look finds is what counts, never the
+ * count of waiting triggers.
+ */
+export function catchUp(
+  memory: Pick<Recollection, "notDone" | "reported" | "refreshIds"> | undefined,
+  waiting: number,
+): Extract<RunScope, { kind: "full" }> | undefined {
+  if (!memory) return undefined;
+  const reported = new Set(memory.reported);
+  const unreported = memory.notDone.filter((k) => !reported.has(k));
+  if (unreported.length === 0 || waiting < unreported.length) return undefined;
+  if (unreported.some((k) => memory.refreshIds[k] === undefined)) return undefined;
+  return {
+    kind: "full",
+    reason: `${waiting} trigger(s) wait behind this run for ${unreported.length} group(s) still to report: observing now`,
   };
 }
 

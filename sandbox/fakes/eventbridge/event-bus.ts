@@ -73,6 +73,14 @@ export interface EventBusOptions {
   deliverBatch?: (events: unknown[]) => Promise<Array<string | undefined>>;
   /** Most events per `deliverBatch` call (default and SendMessageBatch's maximum: 10). */
   batchSize?: number;
+  /**
+   * Deliveries in flight at once (default 1: one at a time, in put order). EventBridge does not
+   * guarantee the order in which a rule's events reach its target (https://repost.aws/questions/QUDxAa0fS4TNus4mLxZpUjEw,
+   * an AWS expert's accepted answer: "Amazon EventBridge does not guarantee the order of the
+   * events"), and delivers concurrently; how many at once is not documented, so it is a setting.
+   * Above 1, batches put later may reach the target first.
+   */
+  maxInFlight?: number;
   /** The rules' patterns (rules.ts): an event none matches is recorded as unmatched and not delivered. */
   rules?: readonly EventPattern[];
 }
@@ -144,7 +152,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
   /** Matched events not yet handed to the target, in put order. */
   const queue: RecordedEvent[] = [];
   let pending = 0;
-  let pumping = false;
+  let pumping = 0;
+  const maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 1));
   let closed = false;
   const batchSize = options.deliverBatch ? Math.min(Math.max(1, options.batchSize ?? 10), 10) : 1;
 
@@ -178,10 +187,11 @@ export function createEventBus(options: EventBusOptions): EventBus {
     }
   };
 
-  // One delivery at a time, in put order: whatever was put meanwhile goes in the next batch.
+  // Up to maxInFlight deliveries at a time (one by default, in put order): whatever was put
+  // meanwhile goes in the next batch.
   const pump = async (): Promise<void> => {
-    if (pumping) return;
-    pumping = true;
+    if (pumping >= maxInFlight) return;
+    pumping++;
     try {
       while (queue.length > 0) {
         const entries = queue.splice(0, batchSize);
@@ -190,7 +200,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
         notify();
       }
     } finally {
-      pumping = false;
+      pumping--;
     }
   };
 

@@ -70,6 +70,36 @@ describe("RolloutMemory", () => {
     expect(memory.recollect()?.reported).toEqual([]);
   });
 
+  it("knows the refresh each done group was found done with, from full and partial looks", () => {
+    const memory = new RolloutMemory();
+    const full = twoRefreshing();
+    memory.afterPlan(full, plan(full, settings));
+    expect(memory.recollect()?.doneRefreshIds).toEqual({});
+    const partial = ciBReplaced();
+    memory.afterPlan(partial, plan(partial, settings));
+    expect(memory.recollect()?.doneRefreshIds).toEqual({ "eu-west-1:ci-b": "r-b" });
+    // A new full observation starts over from what it found.
+    memory.afterPlan(full, plan(full, settings));
+    expect(memory.recollect()?.doneRefreshIds).toEqual({});
+  });
+
+  it("lets a run ask the queue for a catch-up at most once per interval, and catch up at most max times a version", () => {
+    const memory = new RolloutMemory();
+    const t0 = new Date("2026-12-01T12:00:00Z");
+    const at = (ms: number) => new Date(t0.getTime() + ms);
+    // No summary yet (a cold container): nothing to catch up with.
+    expect(memory.catchUpDue(t0, 1_000, 2)).toBe(false);
+    const full = twoRefreshing();
+    memory.afterPlan(full, plan(full, settings));
+    expect(memory.catchUpDue(t0, 1_000, 2)).toBe(true);
+    expect(memory.catchUpDue(at(999), 1_000, 2)).toBe(false);
+    expect(memory.catchUpDue(at(1_000), 1_000, 2)).toBe(true);
+    memory.noteCatchUp();
+    expect(memory.catchUpDue(at(2_000), 1_000, 2)).toBe(true);
+    memory.noteCatchUp();
+    expect(memory.catchUpDue(at(9_000), 1_000, 2)).toBe(false);
+  });
+
   it("does not call a version managed when the full observation found no token of ours for it", () => {
     const memory = new RolloutMemory();
     const full = observation({ tokens: [] });

@@ -19,10 +19,11 @@ import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { describeManagedToken } from "../../../../shared/buildkite/description";
 import { loadReconcileConfig } from "../../../../shared/lib/config";
+import { encodeSync } from "../../../../shared/rollout/markers";
 import { RolloutMemory } from "../../../../shared/rollout/memory";
 import { observe } from "../../../../shared/rollout/observe";
 import { observeCommands } from "../../../../shared/rollout/observe-commands";
-import { MARKER_TAG, plan } from "../../../../shared/rollout/plan";
+import { MARKER_TAG, plan, SYNC_TAG } from "../../../../shared/rollout/plan";
 import { planSettings } from "../../../../shared/rollout/reconcile";
 import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 
@@ -308,6 +309,72 @@ describe("observe: cost", () => {
     expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(0);
     await observe({ ...deps(), config: { ...config, strategy: "refresh" } });
     expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(2);
+  });
+
+  it("with refreshHistory ours (reconcile), reads only the history our refresh tag for this version points at", async () => {
+    const tags: Record<string, string> = {
+      "ci-a": "version=v2 intent=1700000000000 refresh=r-1",
+      "ci-b": "version=v1 intent=1600000000000 refresh=r-0",
+    };
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
+      AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
+        AutoScalingGroupName: name,
+        Instances: [{ InstanceId: `i-${name}` }],
+        Tags: tags[name] ? [{ Key: MARKER_TAG, Value: tags[name] }] : [],
+      })),
+    }));
+    const obs = await observe(
+      { ...deps(), config: { ...config, strategy: "refresh" } },
+      { refreshHistory: "ours" },
+    );
+    const asked = asg
+      .commandCalls(DescribeInstanceRefreshesCommand)
+      .map((c) => c.args[0].input.AutoScalingGroupName);
+    // ci-b's tag is the last version's: a refresh running there makes our start fail, and act waits.
+    expect(asked).toEqual(["ci-a"]);
+    expect(obs.targets.find((t) => t.groupName === "ci-b")?.refreshes).toEqual([]);
+    expect(obs.targets.find((t) => t.groupName === "ci-a")?.refreshes.map((r) => r.id)).toEqual(["r-1"]);
+  });
+
+  it("with refreshHistory ours, reads no history where every instance launched after its region served the version", async () => {
+    const synced = new Date(1_700_000_100_000);
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
+      AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
+        AutoScalingGroupName: name,
+        Instances: [
+          { InstanceId: `i-${name}` },
+          { InstanceId: `i-${name}-leaving`, LifecycleState: "Terminating" },
+        ],
+        Tags: [
+          { Key: MARKER_TAG, Value: "version=v2 intent=1700000000000 refresh=r-1" },
+          { Key: SYNC_TAG, Value: encodeSync("v2", synced) },
+        ],
+      })),
+    }));
+    // ci-a's instance launched after the sync (beyond the clock skew), ci-b's before it.
+    ec2.on(DescribeInstancesCommand).callsFake((input: { Filters?: Array<{ Values?: string[] }> }) => ({
+      Reservations: [
+        {
+          Instances: (input.Filters?.[0]?.Values ?? []).map((id) => ({
+            InstanceId: id,
+            LaunchTime: new Date(synced.getTime() + (id.startsWith("i-ci-a") ? 2_500 : -60_000)),
+            State: { Name: "running" },
+          })),
+        },
+      ],
+    }));
+    const refreshConfig = { ...config, strategy: "refresh" as const };
+    const now = () => new Date(synced.getTime() + 3_000);
+    const obs = await observe({ ...deps(), config: refreshConfig, now }, { refreshHistory: "ours" });
+    const asked = asg
+      .commandCalls(DescribeInstanceRefreshesCommand)
+      .map((c) => c.args[0].input.AutoScalingGroupName);
+    expect(asked).toEqual(["ci-b"]);
+    // The plan finds ci-a done by its instances, with the refresh our tag names.
+    const done = plan(obs, { ...planSettings(config), strategy: "refresh" }).targets.find(
+      (t) => t.groupName === "ci-a",
+    );
+    expect(done).toMatchObject({ phase: "refreshed", refreshId: "r-1" });
   });
 });
 

@@ -268,6 +268,82 @@ describe("reconcile: a cold container reaches the decisions of a warm one", () =
   });
 });
 
+describe("reconcile: catching up with the reports waiting in the queue", () => {
+  const primedAt = new Date("2026-12-01T12:04:00Z");
+  const reportAt = new Date("2026-12-01T12:04:20Z");
+  /** A warm container after a full run that found both refreshes in progress; then both ended. */
+  async function primed() {
+    status = { "ci-a": "InProgress", "ci-b": "InProgress" };
+    const memory = new RolloutMemory();
+    clock = primedAt;
+    await reconcile(depsWith(memory), { triggers: [{ kind: "schedule", at: primedAt }] });
+    status = { "ci-a": "Successful", "ci-b": "Successful" };
+    for (const m of [sm, asg, ec2, sns]) m.resetHistory();
+    deleted = [];
+    clock = new Date(primedAt.getTime() + 30_000);
+    return memory;
+  }
+  const queue = (waiting: number) => {
+    let asked = 0;
+    return {
+      asked: () => asked,
+      handover: {
+        waiting: async () => {
+          asked++;
+          return waiting;
+        },
+        continueLater: async () => undefined,
+      },
+    };
+  };
+
+  it("as many triggers wait as groups still to report: it looks now and revokes, instead of after the drain", async () => {
+    const memory = await primed();
+    const q = queue(1);
+    const out = await reconcile(
+      { ...depsWith(memory), handover: q.handover },
+      { triggers: [succeeded("ci-a", reportAt)] },
+    );
+    expect(q.asked()).toBe(1);
+    expect(out.scope.kind).toBe("full");
+    expect(out.observations).toEqual({ full: 1, partial: 0, polls: 0 });
+    expect(writes()).toEqual(["revoke t1", "tag ci-a buildkite-agent-token-rotation:rollout"]);
+    // The report still queued costs nothing: the look saw its refresh done.
+    for (const m of [sm, asg, ec2, sns]) m.resetHistory();
+    clock = new Date(clock.getTime() + 5_000);
+    const late = await reconcile(
+      { ...depsWith(memory), handover: q.handover },
+      { triggers: [succeeded("ci-b", reportAt)] },
+    );
+    expect(late.scope.kind).toBe("skip");
+    expect(sm.calls().length + asg.calls().length + ec2.calls().length).toBe(0);
+  });
+
+  it("fewer wait: the report is only noted, and the queue is asked at most every CATCH_UP_INTERVAL_MS", async () => {
+    const memory = await primed();
+    const q = queue(0);
+    const out = await reconcile(
+      { ...depsWith(memory), handover: q.handover },
+      { triggers: [succeeded("ci-a", reportAt)] },
+    );
+    expect(out.scope.kind).toBe("skip");
+    expect(sm.calls().length + asg.calls().length + ec2.calls().length).toBe(0);
+    await reconcile(
+      { ...depsWith(memory), handover: q.handover },
+      { triggers: [succeeded("ci-a", reportAt)] },
+    );
+    expect(q.asked()).toBe(1);
+    expect(writes()).toEqual([]);
+  });
+
+  it("without a queue (a direct or asynchronous call) there is no catch-up", async () => {
+    const memory = await primed();
+    const out = await reconcile(depsWith(memory), { triggers: [succeeded("ci-a", reportAt)] });
+    expect(out.scope.kind).toBe("skip");
+    expect(writes()).toEqual([]);
+  });
+});
+
 describe("reconcile: the rollout tag records when the full observation began", () => {
   it("so that a cold container can tell which events it already saw", async () => {
     status["ci-a"] = "Failed";
@@ -417,12 +493,24 @@ describe("reconcile: refreshes beyond one round's bound", () => {
     sm.on(DescribeSecretCommand).resolves({
       VersionIdsToStages: { v1: ["AWSPREVIOUS"], v2: ["AWSCURRENT"] },
     });
-    // No refresh yet: every group still runs its instance launched before the version.
+    // No refresh yet: every group still runs its instance launched before the version. The tags
+    // act writes (the refresh intents) are read back by the next look, as Auto Scaling would.
+    const tagsOf = new Map<string, Map<string, string>>();
+    asg
+      .on(CreateOrUpdateTagsCommand)
+      .callsFake((input: { Tags?: Array<{ ResourceId?: string; Key?: string; Value?: string }> }) => {
+        for (const t of input.Tags ?? []) {
+          const tags = tagsOf.get(t.ResourceId ?? "") ?? new Map<string, string>();
+          tags.set(t.Key ?? "", t.Value ?? "");
+          tagsOf.set(t.ResourceId ?? "", tags);
+        }
+        return {};
+      });
     asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
       AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
         AutoScalingGroupName: name,
         Instances: [{ InstanceId: `i-${name}-old`, LifecycleState: "InService" }],
-        Tags: [],
+        Tags: [...(tagsOf.get(name) ?? new Map<string, string>())].map(([Key, Value]) => ({ Key, Value })),
       })),
     }));
     asg.on(DescribeInstanceRefreshesCommand).resolves({ InstanceRefreshes: [] });
@@ -432,6 +520,13 @@ describe("reconcile: refreshes beyond one round's bound", () => {
   });
   const started = () =>
     asg.commandCalls(StartInstanceRefreshCommand).map((c) => c.args[0].input.AutoScalingGroupName ?? "");
+  /** Every group name a look described (a partial look adds the anchor, ci-0, when it is not among them). */
+  const looked = () =>
+    asg
+      .commandCalls(DescribeAutoScalingGroupsCommand)
+      .flatMap((c) => c.args[0].input.AutoScalingGroupNames ?? []);
+  const histories = () =>
+    asg.commandCalls(DescribeInstanceRefreshesCommand).map((c) => c.args[0].input.AutoScalingGroupName ?? "");
 
   it("later rounds carry on with the one look's deferred starts: every group looked at once and started once", async () => {
     const memory = new RolloutMemory();
@@ -439,7 +534,10 @@ describe("reconcile: refreshes beyond one round's bound", () => {
     expect([...started()].sort()).toEqual([...names].sort());
     expect(outcome.rounds).toBe(3);
     expect(outcome.observations).toEqual({ full: 1, partial: 0, polls: 0 });
-    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(names.length);
+    expect(looked()).toHaveLength(names.length);
+    // No refresh tag of ours for this version yet: no history read (StartInstanceRefresh refuses
+    // while another refresh runs).
+    expect(histories()).toEqual([]);
     // Each round started at most a round's worth.
     expect(outcome.results.map((r) => r.refreshesStarted.length)).toEqual([
       MAX_STARTS_PER_ROUND,
@@ -462,11 +560,10 @@ describe("reconcile: refreshes beyond one round's bound", () => {
     const outcome = await reconcile({ ...depsWith(new RolloutMemory()), config: many(), now: slow });
     expect([...started()].sort()).toEqual([...names].sort());
     expect(outcome.observations).toEqual({ full: 1, partial: 2, polls: 0 });
-    // The full look, then the next 100 of the 150 deferred, then the last 50: each group twice at
-    // most (looking at every deferred group again each round would be 250 + 150 + 50).
-    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(
-      names.length + MAX_STARTS_PER_ROUND + 50,
-    );
+    // The full look, then the next 100 of the 150 deferred, then the last 50 (each partial look
+    // with the anchor): each group twice at most (looking at every deferred group again each round
+    // would be 250 + 150 + 50).
+    expect(looked()).toHaveLength(names.length + MAX_STARTS_PER_ROUND + 1 + 50 + 1);
   });
 
   it("a start whose outcome is unknown (a connection reset) is looked at again within the run, then made", async () => {
@@ -488,11 +585,10 @@ describe("reconcile: refreshes beyond one round's bound", () => {
     expect(new Set(started())).toEqual(new Set(names));
     expect(started().filter((n) => n === "ci-7" || n === "ci-201")).toHaveLength(4);
     expect(outcome.observations).toEqual({ full: 1, partial: 1, polls: 0 });
-    expect(
-      asg
-        .commandCalls(DescribeInstanceRefreshesCommand)
-        .filter((c) => c.args[0].input.AutoScalingGroupName === "ci-7"),
-    ).toHaveLength(2);
+    expect(looked().filter((n) => n === "ci-7")).toHaveLength(2);
+    // The look again reads the history its intent tag points at: a refresh a lost response hid
+    // would be adopted there.
+    expect(histories().sort()).toEqual(["ci-201", "ci-7"]);
     expect(slept).toEqual([1_000]);
   });
 
@@ -523,7 +619,7 @@ describe("reconcile: refreshes beyond one round's bound", () => {
     );
     expect(resumed.scope.kind).toBe("groups");
     expect(resumed.observations).toEqual({ full: 0, partial: 2, polls: 0 });
-    expect(asg.commandCalls(DescribeInstanceRefreshesCommand)).toHaveLength(MAX_STARTS_PER_ROUND + 50);
+    expect(looked()).toHaveLength(MAX_STARTS_PER_ROUND + 1 + 50 + 1);
     expect(started()).toHaveLength(MAX_STARTS_PER_ROUND + 50);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Recollection } from "../../../../shared/rollout/memory";
 import {
   ALERT_FULL_OBSERVATION_INTERVAL_MS,
+  catchUp,
   needsFullObservation,
   scopeOf,
   seenBy,
@@ -30,6 +31,7 @@ const memory = (over: Partial<Recollection> = {}): Recollection => ({
   leakedOpen: false,
   refreshIds: {},
   reported: [],
+  doneRefreshIds: {},
   ...over,
 });
 
@@ -311,6 +313,20 @@ describe("scopeOf: our own refreshes reporting success", () => {
     expect(scope.reported).toEqual([]);
   });
 
+  it("the success of the refresh a look already found done costs nothing, however late", () => {
+    const seen = memory({ ...ours, notDone: ["us-east-1:b"], doneRefreshIds: { "us-east-1:a": "r-a" } });
+    expect(scopeOf([refresh("a", LATER)], seen, 0).kind).toBe("skip");
+    // Not the refresh it saw, or not a success: looked at.
+    expect(scopeOf([{ ...refresh("a", LATER), refreshId: "r-a2" } as Trigger], seen, 0).kind).toBe("groups");
+    expect(scopeOf([{ ...refresh("a", LATER), event: "Failed" } as Trigger], seen, 0).kind).toBe("groups");
+    // A group pending again (a later full look found it not done) is not taken as seen.
+    const pending = memory({ ...ours, doneRefreshIds: { "us-east-1:a": "r-a" } });
+    expect(scopeOf([refresh("a", LATER)], pending, 0)).toMatchObject({
+      kind: "skip",
+      reported: ["us-east-1:a"],
+    });
+  });
+
   it("a cold container (the anchor's time only) looks at the group", () => {
     expect(scopeOf([refresh("a", LATER)], { fullStartedAt: FULL }, 0).kind).toBe("groups");
   });
@@ -359,5 +375,36 @@ describe("scopeOf: our own refreshes reporting success", () => {
     );
     const groups = scope.kind === "groups" ? scope.groups : [];
     expect(groups).toContainEqual({ region: "us-east-1", groupName: "a:b" });
+  });
+});
+
+describe("catchUp: the triggers waiting behind a run cover the groups still to report", () => {
+  const pending = memory({
+    notDone: ["us-east-1:a", "us-east-1:b", "eu-west-1:c"],
+    reported: ["us-east-1:a"],
+    refreshIds: { "us-east-1:a": "r-a", "us-east-1:b": "r-b", "eu-west-1:c": "r-c" },
+  });
+
+  it.each<[string, Pick<Recollection, "notDone" | "reported" | "refreshIds"> | undefined, number, boolean]>([
+    ["fewer waiting than still to report: wait for them", pending, 1, false],
+    ["as many waiting: observe in full now", pending, 2, true],
+    ["more waiting (other triggers too): the same", pending, 40, true],
+    [
+      "a group still to report has no refresh of ours yet (still to start): no report can be waiting",
+      { ...pending, refreshIds: { "us-east-1:a": "r-a", "us-east-1:b": "r-b" } },
+      40,
+      false,
+    ],
+    [
+      "every group reported (the full observation follows anyway)",
+      memory({ notDone: ["us-east-1:a"], reported: ["us-east-1:a"] }),
+      9,
+      false,
+    ],
+    ["nothing pending", memory({ notDone: [], reported: [] }), 9, false],
+    ["no memory (a cold container)", undefined, 9, false],
+  ])("%s", (_, recollection, waiting, expected) => {
+    const scope = catchUp(recollection, waiting);
+    expect(scope?.kind).toBe(expected ? "full" : undefined);
   });
 });

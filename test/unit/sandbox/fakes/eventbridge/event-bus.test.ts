@@ -72,6 +72,33 @@ describe("the sandbox's event bus", () => {
     expect(bus.events().map((e) => e.error)).toEqual([undefined, "Error: queue gone", "Error: queue gone"]);
   });
 
+  it("with maxInFlight, several batches are in flight at once (no order is guaranteed); each event is delivered once", async () => {
+    let inFlight = 0;
+    let most = 0;
+    const delivered: string[] = [];
+    const bus = createEventBus({
+      deliver: async () => {
+        throw new Error("single delivery not expected");
+      },
+      deliverBatch: async (events) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        delivered.push(...events.map((e) => (e as { id: string }).id));
+        inFlight--;
+        return events.map(() => undefined);
+      },
+      maxInFlight: 3,
+    });
+    for (let i = 1; i <= 45; i++) bus.put(refresh("Succeeded", `ci-${i}`));
+    await bus.idle(1_000);
+    expect(most).toBe(3);
+    expect([...delivered].sort()).toEqual(
+      Array.from({ length: 45 }, (_, i) => `Succeeded-ci-${i + 1}`).sort(),
+    );
+    expect(bus.events().every((e) => e.deliveredAt !== undefined)).toBe(true);
+  });
+
   it("drops what is put after close", async () => {
     const bus = createEventBus({ deliver: async () => undefined });
     bus.close();
