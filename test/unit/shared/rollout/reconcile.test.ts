@@ -297,24 +297,22 @@ describe("reconcile: catching up with the reports waiting in the queue", () => {
     };
   };
 
+  const report = (memory: RolloutMemory, q: ReturnType<typeof queue>, name: string, at: Date) =>
+    reconcile({ ...depsWith(memory), handover: q.handover }, { triggers: [succeeded(name, at)] });
+
   it("as many triggers wait as groups still to report: it looks now and revokes, instead of after the drain", async () => {
     const memory = await primed();
     const q = queue(1);
-    const out = await reconcile(
-      { ...depsWith(memory), handover: q.handover },
-      { triggers: [succeeded("ci-a", reportAt)] },
-    );
+    const out = await report(memory, q, "ci-a", reportAt);
     expect(q.asked()).toBe(1);
     expect(out.scope.kind).toBe("full");
     expect(out.observations).toEqual({ full: 1, partial: 0, polls: 0 });
     expect(writes()).toEqual(["revoke t1", "tag ci-a buildkite-agent-token-rotation:rollout"]);
-    // The report still queued costs nothing: the look saw its refresh done.
+    // The report still queued costs nothing, even stamped after that look began: it saw the refresh done.
     for (const m of [sm, asg, ec2, sns]) m.resetHistory();
+    const stamped = new Date(clock.getTime() + 1_000);
     clock = new Date(clock.getTime() + 5_000);
-    const late = await reconcile(
-      { ...depsWith(memory), handover: q.handover },
-      { triggers: [succeeded("ci-b", reportAt)] },
-    );
+    const late = await report(memory, q, "ci-b", stamped);
     expect(late.scope.kind).toBe("skip");
     expect(sm.calls().length + asg.calls().length + ec2.calls().length).toBe(0);
   });
@@ -322,16 +320,10 @@ describe("reconcile: catching up with the reports waiting in the queue", () => {
   it("fewer wait: the report is only noted, and the queue is asked at most every CATCH_UP_INTERVAL_MS", async () => {
     const memory = await primed();
     const q = queue(0);
-    const out = await reconcile(
-      { ...depsWith(memory), handover: q.handover },
-      { triggers: [succeeded("ci-a", reportAt)] },
-    );
+    const out = await report(memory, q, "ci-a", reportAt);
     expect(out.scope.kind).toBe("skip");
     expect(sm.calls().length + asg.calls().length + ec2.calls().length).toBe(0);
-    await reconcile(
-      { ...depsWith(memory), handover: q.handover },
-      { triggers: [succeeded("ci-a", reportAt)] },
-    );
+    await report(memory, q, "ci-a", reportAt);
     expect(q.asked()).toBe(1);
     expect(writes()).toEqual([]);
   });
