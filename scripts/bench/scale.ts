@@ -17,6 +17,7 @@ import { totalCalls } from "../../sandbox/fakes/aws/call-meter";
 import type { ThrottleProfile } from "../../sandbox/fakes/aws/throttle";
 import { startWorld, type World, type WorldGroup } from "../../sandbox/world/world";
 import { managedVersionOf } from "../../shared/buildkite/description";
+import { growthExponent } from "./growth";
 import { benchHandlers, quietly, REGIONS } from "./rollout";
 
 export const SCALE_SIZES: ReadonlyArray<{ regions: number; groups: number }> = [
@@ -64,6 +65,9 @@ export interface ScaleRun {
   promotionToRevocationMs: number;
   /** F (refresh: longest refresh) or C (in-place: longest command) of the measured rotation. */
   variableMs: number;
+  /** When the last refresh or command started, and from the last one's end to the revocation (ms). */
+  lastStartMs: number;
+  tailMs: number;
   /** Tokens in the cluster when the measured rotation started (T) and old tokens revoked (K). */
   tokens: number;
   revoked: number;
@@ -180,10 +184,11 @@ export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> 
         handovers: continuations.length,
         maxContinuationWaitMs: Math.max(0, ...continuations.map((w) => w.waitMs)),
         promotionToRevocationMs: revokedAt - promotedAt.getTime(),
-        variableMs:
-          options.strategy === "refresh"
-            ? longestRefresh(world, measuredFrom)
-            : longestCommand(world, measuredFrom),
+        ...(({ longest, lastStart, lastEnd }) => ({
+          variableMs: longest,
+          lastStartMs: lastStart,
+          tailMs: revokedAt - promotedAt.getTime() - lastEnd,
+        }))(spans(world, options.strategy, measuredFrom, promotedAt.getTime())),
         tokens,
         revoked: revokedNow.length,
         throttled: {
@@ -204,25 +209,26 @@ export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> 
   return runs;
 }
 
-function longestRefresh(world: World, since: number): number {
-  let longest = 0;
-  for (const g of world.fleet.groups()) {
-    for (const r of world.fleet.refreshes(g.region, g.name)) {
-      if (r.startTime.getTime() < since || !r.endTime) continue;
-      longest = Math.max(longest, r.endTime.getTime() - r.startTime.getTime());
-    }
-  }
-  return longest;
-}
-
-function longestCommand(world: World, since: number): number {
-  let longest = 0;
-  for (const i of world.runCommand.invocations()) {
-    if (i.requestedAt < since) continue;
-    const end = Math.max(i.visibleAt, ...i.plugins.map((p) => p.endedAt ?? 0));
-    longest = Math.max(longest, end - i.requestedAt);
-  }
-  return longest;
+/** F (refresh) or C (command), and when the last one started and ended, in ms after `from`. */
+function spans(world: World, strategy: Strategy, since: number, from: number) {
+  const pairs =
+    strategy === "refresh"
+      ? world.fleet
+          .groups()
+          .flatMap((g) => world.fleet.refreshes(g.region, g.name))
+          .filter((r) => r.startTime.getTime() >= since && r.endTime)
+          .map((r) => [r.startTime.getTime(), r.endTime?.getTime() ?? 0] as const)
+      : world.runCommand
+          .invocations()
+          .filter((i) => i.requestedAt >= since)
+          .map(
+            (i) => [i.requestedAt, Math.max(i.visibleAt, ...i.plugins.map((p) => p.endedAt ?? 0))] as const,
+          );
+  return {
+    longest: Math.max(0, ...pairs.map(([start, end]) => end - start)),
+    lastStart: Math.max(0, ...pairs.map(([start]) => start)) - from,
+    lastEnd: Math.max(0, ...pairs.map(([, end]) => end)) - from,
+  };
 }
 
 /** Targets of issue 11 for one run. */
@@ -270,22 +276,11 @@ function row(run: ScaleRun): Record<string, string | number> {
       ? "not revoked"
       : run.promotionToRevocationMs,
     "target R+F|C+2s ms": `${t.latencyBudget} ${verdict(run.promotionToRevocationMs <= t.latencyBudget)}`,
+    "last start ms": run.lastStartMs,
+    "last end→revocation ms": Number.isNaN(run.tailMs) ? "-" : run.tailMs,
     settled: run.settled ? "yes" : run.firstSettled ? "CAP HIT" : "CAP HIT (first rollout)",
     "wall s": +(run.wallMs / 1000).toFixed(1),
   };
-}
-
-/** Exponent b of calls ≈ a·G^b, least squares on logs over the sizes with G > 1. */
-function growthExponent(points: Array<{ g: number; calls: number }>): number {
-  const usable = points.filter((p) => p.g > 1 && p.calls > 0);
-  if (usable.length < 2) return Number.NaN;
-  const xs = usable.map((p) => Math.log(p.g));
-  const ys = usable.map((p) => Math.log(p.calls));
-  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
-  const num = xs.reduce((sum, x, i) => sum + (x - mx) * ((ys[i] ?? 0) - my), 0);
-  const den = xs.reduce((sum, x) => sum + (x - mx) ** 2, 0);
-  return den === 0 ? Number.NaN : num / den;
 }
 
 /** `16x256` → {regions: 16, groups: 256}; unknown words are ignored (they name other sections). */

