@@ -33,7 +33,7 @@ export const HANDOVER_AFTER_MS = 2_000;
  * at the groups left again, and the revocation waits for the last start, while the triggers waiting
  * are mostly our own refreshes' reports, which cost nothing. Measured at 20 × 1,000 in the sandbox
  * (npm run bench -- scale): starting 1,000 refreshes took about 5.5 s, so at 5 s the last round went
- * to the back of the queue and revoked about 3 s later; at 7 s no event waited over 7.4 s of the 10
+ * to the back of the queue and revoked about 3 s later; at 7 s no event waited over 7.6 s (five runs) of the 10
  * s an event may wait (issue 11).
  */
 export const HANDOVER_WHILE_STARTING_AFTER_MS = 7_000;

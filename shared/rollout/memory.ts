@@ -192,7 +192,7 @@ function refreshIdsOf(plan: Plan, notDone: readonly string[]): Record<string, st
   return ids;
 }
 
-/** Our refresh of each group the plan found done with it (a refresh that ended Successful). */
+/** Our refresh of each group the plan found done: the one seen Successful, or the one our tag names where the instances alone settled it. */
 function doneRefreshIdsOf(plan: Plan): Record<string, string> {
   const ids: Record<string, string> = {};
   for (const t of plan.targets) if (t.refreshId && DONE_PHASES.has(t.phase)) ids[groupKey(t)] = t.refreshId;
