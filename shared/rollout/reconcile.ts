@@ -20,6 +20,7 @@ import {
   caughtUp,
   DEADLINE_MARGIN_MS,
   failedSendRegions,
+  groupsOfCommands,
   logRound,
   transientlyUnobserved,
   uniqueGroups,
@@ -370,8 +371,17 @@ export async function reconcile(
       continue;
     }
     const lagging = current.regionsLagging;
+    // The continuation looks at the lagging regions' groups and at those whose install commands this
+    // run sent: no event reports a command's end, so a handover that left them out left them unseen.
+    const resume = uniqueGroups([
+      ...laggingGroups,
+      ...groupsOfCommands(
+        view,
+        outcome.results.flatMap((r) => r.commandsSent),
+      ),
+    ]);
     const synced = await waitForReplicaSync(deps, current.versionId ?? "", lagging, () =>
-      handOver("replicas behind", laggingGroups),
+      handOver("replicas behind", resume),
     );
     if (synced === "handed-over") break;
     if (synced === "out-of-time") {

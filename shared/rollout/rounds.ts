@@ -132,3 +132,14 @@ export function failedSendRegions(current: Plan, result: ActResult): string[] {
   for (const c of result.commandsSent) planned.set(c.region, (planned.get(c.region) ?? 0) - 1);
   return [...planned].filter(([, n]) => n > 0).map(([region]) => region);
 }
+
+/** The groups (of what the run has seen) holding an instance one of these commands was sent to. */
+export function groupsOfCommands(
+  view: Observation | undefined,
+  sent: ReadonlyArray<{ region: string; instanceIds: readonly string[] }>,
+): TargetGroup[] {
+  const ids = new Set(sent.flatMap((c) => c.instanceIds.map((id) => `${c.region}:${id}`)));
+  return (view?.targets ?? [])
+    .filter((t) => t.members.some((m) => ids.has(`${t.region}:${m.instanceId}`)))
+    .map(targetGroupOf);
+}

@@ -54,4 +54,36 @@ describe("handover: a run that only waits lets the triggers behind it through", 
     expect(state.managedValid.map((t) => t.id)).toEqual([state.tokenFor(second.versionId)?.id]);
     expect(await w.alerts()).toEqual([]);
   });
+
+  it("a handover while replicas lag keeps the commands already sent in the primary region: the rollout completes without the schedule", async () => {
+    // Seen in npm run bench (strategies, R = 3 s): the rotation's run sent us-east-1's command,
+    // waited for the replicas and handed over to the label event; its continuation looked only at
+    // the lagging regions' groups, nothing ever looked at us-east-1 again, and the old token stayed.
+    const w = await startWorld({
+      primaryRegion: "us-east-1",
+      replicaRegions: ["us-west-2", "eu-west-1"],
+      groups: [
+        { region: "us-east-1", name: "ci-a", instances: 2, newInstancesProtectedFromScaleIn: true },
+        { region: "us-west-2", name: "ci-b", instances: 2, newInstancesProtectedFromScaleIn: true },
+        { region: "eu-west-1", name: "ci-c", instances: 2, newInstancesProtectedFromScaleIn: true },
+      ],
+      strategy: "in-place",
+      replicaLagMs: 3_000,
+      timeoutsMs: { reconcile: 120_000 },
+      runCommand: { linuxStep: "mirror", invocationDelayMs: 300, commandLatencyMs: 500 },
+      inPlace: { retrySeconds: 60, fallbackAfterSeconds: 120 },
+      handlers: await freshHandlers(),
+    });
+    world = w;
+    const first = await w.rotate();
+    await w.settled(120_000);
+    const second = await w.rotate();
+    await w.settled(120_000);
+    const continuations = w.eventWaits().filter((e) => e.continuation);
+    expect(continuations.length).toBeGreaterThan(0);
+    const state = invariants(w);
+    expect(state.tokenFor(first.versionId)?.valid).toBe(false);
+    expect(state.managedValid.map((t) => t.id)).toEqual([state.tokenFor(second.versionId)?.id]);
+    expect(await w.alerts()).toEqual([]);
+  });
 });
