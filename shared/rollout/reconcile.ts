@@ -219,6 +219,8 @@ export async function reconcile(
     });
     return true;
   };
+  /** Every install command this run has sent, over all its rounds. */
+  const sentByThisRun = () => outcome.results.flatMap((r) => r.commandsSent);
   let escalations = 0;
   /** One round's look and plan; "skip" when a cold container finds nothing new, "escalate" to observe in full. */
   const observeAndPlan = async (
@@ -366,20 +368,13 @@ export async function reconcile(
       if (await handOver("install commands in flight")) break;
       await deps.sleep(delay);
       // Every command this run sent: the view may predate some of them (an earlier round's groups).
-      const sent = outcome.results.flatMap((r) => r.commandsSent);
-      next = { kind: "poll", previous: view, sent, relist };
+      next = { kind: "poll", previous: view, sent: sentByThisRun(), relist };
       continue;
     }
     const lagging = current.regionsLagging;
     // The continuation looks at the lagging regions' groups and at those whose install commands this
     // run sent: no event reports a command's end, so a handover that left them out left them unseen.
-    const resume = uniqueGroups([
-      ...laggingGroups,
-      ...groupsOfCommands(
-        view,
-        outcome.results.flatMap((r) => r.commandsSent),
-      ),
-    ]);
+    const resume = uniqueGroups([...laggingGroups, ...groupsOfCommands(view, sentByThisRun())]);
     const synced = await waitForReplicaSync(deps, current.versionId ?? "", lagging, () =>
       handOver("replicas behind", resume),
     );

@@ -101,6 +101,11 @@ function alreadySeenDone(t: Trigger, memory: ScopeMemory | undefined): boolean {
   return memory?.doneRefreshIds?.[key] === t.refreshId && !(memory.notDone ?? []).includes(key);
 }
 
+/** Groups not done whose report has not come (yet). */
+function stillToReport(notDone: readonly string[], reported: ReadonlySet<string>): string[] {
+  return notDone.filter((k) => !reported.has(k));
+}
+
 /**
  * A continuation this container suspended resumes with its groups, like refresh events for them
  * (a continuation from elsewhere, or whose suspension a later one replaced, observes in full).
@@ -133,7 +138,7 @@ export function scopeOf(
     else live.push(t);
   }
   const allReported = new Set([...(memory?.reported ?? []), ...reported]);
-  const unreported = (memory?.notDone ?? []).filter((k) => !allReported.has(k));
+  const unreported = stillToReport(memory?.notDone ?? [], allReported);
   if (reported.length > 0 && unreported.length === 0) {
     return {
       kind: "full",
@@ -204,8 +209,7 @@ export function catchUp(
   waiting: number,
 ): Extract<RunScope, { kind: "full" }> | undefined {
   if (!memory) return undefined;
-  const reported = new Set(memory.reported);
-  const unreported = memory.notDone.filter((k) => !reported.has(k));
+  const unreported = stillToReport(memory.notDone, new Set(memory.reported));
   if (unreported.length === 0 || waiting < unreported.length) return undefined;
   if (unreported.some((k) => memory.refreshIds[k] === undefined)) return undefined;
   return {

@@ -34,17 +34,19 @@ export function escapeXml(text: string): string {
   }).join("");
 }
 
-/** Whether escapeXml changes anything: a markup character, CR, or a code unit outside XML's `Char`. */
+/**
+ * Whether escapeXml changes anything: a character ENTITIES replaces, or a code unit outside XML's
+ * `Char` (a surrogate too: whether it is half of a pair is left to the walk above).
+ */
 function needsEscaping(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c < 0x20 ? c !== 0x9 && c !== 0xa : MARKUP.has(c) || (c >= 0xd800 && c <= 0xdfff) || c >= 0xfffe)
-      return true;
+    if (ESCAPED.has(c) || (c >= 0xd800 && c <= 0xdfff) || !isXmlChar(c)) return true;
   }
   return false;
 }
 
-const MARKUP = new Set(["&", "<", ">", '"', "'"].map((ch) => ch.charCodeAt(0)));
+const ESCAPED = new Set(Object.keys(ENTITIES).map((ch) => ch.charCodeAt(0)));
 
 /** The XML 1.0 `Char` production: tab, LF, CR and everything from space up, minus surrogates and U+FFFE/F. */
 function isXmlChar(code: number): boolean {
