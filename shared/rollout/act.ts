@@ -84,16 +84,19 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     deps.autoScaling,
     syncs.map((a) => ({ ...a.target, key: SYNC_TAG, value: encodeSync(a.versionId, a.at) })),
   );
+  // One data point per region: the sync is the region's, however many of its groups recorded it.
+  const syncedRegions = new Set<string>();
   for (const a of syncs) {
     const error = syncFailures.get(groupKey(a.target));
     if (error !== undefined) {
       fail(a, error, "could not record the sync time", { ...a.target });
       continue;
     }
-    const sync = since(promotedAt);
-    if (sync !== undefined)
-      deps.metrics.put("ReplicaSyncSeconds", sync, "Seconds", { Region: a.target.region });
+    syncedRegions.add(a.target.region);
   }
+  const sync = since(promotedAt);
+  for (const region of syncedRegions)
+    if (sync !== undefined) deps.metrics.put("ReplicaSyncSeconds", sync, "Seconds", { Region: region });
 
   // Refresh intents are recorded together before any start: a group whose intent could not be
   // recorded is not started (a start we could not find again later could be doubled).

@@ -1,6 +1,6 @@
 """
-Runs moto server (same arguments as `python3 -m moto.server`) with three changes to what it costs
-(two in SQS, one in its request dispatch), and no change to what any API returns.
+Runs moto server (same arguments as `python3 -m moto.server`) with four changes to what it costs
+(three in SQS, one in its request dispatch), and no change to what any API returns.
 
 Why: moto's SQS reads the clock through moto.core.utils.unix_time, which builds two datetimes and
 subtracts them, once per message per visibility check. Every SendMessage on a FIFO queue computes
@@ -36,13 +36,27 @@ changes). And the request log line werkzeug writes to stderr for every request (
 sandbox keeps stderr only to find the bound port and to report a failed start) is not written;
 werkzeug's start-up lines, the bound port among them, still are.
 
+Fourth, a queue's attributes are computed when they are read, one at a time. moto's
+Queue.attributes property builds every attribute, ApproximateNumberOfMessages and its two siblings
+(each a visibility check of every message) among them, and a FIFO SendMessage reads it four times
+only to look at ContentBasedDeduplication; every message ReceiveMessage delivers reads it again for
+MessageRetentionPeriod (moto/sqs/models.py). So each send and each delivery scanned the whole
+queue several times: measured in the 20 x 1,000 rollout, SendMessageBatch cost moto 20 ms a call
+with about a thousand refresh reports queued, and moto was busy 100 % while the last reports went
+in. The attributes are now a read-only mapping over the same keys, each value computed by moto's
+own properties when it is read; GetQueueAttributes "All" still returns a plain dict, as moto does.
+With it, the rollout's moto CPU went from 8.4 s to 4.4 s.
+
 On any other moto version nothing is patched, and moto runs as shipped.
 """
+import json
 import sys
 import time
+from collections.abc import Mapping
 
 import moto
 import moto.sqs.models as sqs_models
+from moto.core.utils import camelcase_to_underscores
 from moto.moto_server import werkzeug_app
 from moto.server import main
 from werkzeug.serving import WSGIRequestHandler
@@ -79,7 +93,52 @@ def _log_request(self, code="-", size="-"):
     return None
 
 
+class _QueueAttributes(Mapping):
+    """
+    Queue.attributes as moto computes it (moto/sqs/models.py Queue.attributes), one key at a time
+    when it is read: the same keys, and each value as moto's property gives it at that moment.
+    """
+
+    def __init__(self, queue):
+        self._queue = queue
+        keys = list(queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            keys += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            keys += queue.KMS_ATTRIBUTES
+        self._keys = keys
+
+    def __getitem__(self, key):
+        if key not in self._keys:
+            raise KeyError(key)
+        queue = self._queue
+        if key == "Policy" and queue.policy:
+            value = queue.policy
+        elif key == "RedrivePolicy" and queue.redrive_policy:
+            value = json.dumps(queue.redrive_policy)
+        else:
+            value = getattr(queue, camelcase_to_underscores(key))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self):
+        return len(self._keys)
+
+
+def _queue_attributes(self):
+    return _QueueAttributes(self)
+
+
+def _get_queue_attributes(self, queue_name, attribute_names):
+    # "All" hands moto's own mapping to the response: give it a plain dict, as moto does.
+    attributes = _original_get_queue_attributes(self, queue_name, attribute_names)
+    return dict(attributes) if isinstance(attributes, _QueueAttributes) else attributes
+
+
 _original_get_backend_for_host = werkzeug_app.DomainDispatcherApplication.get_backend_for_host
+_original_get_queue_attributes = sqs_models.SQSBackend.get_queue_attributes
 _original_unix_time = sqs_models.unix_time
 _original_unix_time_millis = sqs_models.unix_time_millis
 
@@ -89,6 +148,8 @@ if moto.__version__ in PATCHED_VERSIONS:
     sqs_models.Queue.wait_for_messages = _wait_for_messages
     werkzeug_app.DomainDispatcherApplication.get_backend_for_host = _get_backend_for_host
     WSGIRequestHandler.log_request = _log_request
+    sqs_models.Queue.attributes = property(_queue_attributes)
+    sqs_models.SQSBackend.get_queue_attributes = _get_queue_attributes
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -165,6 +165,35 @@ describe("act", () => {
     expect(metrics).toContainEqual(["ReplicaSyncSeconds", 600]);
   });
 
+  it("reports a region's sync once, however many of its groups record it, and not where the tag failed", async () => {
+    const regions: string[] = [];
+    deps.metrics = {
+      put: (name, _value, _unit, dims) =>
+        void (name === "ReplicaSyncSeconds" && regions.push(dims?.Region ?? "")),
+    };
+    asg.on(CreateOrUpdateTagsCommand).callsFake((input: { Tags?: Array<{ ResourceId?: string }> }) => {
+      if (input.Tags?.some((t) => t.ResourceId === "ci-broken")) throw new Error("boom");
+      return {};
+    });
+    const sync = (region: string, groupName: string): Action => ({
+      kind: "record-sync",
+      target: { region, groupName },
+      versionId: "v2",
+      at: NOW,
+    });
+    await act(
+      planWith([
+        sync("us-east-1", "ci-a"),
+        sync("us-east-1", "ci-b"),
+        sync("eu-west-1", "ci-c"),
+        sync("ap-south-1", "ci-broken"),
+      ]),
+      obs(),
+      deps,
+    );
+    expect(regions.sort()).toEqual(["eu-west-1", "us-east-1"]);
+  });
+
   it("sends the install document with the parameter path only, never the token, and never stops on one failure", async () => {
     ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "c-1" } });
     const result = await act(

@@ -68,6 +68,40 @@ out["hosts"] = [[app.get_backend_for_host(h), app.get_backend_for_host(h), mod._
 print(json.dumps(out))
 `;
 
+/** Queue attributes through the launcher against moto's own property, and what one send costs in visibility checks. */
+const queueAttributes = `
+import json, importlib.util
+import moto.sqs.models as sqs
+shipped = sqs.Queue.attributes
+spec = importlib.util.spec_from_file_location("launcher", ${JSON.stringify(join(LAUNCHER_DIR, "moto-server.py"))})
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+from moto.sqs.models import sqs_backends
+b = sqs_backends["123456789012"]["eu-west-1"]
+b.create_queue("dlq")
+fifo = b.create_queue("a.fifo", FifoQueue="true", ContentBasedDeduplication="false")
+plain = b.create_queue("b", Policy='{"Version":"2012-10-17","Statement":[]}', KmsMasterKeyId="alias/k",
+    RedrivePolicy=json.dumps({"deadLetterTargetArn": "arn:aws:sqs:eu-west-1:123456789012:dlq", "maxReceiveCount": 3}))
+for i in range(100):
+    b.send_message("a.fifo", f"m{i}", group_id="g", deduplication_id=f"d{i}")
+b.send_message("a.fifo", "again", group_id="g", deduplication_id="d7")
+checks = {"n": 0}
+visible = sqs.Message.visible
+def counted(self):
+    checks["n"] += 1
+    return visible.fget(self)
+sqs.Message.visible = property(counted)
+b.send_message("a.fifo", "one more", group_id="g", deduplication_id="d-new")
+sqs.Message.visible = visible
+queues = [fifo, plain]
+print(json.dumps({
+  "version": __import__("moto").__version__,
+  "same": [[list(q.attributes.items()), list(shipped.fget(q).items())] for q in queues],
+  "all": [[b.get_queue_attributes(q.name, ["All"]), shipped.fget(q), type(b.get_queue_attributes(q.name, ["All"])).__name__] for q in queues],
+  "one": b.get_queue_attributes("a.fifo", ["ApproximateNumberOfMessages", "ContentBasedDeduplication"]),
+  "visibilityChecksPerSend": checks["n"],
+}))
+`;
+
 describe("sandbox/fakes/aws/moto-server.py", () => {
   it("reads the same clock as moto does, converts a given datetime as moto does, on moto 5.2.1 only", () => {
     if (!motoAvailable()) throw new Error('moto is not installed for python3: pip install "moto[server]"');
@@ -108,5 +142,28 @@ describe("sandbox/fakes/aws/moto-server.py", () => {
       expect(first).toEqual(original);
       expect(again).toEqual(original);
     }
+  });
+
+  it("gives a queue's attributes as moto computes them, without scanning the queue on every send", () => {
+    if (!motoAvailable()) throw new Error('moto is not installed for python3: pip install "moto[server]"');
+    const out = JSON.parse(
+      execFileSync("python3", ["-c", queueAttributes], { encoding: "utf8", timeout: 60_000 }),
+    ) as {
+      version: string;
+      same: Array<[unknown, unknown]>;
+      all: Array<[unknown, unknown, string]>;
+      one: Record<string, unknown>;
+      visibilityChecksPerSend: number;
+    };
+    for (const [ours, theirs] of out.same) expect(ours).toEqual(theirs);
+    for (const [ours, theirs, type] of out.all) {
+      expect(ours).toEqual(theirs);
+      expect(type).toBe("dict");
+    }
+    // 101 messages sent, and the duplicate (MessageDeduplicationId d7) dropped as moto does.
+    expect(out.one).toEqual({ ApproximateNumberOfMessages: 101, ContentBasedDeduplication: "false" });
+    // As shipped, a FIFO send reads the attributes four times, each a scan of every message.
+    if (out.version === "5.2.1") expect(out.visibilityChecksPerSend).toBe(0);
+    else expect(out.visibilityChecksPerSend).toBeGreaterThan(100);
   });
 });
