@@ -15,6 +15,8 @@
  * statuses and error names.
  */
 
+import http from "node:http";
+import https from "node:https";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { isNotFound } from "../../../shared/lib/aws/errors";
@@ -103,28 +105,45 @@ export function agentBoot(options: AgentBootOptions): BootHook {
     }
   }
 
-  async function register(
-    token: string,
-    instanceId: string,
-  ): Promise<{ status: number } | { error: string }> {
-    try {
-      const res = await fetch(`${options.buildkiteUrl.replace(/\/+$/, "")}/v3/register`, {
-        method: "POST",
-        headers: { Authorization: `Token ${token}`, "Content-Type": "application/json" },
-        // `tags-from-ec2-meta-data=true` in the stack's cfg makes the agent add its EC2 instance id
-        // as meta-data, which is how an agent is found again by instance.
-        body: JSON.stringify({
-          name: instanceId,
-          hostname: instanceId,
-          meta_data: [`aws:instance-id=${instanceId}`],
-        }),
-        signal: AbortSignal.timeout(requestTimeoutMs),
-      });
-      await res.body?.cancel();
-      return { status: res.status };
-    } catch (error) {
-      return { error: errorName(error) };
-    }
+  // One keep-alive agent for every instance's registration: 1,500 boots a rotation at 1,000 groups.
+  // node:http rather than fetch, which cost about twice the CPU per call here.
+  const registerUrl = new URL(`${options.buildkiteUrl.replace(/\/+$/, "")}/v3/register`);
+  const transport = registerUrl.protocol === "https:" ? https : http;
+  const keepAlive = new transport.Agent({ keepAlive: true, maxSockets: 32 });
+
+  function register(token: string, instanceId: string): Promise<{ status: number } | { error: string }> {
+    // `tags-from-ec2-meta-data=true` in the stack's cfg makes the agent add its EC2 instance id
+    // as meta-data, which is how an agent is found again by instance.
+    const body = JSON.stringify({
+      name: instanceId,
+      hostname: instanceId,
+      meta_data: [`aws:instance-id=${instanceId}`],
+    });
+    return new Promise((resolve) => {
+      const req = transport.request(
+        registerUrl,
+        {
+          method: "POST",
+          agent: keepAlive,
+          timeout: requestTimeoutMs,
+          headers: {
+            Authorization: `Token ${token}`,
+            "Content-Type": "application/json",
+            "Content-Length": Buffer.byteLength(body),
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode ?? 0 }));
+          res.on("error", (error) => resolve({ error: errorName(error) }));
+        },
+      );
+      req.on("timeout", () =>
+        req.destroy(Object.assign(new Error("register timed out"), { name: "TimeoutError" })),
+      );
+      req.on("error", (error) => resolve({ error: errorName(error) }));
+      req.end(body);
+    });
   }
 
   /** Registers, retrying as the agent does on 429/5xx/network errors; a 401 is final. */
@@ -174,6 +193,7 @@ export function agentBoot(options: AgentBootOptions): BootHook {
     startAgent,
     destroy() {
       for (const client of [...ssmClients.values(), ...secretsClients.values()]) client.destroy();
+      keepAlive.destroy();
       ssmClients.clear();
       secretsClients.clear();
     },
