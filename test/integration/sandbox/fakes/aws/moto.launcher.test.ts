@@ -102,6 +102,29 @@ print(json.dumps({
 }))
 `;
 
+/** VisibilityTimeout 0 on a clock that reads the same value twice (frozen here), as moto does it and as the launcher does. */
+const visibilityZero = `
+import json, importlib.util
+import moto.sqs.models as sqs
+shipped = sqs.Message.change_visibility
+spec = importlib.util.spec_from_file_location("launcher", ${JSON.stringify(join(LAUNCHER_DIR, "moto-server.py"))})
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+from moto.sqs.models import sqs_backends
+sqs.unix_time_millis = lambda dt=None: 1_796_000_000_000.0
+b = sqs_backends["123456789012"]["eu-west-1"]
+b.create_queue("v.fifo", FifoQueue="true", ContentBasedDeduplication="true")
+out = {"version": __import__("moto").__version__}
+for name, change in (("shipped", shipped), ("launcher", sqs.Message.change_visibility)):
+    sqs.Message.change_visibility = change
+    b.send_message("v.fifo", name, group_id=name)
+    [m] = b.receive_message("v.fifo", 1, 0, 30)
+    b.change_message_visibility("v.fifo", m.receipt_handle, 0)
+    q = b.get_queue("v.fifo")
+    out[name] = {"inFlight": any(p.body == name for p in q.pending_messages), "delivered": [x.body for x in b.receive_message("v.fifo", 10, 0, 30)]}
+    sqs.Message.change_visibility = mod._change_visibility
+print(json.dumps(out))
+`;
+
 describe("sandbox/fakes/aws/moto-server.py", () => {
   it("reads the same clock as moto does, converts a given datetime as moto does, on moto 5.2.1 only", () => {
     if (!motoAvailable()) throw new Error('moto is not installed for python3: pip install "moto[server]"');
@@ -165,5 +188,15 @@ describe("sandbox/fakes/aws/moto-server.py", () => {
     // As shipped, a FIFO send reads the attributes four times, each a scan of every message.
     if (out.version === "5.2.1") expect(out.visibilityChecksPerSend).toBe(0);
     else expect(out.visibilityChecksPerSend).toBeGreaterThan(100);
+  });
+
+  it("makes a message visible at once on VisibilityTimeout 0, where moto kept it in flight when the clock read the same twice", () => {
+    if (!motoAvailable()) throw new Error('moto is not installed for python3: pip install "moto[server]"');
+    const out = JSON.parse(
+      execFileSync("python3", ["-c", visibilityZero], { encoding: "utf8", timeout: 60_000 }),
+    ) as Record<string, { inFlight: boolean; delivered: string[] } | string>;
+    if (out.version !== "5.2.1") return;
+    expect(out.shipped).toEqual({ inFlight: true, delivered: [] });
+    expect(out.launcher).toEqual({ inFlight: false, delivered: ["launcher"] });
   });
 });
