@@ -95,8 +95,9 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     syncedRegions.add(a.target.region);
   }
   const sync = since(promotedAt);
-  for (const region of syncedRegions)
-    if (sync !== undefined) deps.metrics.put("ReplicaSyncSeconds", sync, "Seconds", { Region: region });
+  if (sync !== undefined)
+    for (const region of syncedRegions)
+      deps.metrics.put("ReplicaSyncSeconds", sync, "Seconds", { Region: region });
 
   // Refresh intents are recorded together before any start: a group whose intent could not be
   // recorded is not started (a start we could not find again later could be doubled).

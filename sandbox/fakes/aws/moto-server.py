@@ -145,10 +145,6 @@ class _QueueAttributes(Mapping):
         return len(self._keys)
 
 
-def _queue_attributes(self):
-    return _QueueAttributes(self)
-
-
 def _get_queue_attributes(self, queue_name, attribute_names):
     # "All" hands moto's own mapping to the response: give it a plain dict, as moto does.
     attributes = _original_get_queue_attributes(self, queue_name, attribute_names)
@@ -167,7 +163,7 @@ if moto.__version__ in PATCHED_VERSIONS:
     sqs_models.Queue.wait_for_messages = _wait_for_messages
     werkzeug_app.DomainDispatcherApplication.get_backend_for_host = _get_backend_for_host
     WSGIRequestHandler.log_request = _log_request
-    sqs_models.Queue.attributes = property(_queue_attributes)
+    sqs_models.Queue.attributes = property(_QueueAttributes)
     sqs_models.SQSBackend.get_queue_attributes = _get_queue_attributes
     sqs_models.Message.change_visibility = _change_visibility
 

@@ -41,7 +41,7 @@ export interface AgentBootOptions {
 export type BootHook = ((context: BootContext) => Promise<BootResult>) & {
   /** `buildkite-agent start` on a live instance: registers with the token in its cfg file. */
   startAgent(context: AgentStartContext): Promise<BootResult>;
-  /** Releases the per-region SDK clients (their keep-alive sockets). */
+  /** Releases the per-region SDK clients and the registration agent (their keep-alive sockets). */
   destroy(): void;
 };
 
@@ -106,7 +106,8 @@ export function agentBoot(options: AgentBootOptions): BootHook {
   }
 
   // One keep-alive agent for every instance's registration: 1,500 boots a rotation at 1,000 groups.
-  // node:http rather than fetch, which cost about twice the CPU per call here.
+  // node:http rather than fetch, which cost about twice the CPU per call here. requestTimeoutMs
+  // bounds the whole call, as fetch's timeout signal did (http's own `timeout` is only an idle one).
   const registerUrl = new URL(`${options.buildkiteUrl.replace(/\/+$/, "")}/v3/register`);
   const transport = registerUrl.protocol === "https:" ? https : http;
   const keepAlive = new transport.Agent({ keepAlive: true, maxSockets: 32 });
@@ -120,12 +121,15 @@ export function agentBoot(options: AgentBootOptions): BootHook {
       meta_data: [`aws:instance-id=${instanceId}`],
     });
     return new Promise((resolve) => {
+      const settle = (outcome: { status: number } | { error: string }) => {
+        clearTimeout(deadline);
+        resolve(outcome);
+      };
       const req = transport.request(
         registerUrl,
         {
           method: "POST",
           agent: keepAlive,
-          timeout: requestTimeoutMs,
           headers: {
             Authorization: `Token ${token}`,
             "Content-Type": "application/json",
@@ -134,14 +138,15 @@ export function agentBoot(options: AgentBootOptions): BootHook {
         },
         (res) => {
           res.resume();
-          res.on("end", () => resolve({ status: res.statusCode ?? 0 }));
-          res.on("error", (error) => resolve({ error: errorName(error) }));
+          res.on("end", () => settle({ status: res.statusCode ?? 0 }));
+          res.on("error", (error) => settle({ error: errorName(error) }));
         },
       );
-      req.on("timeout", () =>
-        req.destroy(Object.assign(new Error("register timed out"), { name: "TimeoutError" })),
+      const deadline = setTimeout(
+        () => req.destroy(Object.assign(new Error("register timed out"), { name: "TimeoutError" })),
+        requestTimeoutMs,
       );
-      req.on("error", (error) => resolve({ error: errorName(error) }));
+      req.on("error", (error) => settle({ error: errorName(error) }));
       req.end(body);
     });
   }
