@@ -28,8 +28,8 @@ import { CONTINUATION_SOURCE } from "./trigger";
  */
 export const HANDOVER_AFTER_MS = 2_000;
 /**
- * The same, for a run carrying on with the refresh starts of one recent look (reconcile.ts
- * STARTS_FROM_ONE_LOOK_MS): a continuation would wait behind every report queued meanwhile and look
+ * The same, for a run carrying on with the refresh starts of one recent look (rounds.ts
+ * ONE_LOOK_MS): a continuation would wait behind every report queued meanwhile and look
  * at the groups left again, and the revocation waits for the last start, while the triggers waiting
  * are mostly our own refreshes' reports, which cost nothing. Measured at 20 × 1,000 in the sandbox
  * (npm run bench -- scale): starting 1,000 refreshes took about 5.5 s, so at 5 s the last round went

@@ -96,7 +96,7 @@ function boundStarts(p: Plan, max: number | undefined): Plan {
  * in between only this run writes for this version, a refresh someone else started meanwhile makes
  * StartInstanceRefresh fail (InstanceRefreshInProgress, which act leaves to the next run), and a
  * newer version only means the instances boot with a newer token. The caller bounds how old the
- * observation may be (reconcile.ts STARTS_FROM_ONE_LOOK_MS).
+ * observation may be (rounds.ts ONE_LOOK_MS).
  */
 export function continueStarts(p: Plan, max: number | undefined): Plan {
   const next = max === undefined ? p.deferredStarts : p.deferredStarts.slice(0, max);

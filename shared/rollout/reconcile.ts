@@ -22,6 +22,8 @@ import {
   failedSendRegions,
   groupsOfCommands,
   logRound,
+  lookAfterSync,
+  ONE_LOOK_MS,
   transientlyUnobserved,
   uniqueGroups,
   waitForReplicaSync,
@@ -106,21 +108,14 @@ export function tokenParameterName(config: Pick<ReconcileConfig, "secret">): str
   return `/aws/reference/secretsmanager/${config.secret.name}`;
 }
 
-/**
- * How old an observation may be for a later round to carry on with its plan's deferred refresh
- * starts without looking at those groups again (plan.ts continueStarts). At 20 × 1,000 in the
- * sandbox, looking again at each round's 100 groups took about 0.9 s of the round's 1 s (the starts
- * themselves about 0.1 s) and 900 more DescribeInstanceRefreshes; all the rounds of one look take
- * a few seconds. Older than this, the next round's groups are looked at again first.
- */
-const STARTS_FROM_ONE_LOOK_MS = 30_000;
-
 /** What the next round observes. */
 type Next =
   | { kind: "full" }
   /** Nothing: the next round carries on with the deferred starts of `plan`, made on `observation`. */
   | { kind: "starts"; plan: Plan; observation: Observation }
   | { kind: "groups"; groups: TargetGroup[] }
+  /** Nothing: the lagging groups as the last look saw them, their replicas now in sync (rounds.ts lookAfterSync). */
+  | { kind: "synced"; observation: Observation }
   | { kind: "poll"; previous: Observation; sent: ActResult["commandsSent"]; relist: string[] };
 
 /**
@@ -231,8 +226,11 @@ export async function reconcile(
         ? await observe(deps, { refreshHistory: "ours" })
         : look.kind === "groups"
           ? await observe(deps, { groups: look.groups, refreshHistory: "ours" })
-          : await observeCommands(deps, look.previous, look.sent, look.relist);
-    outcome.observations[look.kind === "groups" ? "partial" : look.kind === "poll" ? "polls" : "full"]++;
+          : look.kind === "poll"
+            ? await observeCommands(deps, look.previous, look.sent, look.relist)
+            : look.observation;
+    if (look.kind !== "synced")
+      outcome.observations[look.kind === "groups" ? "partial" : look.kind === "poll" ? "polls" : "full"]++;
     const memory = deps.memory.recollect();
     if (outcome.rounds === 1 && look.kind === "groups" && !memory) {
       // A cold container: the anchor's rollout tag says when the last full observation began.
@@ -304,7 +302,7 @@ export async function reconcile(
       startsFailed = startsFailed.filter((g) => !looked.has(groupKey(g)));
     }
     startsFailed = uniqueGroups([...startsFailed, ...result.startsFailed]);
-    view = foldIntoView(view, observation, current);
+    view = foldIntoView(view, observation, current, result.alerted);
     outcome.results.push(result);
     logRound(deps, outcome.rounds, observation, current, result);
 
@@ -324,8 +322,7 @@ export async function reconcile(
       const chunk = toStart.slice(0, settings.maxStartsPerRound ?? toStart.length);
       const nextGroups = uniqueGroups([...chunk, ...laggingGroups, ...startsFailed]);
       const carryOn =
-        deferred.length > 0 &&
-        deps.now().getTime() - observation.startedAt.getTime() < STARTS_FROM_ONE_LOOK_MS;
+        deferred.length > 0 && deps.now().getTime() - observation.startedAt.getTime() < ONE_LOOK_MS;
       const holdMs = carryOn ? HANDOVER_WHILE_STARTING_AFTER_MS : undefined;
       if (await handOver("refreshes still to start", nextGroups, toStart.slice(chunk.length), holdMs)) break;
       if (carryOn) {
@@ -385,8 +382,15 @@ export async function reconcile(
       });
       break;
     }
-    // The regions that caught up are the only ones whose groups have something new to do.
-    next = laggingGroups.length > 0 ? { kind: "groups", groups: laggingGroups } : { kind: "full" };
+    // The regions that caught up are the only ones whose groups have something new to do: planned
+    // on the look just made while it is recent, else looked at again.
+    const reused =
+      view && (await lookAfterSync(deps, observation, view, laggingGroups, current.versionId ?? ""));
+    next = reused
+      ? { kind: "synced", observation: reused }
+      : laggingGroups.length > 0
+        ? { kind: "groups", groups: laggingGroups }
+        : { kind: "full" };
   }
   return outcome;
 }

@@ -19,10 +19,16 @@ import { describeManagedToken } from "../../../../shared/buildkite/description";
 import { loadReconcileConfig } from "../../../../shared/lib/config";
 import { createLogger } from "../../../../shared/lib/log";
 import { HANDOVER_AFTER_MS } from "../../../../shared/rollout/handover";
-import { decodeRolloutMarker, encodeRefreshMarker, encodeSync } from "../../../../shared/rollout/markers";
+import {
+  decodeRolloutMarker,
+  decodeSync,
+  encodeRefreshMarker,
+  encodeSync,
+} from "../../../../shared/rollout/markers";
 import { RolloutMemory } from "../../../../shared/rollout/memory";
 import { MARKER_TAG, ROLLOUT_TAG, SYNC_TAG } from "../../../../shared/rollout/plan";
 import { MAX_STARTS_PER_ROUND, type ReconcileDeps, reconcile } from "../../../../shared/rollout/reconcile";
+import { ONE_LOOK_MS } from "../../../../shared/rollout/rounds";
 import type { Trigger } from "../../../../shared/rollout/trigger";
 import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 
@@ -613,5 +619,149 @@ describe("reconcile: refreshes beyond one round's bound", () => {
     expect(resumed.observations).toEqual({ full: 0, partial: 2, polls: 0 });
     expect(looked()).toHaveLength(MAX_STARTS_PER_ROUND + 1 + 50 + 1);
     expect(started()).toHaveLength(MAX_STARTS_PER_ROUND + 50);
+  });
+});
+
+describe("reconcile: once a lagging replica serves the version", () => {
+  const cfg = () =>
+    loadReconcileConfig(
+      reconcileEnv({
+        ROLLOUT_STRATEGY: "refresh",
+        TARGET_GROUPS: "us-east-1:ci-a,eu-west-1:ci-b,eu-west-1:ci-c",
+      }),
+    );
+  /** The tags act wrote, read back by the next look as Auto Scaling would. */
+  let tagsOf: Map<string, Map<string, string>>;
+  /** The primary's AWSCURRENT (v2 unless a test rotates again), and the replica's reads. */
+  let primary: string;
+  let replicaReads: number;
+  beforeEach(() => {
+    tagsOf = new Map();
+    primary = "v2";
+    replicaReads = 0;
+    sm.on(DescribeSecretCommand).callsFake(() => ({
+      VersionIdsToStages: { v1: ["AWSPREVIOUS"], [primary]: ["AWSCURRENT"] },
+      ReplicationStatus: [{ Region: "eu-west-1", Status: "InSync" }],
+    }));
+    asg
+      .on(CreateOrUpdateTagsCommand)
+      .callsFake((input: { Tags?: Array<{ ResourceId?: string; Key?: string; Value?: string }> }) => {
+        for (const t of input.Tags ?? []) {
+          const tags = tagsOf.get(t.ResourceId ?? "") ?? new Map<string, string>();
+          tags.set(t.Key ?? "", t.Value ?? "");
+          tagsOf.set(t.ResourceId ?? "", tags);
+        }
+        return {};
+      });
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
+      AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
+        AutoScalingGroupName: name,
+        Instances: [{ InstanceId: `i-${name}-old`, LifecycleState: "InService" }],
+        Tags: [...(tagsOf.get(name) ?? new Map<string, string>())].map(([Key, Value]) => ({ Key, Value })),
+      })),
+    }));
+    asg.on(DescribeInstanceRefreshesCommand).resolves({ InstanceRefreshes: [] });
+    asg.on(StartInstanceRefreshCommand).callsFake((input: { AutoScalingGroupName?: string }) => ({
+      InstanceRefreshId: `r-${input.AutoScalingGroupName}`,
+    }));
+  });
+  /** eu-west-1's replica: v1 for the first `lagReads` reads, then v2. */
+  function world(lagReads: number, over: Partial<ReconcileDeps> = {}): ReconcileDeps {
+    const replica = {
+      send: async () => {
+        replicaReads++;
+        const current = replicaReads > lagReads ? "v2" : "v1";
+        return { VersionIdsToStages: { [current]: ["AWSCURRENT"] } };
+      },
+    } as unknown as SecretsManagerClient;
+    const base = depsWith(new RolloutMemory());
+    return {
+      ...base,
+      config: cfg(),
+      secrets: (region) => (region === "eu-west-1" ? replica : base.secrets(region)),
+      sleep: async (ms) => {
+        clock = new Date(clock.getTime() + ms);
+      },
+      ...over,
+    };
+  }
+  const looked = () =>
+    asg
+      .commandCalls(DescribeAutoScalingGroupsCommand)
+      .flatMap((c) => c.args[0].input.AutoScalingGroupNames ?? []);
+  const started = () =>
+    asg.commandCalls(StartInstanceRefreshCommand).map((c) => c.args[0].input.AutoScalingGroupName ?? "");
+
+  it("plans the region's groups on the run's look instead of looking again, with the sync time of the wait", async () => {
+    const lookedAt = clock.getTime();
+    const outcome = await reconcile(world(3));
+    expect(started().sort()).toEqual(["ci-a", "ci-b", "ci-c"]);
+    // One look at each group: the full one (the anchor, ci-a, among them).
+    expect(looked().sort()).toEqual(["ci-a", "ci-b", "ci-c"]);
+    expect(outcome.observations).toEqual({ full: 1, partial: 0, polls: 0 });
+    // The sync recorded is when the wait saw the replica serve v2, after the look: an instance
+    // launched in between counts as holding the old token.
+    const synced = decodeSync(tagsOf.get("ci-b")?.get(SYNC_TAG));
+    expect(synced?.versionId).toBe("v2");
+    expect(synced?.at.getTime()).toBeGreaterThan(lookedAt);
+    expect(synced?.at.getTime()).toBe(clock.getTime());
+  });
+
+  it("looks at a group again that the look could not see (throttled), rather than waiting to retry it", async () => {
+    let throttled = 0;
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => {
+      const names = input.AutoScalingGroupNames ?? [];
+      if (names.includes("ci-b") && throttled++ === 0)
+        throw Object.assign(new Error("Rate exceeded"), {
+          name: "Throttling",
+          $metadata: { httpStatusCode: 400 },
+        });
+      return {
+        AutoScalingGroups: names.map((name) => ({
+          AutoScalingGroupName: name,
+          Instances: [{ InstanceId: `i-${name}-old`, LifecycleState: "InService" }],
+          Tags: [...(tagsOf.get(name) ?? new Map<string, string>())].map(([Key, Value]) => ({ Key, Value })),
+        })),
+      };
+    });
+    const slept: number[] = [];
+    const deps = world(3);
+    const outcome = await reconcile({
+      ...deps,
+      sleep: async (ms) => {
+        slept.push(ms);
+        await deps.sleep(ms);
+      },
+    });
+    expect(started().sort()).toEqual(["ci-a", "ci-b", "ci-c"]);
+    expect(outcome.observations).toEqual({ full: 1, partial: 1, polls: 0 });
+    // Looked at again right after the wait: no retry of an unobserved group (1 s and up).
+    expect(slept.every((ms) => ms < 1_000)).toBe(true);
+  });
+
+  it("looks at them again when the look is ONE_LOOK_MS old by the end of the wait", async () => {
+    // Past 40 polls the wait backs off to 2 s: 60 reads of a lagging replica take over 30 s.
+    const outcome = await reconcile(world(60));
+    expect(clock.getTime() - new Date("2026-12-01T12:05:00Z").getTime()).toBeGreaterThan(ONE_LOOK_MS);
+    expect(started().sort()).toEqual(["ci-a", "ci-b", "ci-c"]);
+    expect(outcome.observations).toEqual({ full: 1, partial: 1, polls: 0 });
+    expect(looked().filter((n) => n === "ci-b")).toHaveLength(2);
+  });
+
+  it("looks at them again when the primary moved on during the wait, and starts nothing for the old version there", async () => {
+    const deps = world(3);
+    const replica = deps.secrets("eu-west-1");
+    const outcome = await reconcile({
+      ...deps,
+      // A rotation promotes v3 as the replica comes to serve v2 (v3 has no token of ours: nothing
+      // rolls it out, and the full look that finds so ends the run).
+      secrets: (region) => {
+        if (region === "eu-west-1" && replicaReads === 3) primary = "v3";
+        return region === "eu-west-1" ? replica : deps.secrets(region);
+      },
+    });
+    expect(started()).toEqual(["ci-a"]);
+    expect(looked().filter((n) => n === "ci-b").length).toBeGreaterThan(1);
+    expect(outcome.plan?.versionId).toBe("v3");
   });
 });
