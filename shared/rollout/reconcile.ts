@@ -302,7 +302,8 @@ export async function reconcile(
       startsFailed = startsFailed.filter((g) => !looked.has(groupKey(g)));
     }
     startsFailed = uniqueGroups([...startsFailed, ...result.startsFailed]);
-    view = foldIntoView(view, observation, current, result.alerted);
+    // A round that carried on adds its writes to the view: folding its look in again would undo the earlier rounds'.
+    view = foldIntoView(view, next.kind === "starts" && view ? view : observation, current, result.alerted);
     outcome.results.push(result);
     logRound(deps, outcome.rounds, observation, current, result);
 

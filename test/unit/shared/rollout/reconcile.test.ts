@@ -623,11 +623,12 @@ describe("reconcile: refreshes beyond one round's bound", () => {
 });
 
 describe("reconcile: once a lagging replica serves the version", () => {
-  const cfg = () =>
+  const cfg = (groups = "us-east-1:ci-a,eu-west-1:ci-b,eu-west-1:ci-c") =>
     loadReconcileConfig(
       reconcileEnv({
         ROLLOUT_STRATEGY: "refresh",
-        TARGET_GROUPS: "us-east-1:ci-a,eu-west-1:ci-b,eu-west-1:ci-c",
+        ALERT_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:alerts",
+        TARGET_GROUPS: groups,
       }),
     );
   /** The tags act wrote, read back by the next look as Auto Scaling would. */
@@ -763,5 +764,32 @@ describe("reconcile: once a lagging replica serves the version", () => {
     expect(started()).toEqual(["ci-a"]);
     expect(looked().filter((n) => n === "ci-b").length).toBeGreaterThan(1);
     expect(outcome.plan?.versionId).toBe("v3");
+  });
+
+  it("keeps the alerts of the run's earlier rounds in the record it writes after the wait", async () => {
+    // Round 1 alerts about a missing group and starts 100 refreshes; round 2 carries on with the
+    // rest from the same look; after the wait, ci-b's invalid sync tag is alerted. The record then
+    // written must hold both alerts, or the next full observation alerts about the missing group again.
+    const primary = Array.from({ length: MAX_STARTS_PER_ROUND + 20 }, (_, i) => `us-east-1:ci-${i}`);
+    const config = cfg([...primary, "us-east-1:ci-missing", "eu-west-1:ci-b"].join(","));
+    tagsOf.set("ci-b", new Map([[SYNC_TAG, encodeSync("v2", new Date("2030-01-01T00:00:00Z"))]]));
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
+      AutoScalingGroups: (input.AutoScalingGroupNames ?? [])
+        .filter((name) => name !== "ci-missing")
+        .map((name) => ({
+          AutoScalingGroupName: name,
+          Instances: [{ InstanceId: `i-${name}-old`, LifecycleState: "InService" }],
+          Tags: [...(tagsOf.get(name) ?? new Map<string, string>())].map(([Key, Value]) => ({ Key, Value })),
+        })),
+    }));
+    const outcome = await reconcile({ ...world(3), config });
+    expect(outcome.observations).toEqual({ full: 1, partial: 0, polls: 0 });
+    const subjects = sns.commandCalls(PublishCommand).map((c) => c.args[0].input.Subject ?? "");
+    expect(subjects).toEqual([
+      expect.stringContaining("group not found: ci-missing"),
+      expect.stringContaining("ignored an invalid tag on ci-b"),
+    ]);
+    const anchor = [...tagsOf.values()].map((t) => t.get(ROLLOUT_TAG)).find((v) => v !== undefined);
+    expect(decodeRolloutMarker(anchor)?.alerts).toHaveLength(2);
   });
 });
