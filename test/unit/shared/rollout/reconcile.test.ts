@@ -351,37 +351,37 @@ describe("reconcile: the rollout tag records when the full observation began", (
   });
 });
 
-describe("reconcile: a run that would only wait hands the queue over to triggers waiting behind it", () => {
-  /** eu-west-1's replica still serves v1 for the first `lagPolls` reads, then v2. */
-  function lagging(lagPolls: number): {
-    deps: (memory: RolloutMemory) => ReconcileDeps;
-    reads: () => number;
-  } {
-    let reads = 0;
-    // A stand-in for one region's client only (the class-wide mock answers every region alike);
-    // the rollout reads the replica with DescribeSecret alone.
-    const replica = {
-      send: async () => {
-        reads++;
-        const current = reads > lagPolls ? "v2" : "v1";
-        return { VersionIdsToStages: { [current]: ["AWSCURRENT"] } };
-      },
-    } as unknown as SecretsManagerClient;
-    return {
-      reads: () => reads,
-      deps: (memory) => {
-        const base = depsWith(memory);
-        return {
-          ...base,
-          secrets: (region) => (region === "eu-west-1" ? replica : base.secrets(region)),
-          sleep: async (ms) => {
-            clock = new Date(clock.getTime() + ms);
-          },
-        };
-      },
-    };
-  }
+/** eu-west-1's replica still serves v1 for the first `lagPolls` reads, then v2. */
+function lagging(lagPolls: number): {
+  deps: (memory: RolloutMemory) => ReconcileDeps;
+  reads: () => number;
+} {
+  let reads = 0;
+  // A stand-in for one region's client only (the class-wide mock answers every region alike);
+  // the rollout reads the replica with DescribeSecret alone.
+  const replica = {
+    send: async () => {
+      reads++;
+      const current = reads > lagPolls ? "v2" : "v1";
+      return { VersionIdsToStages: { [current]: ["AWSCURRENT"] } };
+    },
+  } as unknown as SecretsManagerClient;
+  return {
+    reads: () => reads,
+    deps: (memory) => {
+      const base = depsWith(memory);
+      return {
+        ...base,
+        secrets: (region) => (region === "eu-west-1" ? replica : base.secrets(region)),
+        sleep: async (ms) => {
+          clock = new Date(clock.getTime() + ms);
+        },
+      };
+    },
+  };
+}
 
+describe("reconcile: a run that would only wait hands the queue over to triggers waiting behind it", () => {
   function queue(waiting: number, send: "ok" | "fails" = "ok") {
     const looks: Date[] = [];
     const sent: Array<{ id: string; versionId: string | undefined; at: Date }> = [];
@@ -477,6 +477,53 @@ describe("reconcile: a run that would only wait hands the queue over to triggers
   });
 });
 
+/**
+ * Auto Scaling before any refresh of the version: every group runs one instance launched before
+ * it, and the tags act writes are read back by the next look, as Auto Scaling would. `found`
+ * leaves groups out of a describe (a group that does not exist); `describing` sees every
+ * describe's names first and may throw (throttling). Returns the tags, by group.
+ */
+function groupsBeforeTheirRefresh(
+  options: { found?: (name: string) => boolean; describing?: (names: string[]) => void } = {},
+): Map<string, Map<string, string>> {
+  const tagsOf = new Map<string, Map<string, string>>();
+  asg
+    .on(CreateOrUpdateTagsCommand)
+    .callsFake((input: { Tags?: Array<{ ResourceId?: string; Key?: string; Value?: string }> }) => {
+      for (const t of input.Tags ?? []) {
+        const tags = tagsOf.get(t.ResourceId ?? "") ?? new Map<string, string>();
+        tags.set(t.Key ?? "", t.Value ?? "");
+        tagsOf.set(t.ResourceId ?? "", tags);
+      }
+      return {};
+    });
+  asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => {
+    const names = input.AutoScalingGroupNames ?? [];
+    options.describing?.(names);
+    return {
+      AutoScalingGroups: names.filter(options.found ?? (() => true)).map((name) => ({
+        AutoScalingGroupName: name,
+        Instances: [{ InstanceId: `i-${name}-old`, LifecycleState: "InService" }],
+        Tags: [...(tagsOf.get(name) ?? new Map<string, string>())].map(([Key, Value]) => ({ Key, Value })),
+      })),
+    };
+  });
+  asg.on(DescribeInstanceRefreshesCommand).resolves({ InstanceRefreshes: [] });
+  asg.on(StartInstanceRefreshCommand).callsFake((input: { AutoScalingGroupName?: string }) => ({
+    InstanceRefreshId: `r-${input.AutoScalingGroupName}`,
+  }));
+  return tagsOf;
+}
+
+/** The groups StartInstanceRefresh was called for, in order. */
+const started = () =>
+  asg.commandCalls(StartInstanceRefreshCommand).map((c) => c.args[0].input.AutoScalingGroupName ?? "");
+/** Every group name a look described (a partial look adds the anchor when it is not among them). */
+const looked = () =>
+  asg
+    .commandCalls(DescribeAutoScalingGroupsCommand)
+    .flatMap((c) => c.args[0].input.AutoScalingGroupNames ?? []);
+
 describe("reconcile: refreshes beyond one round's bound", () => {
   const names = Array.from({ length: 2 * MAX_STARTS_PER_ROUND + 50 }, (_, i) => `ci-${i}`);
   const many = () =>
@@ -491,38 +538,8 @@ describe("reconcile: refreshes beyond one round's bound", () => {
     sm.on(DescribeSecretCommand).resolves({
       VersionIdsToStages: { v1: ["AWSPREVIOUS"], v2: ["AWSCURRENT"] },
     });
-    // No refresh yet: every group still runs its instance launched before the version. The tags
-    // act writes (the refresh intents) are read back by the next look, as Auto Scaling would.
-    const tagsOf = new Map<string, Map<string, string>>();
-    asg
-      .on(CreateOrUpdateTagsCommand)
-      .callsFake((input: { Tags?: Array<{ ResourceId?: string; Key?: string; Value?: string }> }) => {
-        for (const t of input.Tags ?? []) {
-          const tags = tagsOf.get(t.ResourceId ?? "") ?? new Map<string, string>();
-          tags.set(t.Key ?? "", t.Value ?? "");
-          tagsOf.set(t.ResourceId ?? "", tags);
-        }
-        return {};
-      });
-    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
-      AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
-        AutoScalingGroupName: name,
-        Instances: [{ InstanceId: `i-${name}-old`, LifecycleState: "InService" }],
-        Tags: [...(tagsOf.get(name) ?? new Map<string, string>())].map(([Key, Value]) => ({ Key, Value })),
-      })),
-    }));
-    asg.on(DescribeInstanceRefreshesCommand).resolves({ InstanceRefreshes: [] });
-    asg.on(StartInstanceRefreshCommand).callsFake((input: { AutoScalingGroupName?: string }) => ({
-      InstanceRefreshId: `r-${input.AutoScalingGroupName}`,
-    }));
+    groupsBeforeTheirRefresh();
   });
-  const started = () =>
-    asg.commandCalls(StartInstanceRefreshCommand).map((c) => c.args[0].input.AutoScalingGroupName ?? "");
-  /** Every group name a look described (a partial look adds the anchor, ci-0, when it is not among them). */
-  const looked = () =>
-    asg
-      .commandCalls(DescribeAutoScalingGroupsCommand)
-      .flatMap((c) => c.args[0].input.AutoScalingGroupNames ?? []);
   const histories = () =>
     asg.commandCalls(DescribeInstanceRefreshesCommand).map((c) => c.args[0].input.AutoScalingGroupName ?? "");
 
@@ -633,69 +650,25 @@ describe("reconcile: once a lagging replica serves the version", () => {
     );
   /** The tags act wrote, read back by the next look as Auto Scaling would. */
   let tagsOf: Map<string, Map<string, string>>;
-  /** The primary's AWSCURRENT (v2 unless a test rotates again), and the replica's reads. */
+  /** The primary's AWSCURRENT (v2 unless a test rotates again). */
   let primary: string;
-  let replicaReads: number;
   beforeEach(() => {
-    tagsOf = new Map();
     primary = "v2";
-    replicaReads = 0;
     sm.on(DescribeSecretCommand).callsFake(() => ({
       VersionIdsToStages: { v1: ["AWSPREVIOUS"], [primary]: ["AWSCURRENT"] },
       ReplicationStatus: [{ Region: "eu-west-1", Status: "InSync" }],
     }));
-    asg
-      .on(CreateOrUpdateTagsCommand)
-      .callsFake((input: { Tags?: Array<{ ResourceId?: string; Key?: string; Value?: string }> }) => {
-        for (const t of input.Tags ?? []) {
-          const tags = tagsOf.get(t.ResourceId ?? "") ?? new Map<string, string>();
-          tags.set(t.Key ?? "", t.Value ?? "");
-          tagsOf.set(t.ResourceId ?? "", tags);
-        }
-        return {};
-      });
-    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
-      AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((name) => ({
-        AutoScalingGroupName: name,
-        Instances: [{ InstanceId: `i-${name}-old`, LifecycleState: "InService" }],
-        Tags: [...(tagsOf.get(name) ?? new Map<string, string>())].map(([Key, Value]) => ({ Key, Value })),
-      })),
-    }));
-    asg.on(DescribeInstanceRefreshesCommand).resolves({ InstanceRefreshes: [] });
-    asg.on(StartInstanceRefreshCommand).callsFake((input: { AutoScalingGroupName?: string }) => ({
-      InstanceRefreshId: `r-${input.AutoScalingGroupName}`,
-    }));
+    tagsOf = groupsBeforeTheirRefresh();
   });
-  /** eu-west-1's replica: v1 for the first `lagReads` reads, then v2. */
-  function world(lagReads: number, over: Partial<ReconcileDeps> = {}): ReconcileDeps {
-    const replica = {
-      send: async () => {
-        replicaReads++;
-        const current = replicaReads > lagReads ? "v2" : "v1";
-        return { VersionIdsToStages: { [current]: ["AWSCURRENT"] } };
-      },
-    } as unknown as SecretsManagerClient;
-    const base = depsWith(new RolloutMemory());
-    return {
-      ...base,
-      config: cfg(),
-      secrets: (region) => (region === "eu-west-1" ? replica : base.secrets(region)),
-      sleep: async (ms) => {
-        clock = new Date(clock.getTime() + ms);
-      },
-      ...over,
-    };
+  /** eu-west-1's replica serves v1 for the first `lagReads` reads, then v2. */
+  function world(lagReads: number) {
+    const replica = lagging(lagReads);
+    return { ...replica, deps: { ...replica.deps(new RolloutMemory()), config: cfg() } };
   }
-  const looked = () =>
-    asg
-      .commandCalls(DescribeAutoScalingGroupsCommand)
-      .flatMap((c) => c.args[0].input.AutoScalingGroupNames ?? []);
-  const started = () =>
-    asg.commandCalls(StartInstanceRefreshCommand).map((c) => c.args[0].input.AutoScalingGroupName ?? "");
 
   it("plans the region's groups on the run's look instead of looking again, with the sync time of the wait", async () => {
     const lookedAt = clock.getTime();
-    const outcome = await reconcile(world(3));
+    const outcome = await reconcile(world(3).deps);
     expect(started().sort()).toEqual(["ci-a", "ci-b", "ci-c"]);
     // One look at each group: the full one (the anchor, ci-a, among them).
     expect(looked().sort()).toEqual(["ci-a", "ci-b", "ci-c"]);
@@ -710,23 +683,17 @@ describe("reconcile: once a lagging replica serves the version", () => {
 
   it("looks at a group again that the look could not see (throttled), rather than waiting to retry it", async () => {
     let throttled = 0;
-    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => {
-      const names = input.AutoScalingGroupNames ?? [];
-      if (names.includes("ci-b") && throttled++ === 0)
-        throw Object.assign(new Error("Rate exceeded"), {
-          name: "Throttling",
-          $metadata: { httpStatusCode: 400 },
-        });
-      return {
-        AutoScalingGroups: names.map((name) => ({
-          AutoScalingGroupName: name,
-          Instances: [{ InstanceId: `i-${name}-old`, LifecycleState: "InService" }],
-          Tags: [...(tagsOf.get(name) ?? new Map<string, string>())].map(([Key, Value]) => ({ Key, Value })),
-        })),
-      };
+    tagsOf = groupsBeforeTheirRefresh({
+      describing: (names) => {
+        if (names.includes("ci-b") && throttled++ === 0)
+          throw Object.assign(new Error("Rate exceeded"), {
+            name: "Throttling",
+            $metadata: { httpStatusCode: 400 },
+          });
+      },
     });
     const slept: number[] = [];
-    const deps = world(3);
+    const { deps } = world(3);
     const outcome = await reconcile({
       ...deps,
       sleep: async (ms) => {
@@ -742,7 +709,7 @@ describe("reconcile: once a lagging replica serves the version", () => {
 
   it("looks at them again when the look is ONE_LOOK_MS old by the end of the wait", async () => {
     // Past 40 polls the wait backs off to 2 s: 60 reads of a lagging replica take over 30 s.
-    const outcome = await reconcile(world(60));
+    const outcome = await reconcile(world(60).deps);
     expect(clock.getTime() - new Date("2026-12-01T12:05:00Z").getTime()).toBeGreaterThan(ONE_LOOK_MS);
     expect(started().sort()).toEqual(["ci-a", "ci-b", "ci-c"]);
     expect(outcome.observations).toEqual({ full: 1, partial: 1, polls: 0 });
@@ -750,15 +717,14 @@ describe("reconcile: once a lagging replica serves the version", () => {
   });
 
   it("looks at them again when the primary moved on during the wait, and starts nothing for the old version there", async () => {
-    const deps = world(3);
-    const replica = deps.secrets("eu-west-1");
+    const { deps, reads } = world(3);
     const outcome = await reconcile({
       ...deps,
       // A rotation promotes v3 as the replica comes to serve v2 (v3 has no token of ours: nothing
       // rolls it out, and the full look that finds so ends the run).
       secrets: (region) => {
-        if (region === "eu-west-1" && replicaReads === 3) primary = "v3";
-        return region === "eu-west-1" ? replica : deps.secrets(region);
+        if (region === "eu-west-1" && reads() === 3) primary = "v3";
+        return deps.secrets(region);
       },
     });
     expect(started()).toEqual(["ci-a"]);
@@ -770,19 +736,11 @@ describe("reconcile: once a lagging replica serves the version", () => {
     // Round 1 alerts about a missing group and starts 100 refreshes; round 2 carries on with the
     // rest from the same look; after the wait, ci-b's invalid sync tag is alerted. The record then
     // written must hold both alerts, or the next full observation alerts about the missing group again.
-    const primary = Array.from({ length: MAX_STARTS_PER_ROUND + 20 }, (_, i) => `us-east-1:ci-${i}`);
-    const config = cfg([...primary, "us-east-1:ci-missing", "eu-west-1:ci-b"].join(","));
+    const many = Array.from({ length: MAX_STARTS_PER_ROUND + 20 }, (_, i) => `us-east-1:ci-${i}`);
+    const config = cfg([...many, "us-east-1:ci-missing", "eu-west-1:ci-b"].join(","));
+    tagsOf = groupsBeforeTheirRefresh({ found: (name) => name !== "ci-missing" });
     tagsOf.set("ci-b", new Map([[SYNC_TAG, encodeSync("v2", new Date("2030-01-01T00:00:00Z"))]]));
-    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
-      AutoScalingGroups: (input.AutoScalingGroupNames ?? [])
-        .filter((name) => name !== "ci-missing")
-        .map((name) => ({
-          AutoScalingGroupName: name,
-          Instances: [{ InstanceId: `i-${name}-old`, LifecycleState: "InService" }],
-          Tags: [...(tagsOf.get(name) ?? new Map<string, string>())].map(([Key, Value]) => ({ Key, Value })),
-        })),
-    }));
-    const outcome = await reconcile({ ...world(3), config });
+    const outcome = await reconcile({ ...world(3).deps, config });
     expect(outcome.observations).toEqual({ full: 1, partial: 0, polls: 0 });
     const subjects = sns.commandCalls(PublishCommand).map((c) => c.args[0].input.Subject ?? "");
     expect(subjects).toEqual([
