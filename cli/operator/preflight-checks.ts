@@ -1,7 +1,7 @@
 import type { ReconcileConfig } from "../../shared/lib/config";
 import { duration } from "../../shared/lib/terminal";
 import { ACTIVE_REFRESH } from "../../shared/rollout/plan";
-import { tokenParameterName } from "../../shared/rollout/reconcile";
+import { tokenParameterName } from "../../shared/rollout/settings";
 import type { StatusReport } from "../../shared/rollout/status";
 import type { Observation, TargetObservation } from "../../shared/rollout/types";
 import type { SecretState } from "../../shared/secrets/describe";

@@ -9,7 +9,7 @@ import { describeError } from "../../shared/lib/errors";
 import { painter, useColor } from "../../shared/lib/terminal";
 import { observeGroups, observeWithSecret } from "../../shared/rollout/observe";
 import { plan } from "../../shared/rollout/plan";
-import { planSettings } from "../../shared/rollout/reconcile";
+import { planSettings } from "../../shared/rollout/settings";
 import { buildStatus, type StatusReport } from "../../shared/rollout/status";
 import { helpText, PROGRAM } from "../args";
 import type { CommandRunner } from "../types";

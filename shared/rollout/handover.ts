@@ -23,7 +23,7 @@ import { CONTINUATION_SOURCE } from "./trigger";
  */
 /**
  * How long a run holds the queue before it looks for waiting triggers (and between two looks):
- * shorter than a round of refresh starts (reconcile.ts MAX_STARTS_PER_ROUND), so that every such
+ * shorter than a round of refresh starts (settings.ts MAX_STARTS_PER_ROUND), so that every such
  * round may be followed by a handover.
  */
 export const HANDOVER_AFTER_MS = 2_000;

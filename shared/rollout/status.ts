@@ -3,7 +3,7 @@ import type { SecretState } from "../secrets/describe";
 import { BLOCKED_PHASES, type InstanceCounts, instanceCounts } from "./model";
 import { type ObserveDeps, observeWithSecret } from "./observe";
 import { plan } from "./plan";
-import { planSettings } from "./reconcile";
+import { planSettings } from "./settings";
 import type { Action, EmergencyDeclaration, InstanceState, Observation, Plan, TargetPhase } from "./types";
 
 /**

@@ -7,7 +7,7 @@ import {
 } from "../../../../cli/operator/preflight-checks";
 import { loadReconcileConfig, type ReconcileConfig } from "../../../../shared/lib/config";
 import { plan } from "../../../../shared/rollout/plan";
-import { planSettings } from "../../../../shared/rollout/reconcile";
+import { planSettings } from "../../../../shared/rollout/settings";
 import { buildStatus } from "../../../../shared/rollout/status";
 import type { Observation } from "../../../../shared/rollout/types";
 import type { SecretState } from "../../../../shared/secrets/describe";

@@ -24,7 +24,7 @@ import { RolloutMemory } from "../../../../shared/rollout/memory";
 import { observe } from "../../../../shared/rollout/observe";
 import { observeCommands } from "../../../../shared/rollout/observe-commands";
 import { MARKER_TAG, plan, SYNC_TAG } from "../../../../shared/rollout/plan";
-import { planSettings } from "../../../../shared/rollout/reconcile";
+import { planSettings } from "../../../../shared/rollout/settings";
 import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 
 const config = loadReconcileConfig(reconcileEnv());

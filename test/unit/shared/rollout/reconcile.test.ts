@@ -27,8 +27,9 @@ import {
 } from "../../../../shared/rollout/markers";
 import { RolloutMemory } from "../../../../shared/rollout/memory";
 import { MARKER_TAG, ROLLOUT_TAG, SYNC_TAG } from "../../../../shared/rollout/plan";
-import { MAX_STARTS_PER_ROUND, type ReconcileDeps, reconcile } from "../../../../shared/rollout/reconcile";
+import { type ReconcileDeps, reconcile } from "../../../../shared/rollout/reconcile";
 import { ONE_LOOK_MS } from "../../../../shared/rollout/rounds";
+import { MAX_STARTS_PER_ROUND } from "../../../../shared/rollout/settings";
 import type { Trigger } from "../../../../shared/rollout/trigger";
 import { ARN, reconcileEnv } from "../../../support/rollout-fixtures";
 

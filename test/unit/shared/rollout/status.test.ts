@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { loadReconcileConfig } from "../../../../shared/lib/config";
 import { alertId as hash } from "../../../../shared/rollout/markers";
 import { plan } from "../../../../shared/rollout/plan";
-import { planSettings } from "../../../../shared/rollout/reconcile";
+import { planSettings } from "../../../../shared/rollout/settings";
 import { buildStatus, describeNext } from "../../../../shared/rollout/status";
 import type { Observation } from "../../../../shared/rollout/types";
 import type { SecretState } from "../../../../shared/secrets/describe";
