@@ -36,7 +36,22 @@ export interface ActDeps {
   metrics: MetricsSink;
   now: () => Date;
   sleep: Sleep;
+  /**
+   * The ids of the refreshes the run's previous round started, left for this act to record with
+   * its own intents (one CreateOrUpdateTags phase instead of two); see `recordIdsLater`.
+   */
+  idsCarried?: readonly RefreshIdTag[];
+  /**
+   * Set when another round follows at once (reconcile: refresh starts left): the ids of the
+   * refreshes started here are returned in `idsToRecord` instead of written, and that round's act
+   * (or reconcile, when the run ends first) records them. A lost id is no lost refresh: the next
+   * look adopts the refresh that fits the intent, as it does after a lost write.
+   */
+  recordIdsLater?: boolean;
 }
+
+/** Our refresh tag naming a refresh that started for the intent recorded at `intentAt`. */
+export type RefreshIdTag = TargetGroup & { versionId: string; intentAt: Date; refreshId: string };
 
 export interface ActResult {
   refreshesStarted: Array<TargetGroup & { refreshId: string }>;
@@ -50,6 +65,8 @@ export interface ActResult {
    * the group tells which; reconcile looks again within the run.
    */
   startsFailed: TargetGroup[];
+  /** The ids of the refreshes started, when `recordIdsLater` left them to record; empty otherwise. */
+  idsToRecord: RefreshIdTag[];
 }
 
 type Kind<K extends Action["kind"]> = Extract<Action, { kind: K }>;
@@ -67,6 +84,7 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     alerted: [],
     failures: [],
     startsFailed: [],
+    idsToRecord: [],
   };
   const of = <K extends Action["kind"]>(kind: K) => plan.actions.filter((a): a is Kind<K> => a.kind === kind);
   const promotedAt = rolloutStartedAt(obs);
@@ -101,16 +119,20 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
 
   // Refresh intents are recorded together before any start: a group whose intent could not be
   // recorded is not started (a start we could not find again later could be doubled).
+  // The previous round's ids go in the same calls, but never over a new intent for their group.
   const starts = of("start-refresh");
   const intentAt = deps.now();
-  const intentFailures = await tagGroups(
-    deps.autoScaling,
-    starts.map((a) => ({
+  const intended = new Set(starts.map((a) => groupKey(a.target)));
+  const carried = (deps.idsCarried ?? []).filter((t) => !intended.has(groupKey(t)));
+  const intentFailures = await tagGroups(deps.autoScaling, [
+    ...starts.map((a) => ({
       ...a.target,
       key: MARKER_TAG,
       value: encodeRefreshMarker({ versionId: a.versionId, intentAt, refreshId: undefined }),
     })),
-  );
+    ...carried.map(refreshIdTag),
+  ]);
+  warnUnrecorded(deps.logger, carried, intentFailures);
   const started: Array<{ a: Kind<"start-refresh">; refreshId: string }> = [];
   const limit = perKeyLimit(CALLS_PER_REGION);
 
@@ -232,22 +254,16 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
     }),
   ]);
 
-  // The ids of the refreshes started, together. A lost write leaves the intent: the next run adopts
-  // the refresh that fits it.
-  const idFailures = await tagGroups(
-    deps.autoScaling,
-    started.map(({ a, refreshId }) => ({
-      ...a.target,
-      key: MARKER_TAG,
-      value: encodeRefreshMarker({ versionId: a.versionId, intentAt, refreshId }),
-    })),
-  );
-  for (const [key, error] of idFailures) {
-    deps.logger.warn("could not record the refresh id; the next run adopts the refresh", {
-      group: key,
-      error: describeError(error),
-    });
-  }
+  // The ids of the refreshes started, together (or with the next round's intents). A lost write
+  // leaves the intent: the next run adopts the refresh that fits it.
+  const ids = started.map(({ a, refreshId }) => ({
+    ...a.target,
+    versionId: a.versionId,
+    intentAt,
+    refreshId,
+  }));
+  if (deps.recordIdsLater) result.idsToRecord = ids;
+  else await recordRefreshIds(deps, ids);
 
   // Revocation happens only when the plan found every instance safe; sequential to spare rate limits.
   for (const a of of("revoke")) {
@@ -407,6 +423,32 @@ export async function tagGroups(
     }),
   );
   return failures;
+}
+
+/** Records refresh ids (the ones a round left with `recordIdsLater`, when no round follows to carry them). */
+export async function recordRefreshIds(
+  deps: Pick<ActDeps, "autoScaling" | "logger">,
+  ids: readonly RefreshIdTag[],
+): Promise<void> {
+  if (ids.length === 0) return;
+  warnUnrecorded(deps.logger, ids, await tagGroups(deps.autoScaling, ids.map(refreshIdTag)));
+}
+
+const refreshIdTag = (t: RefreshIdTag) => ({
+  ...t,
+  key: MARKER_TAG,
+  value: encodeRefreshMarker({ versionId: t.versionId, intentAt: t.intentAt, refreshId: t.refreshId }),
+});
+
+function warnUnrecorded(logger: Logger, ids: readonly RefreshIdTag[], failures: Map<string, unknown>) {
+  for (const t of ids) {
+    const error = failures.get(groupKey(t));
+    if (error === undefined) continue;
+    logger.warn("could not record the refresh id; the next run adopts the refresh", {
+      group: groupKey(t),
+      error: describeError(error),
+    });
+  }
 }
 
 const tagOf = (t: { groupName: string; key: string; value: string }) => ({

@@ -9,7 +9,7 @@ import { describeError } from "../lib/errors";
 import type { Logger } from "../lib/log";
 import type { MetricsSink } from "../lib/metrics";
 import { backoffDelay, type Sleep } from "../lib/sleep";
-import { type ActResult, act } from "./act";
+import { type ActResult, act, type RefreshIdTag, recordRefreshIds } from "./act";
 import { dueToLook, HANDOVER_WHILE_STARTING_AFTER_MS, type Handover, newContinuation } from "./handover";
 import type { RolloutMemory } from "./memory";
 import { groupKey, targetGroupOf } from "./model";
@@ -75,7 +75,7 @@ export interface ReconcileOutcome {
   handedOver?: { id: string; waiting: number };
 }
 
-const MAX_ROUNDS = 60;
+export const MAX_ROUNDS = 60;
 
 /** What the next round observes. */
 type Next =
@@ -139,6 +139,12 @@ export async function reconcile(
   let next: Next = scope.kind === "full" ? { kind: "full" } : { kind: "groups", groups: scope.groups };
   /** Whether to end here so the triggers waiting behind this run go first (handover.ts). */
   let lookedAt = deps.now();
+  /** Refresh ids the last round left to record with the next round's intents (act.ts recordIdsLater). */
+  let idsToRecord: RefreshIdTag[] = [];
+  const recordIdsLeft = async () => {
+    await recordRefreshIds(deps, idsToRecord);
+    idsToRecord = [];
+  };
   /** `resume`: the groups the continuation looks at (none: it observes in full). */
   const handOver = async (
     waitingFor: string,
@@ -169,6 +175,8 @@ export async function reconcile(
         ...(startsLeftAfter.length > 0 ? { startsLeft: startsLeftAfter } : {}),
       });
     try {
+      // The ids a round left to the next are recorded first: the continuation may look at once.
+      await recordIdsLeft();
       await deps.handover.continueLater(continuation);
     } catch (error) {
       deps.logger.warn("could not hand the queue over; waiting in this run", { error: describeError(error) });
@@ -247,7 +255,7 @@ export async function reconcile(
       current = continueStarts(next.plan, settings.maxStartsPerRound);
     } else {
       const decided = await observeAndPlan(next);
-      if (decided === "skip") return outcome;
+      if (decided === "skip") break;
       if (decided === "escalate") {
         next = { kind: "full" };
         continue;
@@ -260,7 +268,11 @@ export async function reconcile(
       alertTopicArn: deps.config.alertTopicArn,
       inPlace: deps.config.inPlace,
       tokenParameterName: tokenParameterName(deps.config),
+      idsCarried: idsToRecord,
+      // Starts left for the next round: its intents carry this round's refresh ids.
+      recordIdsLater: current.deferredStarts.length > 0 || startsLeft.length > 0,
     });
+    idsToRecord = result.idsToRecord;
     // A round that carried on from an earlier look adds only its starts to what memory holds.
     if (next.kind !== "starts") deps.memory.afterPlan(observation, current);
     deps.memory.noteStarted(current.versionId, result.refreshesStarted);
@@ -362,5 +374,6 @@ export async function reconcile(
         ? { kind: "groups", groups: laggingGroups }
         : { kind: "full" };
   }
+  await recordIdsLeft();
   return outcome;
 }

@@ -9,7 +9,7 @@ import { SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../../../shared/lib/log";
-import { type ActDeps, act, alertMetric } from "../../../../shared/rollout/act";
+import { type ActDeps, act, alertMetric, recordRefreshIds } from "../../../../shared/rollout/act";
 import {
   alertId,
   decodeRefreshMarker,
@@ -112,6 +112,47 @@ describe("act", () => {
       intentAt: NOW,
       refreshId: "r-1",
     });
+  });
+
+  it("leaves the ids to the next round when asked, and records the carried ones with its intents in one call", async () => {
+    asg.on(StartInstanceRefreshCommand).resolves({ InstanceRefreshId: "r-1" });
+    const first = await act(planWith([start]), obs(), { ...deps, recordIdsLater: true });
+    // Only the intent was written; the id is returned, not recorded.
+    expect(tags().map((t) => decodeRefreshMarker(t?.Value)?.refreshId)).toEqual([undefined]);
+    expect(first.idsToRecord).toEqual([{ ...group, versionId: "v2", intentAt: NOW, refreshId: "r-1" }]);
+
+    asg.resetHistory();
+    const other = { region: "us-east-1", groupName: "ci-b" };
+    await act(planWith([{ ...start, target: other }]), obs(), { ...deps, idsCarried: first.idsToRecord });
+    // The next round's intent and the carried id in one CreateOrUpdateTags; then its own id.
+    const calls = asg
+      .commandCalls(CreateOrUpdateTagsCommand)
+      .map((c) =>
+        (c.args[0].input.Tags ?? []).map(
+          (t) => `${t.ResourceId}:${decodeRefreshMarker(t.Value)?.refreshId ?? "intent"}`,
+        ),
+      );
+    expect(calls).toEqual([["ci-b:intent", "ci-a:r-1"], ["ci-b:r-1"]]);
+  });
+
+  it("never writes a carried id over a new intent for the same group", async () => {
+    asg.on(StartInstanceRefreshCommand).resolves({ InstanceRefreshId: "r-2" });
+    const carried = [
+      { ...group, versionId: "v2", intentAt: new Date("2026-11-22T11:59:00Z"), refreshId: "r-1" },
+    ];
+    await act(planWith([start]), obs(), { ...deps, idsCarried: carried });
+    expect(tags().map((t) => decodeRefreshMarker(t?.Value)?.refreshId)).toEqual([undefined, "r-2"]);
+  });
+
+  it("records the ids a round left when no round follows (recordRefreshIds), warning of the ones that failed", async () => {
+    asg.on(CreateOrUpdateTagsCommand).rejects(Object.assign(new Error("denied"), { name: "AccessDenied" }));
+    const warnings: string[] = [];
+    const logger = { ...deps.logger, warn: (message: string) => void warnings.push(message) };
+    await recordRefreshIds({ ...deps, logger }, [
+      { ...group, versionId: "v2", intentAt: NOW, refreshId: "r-1" },
+    ]);
+    expect(decodeRefreshMarker(tags()[0]?.Value)?.refreshId).toBe("r-1");
+    expect(warnings).toEqual(["could not record the refresh id; the next run adopts the refresh"]);
   });
 
   it("tries a throttled start again (refused before it ran), but never a start whose response was lost", async () => {

@@ -20,6 +20,7 @@ import { loadReconcileConfig } from "../../../../shared/lib/config";
 import { createLogger } from "../../../../shared/lib/log";
 import { HANDOVER_AFTER_MS } from "../../../../shared/rollout/handover";
 import {
+  decodeRefreshMarker,
   decodeRolloutMarker,
   decodeSync,
   encodeRefreshMarker,
@@ -27,7 +28,7 @@ import {
 } from "../../../../shared/rollout/markers";
 import { RolloutMemory } from "../../../../shared/rollout/memory";
 import { MARKER_TAG, ROLLOUT_TAG, SYNC_TAG } from "../../../../shared/rollout/plan";
-import { type ReconcileDeps, reconcile } from "../../../../shared/rollout/reconcile";
+import { MAX_ROUNDS, type ReconcileDeps, reconcile } from "../../../../shared/rollout/reconcile";
 import { ONE_LOOK_MS } from "../../../../shared/rollout/rounds";
 import { MAX_STARTS_PER_ROUND } from "../../../../shared/rollout/settings";
 import type { Trigger } from "../../../../shared/rollout/trigger";
@@ -526,6 +527,8 @@ const looked = () =>
     .flatMap((c) => c.args[0].input.AutoScalingGroupNames ?? []);
 
 describe("reconcile: refreshes beyond one round's bound", () => {
+  /** The groups' tags, as Auto Scaling holds them. */
+  let tags: Map<string, Map<string, string>>;
   const names = Array.from({ length: 2 * MAX_STARTS_PER_ROUND + 50 }, (_, i) => `ci-${i}`);
   const many = () =>
     loadReconcileConfig(
@@ -539,7 +542,7 @@ describe("reconcile: refreshes beyond one round's bound", () => {
     sm.on(DescribeSecretCommand).resolves({
       VersionIdsToStages: { v1: ["AWSPREVIOUS"], v2: ["AWSCURRENT"] },
     });
-    groupsBeforeTheirRefresh();
+    tags = groupsBeforeTheirRefresh();
   });
   const histories = () =>
     asg.commandCalls(DescribeInstanceRefreshesCommand).map((c) => c.args[0].input.AutoScalingGroupName ?? "");
@@ -564,6 +567,54 @@ describe("reconcile: refreshes beyond one round's bound", () => {
     const recalled = memory.recollect();
     expect(Object.keys(recalled?.refreshIds ?? {})).toHaveLength(names.length);
     expect(recalled?.notDone).toHaveLength(names.length);
+    // Every refresh's id is recorded by the end of the run; each round's ids went out with the next
+    // round's intents, and only the last round's after the starts (one phase of tags per round).
+    for (const n of names)
+      expect(decodeRefreshMarker(tags.get(n)?.get(MARKER_TAG))?.refreshId).toBe(`r-${n}`);
+    // What each run of tag calls between starts wrote: sync times, intents, ids.
+    const phases: string[][] = [];
+    for (const c of asg.calls()) {
+      const command = c.args[0];
+      if (command instanceof StartInstanceRefreshCommand) {
+        if (phases.at(-1)?.[0] !== "start") phases.push(["start"]);
+        continue;
+      }
+      if (!(command instanceof CreateOrUpdateTagsCommand)) continue;
+      if (phases.length === 0 || phases.at(-1)?.[0] === "start") phases.push([]);
+      const phase = phases.at(-1) ?? [];
+      for (const t of command.input.Tags ?? []) {
+        const kind =
+          t.Key !== MARKER_TAG ? "sync" : decodeRefreshMarker(t.Value)?.refreshId ? "ids" : "intents";
+        if (!phase.includes(kind)) phase.push(kind);
+      }
+    }
+    expect(phases).toEqual([
+      ["sync", "intents"],
+      ["start"],
+      ["intents", "ids"],
+      ["start"],
+      ["intents", "ids"],
+      ["start"],
+      ["ids"],
+    ]);
+  });
+
+  it("a run that ends at its round limit with starts left records the last round's ids", async () => {
+    const huge = Array.from({ length: MAX_ROUNDS * MAX_STARTS_PER_ROUND + 10 }, (_, i) => `ci-${i}`);
+    const config = loadReconcileConfig(
+      reconcileEnv({
+        ROLLOUT_STRATEGY: "refresh",
+        REPLICA_REGIONS: "",
+        TARGET_GROUPS: huge.map((n) => `us-east-1:${n}`).join(","),
+      }),
+    );
+    const outcome = await reconcile({ ...depsWith(new RolloutMemory()), config });
+    expect(outcome.rounds).toBe(MAX_ROUNDS);
+    expect(started()).toHaveLength(MAX_ROUNDS * MAX_STARTS_PER_ROUND);
+    const unrecorded = started().filter(
+      (n) => decodeRefreshMarker(tags.get(n)?.get(MARKER_TAG))?.refreshId !== `r-${n}`,
+    );
+    expect(unrecorded).toEqual([]);
   });
 
   it("a look older than the bound is not carried on: the next round's groups are looked at again", async () => {
@@ -611,6 +662,7 @@ describe("reconcile: refreshes beyond one round's bound", () => {
   it("a handover between rounds: the continuation looks at the next chunk, then at the rest", async () => {
     const memory = new RolloutMemory();
     const sent: Array<{ id: string }> = [];
+    const idsWhenSent: number[] = [];
     // Time passes with every reading of the clock, so the run is soon due to look at the queue.
     let t = clock.getTime();
     const ticking = () => {
@@ -622,12 +674,21 @@ describe("reconcile: refreshes beyond one round's bound", () => {
         ...depsWith(memory),
         config: many(),
         now: ticking,
-        handover: { waiting: async () => 1, continueLater: async (c: { id: string }) => void sent.push(c) },
+        handover: {
+          waiting: async () => 1,
+          continueLater: async (c: { id: string }) => {
+            // The ids of the refreshes started are recorded before the continuation can look.
+            const ids = names.filter((n) => decodeRefreshMarker(tags.get(n)?.get(MARKER_TAG))?.refreshId);
+            idsWhenSent.push(ids.length);
+            sent.push(c);
+          },
+        },
       },
       { triggers: [{ kind: "schedule", at: new Date(t) }] },
     );
     expect(first.handedOver?.id).toBe(sent[0]?.id);
     expect(started()).toHaveLength(MAX_STARTS_PER_ROUND);
+    expect(idsWhenSent).toEqual([MAX_STARTS_PER_ROUND]);
     asg.resetHistory();
     const resumed = await reconcile(
       { ...depsWith(memory), config: many(), now: ticking },
