@@ -144,7 +144,12 @@ export async function lookAfterSync(
   const seen = look.targets.filter((t) => wanted.has(groupKey(t)) && t.error === undefined);
   if (seen.length !== wanted.size) return undefined;
   const { secret } = deps.config;
-  const state = await describeSecret(deps.secrets(secret.region), secret.arn).catch(() => undefined);
+  const state = await describeSecret(deps.secrets(secret.region), secret.arn).catch((error: unknown) => {
+    deps.logger.debug("could not read the primary after the replica wait; looking again", {
+      error: describeError(error),
+    });
+    return undefined;
+  });
   if (state?.current !== versionId) return undefined;
   const regions = new Set(groups.map((g) => g.region));
   deps.logger.info("replicas in sync; planning their groups on this run's last look", {
