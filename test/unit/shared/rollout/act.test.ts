@@ -141,7 +141,11 @@ describe("act", () => {
       { ...group, versionId: "v2", intentAt: new Date("2026-11-22T11:59:00Z"), refreshId: "r-1" },
     ];
     await act(planWith([start]), obs(), { ...deps, idsCarried: carried });
-    expect(tags().map((t) => decodeRefreshMarker(t?.Value)?.refreshId)).toEqual([undefined, "r-2"]);
+    // Every marker written, in every call: the new intent, then its refresh's id; never r-1.
+    const written = asg
+      .commandCalls(CreateOrUpdateTagsCommand)
+      .flatMap((c) => (c.args[0].input.Tags ?? []).map((t) => decodeRefreshMarker(t.Value)?.refreshId));
+    expect(written).toEqual([undefined, "r-2"]);
   });
 
   it("records the ids a round left when no round follows (recordRefreshIds), warning of the ones that failed", async () => {
