@@ -18,7 +18,7 @@ import { commandComment } from "./install-result";
 import { alertId, encodeRefreshMarker, encodeRolloutMarker, encodeSync } from "./markers";
 import { groupKey } from "./model";
 import { MARKER_TAG, ROLLOUT_TAG, rolloutStartedAt, SYNC_TAG } from "./plan";
-import type { Action, Observation, Plan } from "./types";
+import type { Action, Observation, Plan, RefreshMarker } from "./types";
 
 export interface ActDeps {
   autoScaling: (region: string) => AutoScalingClient;
@@ -51,7 +51,7 @@ export interface ActDeps {
 }
 
 /** Our refresh tag naming a refresh that started for the intent recorded at `intentAt`. */
-export type RefreshIdTag = TargetGroup & { versionId: string; intentAt: Date; refreshId: string };
+export type RefreshIdTag = TargetGroup & RefreshMarker & { refreshId: string };
 
 export interface ActResult {
   refreshesStarted: Array<TargetGroup & { refreshId: string }>;
@@ -125,12 +125,8 @@ export async function act(plan: Plan, obs: Observation, deps: ActDeps): Promise<
   const intended = new Set(starts.map((a) => groupKey(a.target)));
   const carried = (deps.idsCarried ?? []).filter((t) => !intended.has(groupKey(t)));
   const intentFailures = await tagGroups(deps.autoScaling, [
-    ...starts.map((a) => ({
-      ...a.target,
-      key: MARKER_TAG,
-      value: encodeRefreshMarker({ versionId: a.versionId, intentAt, refreshId: undefined }),
-    })),
-    ...carried.map(refreshIdTag),
+    ...starts.map((a) => markerTag(a.target, { versionId: a.versionId, intentAt, refreshId: undefined })),
+    ...carried.map((t) => markerTag(t, t)),
   ]);
   warnUnrecorded(deps.logger, carried, intentFailures);
   const started: Array<{ a: Kind<"start-refresh">; refreshId: string }> = [];
@@ -431,13 +427,22 @@ export async function recordRefreshIds(
   ids: readonly RefreshIdTag[],
 ): Promise<void> {
   if (ids.length === 0) return;
-  warnUnrecorded(deps.logger, ids, await tagGroups(deps.autoScaling, ids.map(refreshIdTag)));
+  warnUnrecorded(
+    deps.logger,
+    ids,
+    await tagGroups(
+      deps.autoScaling,
+      ids.map((t) => markerTag(t, t)),
+    ),
+  );
 }
 
-const refreshIdTag = (t: RefreshIdTag) => ({
-  ...t,
+/** Our refresh tag on a group, as tagGroups takes it: an intent (no refresh id yet) or an id. */
+const markerTag = (group: TargetGroup, m: RefreshMarker) => ({
+  region: group.region,
+  groupName: group.groupName,
   key: MARKER_TAG,
-  value: encodeRefreshMarker({ versionId: t.versionId, intentAt: t.intentAt, refreshId: t.refreshId }),
+  value: encodeRefreshMarker({ versionId: m.versionId, intentAt: m.intentAt, refreshId: m.refreshId }),
 });
 
 function warnUnrecorded(logger: Logger, ids: readonly RefreshIdTag[], failures: Map<string, unknown>) {

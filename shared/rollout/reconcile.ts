@@ -263,14 +263,16 @@ export async function reconcile(
       ({ observation, plan: current } = decided);
     }
     outcome.plan = current;
+    /** Refreshes left to start in the next rounds: this plan's deferred ones, or those a continuation left. */
+    const startsAhead = current.deferredStarts.length > 0 || startsLeft.length > 0;
     const result = await act(current, observation, {
       ...deps,
       alertTopicArn: deps.config.alertTopicArn,
       inPlace: deps.config.inPlace,
       tokenParameterName: tokenParameterName(deps.config),
       idsCarried: idsToRecord,
-      // Starts left for the next round: its intents carry this round's refresh ids.
-      recordIdsLater: current.deferredStarts.length > 0 || startsLeft.length > 0,
+      // The next round's intents carry this round's refresh ids.
+      recordIdsLater: startsAhead,
     });
     idsToRecord = result.idsToRecord;
     // A round that carried on from an earlier look adds only its starts to what memory holds.
@@ -292,7 +294,7 @@ export async function reconcile(
     const laggingGroups = current.targets
       .filter((t) => current.regionsLagging.includes(t.region))
       .map(targetGroupOf);
-    if (current.deferredStarts.length > 0 || startsLeft.length > 0) {
+    if (startsAhead) {
       // Refreshes left for the next rounds, unless triggers are waiting (then the continuation
       // looks at the next round's worth of those groups, and at the lagging regions' groups, so
       // the replica wait is not lost). This plan's own deferred starts go on from this look while
