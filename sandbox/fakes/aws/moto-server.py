@@ -57,10 +57,24 @@ consecutive reads are equal: a float's step at today's epoch is about 0.24 us), 
 event source stand-in released came back split ([z] instead of [y, z], seen in CI). A timeout of 0
 now sets visible_at just before now, so the message is visible, and out of flight, at once.
 
+Fifth, connections are kept alive. Werkzeug's development server (3.1, which moto 5.2.1 runs on)
+answers every request with "Connection: close", because http.server cannot find where a request's
+unread body ends and the next request begins (werkzeug/serving.py WSGIRequestHandler.run_wsgi).
+So every SDK call opened a TCP connection and moto a thread for it: 2,226 connections from the
+sandbox's own clients in the 20 x 1,000 rotation, where AWS endpoints keep a connection for many
+requests. The change: a request that names its Content-Length (or has no body) gets a body
+stream of exactly that many bytes; what the application leaves unread is read off after the
+response, so the next request on the connection starts where it should; and the connection stays
+open unless the client asked to close it. Chunked or HTTP/1.0 requests are handled as shipped.
+The answers are the same; the test that proves it sends several requests on one connection, one of
+them with a body moto never reads.
+
 On any other moto version nothing is patched, and moto runs as shipped.
 """
+import io
 import json
 import sys
+import threading
 import time
 from collections.abc import Mapping
 
@@ -69,6 +83,7 @@ import moto.sqs.models as sqs_models
 from moto.core.utils import camelcase_to_underscores
 from moto.moto_server import werkzeug_app
 from moto.server import main
+import werkzeug.serving as werkzeug_serving
 from werkzeug.serving import WSGIRequestHandler
 
 PATCHED_VERSIONS = {"5.2.1"}
@@ -151,6 +166,107 @@ def _get_queue_attributes(self, queue_name, attribute_names):
     return dict(attributes) if isinstance(attributes, _QueueAttributes) else attributes
 
 
+class _RequestBody(io.RawIOBase):
+    """A request's body: exactly Content-Length bytes of the connection, never more."""
+
+    def __init__(self, rfile, length):
+        self._rfile = rfile
+        self._left = length
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer)
+        count = self._rfile.readinto(view[: min(len(view), self._left)])
+        if not count:
+            self._left = 0
+            return 0
+        self._left -= count
+        return count
+
+    def drain(self):
+        """Reads what the application left of the body; False when the client went away first."""
+        while self._left > 0:
+            if not self.read(min(self._left, 65536)):
+                return False
+        return True
+
+
+# Set while a kept-alive request runs, so that werkzeug's after-response drain (which reads
+# everything the socket holds: on a kept-alive connection, the client's next request) reads nothing.
+_keeping_alive = threading.local()
+
+
+class _DrainSelectors:
+    """werkzeug.serving's `selectors`, whose select finds nothing to drain on a kept-alive request."""
+
+    class DefaultSelector:
+        def __init__(self):
+            self._selector = _selectors.DefaultSelector()
+
+        def register(self, *args, **kwargs):
+            return self._selector.register(*args, **kwargs)
+
+        def select(self, timeout=None):
+            if getattr(_keeping_alive, "on", False):
+                return []
+            return self._selector.select(timeout)
+
+        def close(self):
+            self._selector.close()
+
+    def __getattr__(self, name):
+        return getattr(_selectors, name)
+
+
+def _make_environ(self):
+    environ = _original_make_environ(self)
+    self._request_body = None
+    length = self.headers.get("Content-Length")
+    chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+    wants_close = self.headers.get("Connection", "").lower() == "close"
+    if self.request_version == "HTTP/1.1" and not chunked and not wants_close:
+        try:
+            size = 0 if length is None else int(length)
+        except ValueError:
+            size = -1
+        if size >= 0:
+            self._request_body = _RequestBody(self.rfile, size)
+            environ["wsgi.input"] = self._request_body
+    _keeping_alive.on = self._request_body is not None
+    return environ
+
+
+def _send_header(self, keyword, value):
+    if (
+        keyword.lower() == "connection"
+        and value.lower() == "close"
+        and getattr(self, "_request_body", None) is not None
+    ):
+        return None  # http.server keeps the connection open unless a header says otherwise
+    return _original_send_header(self, keyword, value)
+
+
+def _run_wsgi(self):
+    self._request_body = None
+    try:
+        _original_run_wsgi(self)
+    finally:
+        _keeping_alive.on = False
+    # Cleared before the next request line is read: an error http.server answers itself (a bad
+    # request line) must close the connection as shipped.
+    body, self._request_body = self._request_body, None
+    if body is None or self.close_connection or not body.drain():
+        self.close_connection = True
+
+
+_selectors = werkzeug_serving.selectors
+_original_make_environ = WSGIRequestHandler.make_environ
+_original_send_header = WSGIRequestHandler.send_header
+_original_run_wsgi = WSGIRequestHandler.run_wsgi
 _original_get_backend_for_host = werkzeug_app.DomainDispatcherApplication.get_backend_for_host
 _original_change_visibility = sqs_models.Message.change_visibility
 _original_get_queue_attributes = sqs_models.SQSBackend.get_queue_attributes
@@ -166,6 +282,13 @@ if moto.__version__ in PATCHED_VERSIONS:
     sqs_models.Queue.attributes = property(_QueueAttributes)
     sqs_models.SQSBackend.get_queue_attributes = _get_queue_attributes
     sqs_models.Message.change_visibility = _change_visibility
+    WSGIRequestHandler.make_environ = _make_environ
+    WSGIRequestHandler.send_header = _send_header
+    WSGIRequestHandler.run_wsgi = _run_wsgi
+    werkzeug_serving.selectors = _DrainSelectors()
+    # A response goes out in two writes (headers, then body): with Nagle's algorithm on, a kept-alive
+    # connection holds the body back until the client's delayed ACK, about 40 ms a request here.
+    WSGIRequestHandler.disable_nagle_algorithm = True
 
 if __name__ == "__main__":
     main(sys.argv[1:])
