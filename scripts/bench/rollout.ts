@@ -6,7 +6,14 @@
  * handler factory; a new handler is a new container, with its own configuration and clients).
  */
 import { pathToFileURL } from "node:url";
-import { type FunctionHandler, startWorld, type WorldGroup } from "../../sandbox/world/world";
+import { startWorkerHandler } from "../../sandbox/fakes/lambda/worker-handler";
+import {
+  type FunctionHandler,
+  startWorld,
+  type World,
+  type WorldGroup,
+  type WorldOptions,
+} from "../../sandbox/world/world";
 import { managedVersionOf } from "../../shared/buildkite/description";
 
 const root = new URL("../..", import.meta.url).pathname;
@@ -33,21 +40,50 @@ export const REGIONS = [
   "me-south-1",
   "af-south-1",
 ];
-/** Fresh handlers from the built bundles (each a new container: its own configuration and clients). */
-export async function benchHandlers(): Promise<{ rotateToken: FunctionHandler; reconcile: FunctionHandler }> {
-  const load = async (name: string, factory: string) => {
-    const mod = (await import(pathToFileURL(`${root}/dist/${name}/index.mjs`).href)) as Record<
-      string,
-      unknown
-    >;
-    const create = mod[factory];
-    if (typeof create !== "function") throw new Error(`dist/${name}/index.mjs exports no ${factory}`);
-    return (create as () => FunctionHandler)();
-  };
+export interface BenchHandlers {
+  rotateToken: FunctionHandler;
+  reconcile: FunctionHandler;
+  /** Ends both containers. */
+  close(): Promise<void>;
+}
+
+/**
+ * Fresh handlers from the built bundles, each in a container of its own: a worker thread
+ * (worker-handler.ts), as a deployed function runs on CPU of its own, not the stand-ins'. Each call
+ * is a new pair of containers, with its own configuration and clients.
+ */
+export async function benchHandlers(): Promise<BenchHandlers> {
+  const start = (name: string, factory: string) =>
+    startWorkerHandler(pathToFileURL(`${root}/dist/${name}/index.mjs`).href, factory);
+  const rotateToken = start("rotate-token", "createRotateTokenHandler");
+  const reconcile = start("reconcile", "createReconcileHandler");
   return {
-    rotateToken: await load("rotate-token", "createRotateTokenHandler"),
-    reconcile: await load("reconcile", "createReconcileHandler"),
+    rotateToken: rotateToken.handler,
+    reconcile: reconcile.handler,
+    close: async () => {
+      await Promise.all([rotateToken.close(), reconcile.close()]);
+    },
   };
+}
+
+/** A world running benchHandlers(); its `stop` ends their containers too. */
+export async function startBenchWorld(options: Omit<WorldOptions, "handlers">): Promise<World> {
+  const handlers = await benchHandlers();
+  try {
+    const world = await startWorld({ ...options, handlers });
+    const stopWorld = world.stop.bind(world);
+    world.stop = async () => {
+      try {
+        await stopWorld();
+      } finally {
+        await handlers.close();
+      }
+    };
+    return world;
+  } catch (error) {
+    await handlers.close();
+    throw error;
+  }
 }
 
 interface RolloutRun {
@@ -78,7 +114,7 @@ async function rollout(
       newInstancesProtectedFromScaleIn: false,
     })),
   );
-  const world = await startWorld({
+  const world = await startBenchWorld({
     primaryRegion: regions[0],
     replicaRegions: regions.slice(1),
     groups,
@@ -87,7 +123,6 @@ async function rollout(
     replaceMs,
     refresh: { minHealthyPercentage: 50 },
     timeoutsMs: { reconcile: 120_000 },
-    handlers: await benchHandlers(),
   });
   try {
     await world.rotate();

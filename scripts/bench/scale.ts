@@ -15,10 +15,10 @@
 
 import { totalCalls } from "../../sandbox/fakes/aws/call-meter";
 import type { ThrottleProfile } from "../../sandbox/fakes/aws/throttle";
-import { startWorld, type World, type WorldGroup } from "../../sandbox/world/world";
+import type { World, WorldGroup } from "../../sandbox/world/world";
 import { managedVersionOf } from "../../shared/buildkite/description";
 import { growthExponent } from "./growth";
-import { benchHandlers, quietly, REGIONS } from "./rollout";
+import { quietly, REGIONS, startBenchWorld } from "./rollout";
 
 export const SCALE_SIZES: ReadonlyArray<{ regions: number; groups: number }> = [
   { regions: 1, groups: 1 },
@@ -114,7 +114,7 @@ const settle = (world: World, capMs: number): Promise<boolean> =>
 export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> {
   const regions = REGIONS.slice(0, options.regions);
   const worldStarted = Date.now();
-  const world = await startWorld({
+  const world = await startBenchWorld({
     primaryRegion: regions[0],
     replicaRegions: regions.slice(1),
     groups: fleet(regions, options.groups),
@@ -133,7 +133,6 @@ export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> 
     busDeliveriesInFlight: BUS_DELIVERIES_IN_FLIGHT,
     ...(options.throttle ? { throttle: options.throttle } : {}),
     timeoutsMs: { reconcile: 120_000 },
-    handlers: await benchHandlers(),
   });
   const runs: ScaleRun[] = [];
   try {

@@ -5,9 +5,9 @@
  * (instances replaced by the rollout, jobs interrupted). R is the replica lag, C the longest time
  * from SendCommand to the result being visible, F the longest refresh.
  */
-import { startWorld, type WorldStack } from "../../sandbox/world/world";
+import type { WorldStack } from "../../sandbox/world/world";
 import { managedVersionOf } from "../../shared/buildkite/description";
-import { benchHandlers, quietly } from "./rollout";
+import { quietly, startBenchWorld } from "./rollout";
 
 const REGIONS = ["us-east-1", "us-west-2", "eu-west-1"];
 
@@ -34,7 +34,7 @@ async function run(strategy: StrategyRun["strategy"], lagMs: number): Promise<St
     jobs: { busyAtStart: 2, busyOnBoot: 0.7, durationMs: [6_000, 9_000] },
     ...(i === 2 ? { platform: "Windows" as const } : {}),
   }));
-  const world = await startWorld({
+  const world = await startBenchWorld({
     primaryRegion: REGIONS[0],
     replicaRegions: REGIONS.slice(1),
     groups: [],
@@ -49,7 +49,6 @@ async function run(strategy: StrategyRun["strategy"], lagMs: number): Promise<St
     // stand-in's modelled latencies, not of how fast this machine starts the AWS CLI.
     runCommand: { linuxStep: "mirror", commandLatencyMs: 300, invocationDelayMs: 500 },
     timeoutsMs: { reconcile: 120_000 },
-    handlers: await benchHandlers(),
   });
   try {
     await world.rotate();
