@@ -18,11 +18,19 @@ const handler = import(bundle).then((mod) => {
   return create();
 });
 
-/** What of a thrown value crosses the thread (an Error's own class does not survive a structured clone). */
+/**
+ * What of a thrown value crosses the thread (an Error's own class does not survive a structured
+ * clone): an Error's name, message and stack; for anything else its type, its text and, for an
+ * object, whichever of those three fields it has as strings, for the report's rule to judge.
+ */
 function describeThrown(error) {
   if (error instanceof Error)
     return { isError: true, name: error.name, message: error.message, stack: error.stack };
-  return { isError: false, type: typeof error, text: String(error) };
+  const fields = {};
+  if (typeof error === "object" && error !== null)
+    for (const key of ["name", "message", "stack"])
+      if (typeof error[key] === "string") fields[key] = error[key];
+  return { isError: false, type: typeof error, text: String(error), fields };
 }
 
 parentPort.on("message", async (message) => {

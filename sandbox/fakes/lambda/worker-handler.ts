@@ -20,10 +20,12 @@
  *   a line at a time, as CloudWatch Logs would receive them.
  */
 import { SHARE_ENV, Worker } from "node:worker_threads";
+import type { LambdaContext } from "./local-lambda";
 
+/** A handler callable as the world calls one: the local Lambda passes a whole context, a direct call may pass less. */
 export type ContainerHandler = (
   event: unknown,
-  context?: { getRemainingTimeInMillis(): number; functionName?: string; awsRequestId?: string },
+  context?: Pick<LambdaContext, "getRemainingTimeInMillis"> & Partial<LambdaContext>,
 ) => Promise<unknown>;
 
 export interface WorkerHandler {
@@ -32,9 +34,11 @@ export interface WorkerHandler {
   close(): Promise<void>;
 }
 
+/** An object's own name, message and stack, where they are strings (what the runtime's report reads). */
+type ErrorFields = { name?: string; message?: string; stack?: string };
 type Thrown =
   | { isError: true; name: string; message: string; stack?: string }
-  | { isError: false; type: string; text: string };
+  | { isError: false; type: string; text: string; fields?: ErrorFields };
 type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: Thrown };
 
 /** With no context (a direct call), the handler gets Lambda's longest timeout. */
@@ -47,7 +51,7 @@ function rethrown(error: Thrown): unknown {
     if (error.type === "number") return Number(error.text);
     if (error.type === "boolean") return error.text === "true";
     if (error.type === "undefined") return undefined;
-    return new ThrownValue(error.type, error.text);
+    return Object.assign(new ThrownValue(error.text), error.fields);
   }
   const e = new Error(error.message);
   e.name = error.name;
@@ -55,12 +59,12 @@ function rethrown(error: Thrown): unknown {
   return e;
 }
 
-/** A thrown non-Error, non-string value: reported by its type and text as the runtime reports it. */
+/**
+ * A thrown object that is not an Error: its text, and the fields it had, so that runtime-error.ts
+ * applies its own rule (an object with a name, message and stack is reported as an Error).
+ */
 class ThrownValue {
-  constructor(
-    readonly type: string,
-    readonly text: string,
-  ) {}
+  constructor(private readonly text: string) {}
   toString(): string {
     return this.text;
   }

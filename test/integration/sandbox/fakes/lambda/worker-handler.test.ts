@@ -28,6 +28,7 @@ export function createHandler() {
     if (event.throw === "error") { const e = new Error("it broke"); e.name = "BrokeError"; throw e; }
     if (event.throw === "string") throw "a plain string";
     if (event.throw === "object") throw { code: 7 };
+    if (event.throw === "error-like") throw { name: "OddError", message: "odd", stack: "OddError: odd\\n    at elsewhere" };
     if (event.log) console.log(JSON.stringify({ message: event.log }));
     return {
       echo: event,
@@ -106,6 +107,12 @@ describe("sandbox/fakes/lambda/worker-handler", () => {
       errorMessage: "[object Object]",
       trace: [],
     });
+    // Not an Error, but with a name, message and stack: the runtime reports it as one, in-process or not.
+    const errorLike = await handler({ throw: "error-like" }, context(1_000)).catch((e: unknown) => e);
+    expect(runtimeErrorReport(errorLike)).toEqual(
+      runtimeErrorReport({ name: "OddError", message: "odd", stack: "OddError: odd\n    at elsewhere" }),
+    );
+    expect(runtimeErrorReport(errorLike).errorType).toBe("OddError");
   });
 
   it("writes the handler's log lines to this process's stdout, a whole line at a time", async () => {
