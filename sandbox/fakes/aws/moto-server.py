@@ -224,7 +224,7 @@ class _DrainSelectors:
 
 def _make_environ(self):
     environ = _original_make_environ(self)
-    self._request_body = None
+    body = None
     length = self.headers.get("Content-Length")
     chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
     wants_close = self.headers.get("Connection", "").lower() == "close"
@@ -234,9 +234,10 @@ def _make_environ(self):
         except ValueError:
             size = -1
         if size >= 0:
-            self._request_body = _RequestBody(self.rfile, size)
-            environ["wsgi.input"] = self._request_body
-    _keeping_alive.on = self._request_body is not None
+            body = _RequestBody(self.rfile, size)
+            environ["wsgi.input"] = body
+    self._request_body = body
+    _keeping_alive.on = body is not None
     return environ
 
 
@@ -251,7 +252,6 @@ def _send_header(self, keyword, value):
 
 
 def _run_wsgi(self):
-    self._request_body = None
     try:
         _original_run_wsgi(self)
     finally:
