@@ -17,12 +17,11 @@
 
 import http from "node:http";
 import https from "node:https";
-import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { isNotFound } from "../../../shared/lib/aws/errors";
 import { describeError } from "../../../shared/lib/errors";
 import { readAgentToken, writeAgentConfig } from "../autoscaling/agent-config";
 import type { AgentStartContext, BootContext, BootResult } from "../autoscaling/types";
+import { awsCli, SECRETS_MANAGER, SSM } from "./aws-cli";
 
 export interface AgentBootOptions {
   motoUrl: string;
@@ -41,41 +40,27 @@ export interface AgentBootOptions {
 export type BootHook = ((context: BootContext) => Promise<BootResult>) & {
   /** `buildkite-agent start` on a live instance: registers with the token in its cfg file. */
   startAgent(context: AgentStartContext): Promise<BootResult>;
-  /** Releases the per-region SDK clients and the registration agent (their keep-alive sockets). */
+  /** Releases the instances' AWS CLI and registration connections (keep-alive sockets). */
   destroy(): void;
 };
-
-const credentials = { accessKeyId: "test", secretAccessKey: "test" };
-const clientOptions = (region: string, endpoint: string) => ({
-  region,
-  endpoint,
-  credentials,
-  maxAttempts: 3,
-  requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
-});
 
 type TokenRead = { ok: true; token: string; via: string } | { ok: false; reason: string };
 
 export function agentBoot(options: AgentBootOptions): BootHook {
-  const ssmClients = new Map<string, SSMClient>();
-  const secretsClients = new Map<string, SecretsManagerClient>();
-  const ssm = (region: string) =>
-    cached(ssmClients, region, () => new SSMClient(clientOptions(region, options.motoUrl)));
-  const secrets = (region: string) =>
-    cached(secretsClients, region, () => new SecretsManagerClient(clientOptions(region, options.motoUrl)));
+  // The instances' AWS CLI (aws-cli.ts): its connections are shared by every instance.
+  const cli = awsCli({ endpoint: options.motoUrl });
   const attempts = Math.max(1, options.registerAttempts ?? 5);
   const retryDelayMs = options.retryDelayMs ?? 100;
   const requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
 
   async function readToken(region: string): Promise<TokenRead> {
     try {
-      const out = await ssm(region).send(
-        new GetParameterCommand({
-          Name: `/aws/reference/secretsmanager/${options.secretName}`,
-          WithDecryption: true,
-        }),
-      );
-      const token = out.Parameter?.Value;
+      const out = await cli.call(SSM, region, "GetParameter", {
+        Name: `/aws/reference/secretsmanager/${options.secretName}`,
+        WithDecryption: true,
+      });
+      const parameter = out.Parameter as { Value?: unknown } | undefined;
+      const token = typeof parameter?.Value === "string" ? parameter.Value : undefined;
       return token
         ? { ok: true, token, via: "SSM reference" }
         : { ok: false, reason: "SSM returned no value" };
@@ -90,10 +75,11 @@ export function agentBoot(options: AgentBootOptions): BootHook {
     // what AWS would have returned: AWSCURRENT from Secrets Manager in the same region. A missing
     // secret still fails the boot, because that lookup fails too.
     try {
-      const out = await secrets(region).send(
-        new GetSecretValueCommand({ SecretId: options.secretName, VersionStage: "AWSCURRENT" }),
-      );
-      const token = out.SecretString;
+      const out = await cli.call(SECRETS_MANAGER, region, "GetSecretValue", {
+        SecretId: options.secretName,
+        VersionStage: "AWSCURRENT",
+      });
+      const token = typeof out.SecretString === "string" ? out.SecretString : undefined;
       return token
         ? { ok: true, token, via: "Secrets Manager (moto SSM reference quirk)" }
         : { ok: false, reason: "Secrets Manager returned no string value" };
@@ -197,21 +183,10 @@ export function agentBoot(options: AgentBootOptions): BootHook {
   return Object.assign(hook, {
     startAgent,
     destroy() {
-      for (const client of [...ssmClients.values(), ...secretsClients.values()]) client.destroy();
+      cli.destroy();
       keepAlive.destroy();
-      ssmClients.clear();
-      secretsClients.clear();
     },
   });
-}
-
-function cached<T>(map: Map<string, T>, key: string, create: () => T): T {
-  let value = map.get(key);
-  if (value === undefined) {
-    value = create();
-    map.set(key, value);
-  }
-  return value;
 }
 
 const errorName = (error: unknown) => describeError(error).name;
