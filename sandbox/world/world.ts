@@ -84,6 +84,8 @@ export interface World {
   secretArn: string;
   secretName: string;
   motoUrl: string;
+  /** moto's process, for the bench's CPU figures (undefined if it has none, e.g. already gone). */
+  motoPid: number | undefined;
   autoScalingUrl: string;
   ec2Url: string;
   cloudFormationUrl: string;
@@ -189,7 +191,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     );
 
     const boot = agentBoot({ motoUrl: stack.moto.url, secretName, buildkiteUrl: stack.buildkite.url });
-    cleanups.push({ what: "the agents' SDK clients", run: () => boot.destroy() });
+    cleanups.push({ what: "the agents' AWS CLI and registration connections", run: () => boot.destroy() });
 
     const standIn: AutoScalingStandIn = await startAutoScalingStandIn({
       groups: options.groups.map(
@@ -308,6 +310,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       secretArn: stack.secretArn,
       secretName,
       motoUrl: stack.moto.url,
+      motoPid: stack.moto.pid,
       autoScalingUrl: standIn.url,
       ec2Url: ec2.url,
       cloudFormationUrl: cloudFormation.url,

@@ -17,6 +17,7 @@ import { totalCalls } from "../../sandbox/fakes/aws/call-meter";
 import type { ThrottleProfile } from "../../sandbox/fakes/aws/throttle";
 import type { World, WorldGroup } from "../../sandbox/world/world";
 import { managedVersionOf } from "../../shared/buildkite/description";
+import { type CoresBusy, startCpuSampler } from "./cpu-sampler";
 import { growthExponent } from "./growth";
 import { quietly, REGIONS, startBenchWorld } from "./rollout";
 
@@ -68,6 +69,8 @@ export interface ScaleRun {
   /** When the last refresh or command started, and from the last one's end to the revocation (ms). */
   lastStartMs: number;
   tailMs: number;
+  /** Cores busy on average from promotion to revocation (to the settle when nothing was revoked). */
+  coresBusy: CoresBusy;
   /** Tokens in the cluster when the measured rotation started (T) and old tokens revoked (K). */
   tokens: number;
   revoked: number;
@@ -135,6 +138,7 @@ export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> 
     timeoutsMs: { reconcile: 120_000 },
   });
   const runs: ScaleRun[] = [];
+  const cpu = startCpuSampler(world.motoPid);
   try {
     await world.rotate();
     let settled = await settle(world, options.capMs);
@@ -148,6 +152,7 @@ export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> 
       const measuredFrom = Date.now();
       const { versionId, promotedAt } = await world.rotate();
       const measuredSettled = settled && (await settle(world, options.capMs));
+      const settledAt = Date.now();
       const counts = world.meter();
       const previous = world.buildkite.tokens().filter((t) => {
         const version = managedVersionOf(t.description, world.secretArn);
@@ -188,6 +193,10 @@ export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> 
           lastStartMs: lastStart,
           tailMs: revokedAt - promotedAt.getTime() - lastEnd,
         }))(spans(world, options.strategy, measuredFrom, promotedAt.getTime())),
+        coresBusy: cpu.busyBetween(
+          promotedAt.getTime(),
+          Number.isNaN(revokedAt) ? settledAt : Math.min(revokedAt, settledAt),
+        ),
         tokens,
         revoked: revokedNow.length,
         throttled: {
@@ -203,6 +212,7 @@ export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> 
       if (!settled) break;
     }
   } finally {
+    cpu.stop();
     await world.stop();
   }
   return runs;
@@ -277,10 +287,17 @@ function row(run: ScaleRun): Record<string, string | number> {
     "target R+F|C+2s ms": `${t.latencyBudget} ${verdict(run.promotionToRevocationMs <= t.latencyBudget)}`,
     "last start ms": run.lastStartMs,
     "last end→revocation ms": Number.isNaN(run.tailMs) ? "-" : run.tailMs,
+    "cores busy": coresBusy(run.coresBusy),
     settled: run.settled ? "yes" : run.firstSettled ? "CAP HIT" : "CAP HIT (first rollout)",
     "wall s": +(run.wallMs / 1000).toFixed(1),
   };
 }
+
+/** `1.93/2 (node 1.21, moto 0.72)`: how much of the machine the rotation had to share. */
+const coresBusy = (c: CoresBusy) =>
+  Number.isNaN(c.total)
+    ? `${Number.isNaN(c.node) ? "?" : c.node.toFixed(2)}+?/${c.cores}`
+    : `${c.total.toFixed(2)}/${c.cores} (node ${c.node.toFixed(2)}, moto ${c.moto.toFixed(2)})`;
 
 /** `16x256` → {regions: 16, groups: 256}; unknown words are ignored (they name other sections). */
 export function parseSizes(args: readonly string[]): Array<{ regions: number; groups: number }> {
@@ -386,7 +403,7 @@ export async function benchScale(args: readonly string[] = []): Promise<void> {
     const verdict = verdictFor(run);
     console.log(
       `scale ${run.regions}x${run.groups} strategy=${run.strategy} runs=${run.runs} aws=${t.aws} buildkite=${t.buildkite} max-event-wait-ms=${run.maxEventWaitMs} handovers=${run.handovers} max-continuation-wait-ms=${run.maxContinuationWaitMs}` +
-        `  (overhead ${run.overheadMs} ms; targets aws≤${t.awsTarget} ${verdict(t.aws <= t.awsTarget)}, buildkite≤${t.buildkiteTarget} ${verdict(t.buildkite <= t.buildkiteTarget)}, wait≤10000 ${verdict(run.maxEventWaitMs <= 10_000)}${run.settled ? "" : "; CAP HIT, counts until then"})`,
+        `  (overhead ${run.overheadMs} ms; targets aws≤${t.awsTarget} ${verdict(t.aws <= t.awsTarget)}, buildkite≤${t.buildkiteTarget} ${verdict(t.buildkite <= t.buildkiteTarget)}, wait≤10000 ${verdict(run.maxEventWaitMs <= 10_000)}, cores busy ${coresBusy(run.coresBusy)}${run.settled ? "" : "; CAP HIT, counts until then"})`,
     );
   }
 }

@@ -4,6 +4,8 @@ import { fileURLToPath } from "node:url";
 export interface MotoServer {
   url: string;
   port: number;
+  /** The server's process id, for CPU accounting (the bench). */
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -64,7 +66,12 @@ export async function startMoto(options: { timeoutMs?: number; python?: string }
         });
         await res.body?.cancel();
         if (res.ok)
-          return { url: `http://127.0.0.1:${port}`, port, stop: () => stopChild(child, killOnExit) };
+          return {
+            url: `http://127.0.0.1:${port}`,
+            port,
+            pid: child.pid,
+            stop: () => stopChild(child, killOnExit),
+          };
       } catch {
         // not answering yet
       }
