@@ -72,3 +72,9 @@ export function startCpuSampler(motoPid: number | undefined) {
     },
   };
 }
+
+/** `1.93/2 (node 1.21, moto 0.72)`: how much of the machine a measured run had to share. */
+export const coresBusy = (c: CoresBusy): string =>
+  Number.isNaN(c.total)
+    ? `${Number.isNaN(c.node) ? "?" : c.node.toFixed(2)}+?/${c.cores}`
+    : `${c.total.toFixed(2)}/${c.cores} (node ${c.node.toFixed(2)}, moto ${c.moto.toFixed(2)})`;

@@ -17,7 +17,7 @@ import { totalCalls } from "../../sandbox/fakes/aws/call-meter";
 import type { ThrottleProfile } from "../../sandbox/fakes/aws/throttle";
 import type { World, WorldGroup } from "../../sandbox/world/world";
 import { managedVersionOf } from "../../shared/buildkite/description";
-import { type CoresBusy, startCpuSampler } from "./cpu-sampler";
+import { type CoresBusy, coresBusy, startCpuSampler } from "./cpu-sampler";
 import { growthExponent } from "./growth";
 import { quietly, REGIONS, startBenchWorld } from "./rollout";
 
@@ -193,10 +193,7 @@ export async function scaleWorld(options: WorldRunOptions): Promise<ScaleRun[]> 
           lastStartMs: lastStart,
           tailMs: revokedAt - promotedAt.getTime() - lastEnd,
         }))(spans(world, options.strategy, measuredFrom, promotedAt.getTime())),
-        coresBusy: cpu.busyBetween(
-          promotedAt.getTime(),
-          Number.isNaN(revokedAt) ? settledAt : Math.min(revokedAt, settledAt),
-        ),
+        coresBusy: cpu.busyBetween(promotedAt.getTime(), Number.isNaN(revokedAt) ? settledAt : revokedAt),
         tokens,
         revoked: revokedNow.length,
         throttled: {
@@ -292,12 +289,6 @@ function row(run: ScaleRun): Record<string, string | number> {
     "wall s": +(run.wallMs / 1000).toFixed(1),
   };
 }
-
-/** `1.93/2 (node 1.21, moto 0.72)`: how much of the machine the rotation had to share. */
-const coresBusy = (c: CoresBusy) =>
-  Number.isNaN(c.total)
-    ? `${Number.isNaN(c.node) ? "?" : c.node.toFixed(2)}+?/${c.cores}`
-    : `${c.total.toFixed(2)}/${c.cores} (node ${c.node.toFixed(2)}, moto ${c.moto.toFixed(2)})`;
 
 /** `16x256` → {regions: 16, groups: 256}; unknown words are ignored (they name other sections). */
 export function parseSizes(args: readonly string[]): Array<{ regions: number; groups: number }> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { startCpuSampler } from "../../../../scripts/bench/cpu-sampler";
+import { coresBusy, startCpuSampler } from "../../../../scripts/bench/cpu-sampler";
 
 /** Burns this thread's CPU until the process has used `ms` more of it (a CPU amount, not a wall time). */
 function burn(ms: number) {
@@ -40,5 +40,10 @@ describe("startCpuSampler", () => {
     expect(busy.moto).toBeNaN();
     expect(busy.total).toBeNaN();
     expect(busy.node).toBeGreaterThanOrEqual(0);
+  });
+
+  it("prints the cores busy, and a question mark for what it could not read", () => {
+    expect(coresBusy({ node: 0.9, moto: 0.6, total: 1.5, cores: 2 })).toBe("1.50/2 (node 0.90, moto 0.60)");
+    expect(coresBusy({ node: 0.9, moto: Number.NaN, total: Number.NaN, cores: 2 })).toBe("0.90+?/2");
   });
 });
