@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { startWorld, type World } from "../../../../sandbox/world/world";
+import { startWorld, type World, type WorldGroup } from "../../../../sandbox/world/world";
 import { HANDOVER_AFTER_MS } from "../../../../shared/rollout/handover";
 import { invariants } from "../../../support/invariants";
 import { freshHandlers } from "../../../support/world-handlers";
@@ -18,19 +18,25 @@ afterEach(async () => {
 
 const COMMAND_MS = 8_000;
 
+/** An in-place world whose install commands run for COMMAND_MS: a run that polled them would hold the queue that long. */
+async function slowCommandsWorld(groups: WorldGroup[]): Promise<World> {
+  world = await startWorld({
+    groups,
+    strategy: "in-place",
+    replicaLagMs: 100,
+    timeoutsMs: { reconcile: 120_000 },
+    runCommand: { linuxStep: "mirror", invocationDelayMs: 100, commandLatencyMs: COMMAND_MS },
+    inPlace: { retrySeconds: 60, fallbackAfterSeconds: 120 },
+    handlers: await freshHandlers(),
+  });
+  return world;
+}
+
 describe("handover: a run that only waits lets the triggers behind it through", { timeout: 240_000 }, () => {
   it("the schedule put during a slow in-place rollout waits less than the commands take", async () => {
-    const w = await startWorld({
-      groups: [{ region: "us-east-1", name: "ci", instances: 2, newInstancesProtectedFromScaleIn: true }],
-      strategy: "in-place",
-      replicaLagMs: 100,
-      timeoutsMs: { reconcile: 120_000 },
-      // The commands run for COMMAND_MS: a run that polled them would hold the queue that long.
-      runCommand: { linuxStep: "mirror", invocationDelayMs: 100, commandLatencyMs: COMMAND_MS },
-      inPlace: { retrySeconds: 60, fallbackAfterSeconds: 120 },
-      handlers: await freshHandlers(),
-    });
-    world = w;
+    const w = await slowCommandsWorld([
+      { region: "us-east-1", name: "ci", instances: 2, newInstancesProtectedFromScaleIn: true },
+    ]);
     const first = await w.rotate();
     await w.settled(120_000);
     const measuredFrom = Date.now();
@@ -63,21 +69,14 @@ describe("handover: a run that only waits lets the triggers behind it through", 
     // put 20 ms after that message, waited 3.6 s, and 13.4 s with the machine at its slowest.
     // Enough groups that the event is queued before the run's first poll (with one group the run
     // has sent its command before the event reaches the queue).
-    const w = await startWorld({
-      groups: Array.from({ length: 120 }, (_, i) => ({
+    const w = await slowCommandsWorld(
+      Array.from({ length: 120 }, (_, i) => ({
         region: "us-east-1",
         name: `ci-${i + 1}`,
         instances: 1,
         newInstancesProtectedFromScaleIn: true,
       })),
-      strategy: "in-place",
-      replicaLagMs: 100,
-      timeoutsMs: { reconcile: 120_000 },
-      runCommand: { linuxStep: "mirror", invocationDelayMs: 100, commandLatencyMs: COMMAND_MS },
-      inPlace: { retrySeconds: 60, fallbackAfterSeconds: 120 },
-      handlers: await freshHandlers(),
-    });
-    world = w;
+    );
     const first = await w.rotate();
     await w.settled(120_000);
     const measuredFrom = Date.now();
