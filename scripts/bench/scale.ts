@@ -4,8 +4,9 @@
  * modelled Lambda overhead: rotate once (to get a managed old token), then meter a second rotation
  * until the world is settled: reconcile runs, the handlers' AWS calls per service:action, their
  * Buildkite calls per route, the longest wait of a trigger before a reconcile handler started on
- * it, and promotion → revocation against R + F + 2 s (refresh) or R + C + 2 s (in-place). Then a
- * throttled run: 16 × 256 under an Auto Scaling bucket of 10/s (burst 20) shared with other callers.
+ * it, and promotion → revocation against R + F + 2 s (refresh) or R + C + 2 s (in-place), with the
+ * cores busy meanwhile (cpu-sampler.ts). Then a throttled run: 16 × 256 under an Auto Scaling
+ * bucket of 10/s (burst 20) shared with other callers.
  *
  * Nothing asserts: targets and verdicts are printed next to the figures. Sizes are selectable
  * (`-- scale 16x256 20x1000`); the default runs all of them. Each settle is capped so the whole
