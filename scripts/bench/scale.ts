@@ -9,9 +9,8 @@
  * bucket of 10/s (burst 20) shared with other callers.
  *
  * Nothing asserts: targets and verdicts are printed next to the figures. Sizes are selectable
- * (`-- scale 16x256 20x1000`); the default runs all of them. Each settle is capped so the whole
- * section stays within its time budget; a run that hits its cap is reported as such, with what it
- * counted until then.
+ * (`-- scale 16x256 20x1000`; default: all). Each settle is capped so the whole section stays
+ * within its time budget; a run that hits its cap is reported as such, with what it counted.
  */
 
 import { totalCalls } from "../../sandbox/fakes/aws/call-meter";
