@@ -15,10 +15,9 @@
  * statuses and error names.
  */
 
-import http from "node:http";
-import https from "node:https";
 import { isNotFound } from "../../../shared/lib/aws/errors";
 import { describeError } from "../../../shared/lib/errors";
+import { keepAliveAgent, post } from "../../lib/post";
 import { readAgentToken, writeAgentConfig } from "../autoscaling/agent-config";
 import type { AgentStartContext, BootContext, BootResult } from "../autoscaling/types";
 import { awsCli, SECRETS_MANAGER, SSM } from "./aws-cli";
@@ -92,13 +91,13 @@ export function agentBoot(options: AgentBootOptions): BootHook {
   }
 
   // One keep-alive agent for every instance's registration: 1,500 boots a rotation at 1,000 groups.
-  // node:http rather than fetch, which cost about twice the CPU per call here. requestTimeoutMs
-  // bounds the whole call, as fetch's timeout signal did (http's own `timeout` is only an idle one).
   const registerUrl = new URL(`${options.buildkiteUrl.replace(/\/+$/, "")}/v3/register`);
-  const transport = registerUrl.protocol === "https:" ? https : http;
-  const keepAlive = new transport.Agent({ keepAlive: true, maxSockets: 32 });
+  const keepAlive = keepAliveAgent(registerUrl, 32);
 
-  function register(token: string, instanceId: string): Promise<{ status: number } | { error: string }> {
+  async function register(
+    token: string,
+    instanceId: string,
+  ): Promise<{ status: number } | { error: string }> {
     // `tags-from-ec2-meta-data=true` in the stack's cfg makes the agent add its EC2 instance id
     // as meta-data, which is how an agent is found again by instance.
     const body = JSON.stringify({
@@ -106,35 +105,13 @@ export function agentBoot(options: AgentBootOptions): BootHook {
       hostname: instanceId,
       meta_data: [`aws:instance-id=${instanceId}`],
     });
-    return new Promise((resolve) => {
-      const settle = (outcome: { status: number } | { error: string }) => {
-        clearTimeout(deadline);
-        resolve(outcome);
-      };
-      const req = transport.request(
-        registerUrl,
-        {
-          method: "POST",
-          agent: keepAlive,
-          headers: {
-            Authorization: `Token ${token}`,
-            "Content-Type": "application/json",
-            "Content-Length": Buffer.byteLength(body),
-          },
-        },
-        (res) => {
-          res.resume();
-          res.on("end", () => settle({ status: res.statusCode ?? 0 }));
-          res.on("error", (error) => settle({ error: errorName(error) }));
-        },
-      );
-      const deadline = setTimeout(
-        () => req.destroy(Object.assign(new Error("register timed out"), { name: "TimeoutError" })),
-        requestTimeoutMs,
-      );
-      req.on("error", (error) => settle({ error: errorName(error) }));
-      req.end(body);
-    });
+    const headers = { Authorization: `Token ${token}`, "Content-Type": "application/json" };
+    try {
+      const answer = await post(registerUrl, keepAlive, headers, body, requestTimeoutMs);
+      return { status: answer.status };
+    } catch (error) {
+      return { error: errorName(error) };
+    }
   }
 
   /** Registers, retrying as the agent does on 429/5xx/network errors; a 401 is final. */

@@ -19,10 +19,9 @@
  * is not computed, because moto does not check one.
  */
 
-import http from "node:http";
-import https from "node:https";
-import { awsErrorCodes, isThrottling } from "../../../shared/lib/aws/errors";
+import { isThrottling, isTimeout, isUnavailable } from "../../../shared/lib/aws/errors";
 import { backoffDelay } from "../../../shared/lib/sleep";
+import { keepAliveAgent, post } from "../../lib/post";
 
 export interface AwsJsonService {
   /** X-Amz-Target's prefix: `AmazonSSM`, `secretsmanager`. */
@@ -73,76 +72,43 @@ export interface AwsCli {
 }
 
 const RETRYABLE_STATUS = new Set([500, 502, 503, 504]);
-const CONNECTION_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "TimeoutError"]);
 
+/** Connection errors and timeouts are the project's own (shared/lib/aws/errors.ts), as the SDK's are. */
 const retryable = (error: unknown) =>
   isThrottling(error) ||
-  (error instanceof AwsCliError && error.status !== undefined && RETRYABLE_STATUS.has(error.status)) ||
-  awsErrorCodes(error).some((code) => CONNECTION_ERRORS.has(code));
+  isTimeout(error) ||
+  isUnavailable(error) ||
+  (error instanceof AwsCliError && error.status !== undefined && RETRYABLE_STATUS.has(error.status));
 
 export function awsCli(options: AwsCliOptions): AwsCli {
   const url = new URL(options.endpoint);
-  const transport = url.protocol === "https:" ? https : http;
-  const agent = new transport.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 16 });
+  const agent = keepAliveAgent(url, options.maxSockets ?? 16);
   const attempts = Math.max(1, options.attempts ?? 3);
   const baseDelayMs = options.baseDelayMs ?? 100;
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
 
-  function once(service: AwsJsonService, region: string, action: string, body: string) {
+  async function once(service: AwsJsonService, region: string, action: string, body: string) {
     const date = new Date().toISOString().replace(/[-:]|\.\d{3}/g, "");
     const scope = `test/${date.slice(0, 8)}/${region}/${service.signingName}/aws4_request`;
-    return new Promise<Record<string, unknown>>((resolve, reject) => {
-      const req = transport.request(
-        url,
-        {
-          method: "POST",
-          agent,
-          headers: {
-            "Content-Type": "application/x-amz-json-1.1",
-            "Content-Length": Buffer.byteLength(body),
-            "X-Amz-Target": `${service.targetPrefix}.${action}`,
-            "X-Amz-Date": date,
-            Authorization: `AWS4-HMAC-SHA256 Credential=${scope}, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=unsigned`,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("error", (error) => settle(error));
-          res.on("end", () => {
-            const status = res.statusCode ?? 0;
-            let parsed: Record<string, unknown> = {};
-            try {
-              const text = Buffer.concat(chunks).toString("utf8");
-              parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-            } catch {
-              if (status < 300)
-                return settle(new AwsCliError("SerializationError", `${action}: not JSON`, status));
-            }
-            if (status < 300) return settle(undefined, parsed);
-            // `__type` is `[namespace#]Code`; the message may be `message` or `Message`.
-            const type = String(parsed.__type ?? `HTTP${status}`);
-            const code = type.slice(type.lastIndexOf("#") + 1);
-            settle(new AwsCliError(code, `${action}: ${code} (HTTP ${status})`, status));
-          });
-        },
-      );
-      const timer = setTimeout(
-        () =>
-          req.destroy(new AwsCliError("TimeoutError", `${action}: no answer within ${requestTimeoutMs} ms`)),
-        requestTimeoutMs,
-      );
-      let done = false;
-      function settle(error: unknown, value?: Record<string, unknown>) {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (error !== undefined) reject(error);
-        else resolve(value ?? {});
-      }
-      req.on("error", (error) => settle(error));
-      req.end(body);
-    });
+    const headers = {
+      "Content-Type": "application/x-amz-json-1.1",
+      "X-Amz-Target": `${service.targetPrefix}.${action}`,
+      "X-Amz-Date": date,
+      Authorization: `AWS4-HMAC-SHA256 Credential=${scope}, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=unsigned`,
+    };
+    const { status, body: answer } = await post(url, agent, headers, body, requestTimeoutMs);
+    let parsed: Record<string, unknown> = {};
+    try {
+      const text = answer.toString("utf8");
+      parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    } catch {
+      if (status < 300) throw new AwsCliError("SerializationError", `${action}: not JSON`, status);
+    }
+    if (status < 300) return parsed;
+    // `__type` is `[namespace#]Code`; the message may be `message` or `Message`.
+    const type = String(parsed.__type ?? `HTTP${status}`);
+    const code = type.slice(type.lastIndexOf("#") + 1);
+    throw new AwsCliError(code, `${action}: ${code} (HTTP ${status})`, status);
   }
 
   return {

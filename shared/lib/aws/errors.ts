@@ -68,6 +68,7 @@ export const isAccessDenied = (error: unknown): boolean => hasCode(error, DENIED
 export const isInvalidRequest = (error: unknown): boolean => hasCode(error, INVALID);
 export const isThrottling = (error: unknown): boolean => hasCode(error, THROTTLED);
 export const isTimeout = (error: unknown): boolean => hasCode(error, TIMED_OUT);
+export const isUnavailable = (error: unknown): boolean => hasCode(error, UNAVAILABLE);
 
 /**
  * How a failed call should be treated:
@@ -81,7 +82,7 @@ export function classifyAwsFailure(error: unknown): FailureKind {
   if (error instanceof AppError) return "permanent";
   if (!error || typeof error !== "object") return "permanent";
   if (isNotFound(error)) return "not-found";
-  if (isThrottling(error) || isTimeout(error) || hasCode(error, UNAVAILABLE)) return "transient";
+  if (isThrottling(error) || isTimeout(error) || isUnavailable(error)) return "transient";
   const e = error as { $retryable?: unknown; $metadata?: { httpStatusCode?: unknown } };
   if (e.$retryable) return "transient";
   const status = e.$metadata?.httpStatusCode;
